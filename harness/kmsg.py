@@ -1,0 +1,519 @@
+"""Kernel log scanning: find oopses, WARNINGs, lockups and panics in guest console output.
+
+The harness streams the guest's serial console (or ``dmesg`` output) through an
+:class:`OopsDetector`.  Every kernel problem report becomes an :class:`Oops` carrying a short
+syzkaller-style title (``"WARNING in nvme_reset_work"``), so a failed test names the bug in one
+line and repeats of the same bug fold into one entry.  Only report *headers* printed by the
+kernel's own bug machinery start a report, so the noisy-but-healthy messages of an NVMe
+reset-under-load test (I/O timeouts, aborts, I/O errors) never count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Final, Literal
+
+__all__ = [
+    "IDLE_LINE_LIMIT",
+    "MAX_REPORT_LINES",
+    "Oops",
+    "OopsDetector",
+    "OopsKind",
+    "dedupe",
+    "scan",
+    "strip_prefix",
+]
+
+OopsKind = Literal[
+    "panic",
+    "oops",
+    "bug",
+    "warning",
+    "gpf",
+    "hung_task",
+    "lockdep",
+    "kasan",
+    "ubsan",
+    "soft_lockup",
+    "rcu_stall",
+    "hard_lockup",
+]
+
+MAX_REPORT_LINES: Final = 200
+"""A report is cut (and returned) at this many lines so a runaway trace cannot grow forever."""
+
+IDLE_LINE_LIMIT: Final = 40
+"""A report ends after this many consecutive lines that look nothing like a report body."""
+
+_MAX_PARTIAL: Final = 64 * 1024  # an unterminated "line" this long is garbage: process it anyway
+
+
+@dataclass(frozen=True)
+class Oops:
+    """One kernel problem report found in the log.
+
+    ``lines`` are the report's lines with console prefixes (timestamps, levels, caller ids)
+    removed and blank lines dropped, from the header through the end of the trace.
+    ``fatal`` is True for panics: nothing useful follows, so the harness stops waiting.
+    ``count`` is how many times this title occurred (>1 only after :func:`dedupe`).
+    """
+
+    kind: OopsKind
+    title: str
+    lines: tuple[str, ...]
+    fatal: bool = False
+    count: int = 1
+
+    @property
+    def header(self) -> str:
+        """The line that started the report."""
+        return self.lines[0] if self.lines else ""
+
+
+# --------------------------------------------------------------------------- line prefixes
+
+_ANSI_RE: Final = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_PREFIX_RE: Final = re.compile(
+    r"^(?:"
+    r"<\d{1,3}>"  # level from /proc/kmsg or dmesg -r
+    r"|\d+,\d+,\d+,[^;]*;"  # /dev/kmsg record header
+    r"|(?:kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron|authpriv|ftp|local\d)\s*:"
+    r"(?:emerg|alert|crit|err|warn|notice|info|debug)\s*: "  # dmesg -x
+    r"|\[\s*\d+\.\d+\]\s?"  # printk timestamp
+    r"|\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d [\d:]{8} \d{4}\]\s?"  # dmesg -T
+    r"|\[\s*[TC]\d+\]\s?"  # printk caller id (CONFIG_PRINTK_CALLER)
+    r")*"
+)
+
+
+def strip_prefix(line: str) -> str:
+    """``line`` without console/dmesg prefixes, escape sequences and trailing whitespace.
+
+    Leading whitespace of the message itself is kept: it is how stack entries are recognised.
+    """
+    line = _ANSI_RE.sub("", line).replace("\x00", "")
+    return _PREFIX_RE.sub("", line, count=1).rstrip()
+
+
+# --------------------------------------------------------------------------- report headers
+
+_PANIC_RE: Final = re.compile(r"^Kernel panic - not syncing:\s*(?P<reason>.*)$")
+_SANITIZER_BUG_RE: Final = re.compile(r"^BUG: (?P<tool>K[A-Z]+SAN|KFENCE): (?P<rest>.*)$")
+_KASAN_RE: Final = re.compile(r"^BUG: KASAN: (?P<what>\S+)(?: in (?P<where>.*))?$")
+_SOFT_LOCKUP_RE: Final = re.compile(r"^(?:(?:NMI )?watchdog: )?BUG: soft lockup\b")
+_BUG_RE: Final = re.compile(r"^BUG: (?P<rest>.+)$")
+_KERNEL_BUG_RE: Final = re.compile(r"^kernel BUG at (?P<loc>[^!\s]+)")
+_DIE_RE: Final = re.compile(
+    r"^(?P<prefix>(?:Internal error: |Oops(?: - [\w ]+)?: )*)"
+    r"(?P<desc>(?:general protection fault|invalid opcode|stack segment|double fault"
+    r"|divide error|int3|alignment check|segment not present|invalid TSS)[^:]*?)?"
+    r":? ?[0-9a-f]+ \[#\d+\]"
+)
+_WARNING_RE: Final = re.compile(r"^WARNING: (?:CPU: \d+ PID: \d+ at |at |\S+:\d+ at )")
+_LOCKDEP_RES: Final = (
+    re.compile(r"^WARNING: (?P<what>.*\b(?:(?:un)?lock(?:s|ing)?|RCU|contention)\b.*)$"),
+    re.compile(r"^\[ INFO: (?P<what>.+?) \]$"),
+    re.compile(r"^INFO: (?P<what>trying to register non-static key)"),
+)
+_HUNG_TASK_RE: Final = re.compile(r"^INFO: task .+:\d+ blocked for more than \d+ seconds")
+_RCU_STALL_RE: Final = re.compile(
+    r"^(?:rcu: )?INFO: rcu\w* (?:self-)?detected (?:expedited )?stalls? on"
+)
+_HARD_LOCKUP_RE: Final = re.compile(
+    r"^(?:(?:NMI )?watchdog: )?(?:CPU\d+: )?Watchdog detected hard LOCKUP on cpu \d+"
+)
+_UBSAN_RE: Final = re.compile(r"^UBSAN: (?P<rest>.+)$")
+_UBSAN_LOC_RE: Final = re.compile(r"^(?P<what>.+?) in (?P<loc>\S+?:\d+)(?::\d+)?$")
+_ARM64_FAULT_RE: Final = re.compile(r"^Unable to handle kernel (?P<what>.+?) at virtual address")
+
+# --------------------------------------------------------------------------- report bodies
+
+_END_MARKER_RE: Final = re.compile(r"^-+\[ end (?:trace|Kernel panic)\b")
+_BOUNDARY_RE: Final = re.compile(r"^(?:={20,}|-+\[ cut here \]-+)$")
+_CALL_TRACE_RE: Final = re.compile(r"^(?:Call [Tt]race|stack backtrace):")
+_TASK_END_RE: Final = re.compile(r"^\s*</TASK>$")
+_FUNC = r"(?P<func>[A-Za-z_$][\w$.]*)"
+_FUNC_OFF_RE: Final = re.compile(_FUNC + r"\+0x[0-9a-f]+/0x[0-9a-f]+")
+_STACK_RE: Final = re.compile(
+    r"^\s*(?:\[<[0-9a-f]+>\]\s*)?(?P<unreliable>\?\s+)?"
+    + _FUNC
+    + r"\+0x[0-9a-f]+(?:/0x[0-9a-f]+)?(?:\s+\[[^\]]*\])?$"
+)
+_RIP_RE: Final = re.compile(
+    r"^(?:RIP: [0-9a-f]{4}:|EIP: |IP: |pc : )\s*(?:\[<[0-9a-f]+>\]\s*)*" + _FUNC + r"\+0x"
+)
+_TRACE_LIKE_RES: Final = (
+    _STACK_RE,
+    re.compile(r"^\s*</?[A-Za-z#][\w#]*>$"),  # <TASK>, </IRQ>, <NMI>, ...
+    re.compile(
+        r"^\s*(?:Call [Tt]race|Code|Modules linked in|CPU|Hardware name|Workqueue|Tainted"
+        r"|Kernel Offset|Exception stack|Stack|irq event stamp|(?:hard|soft)irqs last"
+        r"|task|NMI backtrace for cpu|Preemption disabled at|stack backtrace)\b"
+    ),
+    re.compile(
+        r"^(?:[RE]?[A-Z]{2}|R\d{1,2}|CR\d|DR\d|PKRU|ORIG_RAX|[xw]\d{1,2}|pc|lr|sp|pstate)"
+        r"\s*:\s*[0-9a-f]"
+    ),  # register dump
+)
+
+# Frames that say where the report machinery, a lock or the scheduler was, not the bug.
+_SKIP_FRAMES: Final = (
+    # reporting, traps and fault handling
+    r"(?:__)?dump_stack\w*|show_stack|show_trace_log_lvl|show_regs|sched_show_task",
+    r"__warn\w*|warn_slowpath\w*|report_bug|handle_bug|fixup_bug|(?:asm_)?exc_\w+",
+    r"do_error_trap|do_trap|do_invalid_op|invalid_op|panic|nmi_panic|__die\w*|die",
+    r"oops_end|page_fault_oops|kernelmode_fixup_or_oops|no_context|(?:__)?bad_area\w*",
+    r"(?:__)?do_page_fault|do_user_addr_fault|handle_page_fault|page_fault",
+    r"do_general_protection|general_protection",
+    # sanitizers
+    r"_*kasan\w*|print_report|print_address_description\w*|__asan_\w+",
+    r"check_memory_region\w*|ubsan_\w+|__ubsan_handle_\w+|_*kfence\w*|_*kcsan\w*",
+    r"__tsan_\w+|_*kmsan\w*",
+    # memory and string helpers, allocator free paths
+    r"_*mem(?:cpy|move|set|cmp)\w*|str(?:n?cpy|n?cmp|n?len|scpy|lcpy|n?cat)",
+    r"_?copy_(?:to|from)_user\w*|copy_user_\w+|rep_movs_alternative",
+    r"kfree|kfree_sensitive|kvfree|_*kmem_cache_free\w*|_*slab_free\w*|do_slab_free",
+    # locking and lock debugging
+    r"_*lock_acquire\w*|lock_release|lock_acquired|lock_contended|_*lockdep_\w+",
+    r"validate_chain|check_prevs?_add|check_noncircular|print_circular_bug\w*",
+    r"print_usage_bug|mark_lock\w*|lock_is_held_type|_raw_(?:spin|read|write)_\w+",
+    r"do_raw_(?:spin|read|write)_\w+|(?:native_|__pv_)?queued_\w+_slowpath",
+    r"_*mutex_lock\w*|__mutex_unlock_slowpath|_*rt_mutex\w*|rt_spin_lock\w*",
+    r"_*ww_mutex_lock\w*|rwsem_down_\w+|_*down|_*down_\w+|_*percpu_down_\w+",
+    r"percpu_rwsem_wait|_*might_\w+|might_fault|__schedule_bug",
+    r"check_preemption_disabled|debug_smp_processor_id",
+    # scheduler, sleeping and waiting
+    r"_*schedule|schedule_\w+|preempt_schedule\w*|io_schedule\w*|blk_io_schedule",
+    r"_*cond_resched|finish_task_switch\w*|context_switch|__switch_to\w*",
+    r"(?:do_|__)?wait_for_common\w*|_*wait_for_completion\w*|wait_woken",
+    r"(?:__|out_of_line_)?wait_on_bit\w*|bit_wait\w*|_*wait_rcu_gp",
+    r"synchronize_(?:rcu|srcu|sched)\w*|__synchronize_srcu|_*flush_work(?:queue)?",
+    r"drain_workqueue|msleep\w*|usleep_range\w*|do_nanosleep|hrtimer_nanosleep",
+    r"folio_wait_\w+|__folio_lock\w*|wait_on_page_\w+|__lock_page\w*",
+    r"csd_lock_wait|smp_call_function\w*",
+    # interrupts, timers, NMIs, RCU and watchdog machinery
+    r"(?:asm_|__)?sysvec_\w+|(?:asm_|__)?common_interrupt|irq_exit\w*|__irq_exit_rcu",
+    r"_*do_softirq\w*|handle_softirqs|_*hrtimer_run_queues|hrtimer_interrupt",
+    r"tick_\w+|update_process_times|_*rcu_\w+|print_cpu_stall\w*|check_cpu_stall",
+    r"print_other_cpu_stall|(?:arch_)?trigger_\w*backtrace\w*|_*nmi_\w+",
+    r"default_do_nmi|end_repeat_nmi|watchdog_\w+|__perf_event_overflow",
+    r"perf_event_nmi_handler|\w+_pmu_handle_irq",
+    # thread and syscall entry points
+    r"ret_from_fork\w*|kthread|worker_thread|process_one_work|process_scheduled_works",
+    r"entry_SYSCALL\w*|do_syscall_64|x64_sys_call|smpboot_thread_fn",
+    r"cpu_startup_entry|start_secondary|secondary_startup_64\w*|__pfx_\w+",
+)
+_SKIP_FRAME_RE: Final = re.compile("|".join(_SKIP_FRAMES))
+
+
+def _is_trace_like(line: str) -> bool:
+    """Whether ``line`` looks like part of a report body (frames, registers, dump headers)."""
+    return any(r.match(line) for r in _TRACE_LIKE_RES) or _FUNC_OFF_RE.search(line) is not None
+
+
+def _clean_func(name: str) -> str:
+    """``nvme_foo.isra.0``/``.cold``/``.constprop.0`` -> ``nvme_foo``: one bug, one title."""
+    return name.split(".", 1)[0]
+
+
+def _first_frame(lines: Sequence[str], *, skip: bool = True) -> str | None:
+    """The first meaningful function of the report, from RIP lines and reliable trace entries.
+
+    Frames are taken in order of appearance so that a register dump inside an interrupt
+    trace (RCU stalls) names the interrupted code, not the interrupt handler.
+    """
+    in_trace = False
+    for line in lines[1:]:
+        head = line.lstrip()
+        if _CALL_TRACE_RE.match(head):
+            in_trace = True
+            continue
+        func: str | None = None
+        rip = _RIP_RE.match(head)
+        if rip is not None:
+            func = rip["func"]
+        elif in_trace:
+            entry = _STACK_RE.match(line)
+            if entry is not None and not entry["unreliable"]:
+                func = entry["func"]
+        if func is not None:
+            func = _clean_func(func)
+            if not (skip and _SKIP_FRAME_RE.fullmatch(func)):
+                return func
+    return None
+
+
+def _in(prefix: str, func: str | None) -> str:
+    return f"{prefix} in {func}" if func else prefix
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+_BUG_DESC_CUT_RE: Final = re.compile(r" for address| at | in process| on CPU#| - |[,:!]")
+
+
+def _bug_desc(rest: str) -> str:
+    """``kernel NULL pointer dereference, address: 0000`` -> ``kernel NULL pointer dereference``."""
+    cut = _BUG_DESC_CUT_RE.search(rest)
+    desc = rest[: cut.start()] if cut else rest
+    return _squash(re.sub(r"\s*\[[^\]]*\]", "", desc)).rstrip(".")
+
+
+def _strip_offsets(text: str) -> str:
+    """``foo+0x1/0x2 [mod] / bar+0x3/0x4`` -> ``foo / bar``."""
+    text = re.sub(r"\+0x[0-9a-f]+/0x[0-9a-f]+(?:\s*\[[^\]]*\])?", "", text)
+    return _squash(re.sub(_FUNC, lambda m: _clean_func(m["func"]), text))
+
+
+def _title(kind: OopsKind, lines: Sequence[str]) -> str:
+    """A short, stable, syzkaller-style title; equal bugs get equal titles."""
+    head = lines[0].lstrip()
+    if kind == "panic":
+        m = _PANIC_RE.match(head)
+        reason = _squash(m["reason"]) if m else ""
+        return f"kernel panic: {reason}" if reason else "kernel panic"
+    if kind == "warning":
+        where = head.partition(" at ")[2] or head
+        m = _FUNC_OFF_RE.search(where)
+        if m is not None:
+            return f"WARNING in {_clean_func(m['func'])}"
+        func = _first_frame(lines)
+        if func is not None:
+            return f"WARNING in {func}"
+        loc = re.search(r"[\w./-]+\.[chS]:\d+", head)
+        return f"WARNING at {loc[0]}" if loc else "WARNING"
+    if kind == "lockdep":
+        for r in _LOCKDEP_RES:
+            m = r.match(head)
+            if m is not None:
+                return _squash(m["what"]).rstrip("!.")
+        return _squash(head)
+    if kind == "kasan":
+        km = _KASAN_RE.match(head)
+        what = km["what"] if km else "bug"
+        hit = _FUNC_OFF_RE.search(km["where"] or "") if km else None
+        func = _clean_func(hit["func"]) if hit else None
+        if func is None or _SKIP_FRAME_RE.fullmatch(func):
+            func = _first_frame(lines) or func
+        return _in(f"KASAN: {what}", func)
+    if kind == "ubsan":
+        rest = head.partition("UBSAN: ")[2]
+        um = _UBSAN_LOC_RE.match(rest)
+        if um is not None:
+            return f"UBSAN: {_squash(um['what'])} in {um['loc']}"
+        return f"UBSAN: {_strip_offsets(rest)}"
+    if kind == "hung_task":
+        return _in("INFO: task hung", _first_frame(lines))
+    if kind == "soft_lockup":
+        return _in("BUG: soft lockup", _first_frame(lines))
+    if kind == "hard_lockup":
+        return _in("BUG: hard lockup", _first_frame(lines))
+    if kind == "rcu_stall":
+        return _in("INFO: rcu detected stall", _first_frame(lines))
+    # oops, bug, gpf: headers of the die()/BUG()/page-fault family
+    func = _first_frame(lines)
+    if (m := _SANITIZER_BUG_RE.match(head)) is not None:
+        return f"{m['tool']}: {_strip_offsets(m['rest'])}"
+    if (m := _BUG_RE.match(head)) is not None:
+        return _in(f"BUG: {_bug_desc(m['rest'])}", func)
+    if (m := _KERNEL_BUG_RE.match(head)) is not None:
+        return _in("kernel BUG", func) if func else f"kernel BUG at {m['loc']}"
+    if (m := _ARM64_FAULT_RE.match(head)) is not None:
+        return _in(f"BUG: unable to handle kernel {m['what']}", func)
+    if (m := _DIE_RE.match(head)) is not None and m["desc"]:
+        return _in(m["desc"].split(",", 1)[0].strip(), func)
+    return _in("Oops", func)
+
+
+@dataclass(frozen=True)
+class _Header:
+    kind: OopsKind
+    die: bool = False  # a die() line ("Oops: 0000 [#1] ..."): an "---[ end trace" follows
+
+
+def _classify(head: str) -> _Header | None:
+    """The report kind if ``head`` (a prefix-stripped, left-stripped line) starts a report."""
+    if _PANIC_RE.match(head):
+        return _Header("panic")
+    if head.startswith("BUG: KASAN:"):
+        return _Header("kasan")
+    if _SOFT_LOCKUP_RE.match(head):
+        return _Header("soft_lockup")
+    m = _BUG_RE.match(head)
+    if m is not None:
+        rest = m["rest"]
+        oops = rest.startswith(("unable to handle", "kernel NULL pointer dereference"))
+        return _Header("oops" if oops else "bug")
+    if _KERNEL_BUG_RE.match(head):
+        return _Header("bug")
+    m = _DIE_RE.match(head)
+    if m is not None and (m["prefix"] or m["desc"]):
+        gpf = (m["desc"] or "").startswith("general protection fault")
+        return _Header("gpf" if gpf else "oops", die=True)
+    if _WARNING_RE.match(head):
+        return _Header("warning")
+    if any(r.match(head) for r in _LOCKDEP_RES):
+        return _Header("lockdep")
+    if _HUNG_TASK_RE.match(head):
+        return _Header("hung_task")
+    if _RCU_STALL_RE.match(head):
+        return _Header("rcu_stall")
+    if _HARD_LOCKUP_RE.match(head):
+        return _Header("hard_lockup")
+    if _UBSAN_RE.match(head):
+        return _Header("ubsan")
+    if _ARM64_FAULT_RE.match(head):
+        return _Header("oops")
+    return None
+
+
+_MARKER_KINDS: Final = frozenset({"warning", "kasan", "ubsan"})
+
+
+@dataclass
+class _Pending:
+    """A report whose end has not been seen yet."""
+
+    kind: OopsKind
+    lines: list[str]
+    die_seen: bool = False
+    in_trace: bool = False
+    idle: int = 0  # consecutive lines that did not look like report content
+
+    @property
+    def expects_marker(self) -> bool:
+        """Whether an explicit end line follows the trace ("---[ end trace" or "=====")."""
+        return self.die_seen or self.kind in _MARKER_KINDS
+
+    def absorbs_die(self) -> bool:
+        """A BUG:/kernel BUG header is followed by its own die() line: same report."""
+        return self.kind in ("oops", "bug") and not self.die_seen and not self.in_trace
+
+
+class OopsDetector:
+    """Streaming kernel-log scanner: feed console output in arbitrary chunks.
+
+    Reports are returned by the :meth:`feed` call that completes them: at an end marker, at
+    the next report header, when a marker-less trace (hung task, lockdep, stall) ends, or
+    after ``idle_limit`` unrelated lines.  A panic is returned as soon as its header line
+    is complete because nothing reliable follows it.  ``found`` accumulates every report.
+    """
+
+    def __init__(
+        self, *, max_lines: int = MAX_REPORT_LINES, idle_limit: int = IDLE_LINE_LIMIT
+    ) -> None:
+        self.max_lines = max_lines
+        self.idle_limit = idle_limit
+        self.found: list[Oops] = []
+        self._partial = ""  # text after the last line break, carried to the next chunk
+        self._pending: _Pending | None = None
+
+    @property
+    def panicked(self) -> bool:
+        """True once a fatal report (a panic) was seen."""
+        return any(o.fatal for o in self.found)
+
+    def feed(self, text: str) -> list[Oops]:
+        """Scan a chunk of log text; return the reports it completed."""
+        parts = re.split(r"[\r\n]", self._partial + text)
+        self._partial = parts.pop()
+        if len(self._partial) > _MAX_PARTIAL:
+            parts.append(self._partial)
+            self._partial = ""
+        out: list[Oops] = []
+        for raw in parts:
+            line = strip_prefix(raw)
+            if line:
+                out += self._on_line(line)
+        return out
+
+    def flush(self) -> list[Oops]:
+        """End of stream: process an unterminated last line and close any open report."""
+        out = self.feed("\n") if self._partial else []
+        return out + self._finish()
+
+    def _on_line(self, line: str) -> list[Oops]:
+        head = line.lstrip()
+        header = _classify(head)
+        out: list[Oops] = []
+        rep = self._pending
+        if rep is not None:
+            if _END_MARKER_RE.match(head):
+                rep.lines.append(line)
+                return self._finish()
+            if header is None:
+                return self._continue(rep, line, head)
+            if header.die and rep.absorbs_die():
+                rep.die_seen = True
+                return self._append(rep, line, trace_like=True)
+            out = self._finish()
+        if header is None:
+            return out  # not part of any report
+        if header.kind == "panic":
+            oops = Oops("panic", _title("panic", [line]), (line,), fatal=True)
+            self.found.append(oops)
+            return [*out, oops]
+        self._pending = _Pending(header.kind, [line], die_seen=header.die)
+        return out
+
+    def _continue(self, rep: _Pending, line: str, head: str) -> list[Oops]:
+        if _BOUNDARY_RE.match(head):
+            if rep.kind in ("kasan", "ubsan") and head.startswith("="):
+                rep.lines.append(line)
+                return self._finish()
+            # "=====" / "[ cut here ]" announce the next report: never part of this one
+            return self._finish() if rep.in_trace and not rep.expects_marker else []
+        if _CALL_TRACE_RE.match(head):
+            rep.in_trace = True
+        trace_like = _is_trace_like(line)
+        if rep.in_trace and not trace_like and not rep.expects_marker:
+            return self._finish()  # the trace is over; this line belongs to someone else
+        out = self._append(rep, line, trace_like=trace_like)
+        if not out and rep.in_trace and not rep.expects_marker and _TASK_END_RE.match(line):
+            return self._finish()
+        return out
+
+    def _append(self, rep: _Pending, line: str, *, trace_like: bool) -> list[Oops]:
+        rep.lines.append(line)
+        rep.idle = 0 if trace_like else rep.idle + 1
+        if rep.idle >= self.idle_limit:
+            del rep.lines[-rep.idle :]
+            return self._finish()
+        if len(rep.lines) >= self.max_lines:
+            return self._finish()
+        return []
+
+    def _finish(self) -> list[Oops]:
+        rep, self._pending = self._pending, None
+        if rep is None:
+            return []
+        lines = tuple(rep.lines[: self.max_lines])
+        oops = Oops(rep.kind, _title(rep.kind, lines), lines, fatal=rep.kind == "panic")
+        self.found.append(oops)
+        return [oops]
+
+
+def dedupe(reports: Iterable[Oops]) -> list[Oops]:
+    """One report per distinct title (the first), with ``count`` summed over its repeats.
+
+    A WARN in a loop prints the same report many times; the test failure needs it once.
+    """
+    first: dict[str, Oops] = {}
+    counts: dict[str, int] = {}
+    for oops in reports:
+        first.setdefault(oops.title, oops)
+        counts[oops.title] = counts.get(oops.title, 0) + oops.count
+    return [dataclasses.replace(o, count=counts[t]) for t, o in first.items()]
+
+
+def scan(text: str) -> list[Oops]:
+    """All distinct reports in a complete log, in order of first appearance."""
+    detector = OopsDetector()
+    detector.feed(text)
+    detector.flush()
+    return dedupe(detector.found)

@@ -1,0 +1,108 @@
+"""The QEMU command line for a guest and its NVMe topology (pure: no processes here).
+
+Naming, used by the QMP fault layer: controller ``i`` is qdev ``nvme{i}`` on root port
+``rp{i}``; its namespace ``j`` (1-based nsid) is qdev ``nvme{i}n{j}`` over the block nodes
+``nvme{i}n{j}-disk`` (raw format) and ``nvme{i}n{j}-file`` (the scratch file). These are
+host-side names; the guest may number its controllers differently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.images import GuestImage
+from harness.topology import Topology
+
+KERNEL_ARGS = (
+    "console=ttyS0",
+    "loglevel=5",  # warnings and worse reach the console, where they are scanned live
+    "panic=-1",  # reboot at once on panic; -no-reboot turns that into QEMU exiting
+    "mitigations=off",
+    "random.trust_cpu=on",
+    "8250.nr_uarts=1",
+)
+
+
+@dataclass(frozen=True)
+class NamespaceNames:
+    qdev: str
+    disk_node: str
+    file_node: str
+    backing: Path
+
+
+def namespace_names(scratch: Path, ctrl: int, nsid: int) -> NamespaceNames:
+    base = f"nvme{ctrl}n{nsid}"
+    return NamespaceNames(base, f"{base}-disk", f"{base}-file", scratch / f"{base}.img")
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    qemu: str
+    accel: str
+    image: GuestImage
+    topology: Topology
+    scratch: Path  # private dir: QMP socket, fw_cfg files, namespace backing files
+    ssh_port: int
+
+    @property
+    def qmp_socket(self) -> Path:
+        return self.scratch / "qmp.sock"
+
+    @property
+    def authorized_keys(self) -> Path:
+        return self.scratch / "authorized_keys"
+
+    @property
+    def host_key(self) -> Path:
+        return self.scratch / "ssh_host_key"
+
+
+def _ro_disk(path: Path, name: str, serial: str) -> list[str]:
+    return [
+        "-blockdev", f"driver=file,filename={path},node-name={name}-file,read-only=on",
+        "-blockdev", f"driver=raw,file={name}-file,node-name={name},read-only=on",
+        "-device", f"virtio-blk-pci,drive={name},serial={serial},id={name}",
+    ]
+
+
+def command_line(spec: LaunchSpec) -> list[str]:
+    topo = spec.topology
+    cpu = "host" if spec.accel == "kvm" else "max"
+    args = [
+        spec.qemu,
+        "-machine", f"q35,accel={spec.accel}",
+        "-cpu", cpu,
+        "-smp", str(topo.cpus),
+        "-m", f"{topo.memory >> 20}M",
+        "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+        "-kernel", str(spec.image.kernel.boot_image),
+        "-initrd", str(spec.image.initrd),
+        "-append", " ".join([*KERNEL_ARGS, *topo.kernel_args]),
+        "-chardev", "stdio,id=console,signal=off",
+        "-serial", "chardev:console",
+        "-chardev", f"socket,id=qmp,path={spec.qmp_socket}",
+        "-mon", "chardev=qmp,mode=control",
+        *_ro_disk(spec.image.rootfs, "rootfs", "nvmeh-root"),
+        *_ro_disk(spec.image.kernel.modules_image, "modules", "nvmeh-modules"),
+        # restrict=on: the guest reaches nothing on the host or beyond; only the forwarded
+        # SSH port, bound to loopback, reaches the guest.
+        "-netdev", f"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{spec.ssh_port}-:22",
+        "-device", "virtio-net-pci,netdev=net0,id=net0",
+        "-fw_cfg", f"name=opt/nvmeh/authorized_keys,file={spec.authorized_keys}",
+        "-fw_cfg", f"name=opt/nvmeh/ssh_host_key,file={spec.host_key}",
+    ]
+    for i, ctrl in enumerate(topo.controllers):
+        args += ["-device", f"pcie-root-port,id=rp{i},chassis={i + 1},slot={i + 1}"]
+        queues = f",max_ioqpairs={ctrl.io_queues}" if ctrl.io_queues else ""
+        args += ["-device", f"nvme,id=nvme{i},serial=nvmeh{i},bus=rp{i}{queues}"]
+        for nsid, ns in enumerate(ctrl.namespaces, start=1):
+            n = namespace_names(spec.scratch, i, nsid)
+            args += [
+                "-blockdev", f"driver=file,filename={n.backing},node-name={n.file_node}",
+                "-blockdev", f"driver=raw,file={n.file_node},node-name={n.disk_node}",
+                "-device", f"nvme-ns,id={n.qdev},drive={n.disk_node},bus=nvme{i},nsid={nsid},"
+                f"logical_block_size={ns.block_size},physical_block_size={ns.block_size}",
+            ]
+    return args

@@ -1,0 +1,101 @@
+"""The VM's QMP client: commands and events, all of them logged.
+
+This is the host-side control channel; a physical target has none, which is why faults
+injected through it live behind their own interface (see :mod:`harness.faults`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from qemu.qmp.legacy import QEMUMonitorProtocol
+
+from harness.errors import QemuError
+
+
+class QMPError(QemuError):
+    """QEMU answered a QMP command with an error."""
+
+
+class Qmp:
+    """A thread-safe wrapper around qemu.qmp's synchronous client."""
+
+    def __init__(self, socket_path: Path, log_path: Path) -> None:
+        self._mon = QEMUMonitorProtocol(str(socket_path), server=True)
+        self._lock = threading.Lock()
+        self._log = open(log_path, "a", buffering=1)
+        self.events: list[dict[str, Any]] = []
+        self.timeout = 60.0
+        self._mon.settimeout(self.timeout)
+
+    def accept(self, timeout: float) -> None:
+        self._mon.accept(timeout)
+        self._write("connected", {})
+
+    def cmd(self, name: str, **args: Any) -> Any:
+        """Run ``name``; returns its ``return`` value, raises :class:`QMPError` on error."""
+        with self._lock:
+            self._write("->", {"execute": name, "arguments": args})
+            try:
+                reply = self._mon.cmd_raw(name, args or None)
+            except (asyncio.TimeoutError, TimeoutError):
+                raise QemuError(f"QMP {name} got no answer in {self.timeout:.0f}s: QEMU hangs")\
+                    from None
+            self._write("<-", reply)
+            self._collect()
+        if "error" in reply:
+            err = reply["error"]
+            raise QMPError(f"QMP {name} failed: {err.get('desc', err)}")
+        return reply.get("return")
+
+    def hmp(self, command: str) -> str:
+        """A human-monitor command (for what QMP lacks, e.g. ``qemu-io``)."""
+        out = self.cmd("human-monitor-command", **{"command-line": command})
+        return str(out)
+
+    def wait_event(self, name: str, timeout: float) -> dict[str, Any] | None:
+        """The first event ``name`` seen since the last call (or arriving within ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                self._collect()
+                for i, ev in enumerate(self.events):
+                    if ev.get("event") == name and not ev.get("_consumed"):
+                        self.events[i]["_consumed"] = True
+                        return ev
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                try:
+                    ev = self._mon.pull_event(wait=min(left, 0.2))
+                except (asyncio.TimeoutError, TimeoutError):
+                    ev = None
+                if ev:
+                    self._record(ev)
+
+    def _collect(self) -> None:
+        for ev in self._mon.get_events(wait=False):
+            self._record(ev)
+
+    def _record(self, ev: dict[str, Any]) -> None:
+        self.events.append(ev)
+        self._write("event", ev)
+
+    def _write(self, kind: str, obj: Any) -> None:
+        self._log.write(f"{time.time():.6f} {kind} {json.dumps(obj, default=str)}\n")
+
+    def close(self) -> None:
+        try:
+            with self._lock:
+                self._collect()
+        except Exception:  # noqa: BLE001 - QEMU may already be gone
+            pass
+        try:
+            self._mon.close()
+        finally:
+            self._log.close()

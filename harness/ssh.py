@@ -1,0 +1,303 @@
+"""Guest access over SSH: commands with timeouts, background commands, file transfer.
+
+Nothing here knows about QEMU: the same :class:`Guest` drives a physical test machine.
+Each command runs with a unique ``NVMEH_TAG`` in its environment, so a command that overruns
+its timeout is killed with everything it started (even daemonised children).
+"""
+
+from __future__ import annotations
+
+import itertools
+import select
+import shlex
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import paramiko
+
+from harness.errors import CommandTimeout, GuestUnreachable, HarnessError
+
+_tags = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    command: str
+    exit_code: int
+    stdout: str
+    stderr: str
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def check(self) -> CommandResult:
+        if self.exit_code != 0:
+            raise CommandFailed(self)
+        return self
+
+
+class CommandFailed(HarnessError):
+    """A guest command that had to succeed exited non-zero."""
+
+    def __init__(self, result: CommandResult) -> None:
+        err = result.stderr.strip().splitlines()[-1:] or ["(no stderr)"]
+        super().__init__(f"guest command {result.command!r} exited {result.exit_code}: {err[0]}",
+                         result.stderr)
+        self.result = result
+
+
+@dataclass(frozen=True)
+class SSHTarget:
+    """Where and how to log in; ``host_key`` pins the server key (no trust on first use)."""
+
+    host: str
+    port: int
+    user: str
+    key: paramiko.PKey
+    host_key: paramiko.PKey | None = None
+
+
+def _kill_script(tag: str) -> str:
+    return (f"for p in /proc/[0-9]*; do grep -qsxz NVMEH_TAG={tag} $p/environ && "
+            "kill -KILL ${p#/proc/} 2>/dev/null; done; true")
+
+
+class Guest:
+    """An SSH session to the system under test."""
+
+    def __init__(self, target: SSHTarget, log: TextIO | None = None) -> None:
+        self.target = target
+        self._log = log
+        self._log_lock = threading.Lock()
+        self._client: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+
+    # --- connection --------------------------------------------------------------------------
+
+    def connect(self, timeout: float = 10.0) -> None:
+        client = paramiko.SSHClient()
+        if self.target.host_key is not None:
+            name = (self.target.host if self.target.port == 22
+                    else f"[{self.target.host}]:{self.target.port}")
+            client.get_host_keys().add(name, self.target.host_key.get_name(),
+                                       self.target.host_key)
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        else:
+            client.set_missing_host_key_policy(paramiko.WarningPolicy())
+        try:
+            client.connect(self.target.host, self.target.port, username=self.target.user,
+                           pkey=self.target.key, timeout=timeout, banner_timeout=timeout,
+                           auth_timeout=timeout, look_for_keys=False, allow_agent=False)
+        except (OSError, paramiko.SSHException) as exc:
+            client.close()
+            raise GuestUnreachable(f"SSH to {self.target.host}:{self.target.port} failed: "
+                                   f"{exc}") from None
+        transport = client.get_transport()
+        assert transport is not None
+        transport.set_keepalive(5)
+        self._client = client
+
+    @property
+    def connected(self) -> bool:
+        t = self._client.get_transport() if self._client else None
+        return bool(t and t.is_active())
+
+    def close(self) -> None:
+        if self._sftp:
+            self._sftp.close()
+            self._sftp = None
+        if self._client:
+            self._client.close()
+            self._client = None
+
+    def _channel(self, command: str, tag: str) -> paramiko.Channel:
+        if self._client is None:
+            raise GuestUnreachable("not connected to the guest")
+        transport = self._client.get_transport()
+        if transport is None or not transport.is_active():
+            raise GuestUnreachable(f"SSH connection to {self.target.host}:{self.target.port} "
+                                   "is closed")
+        try:
+            chan = transport.open_session(timeout=10)
+            chan.update_environment({"NVMEH_TAG": tag})
+            chan.exec_command(command)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise GuestUnreachable(f"SSH session to the guest failed: {exc}") from None
+        return chan
+
+    # --- commands ----------------------------------------------------------------------------
+
+    def run(self, command: str, timeout: float = 60.0, check: bool = False,
+            stdin: str | None = None) -> CommandResult:
+        """Run ``command`` in the guest's shell; raises :class:`CommandTimeout` past ``timeout``.
+
+        On timeout the command and everything it started is killed, and the exception carries
+        the output so far.
+        """
+        tag = f"{next(_tags)}-{time.monotonic_ns()}"
+        t0 = time.monotonic()
+        chan = self._channel(command, tag)
+        if stdin is not None:
+            chan.sendall(stdin.encode())
+            chan.shutdown_write()
+        out, err = bytearray(), bytearray()
+        deadline = t0 + timeout
+        try:
+            while not (chan.exit_status_ready() and not chan.recv_ready()
+                       and not chan.recv_stderr_ready()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self._kill(tag)
+                    res = CommandResult(command, -1, out.decode(errors="replace"),
+                                        err.decode(errors="replace"), time.monotonic() - t0)
+                    self._record(res, "TIMEOUT")
+                    raise CommandTimeout(f"guest command {command!r} timed out after "
+                                         f"{timeout:g}s", res.stdout[-2000:] + res.stderr[-2000:])
+                select.select([chan], [], [], min(left, 1.0))
+                while chan.recv_ready():
+                    out += chan.recv(65536)
+                while chan.recv_stderr_ready():
+                    err += chan.recv_stderr(65536)
+                if chan.closed and not chan.exit_status_ready():
+                    raise GuestUnreachable(f"SSH connection lost while running {command!r}")
+            code = chan.recv_exit_status()
+        finally:
+            chan.close()
+        result = CommandResult(command, code, out.decode(errors="replace"),
+                               err.decode(errors="replace"), time.monotonic() - t0)
+        self._record(result)
+        return result.check() if check else result
+
+    def background(self, command: str, log_path: Path | None = None) -> Background:
+        """Start ``command`` and return at once; its output is drained on a thread."""
+        tag = f"bg{next(_tags)}-{time.monotonic_ns()}"
+        chan = self._channel(command, tag)
+        self._record_line(f"started in background [{tag}]: {command}")
+        return Background(self, command, tag, chan, log_path)
+
+    def _kill(self, tag: str) -> None:
+        try:
+            chan = self._channel(_kill_script(tag), "killer")
+            chan.recv_exit_status()
+            chan.close()
+        except GuestUnreachable:
+            pass
+
+    # --- files -------------------------------------------------------------------------------
+
+    def sftp(self) -> paramiko.SFTPClient:
+        if self._sftp is None:
+            if self._client is None:
+                raise GuestUnreachable("not connected to the guest")
+            self._sftp = self._client.open_sftp()
+        return self._sftp
+
+    def put(self, local: Path, remote: str) -> None:
+        self.sftp().put(str(local), remote)
+        self._record_line(f"put {local} -> {remote}")
+
+    def get(self, remote: str, local: Path) -> None:
+        self.sftp().get(remote, str(local))
+        self._record_line(f"get {remote} -> {local}")
+
+    def read_text(self, remote: str) -> str:
+        with self.sftp().open(remote, "r") as fh:
+            return bytes(fh.read()).decode(errors="replace")
+
+    def write_text(self, remote: str, text: str) -> None:
+        with self.sftp().open(remote, "w") as fh:
+            fh.write(text.encode())
+
+    # --- log ---------------------------------------------------------------------------------
+
+    def _record(self, res: CommandResult, status: str | None = None) -> None:
+        status = status or f"exit={res.exit_code}"
+        body = ""
+        for name, text in (("stdout", res.stdout), ("stderr", res.stderr)):
+            if text.strip():
+                snippet = text if len(text) < 4000 else text[:2000] + "\n[...]\n" + text[-2000:]
+                body += f"  {name}:\n" + "".join(f"    {ln}\n" for ln in snippet.splitlines())
+        self._record_line(f"$ {res.command}\n  {status} in {res.duration:.3f}s\n{body}".rstrip())
+
+    def _record_line(self, text: str) -> None:
+        if self._log is not None:
+            with self._log_lock:
+                self._log.write(f"[{time.strftime('%H:%M:%S')}] {text}\n")
+                self._log.flush()
+
+
+class Background:
+    """A command running in the guest; ``wait()`` gives its :class:`CommandResult`."""
+
+    def __init__(self, guest: Guest, command: str, tag: str, chan: paramiko.Channel,
+                 log_path: Path | None) -> None:
+        self.guest, self.command, self.tag = guest, command, tag
+        self._chan = chan
+        self._t0 = time.monotonic()
+        self._out, self._err = bytearray(), bytearray()
+        self._log = open(log_path, "ab") if log_path else None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._drain, daemon=True, name=f"bg-{tag}")
+        self._thread.start()
+
+    def _drain(self) -> None:
+        chan = self._chan
+        try:
+            while True:
+                select.select([chan], [], [], 1.0)
+                got = False
+                while chan.recv_ready():
+                    data = chan.recv(65536)
+                    self._out += data
+                    if self._log:
+                        self._log.write(data)
+                    got = True
+                while chan.recv_stderr_ready():
+                    data = chan.recv_stderr(65536)
+                    self._err += data
+                    if self._log:
+                        self._log.write(data)
+                    got = True
+                if chan.exit_status_ready() and not got:
+                    break
+                if chan.closed:
+                    break
+        except (OSError, EOFError, socket.timeout):
+            pass
+        finally:
+            if self._log:
+                self._log.close()
+            self._done.set()
+
+    @property
+    def running(self) -> bool:
+        return not self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> CommandResult:
+        if not self._done.wait(timeout):
+            raise CommandTimeout(f"background command {self.command!r} still running after "
+                                 f"{timeout:g}s")
+        code = self._chan.recv_exit_status() if self._chan.exit_status_ready() else -1
+        self._chan.close()
+        res = CommandResult(self.command, code, self._out.decode(errors="replace"),
+                            self._err.decode(errors="replace"), time.monotonic() - self._t0)
+        self.guest._record(res)
+        return res
+
+    def kill(self) -> CommandResult:
+        self.guest._kill(self.tag)
+        try:
+            return self.wait(10)
+        except CommandTimeout:
+            self._chan.close()
+            return self.wait(5)
+
+
+def shell_quote(args: list[str]) -> str:
+    return " ".join(shlex.quote(a) for a in args)

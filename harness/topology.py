@@ -1,0 +1,159 @@
+"""The NVMe topology a test needs, declared by a pytest marker or a CLI option.
+
+A :class:`Topology` is a frozen value: equal topologies can share a VM, and its string form is
+the key under which a VM (and later a snapshot) is reused.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.errors import BadInput
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
+
+BLOCK_SIZES = (512, 4096)
+MAX_CONTROLLERS = 8
+MAX_NAMESPACES = 16
+MAX_IO_QUEUES = 64
+MIN_MEMORY = 256 << 20
+
+
+def parse_size(text: str | int, what: str = "size") -> int:
+    """Parse ``"1G"``, ``"512M"``, ``"4096"`` (bytes) or an int into bytes."""
+    if isinstance(text, int):
+        return text
+    m = _SIZE_RE.match(str(text))
+    if not m:
+        raise BadInput(f"bad {what} {text!r}: expected a number with an optional K/M/G/T suffix")
+    return int(m.group(1)) * _UNITS[m.group(2).upper()]
+
+
+def format_size(n: int) -> str:
+    for unit in ("T", "G", "M", "K"):
+        if n % _UNITS[unit] == 0 and n >= _UNITS[unit]:
+            return f"{n // _UNITS[unit]}{unit}"
+    return str(n)
+
+
+@dataclass(frozen=True)
+class Namespace:
+    size: int = 1 << 30
+    block_size: int = 512
+
+    def __post_init__(self) -> None:
+        if self.block_size not in BLOCK_SIZES:
+            raise BadInput(
+                f"namespace block size {self.block_size} is not one of "
+                f"{', '.join(map(str, BLOCK_SIZES))}"
+            )
+        if self.size < 1 << 20 or self.size % self.block_size:
+            raise BadInput(
+                f"namespace size {self.size} must be at least 1M and a multiple of its "
+                f"block size {self.block_size}"
+            )
+
+    @classmethod
+    def parse(cls, spec: str) -> Namespace:
+        """``SIZE[:BLOCKSIZE]``, e.g. ``1G`` or ``256M:4096``."""
+        size, _, bs = spec.partition(":")
+        return cls(parse_size(size, "namespace size"), int(bs) if bs.strip() else 512)
+
+    def __str__(self) -> str:
+        return f"{format_size(self.size)}:{self.block_size}"
+
+
+@dataclass(frozen=True)
+class Controller:
+    namespaces: tuple[Namespace, ...] = (Namespace(),)
+    io_queues: int = 0  # QEMU's max_ioqpairs; 0 means QEMU's default (64)
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.namespaces) <= MAX_NAMESPACES:
+            raise BadInput(f"a controller needs 1 to {MAX_NAMESPACES} namespaces")
+        if not 0 <= self.io_queues <= MAX_IO_QUEUES:
+            raise BadInput(f"io_queues must be between 1 and {MAX_IO_QUEUES}")
+
+
+@dataclass(frozen=True)
+class Topology:
+    controllers: tuple[Controller, ...] = (Controller(),)
+    cpus: int = 1
+    memory: int = 1 << 30
+    kernel_args: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.controllers) <= MAX_CONTROLLERS:
+            raise BadInput(f"controllers must be between 1 and {MAX_CONTROLLERS}")
+        host_cpus = os.cpu_count() or 1
+        if not 1 <= self.cpus <= max(host_cpus, 8):
+            raise BadInput(f"cpus must be between 1 and {max(host_cpus, 8)}, not {self.cpus}")
+        if self.memory < MIN_MEMORY:
+            raise BadInput(f"memory {format_size(self.memory)} is below the minimum 256M")
+
+    @classmethod
+    def build(
+        cls,
+        controllers: int = 1,
+        namespaces: int | str | list[str] | tuple[str, ...] = 1,
+        io_queues: int = 0,
+        cpus: int = 1,
+        memory: str | int = "1G",
+        kernel_args: str | list[str] | tuple[str, ...] = (),
+    ) -> Topology:
+        """Build from the marker's keywords; every controller gets the same namespaces.
+
+        ``namespaces`` is a count (1G, 512-byte blocks each) or a list of ``SIZE[:BS]``.
+        """
+        if isinstance(namespaces, int):
+            if namespaces < 1:
+                raise BadInput("namespaces must be at least 1")
+            ns = tuple(Namespace() for _ in range(namespaces))
+        else:
+            specs = namespaces.split("+") if isinstance(namespaces, str) else list(namespaces)
+            ns = tuple(Namespace.parse(s) for s in specs)
+        if not isinstance(controllers, int) or controllers < 1:
+            raise BadInput(f"controllers must be a positive integer, not {controllers!r}")
+        if isinstance(kernel_args, str):
+            kernel_args = tuple(kernel_args.split())
+        ctrl = Controller(ns, io_queues)
+        return cls(tuple(ctrl for _ in range(controllers)), cpus, parse_size(memory, "memory"),
+                   tuple(kernel_args))
+
+    @classmethod
+    def parse(cls, spec: str) -> Topology:
+        """Parse the CLI form, e.g. ``controllers=2,namespaces=1G+256M:4096,cpus=2``."""
+        kwargs: dict[str, Any] = {}
+        ints = {"controllers", "io_queues", "cpus"}
+        for item in filter(None, (p.strip() for p in spec.split(","))):
+            key, sep, value = item.partition("=")
+            key = key.strip().replace("-", "_")
+            if not sep or key not in ints | {"namespaces", "memory", "kernel_args"}:
+                raise BadInput(
+                    f"bad topology item {item!r}: expected KEY=VALUE with KEY one of "
+                    "controllers, namespaces, io_queues, cpus, memory, kernel_args"
+                )
+            if key in ints:
+                if not value.strip().isdigit():
+                    raise BadInput(f"bad topology item {item!r}: {key} must be an integer")
+                kwargs[key] = int(value)
+            elif key == "namespaces" and value.strip().isdigit():
+                kwargs[key] = int(value)
+            else:
+                kwargs[key] = value.strip()
+        return cls.build(**kwargs)
+
+    def __str__(self) -> str:
+        ctrls = ";".join(
+            "+".join(map(str, c.namespaces)) + (f"/q{c.io_queues}" if c.io_queues else "")
+            for c in self.controllers
+        )
+        extra = f",args={' '.join(self.kernel_args)}" if self.kernel_args else ""
+        return f"cpus={self.cpus},mem={format_size(self.memory)},nvme=[{ctrls}]{extra}"
+
+
+DEFAULT = Topology()

@@ -1,0 +1,258 @@
+"""A QEMU virtual machine as a context manager, from first console byte to last cleanup.
+
+Start: private scratch dir, per-VM SSH keys, QEMU with its console on a pipe and QMP on a
+socket we listen on, wait for the guest's ready marker, log in over SSH. Stop: QMP ``quit``,
+then SIGKILL if QEMU does not exit, then the scratch dir goes. QEMU is also bound to our own
+lifetime (PR_SET_PDEATHSIG), so not even a SIGKILLed harness leaves a QEMU behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+
+import paramiko
+
+from harness import paths
+from harness.accel import Accel
+from harness.console import Console
+from harness.errors import GuestPanic, GuestUnreachable, QemuError, VMDied
+from harness.images import GuestImage, check_image
+from harness.kmsg import Oops
+from harness.qemu import LaunchSpec, command_line, namespace_names
+from harness.qmp import Qmp
+from harness.ssh import Guest, SSHTarget
+from harness.topology import Topology
+
+_PR_SET_PDEATHSIG = 1
+_PORT_RETRIES = 5
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class VM:
+    """One QEMU process with the guest image and an NVMe topology."""
+
+    def __init__(self, image: GuestImage, topology: Topology, accel: Accel,
+                 qemu: str = "qemu-system-x86_64", artifacts: Path | None = None,
+                 name: str = "vm", boot_timeout: float = 120.0) -> None:
+        self.image, self.topology, self.accel, self.name = image, topology, accel, name
+        self.qemu = qemu
+        self.boot_timeout = boot_timeout
+        self.scratch = paths.make_scratch(name)
+        self.artifacts = artifacts or self.scratch / "artifacts"
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.console: Console | None = None
+        self._qmp: Qmp | None = None
+        self._guest: Guest | None = None
+        self._commands_log = open(self.artifacts / "commands.log", "a")
+        self.client_key = paramiko.ECDSAKey.generate()
+        self.host_key = paramiko.ECDSAKey.generate()
+        self.ssh_port = 0
+        self.boot_seconds = 0.0
+        self.tainted = False  # set by tests that leave the VM in a state not worth reusing
+        self._stopped = threading.Event()
+
+    # --- context manager ---------------------------------------------------------------------
+
+    def __enter__(self) -> VM:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # --- start -------------------------------------------------------------------------------
+
+    def _write_secrets(self, spec: LaunchSpec) -> None:
+        spec.authorized_keys.write_text(
+            f"{self.client_key.get_name()} {self.client_key.get_base64()} nvmeh\n")
+        self.host_key.write_private_key_file(str(spec.host_key))
+
+    def _create_backing_files(self) -> None:
+        for i, ctrl in enumerate(self.topology.controllers):
+            for nsid, ns in enumerate(ctrl.namespaces, start=1):
+                backing = namespace_names(self.scratch, i, nsid).backing
+                if not backing.exists():
+                    with open(backing, "wb") as fh:
+                        fh.truncate(ns.size)
+
+    def start(self) -> None:
+        for path, what in ((self.image.kernel.boot_image, "kernel image"),
+                           (self.image.initrd, "initramfs"), (self.image.rootfs, "root image"),
+                           (self.image.kernel.modules_image, "modules image")):
+            check_image(path, what)
+        if shutil.which(self.qemu) is None:
+            raise QemuError(f"QEMU binary {self.qemu!r} not found "
+                            "(run `python -m harness doctor --install` or pass --qemu PATH)")
+        self._create_backing_files()
+        t0 = time.monotonic()
+        for attempt in range(_PORT_RETRIES):
+            self.ssh_port = free_port()
+            spec = LaunchSpec(self.qemu, self.accel.name, self.image, self.topology,
+                              self.scratch, self.ssh_port)
+            self._write_secrets(spec)
+            if self._launch(spec, last_attempt=attempt == _PORT_RETRIES - 1):
+                break
+        self._wait_ready(t0)
+        self.boot_seconds = time.monotonic() - t0
+
+    def _launch(self, spec: LaunchSpec, last_attempt: bool) -> bool:
+        """Start QEMU; False if the SSH port was taken meanwhile (the caller retries)."""
+        qmp = Qmp(spec.qmp_socket, self.artifacts / "qmp.log")
+        cmd = command_line(spec)
+        (self.artifacts / "qemu-cmdline.txt").write_text(" ".join(cmd) + "\n")
+        stderr_path = self.artifacts / "qemu-stderr.log"
+        stderr = open(stderr_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=stderr, preexec_fn=_die_with_parent)
+        stderr.close()
+        assert self.proc.stdout is not None
+        self.console = Console(self.proc.stdout.fileno(), self.artifacts / "console.log")
+        try:
+            qmp.accept(timeout=30)
+        except Exception:  # noqa: BLE001 - any failure here means QEMU did not come up
+            self.proc.wait(5) if self.proc.poll() is None else None
+            qmp.close()
+            err = stderr_path.read_text(errors="replace").strip()
+            self._reap()
+            if "hostfwd" in err or "host forwarding" in err:
+                if not last_attempt:
+                    return False
+            raise QemuError(f"QEMU exited at start: {err.splitlines()[-1] if err else '?'}",
+                            err) from None
+        self._qmp = qmp
+        return True
+
+    def _wait_ready(self, t0: float) -> None:
+        console = self.console
+        assert console is not None and self.proc is not None
+        deadline = t0 + self.boot_timeout
+        console.wait_for(lambda: console.ready_count > 0 or console.fatal_line is not None
+                         or console.panic is not None or self.proc is None
+                         or self.proc.poll() is not None,
+                         max(0.0, deadline - time.monotonic()))
+        self.check_alive()
+        if console.fatal_line:
+            raise GuestUnreachable(f"guest init failed: {console.fatal_line}", console.tail())
+        if console.ready_count == 0:
+            raise GuestUnreachable(
+                f"guest not ready after {self.boot_timeout:.0f}s (console tail below; full log "
+                f"{console.log_path})", console.tail())
+        guest = Guest(SSHTarget("127.0.0.1", self.ssh_port, "root", self.client_key,
+                                self.host_key), log=self._commands_log)
+        while True:
+            try:
+                guest.connect(timeout=10)
+                break
+            except GuestUnreachable as exc:
+                self.check_alive()
+                if time.monotonic() > deadline:
+                    raise GuestUnreachable(f"{exc} (guest printed ready)", console.tail()) \
+                        from None
+                time.sleep(0.1)
+        self._guest = guest
+
+    # --- health ------------------------------------------------------------------------------
+
+    @property
+    def oopses(self) -> list[Oops]:
+        return list(self.console.oopses) if self.console else []
+
+    def check_alive(self) -> None:
+        """Raise if the guest panicked or QEMU is gone (a panic is reported first)."""
+        console = self.console
+        if console and console.panic:
+            if self.proc and self.proc.poll() is None:
+                console.wait_for(lambda: False, 0.5)  # let the rest of the report arrive
+            raise GuestPanic(f"guest kernel panic: {console.panic.title}",
+                             "\n".join(console.panic.lines))
+        if self.proc is None or self.proc.poll() is not None:
+            code = self.proc.returncode if self.proc else None
+            if console:
+                console.wait_for(lambda: console.eof, 2)
+                if console.panic:
+                    self.check_alive()
+            raise VMDied(f"QEMU exited unexpectedly (status {code}); console tail below",
+                         console.tail() if console else "")
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def guest(self) -> Guest:
+        if self._guest is None:
+            raise GuestUnreachable("the VM is not running")
+        return self._guest
+
+    @property
+    def qmp(self) -> Qmp:
+        if self._qmp is None:
+            raise QemuError("the VM is not running")
+        return self._qmp
+
+    def kill(self) -> None:
+        """SIGKILL QEMU now (a power cut, or a test of the harness's own cleanup)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    # --- stop --------------------------------------------------------------------------------
+
+    def stop(self, graceful_timeout: float = 5.0) -> None:
+        """Quit QEMU (hard kill if it does not), close everything, remove the scratch dir."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        if self._guest:
+            with contextlib.suppress(Exception):
+                self._guest.close()
+        if self.proc and self.proc.poll() is None and self._qmp:
+            with contextlib.suppress(Exception):
+                self._qmp.timeout = graceful_timeout
+                self._qmp.cmd("quit")
+        self._reap(graceful_timeout)
+        if self._qmp:
+            with contextlib.suppress(Exception):
+                self._qmp.close()
+        self._commands_log.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def _reap(self, timeout: float = 5.0) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if self.console:
+            self.console.close()
+        if proc.stdout:
+            proc.stdout.close()
