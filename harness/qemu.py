@@ -82,7 +82,9 @@ def command_line(spec: LaunchSpec) -> list[str]:
         "-append", " ".join([*KERNEL_ARGS, *topo.kernel_args]),
         "-chardev", "stdio,id=console,signal=off",
         "-serial", "chardev:console",
-        "-chardev", f"socket,id=qmp,path={spec.qmp_socket}",
+        # QEMU waits for the harness's QMP connection before it runs the guest: every event
+        # is seen from the first instruction on.
+        "-chardev", f"socket,id=qmp,path={spec.qmp_socket},server=on,wait=on",
         "-mon", "chardev=qmp,mode=control",
         *_ro_disk(spec.image.rootfs, "rootfs", "nvmeh-root"),
         *_ro_disk(spec.image.kernel.modules_image, "modules", "nvmeh-modules"),

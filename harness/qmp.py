@@ -6,13 +6,14 @@ injected through it live behind their own interface (see :mod:`harness.faults`).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from qemu.qmp import ConnectError
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from harness.errors import QemuError
@@ -26,15 +27,33 @@ class Qmp:
     """A thread-safe wrapper around qemu.qmp's synchronous client."""
 
     def __init__(self, socket_path: Path, log_path: Path) -> None:
-        self._mon = QEMUMonitorProtocol(str(socket_path), server=True)
+        self._path = socket_path
+        self._mon = QEMUMonitorProtocol(str(socket_path))
         self._lock = threading.Lock()
         self._log = open(log_path, "a", buffering=1)
         self.events: list[dict[str, Any]] = []
         self.timeout = 60.0
-        self._mon.settimeout(self.timeout)
 
-    def accept(self, timeout: float) -> None:
-        self._mon.accept(timeout)
+    def connect(self, timeout: float, alive: Callable[[], bool]) -> None:
+        """Connect to QEMU's QMP socket (QEMU waits for us before it starts the guest).
+
+        Retries until ``timeout`` while ``alive()`` says QEMU still runs, so a QEMU that
+        exits at start is reported at once instead of after the timeout.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            if not alive():
+                raise QemuError("QEMU exited before its QMP socket accepted a connection")
+            if self._path.exists():
+                try:
+                    self._mon.connect(negotiate=True)
+                    break
+                except (OSError, ConnectError):
+                    self._mon = QEMUMonitorProtocol(str(self._path))
+            if time.monotonic() > deadline:
+                raise QemuError(f"QEMU's QMP socket did not answer within {timeout:g}s")
+            time.sleep(0.02)
+        self._mon.settimeout(self.timeout)
         self._write("connected", {})
 
     def cmd(self, name: str, **args: Any) -> Any:
@@ -43,7 +62,7 @@ class Qmp:
             self._write("->", {"execute": name, "arguments": args})
             try:
                 reply = self._mon.cmd_raw(name, args or None)
-            except (asyncio.TimeoutError, TimeoutError):
+            except TimeoutError:
                 raise QemuError(f"QMP {name} got no answer in {self.timeout:.0f}s: QEMU hangs")\
                     from None
             self._write("<-", reply)
@@ -73,7 +92,7 @@ class Qmp:
                     return None
                 try:
                     ev = self._mon.pull_event(wait=min(left, 0.2))
-                except (asyncio.TimeoutError, TimeoutError):
+                except TimeoutError:
                     ev = None
                 if ev:
                     self._record(ev)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import select
 import shlex
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -167,6 +166,8 @@ class Guest:
                 if chan.closed and not chan.exit_status_ready():
                     raise GuestUnreachable(f"SSH connection lost while running {command!r}")
             code = chan.recv_exit_status()
+            if code == -1:
+                raise GuestUnreachable(f"SSH connection lost while running {command!r}")
         finally:
             chan.close()
         result = CommandResult(command, code, out.decode(errors="replace"),
@@ -268,7 +269,7 @@ class Background:
                     break
                 if chan.closed:
                     break
-        except (OSError, EOFError, socket.timeout):
+        except (TimeoutError, OSError, EOFError):
             pass
         finally:
             if self._log:

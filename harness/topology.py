@@ -76,7 +76,7 @@ class Controller:
         if not 1 <= len(self.namespaces) <= MAX_NAMESPACES:
             raise BadInput(f"a controller needs 1 to {MAX_NAMESPACES} namespaces")
         if not 0 <= self.io_queues <= MAX_IO_QUEUES:
-            raise BadInput(f"io_queues must be between 1 and {MAX_IO_QUEUES}")
+            raise BadInput(f"io_queues must be between 0 (QEMU default) and {MAX_IO_QUEUES}")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import os
 import shutil
 import signal
 import socket
@@ -134,16 +133,17 @@ class VM:
         assert self.proc.stdout is not None
         self.console = Console(self.proc.stdout.fileno(), self.artifacts / "console.log")
         try:
-            qmp.accept(timeout=30)
-        except Exception:  # noqa: BLE001 - any failure here means QEMU did not come up
-            self.proc.wait(5) if self.proc.poll() is None else None
+            qmp.connect(timeout=30, alive=lambda: self.proc is not None
+                        and self.proc.poll() is None)
+        except QemuError:
             qmp.close()
-            err = stderr_path.read_text(errors="replace").strip()
             self._reap()
-            if "hostfwd" in err or "host forwarding" in err:
-                if not last_attempt:
-                    return False
-            raise QemuError(f"QEMU exited at start: {err.splitlines()[-1] if err else '?'}",
+            err = stderr_path.read_text(errors="replace").strip()
+            if ("hostfwd" in err or "host forwarding" in err) and not last_attempt:
+                return False
+            status = self.proc.returncode
+            last = err.splitlines()[-1] if err else "(it printed nothing)"
+            raise QemuError(f"QEMU ({self.qemu}) exited at start with status {status}: {last}",
                             err) from None
         self._qmp = qmp
         return True
@@ -189,8 +189,7 @@ class VM:
         if console and console.panic:
             if self.proc and self.proc.poll() is None:
                 console.wait_for(lambda: False, 0.5)  # let the rest of the report arrive
-            raise GuestPanic(f"guest kernel panic: {console.panic.title}",
-                             "\n".join(console.panic.lines))
+            raise GuestPanic(f"guest {console.panic.title}", console.tail(40))
         if self.proc is None or self.proc.poll() is not None:
             code = self.proc.returncode if self.proc else None
             if console:
@@ -221,6 +220,27 @@ class VM:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+    # --- logs --------------------------------------------------------------------------------
+
+    LOGS = ("console.log", "qmp.log", "commands.log")
+
+    def log_marks(self) -> dict[str, int]:
+        """Current sizes of the VM's logs: pass to :meth:`export_logs` to get what follows."""
+        self._commands_log.flush()
+        return {n: (self.artifacts / n).stat().st_size if (self.artifacts / n).exists() else 0
+                for n in self.LOGS}
+
+    def export_logs(self, since: dict[str, int], dest: Path) -> None:
+        """Copy what each log gained since ``since`` into ``dest`` (one test's share)."""
+        self._commands_log.flush()
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in self.LOGS:
+            src = self.artifacts / name
+            if src.exists():
+                with open(src, "rb") as fh:
+                    fh.seek(since.get(name, 0))
+                    (dest / name).write_bytes(fh.read())
 
     # --- stop --------------------------------------------------------------------------------
 

@@ -1,0 +1,3 @@
+"""Registers the harness's pytest plugin for this repository's tests."""
+
+pytest_plugins = ["harness.plugin"]

@@ -1,0 +1,72 @@
+"""``python -m harness bench``: where a VM's time goes, measured on this machine.
+
+Figures are medians over repeated runs; each says how many runs it used.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+
+from harness.lab import Lab
+from harness.topology import Topology
+
+SSH_SAMPLES = 50
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    value: float
+    unit: str
+    runs: int
+    samples: tuple[float, ...] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    accel: str
+    kernel: str
+    topology: str
+    figures: tuple[Figure, ...]
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"accelerator": self.accel, "kernel": self.kernel,
+                                  "topology": self.topology}
+        for f in self.figures:
+            out[f.name] = round(f.value, 4)
+            out[f"{f.name}_runs"] = f.runs
+        return out
+
+    def table(self) -> str:
+        lines = [f"accelerator: {self.accel}", f"kernel: {self.kernel}",
+                 f"topology: {self.topology}"]
+        for f in self.figures:
+            lines.append(f"{f.name:22} {f.value:10.3f} {f.unit:3} (median of {f.runs}; "
+                         f"min {min(f.samples):.3f}, max {max(f.samples):.3f})")
+        return "\n".join(lines)
+
+
+def _figure(name: str, unit: str, samples: list[float]) -> Figure:
+    return Figure(name, statistics.median(samples), unit, len(samples), tuple(samples))
+
+
+def run(lab: Lab, topology: Topology, runs: int = 3) -> BenchResult:
+    image = lab.image  # built before any timing starts
+    boots: list[float] = []
+    rtts: list[float] = []
+    for _ in range(runs):
+        vm = lab.vm(topology, name="bench")
+        t0 = time.monotonic()
+        with vm:
+            vm.guest.run("true", check=True)
+            boots.append(time.monotonic() - t0)
+            if not rtts:
+                for _ in range(SSH_SAMPLES):
+                    t1 = time.monotonic()
+                    vm.guest.run("true", check=True)
+                    rtts.append((time.monotonic() - t1) * 1000)
+    figures = (_figure("boot_to_ready_s", "s", boots), _figure("ssh_rtt_ms", "ms", rtts))
+    return BenchResult(str(lab.accel), f"{image.kernel.spec} ({image.kernel.release})",
+                       str(topology), figures)

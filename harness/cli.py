@@ -1,0 +1,200 @@
+"""``python -m harness``: doctor, images, run, shell, bench. A thin layer over the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from harness import bench as bench_mod
+from harness import doctor as doctor_mod
+from harness import images
+from harness.errors import (
+    EXIT_HARNESS,
+    EXIT_OK,
+    GuestUnreachable,
+    HarnessError,
+)
+from harness.lab import Lab, LabConfig
+from harness.topology import Topology
+from harness.vm import VM
+
+
+def _add_vm_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kernel", default=images.DEFAULT_KERNEL,
+                   help="debian:VERSION or a kernel directory (default: %(default)s)")
+    p.add_argument("--qemu", default="qemu-system-x86_64", help="QEMU binary to use")
+    p.add_argument("--accel", choices=("kvm", "tcg"), default=None,
+                   help="accelerator (default: KVM when really usable, else TCG)")
+    p.add_argument("--topology", default="",
+                   help="e.g. controllers=2,namespaces=1G+256M:4096,io_queues=2,cpus=2,memory=1G")
+    p.add_argument("--boot-timeout", type=float, default=180.0, metavar="SECONDS")
+    p.add_argument("--artifacts", type=Path, default=None, metavar="DIR",
+                   help="keep console, QMP and command logs in DIR")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("doctor", help="check the host; print (or run) the commands that fix it")
+    p.add_argument("--install", action="store_true", help="run the fixes (apt-get, sudo if needed)")
+    p.add_argument("--qemu", default="qemu-system-x86_64")
+
+    p = sub.add_parser("images", help="build or reuse the guest kernel and root filesystem")
+    p.add_argument("--kernel", default=images.DEFAULT_KERNEL)
+
+    p = sub.add_parser("run", help="boot a VM, run CMD in the guest, exit with its exit code",
+                       epilog="exit codes: CMD's own; 124 CMD timed out; 125 the harness could "
+                       "not start the VM; 254 guest kernel panic; 255 the VM died")
+    _add_vm_options(p)
+    p.add_argument("--timeout", type=float, default=3600.0, help="CMD timeout in seconds")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD...")
+
+    p = sub.add_parser("shell", help="boot a VM and open an interactive SSH shell in it")
+    _add_vm_options(p)
+
+    p = sub.add_parser("bench", help="measure boot-to-ready and SSH round trip")
+    _add_vm_options(p)
+    p.add_argument("--runs", type=int, default=3, help="cold boots to measure (median)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _lab(args: argparse.Namespace) -> Lab:
+    return Lab(LabConfig(kernel=args.kernel, qemu=args.qemu, accel=args.accel,
+                         boot_timeout=args.boot_timeout))
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    found = doctor_mod.checks(args.qemu)
+    for c in found:
+        mark = "ok " if c.ok else "MISSING"
+        print(f"{mark:8}{c.name:26}{c.detail}")
+    fixes = doctor_mod.fixes(found)
+    if not fixes:
+        print("ready")
+        return EXIT_OK
+    if args.install:
+        code = doctor_mod.install(fixes)
+        if code != 0:
+            print(f"a fix failed with exit code {code}", file=sys.stderr)
+            return EXIT_HARNESS
+        remaining = doctor_mod.fixes(doctor_mod.checks(args.qemu))
+        if remaining:
+            print("still missing after install; run: " + "; ".join(remaining), file=sys.stderr)
+            return EXIT_HARNESS
+        print("ready")
+        return EXIT_OK
+    print("\nto fix, run:")
+    for fix in fixes:
+        print(f"  {fix}")
+    print("or: python -m harness doctor --install")
+    return EXIT_HARNESS
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    image = images.prepare(args.kernel)
+    print(f"kernel   {image.kernel.release} ({image.kernel.spec}): {image.kernel.boot_image}")
+    print(f"modules  {image.kernel.modules_image}")
+    print(f"initrd   {image.initrd}")
+    print(f"rootfs   {image.rootfs}")
+    return EXIT_OK
+
+
+def _topology(args: argparse.Namespace) -> Topology:
+    return Topology.parse(args.topology) if args.topology else Topology()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not command:
+        raise HarnessError("run needs a command: python -m harness run -- CMD...")
+    topology = _topology(args)
+    lab = _lab(args)
+    with lab.running(topology, args.artifacts) as vm:
+        text = command[0] if len(command) == 1 else shlex.join(command)
+        try:
+            res = vm.guest.run(text, timeout=args.timeout)
+        except GuestUnreachable:
+            vm.check_alive()  # a panic or a dead QEMU explains a lost connection best
+            raise
+        sys.stdout.write(res.stdout)
+        sys.stderr.write(res.stderr)
+        _warn_oopses(vm)
+        return res.exit_code
+
+
+def _warn_oopses(vm: VM) -> None:
+    for oops in vm.oopses:
+        print(f"nvmeh: guest kernel reported: {oops.title}", file=sys.stderr)
+
+
+def cmd_shell(args: argparse.Namespace) -> int:
+    topology = _topology(args)
+    lab = _lab(args)
+    with lab.running(topology, args.artifacts) as vm:
+        key = vm.scratch / "id_ecdsa"
+        vm.client_key.write_private_key_file(str(key))
+        known = vm.scratch / "known_hosts"
+        known.write_text(f"[127.0.0.1]:{vm.ssh_port} {vm.host_key.get_name()} "
+                         f"{vm.host_key.get_base64()}\n")
+        ssh = ["ssh", "-i", str(key), "-p", str(vm.ssh_port), "-o", "IdentitiesOnly=yes",
+               "-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes",
+               "root@127.0.0.1"]
+        print(f"nvmeh: {vm.accel}, boot took {vm.boot_seconds:.1f}s; exit the shell to stop "
+              f"the VM.\nnvmeh: from another terminal: {shlex.join(ssh)}", file=sys.stderr)
+        try:
+            code = subprocess.call(ssh)
+        except FileNotFoundError:
+            raise HarnessError("ssh client missing: apt-get install openssh-client") from None
+        vm.check_alive()
+        _warn_oopses(vm)
+        return code
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.runs < 1:
+        raise HarnessError("--runs must be at least 1")
+    result = bench_mod.run(_lab(args), _topology(args), runs=args.runs)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        print(result.table())
+    return EXIT_OK
+
+
+COMMANDS = {"doctor": cmd_doctor, "images": cmd_images, "run": cmd_run, "shell": cmd_shell,
+            "bench": cmd_bench}
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
+    try:
+        return COMMANDS[args.command](args)
+    except HarnessError as exc:
+        print(f"nvmeh: error: {exc}", file=sys.stderr)
+        if exc.detail:
+            print(exc.detail.rstrip(), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("nvmeh: interrupted; VMs stopped", file=sys.stderr)
+        return 130
+    finally:
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Getting a VM into the state a caller needs: images built, QEMU up, guest on SSH.
+
+The CLI and the pytest plugin both come through here; neither holds logic of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import accel as accel_mod
+from harness import images, paths
+from harness.accel import Accel
+from harness.images import GuestImage
+from harness.progress import Progress
+from harness.topology import Topology
+from harness.vm import VM
+
+# paramiko logs every refused connection attempt (expected while a guest boots) as a traceback.
+logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    """What every VM of a run shares: kernel, QEMU binary, accelerator."""
+
+    kernel: str = images.DEFAULT_KERNEL
+    qemu: str = "qemu-system-x86_64"
+    accel: str | None = None  # None: choose automatically
+    boot_timeout: float = 180.0
+
+
+class Lab:
+    """Builds the guest image once per run and boots VMs from it."""
+
+    def __init__(self, config: LabConfig, progress: Progress | None = None) -> None:
+        self.config = config
+        self.progress = progress or Progress()
+        self.accel: Accel = accel_mod.choose(config.accel)
+        self._image: GuestImage | None = None
+        paths.sweep_stale_scratch()
+
+    @property
+    def image(self) -> GuestImage:
+        if self._image is None:
+            self._image = images.prepare(self.config.kernel, self.progress)
+        return self._image
+
+    def vm(self, topology: Topology, artifacts: Path | None = None, name: str = "vm") -> VM:
+        """A VM not yet started: use it as a context manager."""
+        return VM(self.image, topology, self.accel, qemu=self.config.qemu, artifacts=artifacts,
+                  name=name, boot_timeout=self.config.boot_timeout)
+
+    @contextlib.contextmanager
+    def running(self, topology: Topology, artifacts: Path | None = None) -> Iterator[VM]:
+        with self.vm(topology, artifacts) as vm:
+            yield vm
+
+
+class VMPool:
+    """Reuses a running VM for tests with the same topology, while it is healthy.
+
+    A VM is retired (stopped) rather than reused when a test tainted it, when the guest
+    printed an oops, or when QEMU or SSH is gone. Only one VM runs at a time per pool: a test
+    asking for another topology retires the previous VM first, which keeps memory bounded.
+    """
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self._vm: VM | None = None
+        self._oopses_seen = 0
+
+    def acquire(self, topology: Topology, artifacts: Path) -> VM:
+        vm = self._vm
+        if vm is not None and (vm.topology != topology or not self.healthy(vm)):
+            self.retire()
+            vm = None
+        if vm is None:
+            vm = self.lab.vm(topology, artifacts)
+            try:
+                vm.start()
+            except BaseException:
+                vm.stop()
+                raise
+            self._vm = vm
+        self._oopses_seen = len(vm.oopses)
+        return vm
+
+    def new_oopses(self, vm: VM) -> list[object]:
+        return list(vm.oopses[self._oopses_seen:])
+
+    @staticmethod
+    def healthy(vm: VM) -> bool:
+        return (not vm.tainted and vm.alive and not vm.oopses and vm.guest.connected)
+
+    def retire(self) -> None:
+        if self._vm is not None:
+            self._vm.stop()
+            self._vm = None
+
+    close = retire

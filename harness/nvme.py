@@ -1,0 +1,103 @@
+"""Guest-side NVMe and PCI operations through sysfs: what a kernel engineer types by hand.
+
+Only a :class:`~harness.ssh.Guest` is needed, so these work on a physical machine too.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from harness.errors import CommandTimeout, HarnessError
+from harness.ssh import Guest
+
+SYS_NVME = "/sys/class/nvme"
+
+
+class NotRecovered(HarnessError):
+    """A controller did not reach the expected state in time."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class StateSample:
+    at: float  # seconds since the wait began
+    state: str
+
+
+class Controller:
+    """One NVMe controller as the guest's driver sees it (``/sys/class/nvme/nvmeX``)."""
+
+    def __init__(self, guest: Guest, name: str = "nvme0") -> None:
+        self.guest = guest
+        self.name = name
+        self.sysfs = f"{SYS_NVME}/{name}"
+
+    def __repr__(self) -> str:
+        return f"Controller({self.name})"
+
+    def _attr(self, attr: str) -> str:
+        return self.guest.run(f"cat {self.sysfs}/{attr}", timeout=30, check=True).stdout.strip()
+
+    @property
+    def state(self) -> str:
+        return self._attr("state")
+
+    @property
+    def pci_address(self) -> str:
+        out = self.guest.run(f"basename $(readlink -f {self.sysfs}/device)", timeout=30,
+                             check=True)
+        return out.stdout.strip()
+
+    def namespaces(self) -> list[str]:
+        """Block device names of this controller's namespaces, e.g. ``nvme0n1``."""
+        out = self.guest.run(f"ls {self.sysfs} | grep -E '^nvme[0-9]+(c[0-9]+)?n[0-9]+$' || true",
+                             timeout=30)
+        return sorted(out.stdout.split())
+
+    def reset(self) -> None:
+        """``echo 1 > reset_controller``: returns when the driver has finished the reset."""
+        self.guest.run(f"echo 1 > {self.sysfs}/reset_controller", timeout=120, check=True)
+
+    def rescan(self) -> None:
+        self.guest.run(f"echo 1 > {self.sysfs}/rescan_controller", timeout=120, check=True)
+
+    def wait_state(self, want: str = "live", timeout: float = 60.0,
+                   interval: float = 0.05) -> list[StateSample]:
+        """Poll ``state`` until it is ``want``; returns the transitions seen on the way.
+
+        Polling runs in one guest shell loop, so transitions are sampled at ``interval``
+        without an SSH round trip per sample.
+        """
+        script = (
+            f"f={shlex.quote(self.sysfs)}/state; prev=; start=$(date +%s.%N); "
+            f"while :; do s=$(cat $f 2>/dev/null || echo gone); now=$(date +%s.%N); "
+            f'if [ "$s" != "$prev" ]; then echo "$now $s"; prev=$s; fi; '
+            f'[ "$s" = {shlex.quote(want)} ] && exit 0; sleep {interval}; done'
+        )
+        try:
+            res = self.guest.run(script, timeout=timeout)
+        except CommandTimeout as exc:
+            raise NotRecovered(f"{self.name} did not reach {want!r} within {timeout:g}s "
+                               f"(last state: {self._last_state()})", exc.detail) from None
+        samples = []
+        first: float | None = None
+        for line in res.stdout.split("\n"):
+            parts = line.split()
+            if len(parts) == 2:
+                at = float(parts[0])
+                first = at if first is None else first
+                samples.append(StateSample(at - first, parts[1]))
+        return samples
+
+    def _last_state(self) -> str:
+        try:
+            return self.state
+        except HarnessError as exc:
+            return f"unreadable: {exc}"
+
+
+def controllers(guest: Guest) -> list[Controller]:
+    out = guest.run(f"ls {SYS_NVME} 2>/dev/null || true", timeout=30)
+    return [Controller(guest, n) for n in sorted(out.stdout.split())]

@@ -1,0 +1,61 @@
+from pathlib import Path
+
+from harness.images import GuestImage
+from harness.kernels import KernelImage
+from harness.qemu import LaunchSpec, command_line
+from harness.topology import Topology
+
+
+def _spec(topology: Topology, accel: str = "tcg") -> LaunchSpec:
+    k = KernelImage("debian:6.1", "k", "6.1.0-1-amd64", Path("/c/vmlinux"), Path("/c/mods"),
+                    Path("/c/modules.img"))
+    image = GuestImage(k, Path("/c/initrd.cpio"), Path("/c/rootfs.img"))
+    return LaunchSpec("qemu-system-x86_64", accel, image, topology, Path("/s"), 40022)
+
+
+def _devices(cmd: list[str]) -> list[str]:
+    return [cmd[i + 1] for i, a in enumerate(cmd) if a == "-device"]
+
+
+def test_each_controller_on_its_own_root_port():
+    cmd = command_line(_spec(Topology.build(controllers=2, namespaces=["256M", "128M:4096"],
+                                            io_queues=3)))
+    devs = _devices(cmd)
+    assert "pcie-root-port,id=rp0,chassis=1,slot=1" in devs
+    assert "pcie-root-port,id=rp1,chassis=2,slot=2" in devs
+    assert "nvme,id=nvme1,serial=nvmeh1,bus=rp1,max_ioqpairs=3" in devs
+    ns = [d for d in devs if d.startswith("nvme-ns")]
+    assert len(ns) == 4
+    assert ("nvme-ns,id=nvme1n2,drive=nvme1n2-disk,bus=nvme1,nsid=2,logical_block_size=4096,"
+            "physical_block_size=4096") in ns
+
+
+def test_nvme_is_never_the_root_disk_and_root_is_read_only():
+    cmd = command_line(_spec(Topology()))
+    blockdevs = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-blockdev"]
+    assert "driver=file,filename=/c/rootfs.img,node-name=rootfs-file,read-only=on" in blockdevs
+    assert "virtio-blk-pci,drive=rootfs,serial=nvmeh-root,id=rootfs" in _devices(cmd)
+    assert "driver=file,filename=/s/nvme0n1.img,node-name=nvme0n1-file" in blockdevs
+
+
+def test_ssh_only_on_loopback_and_guest_isolated():
+    cmd = command_line(_spec(Topology()))
+    netdev = cmd[cmd.index("-netdev") + 1]
+    assert "restrict=on" in netdev
+    assert "hostfwd=tcp:127.0.0.1:40022-:22" in netdev
+
+
+def test_accel_and_cpu_model():
+    tcg = command_line(_spec(Topology.build(cpus=2, memory="512M")))
+    assert tcg[tcg.index("-machine") + 1] == "q35,accel=tcg"
+    assert tcg[tcg.index("-cpu") + 1] == "max"
+    assert tcg[tcg.index("-smp") + 1] == "2" and tcg[tcg.index("-m") + 1] == "512M"
+    kvm = command_line(_spec(Topology(), accel="kvm"))
+    assert kvm[kvm.index("-cpu") + 1] == "host"
+
+
+def test_kernel_args_appended_and_panic_exits():
+    cmd = command_line(_spec(Topology.build(kernel_args="nvme_core.io_timeout=5")))
+    append = cmd[cmd.index("-append") + 1]
+    assert "panic=-1" in append and append.endswith("nvme_core.io_timeout=5")
+    assert "-no-reboot" in cmd

@@ -1,0 +1,60 @@
+import pytest
+
+from harness.errors import BadInput
+from harness.topology import Namespace, Topology, format_size, parse_size
+
+
+def test_parse_size_units():
+    assert parse_size("1G") == 1 << 30
+    assert parse_size("256M") == 256 << 20
+    assert parse_size("4096") == 4096
+    assert parse_size("2GiB") == 2 << 30
+    assert format_size(256 << 20) == "256M"
+    with pytest.raises(BadInput, match="bad size 'lots'"):
+        parse_size("lots")
+
+
+def test_default_topology():
+    t = Topology()
+    assert len(t.controllers) == 1
+    assert t.controllers[0].namespaces == (Namespace(1 << 30, 512),)
+    assert t.cpus == 1 and t.memory == 1 << 30
+
+
+def test_build_from_marker_keywords():
+    t = Topology.build(controllers=2, namespaces=["256M", "128M:4096"], io_queues=2, cpus=2,
+                       memory="768M")
+    assert len(t.controllers) == 2
+    assert t.controllers[1].namespaces == (Namespace(256 << 20, 512), Namespace(128 << 20, 4096))
+    assert t.controllers[0].io_queues == 2
+    assert t.memory == 768 << 20
+
+
+def test_parse_cli_form_equals_marker_form():
+    a = Topology.parse("controllers=2,namespaces=256M+128M:4096,io_queues=2,cpus=2,memory=768M")
+    b = Topology.build(controllers=2, namespaces=["256M", "128M:4096"], io_queues=2, cpus=2,
+                       memory="768M")
+    assert a == b and hash(a) == hash(b) and str(a) == str(b)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("controllers=0", "controllers must be a positive integer"),
+    ("controllers=x", "controllers must be an integer"),
+    ("controllers=9", "controllers must be between 1 and 8"),
+    ("namespaces=1G:1000", "block size 1000 is not one of 512, 4096"),
+    ("namespaces=1000", "a controller needs 1 to 16 namespaces"),
+    ("namespaces=1M+1G:4096+3M:4096+5000", "must be at least 1M"),
+    ("memory=64M", "below the minimum 256M"),
+    ("cpus=0", "cpus must be between"),
+    ("io_queues=65", "io_queues must be between"),
+    ("colour=blue", "bad topology item 'colour=blue'"),
+    ("controllers", "expected KEY=VALUE"),
+])
+def test_bad_topologies_name_the_culprit(spec, message):
+    with pytest.raises(BadInput, match=message):
+        Topology.parse(spec)
+
+
+def test_namespace_size_must_be_block_multiple():
+    with pytest.raises(BadInput, match="multiple of its block size 4096"):
+        Namespace.parse("1025K:4096")
