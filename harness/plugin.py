@@ -93,13 +93,20 @@ def vm(request: pytest.FixtureRequest, vm_pool: VMPool, artifacts: Path) -> Iter
     try:
         topology = topology_of(request.node)
     except (HarnessError, TypeError) as exc:
-        pytest.fail(f"bad nvme marker on {request.node.nodeid}: {exc}", pytrace=False)
+        failure = f"bad nvme marker on {request.node.nodeid}: {exc}"
+    else:
+        failure = None
+    if failure is not None:
+        pytest.fail(failure, pytrace=False)
     vms_dir = Path(request.config.getoption("artifacts_dir")).resolve() / "vms"
     vms_dir.mkdir(parents=True, exist_ok=True)
+    failure = None
     try:
         machine = vm_pool.acquire(topology, vms_dir)
     except HarnessError as exc:
-        pytest.fail(f"nvmeh: {exc}\n{exc.detail}", pytrace=False)
+        failure = f"nvmeh: {exc}\n{exc.detail}"
+    if failure is not None:
+        pytest.fail(failure, pytrace=False)
     marks = machine.log_marks()
     request.node.stash[_VM] = machine
     request.node.stash[_MARKS] = marks
@@ -143,7 +150,9 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
             machine.check_alive()  # a panic or dead QEMU explains the error best
         raise exc
     if machine is not None:
-        new = machine.oopses[seen:]
+        new = machine.untaken_oopses(since=seen)
+        if machine.oopses[seen:]:
+            machine.tainted = True
         if new:
             machine.tainted = True
             titles = "; ".join(o.title for o in new)

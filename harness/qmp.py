@@ -91,11 +91,11 @@ class Qmp:
                 if left <= 0:
                     return None
                 try:
-                    ev = self._mon.pull_event(wait=min(left, 0.2))
+                    pulled = self._mon.pull_event(wait=min(left, 0.2))
                 except TimeoutError:
-                    ev = None
-                if ev:
-                    self._record(ev)
+                    pulled = None
+                if pulled:
+                    self._record(pulled)
 
     def _collect(self) -> None:
         for ev in self._mon.get_events(wait=False):

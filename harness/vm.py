@@ -68,6 +68,7 @@ class VM:
         self.host_key = paramiko.ECDSAKey.generate()
         self.ssh_port = 0
         self.boot_seconds = 0.0
+        self._oopses_taken = 0
         self.tainted = False  # set by tests that leave the VM in a state not worth reusing
         self._stopped = threading.Event()
 
@@ -182,6 +183,16 @@ class VM:
     @property
     def oopses(self) -> list[Oops]:
         return list(self.console.oopses) if self.console else []
+
+    def take_oopses(self) -> list[Oops]:
+        """Reports not yet taken: a test that provokes an oops on purpose claims it here, so
+        the plugin does not fail the test for it (the VM is still retired afterwards)."""
+        new = self.oopses[self._oopses_taken:]
+        self._oopses_taken += len(new)
+        return new
+
+    def untaken_oopses(self, since: int = 0) -> list[Oops]:
+        return self.oopses[max(since, self._oopses_taken):]
 
     def check_alive(self) -> None:
         """Raise if the guest panicked or QEMU is gone (a panic is reported first)."""

@@ -1,7 +1,7 @@
 import io
 import shutil
-from pathlib import Path
 import subprocess
+from pathlib import Path
 
 import pytest
 
