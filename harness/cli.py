@@ -123,7 +123,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             res = vm.guest.run(text, timeout=args.timeout)
         except GuestUnreachable:
-            vm.check_alive()  # a panic or a dead QEMU explains a lost connection best
+            vm.explain_lost_connection()  # a panic or a dead QEMU explains it best
             raise
         sys.stdout.write(res.stdout)
         sys.stderr.write(res.stderr)

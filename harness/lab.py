@@ -72,14 +72,17 @@ class VMPool:
         self.lab = lab
         self._vm: VM | None = None
         self._oopses_seen = 0
+        self._started = 0
 
     def acquire(self, topology: Topology, artifacts: Path) -> VM:
+        """A running VM with ``topology``; a new one keeps its logs in ``artifacts/vmN``."""
         vm = self._vm
         if vm is not None and (vm.topology != topology or not self.healthy(vm)):
             self.retire()
             vm = None
         if vm is None:
-            vm = self.lab.vm(topology, artifacts)
+            self._started += 1
+            vm = self.lab.vm(topology, artifacts / f"vm{self._started}", name=f"vm{self._started}")
             try:
                 vm.start()
             except BaseException:

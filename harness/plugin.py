@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness import images
-from harness.errors import HarnessError
+from harness.errors import GuestUnreachable, HarnessError
 from harness.lab import Lab, LabConfig, VMPool
 from harness.qmp import Qmp
 from harness.ssh import Guest
@@ -146,8 +146,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     try:
         yield
     except HarnessError as exc:
-        if machine is not None:
-            machine.check_alive()  # a panic or dead QEMU explains the error best
+        if machine is not None and isinstance(exc, GuestUnreachable):
+            machine.explain_lost_connection()  # a panic or dead QEMU explains it best
         raise exc
     if machine is not None:
         new = machine.untaken_oopses(since=seen)

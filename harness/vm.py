@@ -210,6 +210,18 @@ class VM:
             raise VMDied(f"QEMU exited unexpectedly (status {code}); console tail below",
                          console.tail() if console else "")
 
+    def explain_lost_connection(self, grace: float = 5.0) -> None:
+        """After SSH broke: raise the panic or QEMU death behind it, if there is one.
+
+        A dying QEMU closes its sockets before it can be reaped, so give it ``grace`` seconds
+        to be seen as dead before concluding that only the connection broke.
+        """
+        if self.proc is not None and self.console is not None:
+            proc = self.proc
+            self.console.wait_for(lambda: self.console is not None and self.console.panic
+                                  is not None or proc.poll() is not None, grace)
+        self.check_alive()
+
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -1,0 +1,160 @@
+"""``python -m harness`` as a user runs it: exit codes, bad input, and cleanup."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import images, paths
+from harness.errors import EXIT_GUEST_PANIC, EXIT_HARNESS, EXIT_VM_DIED
+from harness.progress import QUIET
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def harness(*args: str, env: dict[str, str] | None = None,
+            timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=ROOT, text=True,
+                          capture_output=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert proc.returncode == EXIT_HARNESS, proc
+    assert "Traceback" not in proc.stderr, proc.stderr
+    first = proc.stderr.strip().splitlines()[0]
+    assert first.startswith("nvmeh: error: "), proc.stderr
+    for needle in needles:
+        assert needle in first, first
+
+
+def _qemu_children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid), "-f", "qemu-system"], capture_output=True,
+                         text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _scratch_of(pid: int) -> list[Path]:
+    return list(paths.scratch_root().glob(f"run-{pid}-*"))
+
+
+def test_run_prints_the_controller_state() -> None:
+    proc = harness("run", "--", "cat", "/sys/class/nvme/nvme0/state")
+    assert (proc.returncode, proc.stdout) == (0, "live\n"), proc.stderr
+
+
+def test_run_exits_with_the_commands_exit_code() -> None:
+    proc = harness("run", "--", "echo to-stderr >&2; exit 7")
+    assert proc.returncode == 7 and "to-stderr" in proc.stderr
+
+
+def test_run_reports_a_guest_panic_with_its_own_code() -> None:
+    proc = harness("run", "--", "echo c > /proc/sysrq-trigger")
+    assert proc.returncode == EXIT_GUEST_PANIC, proc
+    assert "guest kernel panic: sysrq triggered crash" in proc.stderr
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["--kernel", "/no/such/kernel"], ["/no/such/kernel", "does not exist"]),
+    (["--kernel", "debian:4.19"], ["unknown kernel 'debian:4.19'", "debian:6.1"]),
+    (["--qemu", "/no/such/qemu"], ["'/no/such/qemu' not found"]),
+    (["--topology", "controllers=two"], ["controllers=two", "must be an integer"]),
+    (["--topology", "namespaces=1G:1000"], ["block size 1000"]),
+])
+def test_bad_input_gets_one_clear_line(args: list[str], needles: list[str]) -> None:
+    assert_one_line_error(harness("run", *args, "--", "true"), *needles)
+
+
+def test_qemu_that_exits_at_start_shows_its_stderr(tmp_path: Path) -> None:
+    fake = tmp_path / "qemu-broken"
+    fake.write_text("#!/bin/sh\necho 'qemu-broken: cannot open /dev/imaginary' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    assert_one_line_error(harness("run", "--qemu", str(fake), "--", "true"),
+                          "exited at start with status 1", "cannot open /dev/imaginary")
+
+
+def test_corrupt_root_image_is_named(tmp_path: Path) -> None:
+    real = images.prepare(progress=QUIET)
+    cache = tmp_path / "cache"
+    (cache / "rootfs" / real.rootfs.parent.name).mkdir(parents=True)
+    (cache / "rootfs" / real.rootfs.parent.name / "rootfs.img").write_bytes(os.urandom(1 << 20))
+    for sub in ("kernels", "initrd"):
+        (cache / sub).symlink_to(paths.cache_dir() / sub)
+    proc = harness("run", "--", "true", env={"NVMEH_CACHE": str(cache)})
+    assert_one_line_error(proc, "rootfs.img is corrupt")
+
+
+def test_unreachable_guest_shows_the_console_tail() -> None:
+    proc = harness("run", "--boot-timeout", "1", "--", "true")
+    assert_one_line_error(proc, "guest not ready after 1s")
+    assert len(proc.stderr.strip().splitlines()) > 1, "no console tail"
+
+
+def _start_run(*cmd: str) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "--", *cmd], cwd=ROOT,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        kids = _qemu_children(proc.pid)
+        if kids and _guest_is_running(proc.pid):
+            return proc, kids[0]
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.5)
+    proc.kill()
+    raise AssertionError("the VM never started")
+
+
+def _guest_is_running(pid: int) -> bool:
+    """The guest is up once its console shows the ready marker (the command follows)."""
+    if any("nvmeh-init: ready" in p.read_text(errors="replace")
+           for d in _scratch_of(pid) for p in d.glob("artifacts/console.log")):
+        time.sleep(2)
+        return True
+    return False
+
+
+def test_killed_qemu_is_reported_and_cleaned_up() -> None:
+    proc, qemu = _start_run("sleep", "600")
+    os.kill(qemu, signal.SIGKILL)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_VM_DIED, err
+    assert "QEMU exited unexpectedly" in err and "Traceback" not in err
+    assert not _scratch_of(proc.pid)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_harness_stops_its_vm(sig: signal.Signals) -> None:
+    proc, qemu = _start_run("sleep", "600")
+    proc.send_signal(sig)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert not Path(f"/proc/{qemu}").exists(), "QEMU outlived the harness"
+    assert not _scratch_of(proc.pid)
+
+
+def test_sigkilled_harness_takes_qemu_with_it_and_next_run_sweeps() -> None:
+    proc, qemu = _start_run("sleep", "600")
+    proc.kill()
+    proc.wait()
+    for _ in range(50):
+        if not Path(f"/proc/{qemu}").exists():
+            break
+        time.sleep(0.1)
+    assert not Path(f"/proc/{qemu}").exists(), "QEMU outlived a SIGKILLed harness"
+    assert _scratch_of(proc.pid), "expected leftovers from a SIGKILLed run"
+    paths.sweep_stale_scratch()
+    assert not _scratch_of(proc.pid)
+
+
+@pytest.mark.skipif(shutil.which("apt-get") is None, reason="not a Debian host")
+def test_doctor_says_ready() -> None:
+    proc = harness("doctor")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip().endswith("ready")
+    assert "accelerator" in proc.stdout
