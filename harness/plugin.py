@@ -90,17 +90,15 @@ def topology_of(node: pytest.Item) -> Topology:
 @pytest.fixture
 def vm(request: pytest.FixtureRequest, vm_pool: VMPool, artifacts: Path) -> Iterator[VM]:
     """A running VM with the marker's topology; reused across tests while it stays healthy."""
+    failure: str | None = None
     try:
         topology = topology_of(request.node)
     except (HarnessError, TypeError) as exc:
         failure = f"bad nvme marker on {request.node.nodeid}: {exc}"
-    else:
-        failure = None
     if failure is not None:
         pytest.fail(failure, pytrace=False)
     vms_dir = Path(request.config.getoption("artifacts_dir")).resolve() / "vms"
     vms_dir.mkdir(parents=True, exist_ok=True)
-    failure = None
     try:
         machine = vm_pool.acquire(topology, vms_dir)
     except HarnessError as exc:

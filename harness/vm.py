@@ -162,8 +162,8 @@ class VM:
             raise GuestUnreachable(f"guest init failed: {console.fatal_line}", console.tail())
         if console.ready_count == 0:
             raise GuestUnreachable(
-                f"guest not ready after {self.boot_timeout:.0f}s (console tail below; full log "
-                f"{console.log_path})", console.tail())
+                f"guest not ready after {self.boot_timeout:g}s (console tail below; full log "
+                f"{console.log_path})", console.tail() or "(the console printed nothing)")
         guest = Guest(SSHTarget("127.0.0.1", self.ssh_port, "root", self.client_key,
                                 self.host_key), log=self._commands_log)
         while True:
@@ -173,8 +173,8 @@ class VM:
             except GuestUnreachable as exc:
                 self.check_alive()
                 if time.monotonic() > deadline:
-                    raise GuestUnreachable(f"{exc} (guest printed ready)", console.tail()) \
-                        from None
+                    raise GuestUnreachable(f"guest printed ready but {exc}; console tail "
+                                           "below", console.tail()) from None
                 time.sleep(0.1)
         self._guest = guest
 
@@ -218,8 +218,8 @@ class VM:
         """
         if self.proc is not None and self.console is not None:
             proc = self.proc
-            self.console.wait_for(lambda: self.console is not None and self.console.panic
-                                  is not None or proc.poll() is not None, grace)
+            console = self.console
+            console.wait_for(lambda: console.panic is not None or proc.poll() is not None, grace)
         self.check_alive()
 
     @property
