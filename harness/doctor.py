@@ -23,6 +23,7 @@ PACKAGES = {
     "mkfs.ext4": "e2fsprogs",
     "dpkg-deb": "dpkg",
     "apt-get": "apt",
+    "ssh": "openssh-client",  # for `python -m harness shell`
 }
 
 

@@ -44,6 +44,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "nvme(**topology): the NVMe topology the test's VM needs")
 
 
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    from harness import accel
+
+    try:
+        chosen = accel.choose(config.getoption("accel"))
+    except HarnessError as exc:
+        return [f"nvmeh: {exc}"]
+    return [f"nvmeh: kernel {config.getoption('kernel')}, accelerator {chosen}"]
+
+
 @pytest.fixture(scope="session")
 def lab(pytestconfig: pytest.Config) -> Lab:
     """Images are built once per session, on first use."""

@@ -155,6 +155,22 @@ def test_sigkilled_harness_takes_qemu_with_it_and_next_run_sweeps() -> None:
     assert not _scratch_of(proc.pid)
 
 
+def test_images_second_call_does_nothing() -> None:
+    harness("images")
+    proc = harness("images")
+    assert proc.returncode == 0, proc.stderr
+    assert "building" not in proc.stderr and "fetching" not in proc.stderr, proc.stderr
+    assert "rootfs" in proc.stdout and "vmlinux" in proc.stdout
+
+
+def test_shell_runs_an_ssh_session() -> None:
+    proc = subprocess.run([sys.executable, "-m", "harness", "shell"], cwd=ROOT, text=True,
+                          capture_output=True, timeout=600,
+                          input="cat /sys/class/nvme/nvme0/state\nexit 3\n")
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout.strip().endswith("live"), proc.stdout
+
+
 @pytest.mark.skipif(shutil.which("apt-get") is None, reason="not a Debian host")
 def test_doctor_says_ready() -> None:
     proc = harness("doctor")

@@ -67,3 +67,30 @@ def test_cpio_is_four_byte_aligned_and_ends_with_trailer():
     data = buf.getvalue()
     assert len(data) % 4 == 0
     assert b"TRAILER!!!" in data
+
+
+def test_recipe_change_changes_the_cache_key(tmp_path, monkeypatch):
+    from harness import images, paths
+
+    for name in ("rootfs.json", "rootfs-hook.sh"):
+        (tmp_path / name).write_bytes((paths.IMAGES / name).read_bytes())
+    monkeypatch.setattr(paths, "IMAGES", tmp_path)
+    before = images.rootfs_key()
+    assert images.rootfs_key() == before, "the key must be stable"
+    recipe = (tmp_path / "rootfs.json").read_text().replace('"fio",', '"fio", "strace",')
+    (tmp_path / "rootfs.json").write_text(recipe)
+    assert images.rootfs_key() != before
+
+
+def test_mmdebstrap_command_carries_the_recipe(tmp_path):
+    from harness import images
+
+    cmd = images.mmdebstrap_command(
+        {"suite": "bookworm", "variant": "minbase", "packages": ["fio", "nvme-cli"],
+         "path_exclude": ["/usr/share/doc/*"], "remove": ["/var/cache/apt/*"]},
+        tmp_path / "root.img")
+    assert "--include=fio,nvme-cli" in cmd and "--variant=minbase" in cmd
+    assert "--dpkgopt=path-exclude=/usr/share/doc/*" in cmd
+    assert cmd[-2:] == ["bookworm", "/dev/null"]
+    hook = next(a for a in cmd if a.startswith("--customize-hook="))
+    assert str(tmp_path / "root.img") in hook and "'/var/cache/apt/*'" in hook
