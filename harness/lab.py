@@ -71,7 +71,6 @@ class VMPool:
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
         self._vm: VM | None = None
-        self._oopses_seen = 0
         self._started = 0
 
     def acquire(self, topology: Topology, artifacts: Path) -> VM:
@@ -89,11 +88,7 @@ class VMPool:
                 vm.stop()
                 raise
             self._vm = vm
-        self._oopses_seen = len(vm.oopses)
         return vm
-
-    def new_oopses(self, vm: VM) -> list[object]:
-        return list(vm.oopses[self._oopses_seen:])
 
     @staticmethod
     def healthy(vm: VM) -> bool:

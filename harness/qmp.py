@@ -1,7 +1,7 @@
 """The VM's QMP client: commands and events, all of them logged.
 
-This is the host-side control channel; a physical target has none, which is why faults
-injected through it live behind their own interface (see :mod:`harness.faults`).
+This is the host-side control channel. A physical target has none, so nothing guest-side
+depends on it: host-side faults are to be built on this class alone.
 """
 
 from __future__ import annotations

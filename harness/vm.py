@@ -8,6 +8,7 @@ lifetime (PR_SET_PDEATHSIG), so not even a SIGKILLed harness leaves a QEMU behin
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import shutil
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import threading
 import time
+import weakref
 from pathlib import Path
 from types import TracebackType
 
@@ -34,6 +36,14 @@ from harness.topology import Topology
 
 _PR_SET_PDEATHSIG = 1
 _PORT_RETRIES = 5
+_LIVE: weakref.WeakSet[VM] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Last line of defence (e.g. pytest interrupted before its fixtures' teardown)."""
+    for vm in list(_LIVE):
+        vm.stop(graceful_timeout=1.0)
 
 
 def _die_with_parent() -> None:
@@ -71,6 +81,7 @@ class VM:
         self._oopses_taken = 0
         self.tainted = False  # set by tests that leave the VM in a state not worth reusing
         self._stopped = threading.Event()
+        _LIVE.add(self)
 
     # --- context manager ---------------------------------------------------------------------
 
