@@ -1,9 +1,13 @@
 """The QEMU command line for a guest and its NVMe topology (pure: no processes here).
 
 Naming, used by the QMP fault layer: controller ``i`` is qdev ``nvme{i}`` on root port
-``rp{i}``; its namespace ``j`` (1-based nsid) is qdev ``nvme{i}n{j}`` over the block nodes
-``nvme{i}n{j}-disk`` (raw format) and ``nvme{i}n{j}-file`` (the scratch file). These are
-host-side names; the guest may number its controllers differently.
+``rp{i}``; its namespace ``j`` (1-based nsid) sits on the block nodes ``nvme{i}n{j}-disk``
+(raw format) and ``nvme{i}n{j}-file`` (the scratch file). These are host-side names; the
+guest may number its controllers differently.
+
+A controller with one namespace carries it itself (``nvme,drive=...``): QEMU 7.2 can
+hot-add such a controller, but cannot hot-add ``nvme-ns`` devices. Controllers with several
+namespaces use ``nvme-ns`` children (qdev ``nvme{i}n{j}``) and can only be cold-plugged.
 """
 
 from __future__ import annotations
@@ -29,15 +33,39 @@ KERNEL_ARGS = (
 
 @dataclass(frozen=True)
 class NamespaceNames:
-    qdev: str
+    qdev: str  # the device whose BlockBackend serves it (for block_set_io_throttle id=)
     disk_node: str
     file_node: str
     backing: Path
 
 
-def namespace_names(scratch: Path, ctrl: int, nsid: int) -> NamespaceNames:
+def namespace_names(scratch: Path, topology: Topology, ctrl: int, nsid: int) -> NamespaceNames:
     base = f"nvme{ctrl}n{nsid}"
-    return NamespaceNames(base, f"{base}-disk", f"{base}-file", scratch / f"{base}.img")
+    single = len(topology.controllers[ctrl].namespaces) == 1
+    return NamespaceNames(f"nvme{ctrl}" if single else base, f"{base}-disk", f"{base}-file",
+                          scratch / f"{base}.img")
+
+
+def hotpluggable(topology: Topology) -> bool:
+    """True when every controller can be added with ``device_add`` (one namespace each)."""
+    return all(len(c.namespaces) == 1 for c in topology.controllers)
+
+
+def controller_device(topology: Topology, i: int) -> dict[str, object]:
+    """The ``device_add`` arguments of a single-namespace controller ``i``."""
+    ctrl = topology.controllers[i]
+    ns = ctrl.namespaces[0]
+    dev: dict[str, object] = {"driver": "nvme", "id": f"nvme{i}", "serial": f"nvmeh{i}",
+                              "bus": f"rp{i}", "drive": f"nvme{i}n1-disk",
+                              "logical_block_size": ns.block_size,
+                              "physical_block_size": ns.block_size}
+    if ctrl.io_queues:
+        dev["max_ioqpairs"] = ctrl.io_queues
+    return dev
+
+
+def _device_arg(dev: dict[str, object]) -> str:
+    return ",".join([str(dev["driver"])] + [f"{k}={v}" for k, v in dev.items() if k != "driver"])
 
 
 @dataclass(frozen=True)
@@ -48,6 +76,10 @@ class LaunchSpec:
     topology: Topology
     scratch: Path  # private dir: QMP socket, fw_cfg files, namespace backing files
     ssh_port: int
+    # Leave the NVMe controllers out (root ports and backing nodes stay): for a snapshot
+    # base, and for a restore that hot-adds them afterwards.
+    without_controllers: bool = False
+    incoming: bool = False  # wait for `migrate-incoming` (restore from a snapshot)
 
     @property
     def qmp_socket(self) -> Path:
@@ -97,17 +129,31 @@ def command_line(spec: LaunchSpec) -> list[str]:
         "-device", "virtio-net-pci,netdev=net0,id=net0",
         "-fw_cfg", f"name=opt/nvmeh/authorized_keys,file={spec.authorized_keys}",
         "-fw_cfg", f"name=opt/nvmeh/ssh_host_key,file={spec.host_key}",
+        # A new generation ID at every QEMU start makes a restored guest reseed its RNG, so
+        # clones of one snapshot do not share random state.
+        "-device", "vmgenid,guid=auto",
     ]
+    if spec.incoming:
+        # -S: stay paused after loading, so controllers are added before the guest runs.
+        args += ["-incoming", "defer", "-S"]
     for i, ctrl in enumerate(topo.controllers):
         args += ["-device", f"pcie-root-port,id=rp{i},chassis={i + 1},slot={i + 1}"]
-        queues = f",max_ioqpairs={ctrl.io_queues}" if ctrl.io_queues else ""
-        args += ["-device", f"nvme,id=nvme{i},serial=nvmeh{i},bus=rp{i}{queues}"]
-        for nsid, ns in enumerate(ctrl.namespaces, start=1):
-            n = namespace_names(spec.scratch, i, nsid)
+        for nsid in range(1, len(ctrl.namespaces) + 1):
+            n = namespace_names(spec.scratch, topo, i, nsid)
             args += [
                 "-blockdev", f"driver=file,filename={n.backing},node-name={n.file_node}",
                 "-blockdev", f"driver=raw,file={n.file_node},node-name={n.disk_node}",
-                "-device", f"nvme-ns,id={n.qdev},drive={n.disk_node},bus=nvme{i},nsid={nsid},"
-                f"logical_block_size={ns.block_size},physical_block_size={ns.block_size}",
             ]
+        if spec.without_controllers:
+            continue
+        if len(ctrl.namespaces) == 1:
+            args += ["-device", _device_arg(controller_device(topo, i))]
+            continue
+        queues = f",max_ioqpairs={ctrl.io_queues}" if ctrl.io_queues else ""
+        args += ["-device", f"nvme,id=nvme{i},serial=nvmeh{i},bus=rp{i}{queues}"]
+        for nsid, ns in enumerate(ctrl.namespaces, start=1):
+            n = namespace_names(spec.scratch, topo, i, nsid)
+            args += ["-device", f"nvme-ns,id={n.qdev},drive={n.disk_node},bus=nvme{i},"
+                     f"nsid={nsid},logical_block_size={ns.block_size},"
+                     f"physical_block_size={ns.block_size}"]
     return args

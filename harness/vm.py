@@ -29,7 +29,7 @@ from harness.console import Console
 from harness.errors import GuestPanic, GuestUnreachable, QemuError, VMDied
 from harness.images import GuestImage, check_image
 from harness.kmsg import Oops
-from harness.qemu import LaunchSpec, command_line, namespace_names
+from harness.qemu import LaunchSpec, NamespaceNames, command_line, namespace_names
 from harness.qmp import Qmp
 from harness.ssh import Guest, SSHTarget
 from harness.topology import Topology
@@ -107,7 +107,7 @@ class VM:
     def _create_backing_files(self) -> None:
         for i, ctrl in enumerate(self.topology.controllers):
             for nsid, ns in enumerate(ctrl.namespaces, start=1):
-                backing = namespace_names(self.scratch, i, nsid).backing
+                backing = namespace_names(self.scratch, self.topology, i, nsid).backing
                 if not backing.exists():
                     with open(backing, "wb") as fh:
                         fh.truncate(ns.size)
@@ -248,6 +248,10 @@ class VM:
         if self._qmp is None:
             raise QemuError("the VM is not running")
         return self._qmp
+
+    def namespace(self, ctrl: int = 0, nsid: int = 1) -> NamespaceNames:
+        """QEMU's names for namespace ``nsid`` of controller ``ctrl`` (for QMP faults)."""
+        return namespace_names(self.scratch, self.topology, ctrl, nsid)
 
     def kill(self) -> None:
         """SIGKILL QEMU now (a power cut, or a test of the harness's own cleanup)."""

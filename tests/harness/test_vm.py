@@ -58,8 +58,8 @@ def test_qmp_sees_the_topology(qmp: Qmp) -> None:
     assert ports, "controller 0's root port is missing"
     behind = ports[0]["pci_bridge"]["devices"]
     assert [d["qdev_id"] for d in behind] == ["nvme0"]
-    names = [b["device"] or b["qdev"] for b in qmp.cmd("query-block")]
-    assert any("nvme0n1" in n for n in names)
+    nodes = [b.get("inserted", {}).get("node-name") for b in qmp.cmd("query-block")]
+    assert "nvme0n1-disk" in nodes
 
 
 def test_vm_reused_for_equal_topology_first(vm: VM) -> None:
@@ -79,13 +79,14 @@ def test_hung_task_is_detected_on_a_real_guest(vm: VM, qmp: Qmp) -> None:
     guest.run("sysctl -qw kernel.hung_task_timeout_secs=2 kernel.hung_task_warnings=10",
               check=True)
     throttle = {k: 0 for k in ("bps", "bps_rd", "bps_wr", "iops", "iops_rd", "iops_wr")}
-    qmp.cmd("block_set_io_throttle", id="nvme0n1", **{**throttle, "bps": 8192})
+    qdev = vm.namespace(0, 1).qdev
+    qmp.cmd("block_set_io_throttle", id=qdev, **{**throttle, "bps": 8192})
     try:
         res = guest.run("dd if=/dev/zero of=/dev/nvme0n1 bs=64k count=3 oflag=sync",
                         timeout=120)
         assert res.ok, res.stderr
     finally:
-        qmp.cmd("block_set_io_throttle", id="nvme0n1", **throttle)
+        qmp.cmd("block_set_io_throttle", id=qdev, **throttle)
         guest.run("sysctl -qw kernel.hung_task_timeout_secs=0")
     assert vm.console is not None
     vm.console.wait_for(lambda: any(o.kind == "hung_task" for o in vm.oopses), 10)

@@ -1,8 +1,9 @@
+from dataclasses import replace
 from pathlib import Path
 
 from harness.images import GuestImage
 from harness.kernels import KernelImage
-from harness.qemu import LaunchSpec, command_line
+from harness.qemu import LaunchSpec, command_line, controller_device, hotpluggable
 from harness.topology import Topology
 
 
@@ -59,3 +60,25 @@ def test_kernel_args_appended_and_panic_exits():
     append = cmd[cmd.index("-append") + 1]
     assert "panic=-1" in append and append.endswith("nvme_core.io_timeout=5")
     assert "-no-reboot" in cmd
+
+
+def test_single_namespace_controller_carries_its_drive_so_it_can_be_hot_added():
+    topo = Topology.build(namespaces=["256M:4096"], io_queues=2)
+    devs = _devices(command_line(_spec(topo)))
+    assert ("nvme,id=nvme0,serial=nvmeh0,bus=rp0,drive=nvme0n1-disk,logical_block_size=4096,"
+            "physical_block_size=4096,max_ioqpairs=2") in devs
+    assert not [d for d in devs if d.startswith("nvme-ns")]
+    assert hotpluggable(topo)
+    assert not hotpluggable(Topology.build(namespaces=2))
+    assert controller_device(topo, 0)["drive"] == "nvme0n1-disk"
+
+
+def test_snapshot_base_has_root_ports_and_nodes_but_no_controllers():
+    topo = Topology.build(controllers=2)
+    spec = replace(_spec(topo), without_controllers=True, incoming=True)
+    cmd = command_line(spec)
+    devs = _devices(cmd)
+    assert [d for d in devs if d.startswith("pcie-root-port")] and not \
+        [d for d in devs if d.startswith("nvme")]
+    assert "driver=raw,file=nvme1n1-file,node-name=nvme1n1-disk" in cmd
+    assert cmd[cmd.index("-incoming") + 1] == "defer" and "-S" in cmd
