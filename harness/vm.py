@@ -73,7 +73,7 @@ class VM:
         self.console: Console | None = None
         self._qmp: Qmp | None = None
         self._guest: Guest | None = None
-        self._commands_log = open(self.artifacts / "commands.log", "a")
+        self._commands_log = open(self.artifacts / "commands.log", "w")
         self.client_key = paramiko.ECDSAKey.generate()
         self.host_key = paramiko.ECDSAKey.generate()
         self.ssh_port = 0
