@@ -37,6 +37,8 @@ def _add_vm_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--boot-timeout", type=float, default=180.0, metavar="SECONDS")
     p.add_argument("--artifacts", type=Path, default=None, metavar="DIR",
                    help="keep console, QMP and command logs in DIR")
+    p.add_argument("--no-snapshot", action="store_true",
+                   help="boot cold instead of starting from a saved snapshot")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _lab(args: argparse.Namespace) -> Lab:
     return Lab(LabConfig(kernel=args.kernel, qemu=args.qemu, accel=args.accel,
-                         boot_timeout=args.boot_timeout))
+                         boot_timeout=args.boot_timeout, snapshots=not args.no_snapshot))
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

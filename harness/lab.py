@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import accel as accel_mod
-from harness import images, paths
+from harness import images, paths, snapshot
 from harness.accel import Accel
 from harness.images import GuestImage
 from harness.progress import Progress
@@ -31,6 +31,7 @@ class LabConfig:
     qemu: str = "qemu-system-x86_64"
     accel: str | None = None  # None: choose automatically
     boot_timeout: float = 180.0
+    snapshots: bool = True  # start VMs from a saved snapshot where the topology allows
 
 
 class Lab:
@@ -49,10 +50,20 @@ class Lab:
             self._image = images.prepare(self.config.kernel, self.progress)
         return self._image
 
-    def vm(self, topology: Topology, artifacts: Path | None = None, name: str = "vm") -> VM:
-        """A VM not yet started: use it as a context manager."""
+    def vm(self, topology: Topology, artifacts: Path | None = None, name: str = "vm",
+           snapshots: bool | None = None) -> VM:
+        """A VM not yet started: use it as a context manager.
+
+        It starts from a snapshot (made on first use) unless snapshots are off or the
+        topology needs a cold boot.
+        """
+        snap = None
+        if (self.config.snapshots if snapshots is None else snapshots) and \
+                snapshot.unsupported_reason(topology) is None:
+            snap = snapshot.get(self.image, topology, self.accel, self.config.qemu,
+                                self.progress)
         return VM(self.image, topology, self.accel, qemu=self.config.qemu, artifacts=artifacts,
-                  name=name, boot_timeout=self.config.boot_timeout)
+                  name=name, boot_timeout=self.config.boot_timeout, snapshot=snap)
 
     @contextlib.contextmanager
     def running(self, topology: Topology, artifacts: Path | None = None) -> Iterator[VM]:

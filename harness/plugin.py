@@ -38,6 +38,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--artifacts-dir", default="artifacts", type=Path,
                     help="one directory per test with console, dmesg, QMP and command logs")
     group.addoption("--boot-timeout", type=float, default=180.0)
+    group.addoption("--no-snapshot", action="store_true",
+                    help="boot every VM cold instead of starting from a saved snapshot")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -61,7 +63,8 @@ def lab(pytestconfig: pytest.Config) -> Lab:
         return Lab(LabConfig(kernel=pytestconfig.getoption("kernel"),
                              qemu=pytestconfig.getoption("qemu"),
                              accel=pytestconfig.getoption("accel"),
-                             boot_timeout=pytestconfig.getoption("boot_timeout")))
+                             boot_timeout=pytestconfig.getoption("boot_timeout"),
+                             snapshots=not pytestconfig.getoption("no_snapshot")))
     except HarnessError as exc:
         pytest.exit(f"nvmeh: {exc}", returncode=2)
 

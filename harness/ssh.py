@@ -8,10 +8,12 @@ its timeout is killed with everything it started (even daemonised children).
 from __future__ import annotations
 
 import itertools
+import secrets
 import select
 import shlex
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -76,6 +78,8 @@ class Guest:
         self._log_lock = threading.Lock()
         self._client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
+        self._agent: _Agent | None = None
+        self._agent_lock = threading.Lock()
 
     # --- connection --------------------------------------------------------------------------
 
@@ -108,6 +112,10 @@ class Guest:
         return bool(t and t.is_active())
 
     def close(self) -> None:
+        with self._agent_lock:
+            if self._agent is not None:
+                self._agent.close()
+                self._agent = None
         if self._sftp:
             self._sftp.close()
             self._sftp = None
@@ -137,27 +145,63 @@ class Guest:
         """Run ``command`` in the guest's shell; raises :class:`CommandTimeout` past ``timeout``.
 
         On timeout the command and everything it started is killed, and the exception carries
-        the output so far.
+        the output so far. Commands run in a fresh subshell of a long-lived guest shell when
+        that shell is free (no process start on the guest's side, which costs tens of
+        milliseconds under TCG), else on a channel of their own; either way nothing a command
+        does to its shell (cd, exit, set) outlives it. A command that leaves a process running
+        must use :meth:`background`.
         """
         tag = f"{next(_tags)}-{time.monotonic_ns()}"
         t0 = time.monotonic()
+        deadline = t0 + timeout
+        agent = self._free_agent() if stdin is None else None
+        try:
+            if agent is not None:
+                code, out, err = agent.run(command, tag, deadline, lambda: self._kill(tag))
+            else:
+                code, out, err = self._run_channel(command, tag, stdin, deadline)
+        except _TimedOut as exc:
+            res = CommandResult(command, -1, exc.out, exc.err, time.monotonic() - t0)
+            self._record(res, "TIMEOUT")
+            raise CommandTimeout(f"guest command {command!r} timed out after {timeout:g}s",
+                                 res.stdout[-2000:] + res.stderr[-2000:]) from None
+        finally:
+            if agent is not None:
+                self._agent_lock.release()
+        result = CommandResult(command, code, out, err, time.monotonic() - t0)
+        self._record(result)
+        return result.check() if check else result
+
+    def _free_agent(self) -> _Agent | None:
+        """The long-lived shell, locked for the caller; None when another thread has it."""
+        if not self._agent_lock.acquire(blocking=False):
+            return None
+        try:
+            if self._agent is None or not self._agent.usable:
+                transport = self._client.get_transport() if self._client else None
+                if transport is None or not transport.is_active():
+                    raise GuestUnreachable(f"SSH connection to {self.target.host}:"
+                                           f"{self.target.port} is closed")
+                self._agent = _Agent(transport)
+        except BaseException:
+            self._agent_lock.release()
+            raise
+        return self._agent
+
+    def _run_channel(self, command: str, tag: str, stdin: str | None,
+                     deadline: float) -> tuple[int, str, str]:
         chan = self._channel(command, tag)
         if stdin is not None:
             chan.sendall(stdin.encode())
             chan.shutdown_write()
         out, err = bytearray(), bytearray()
-        deadline = t0 + timeout
         try:
             while not (chan.exit_status_ready() and not chan.recv_ready()
                        and not chan.recv_stderr_ready()):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     self._kill(tag)
-                    res = CommandResult(command, -1, out.decode(errors="replace"),
-                                        err.decode(errors="replace"), time.monotonic() - t0)
-                    self._record(res, "TIMEOUT")
-                    raise CommandTimeout(f"guest command {command!r} timed out after "
-                                         f"{timeout:g}s", res.stdout[-2000:] + res.stderr[-2000:])
+                    raise _TimedOut(out, err)
                 select.select([chan], [], [], min(left, 1.0))
                 while chan.recv_ready():
                     out += chan.recv(65536)
@@ -170,10 +214,7 @@ class Guest:
                 raise GuestUnreachable(f"SSH connection lost while running {command!r}")
         finally:
             chan.close()
-        result = CommandResult(command, code, out.decode(errors="replace"),
-                               err.decode(errors="replace"), time.monotonic() - t0)
-        self._record(result)
-        return result.check() if check else result
+        return code, out.decode(errors="replace"), err.decode(errors="replace")
 
     def background(self, command: str, log_path: Path | None = None) -> Background:
         """Start ``command`` and return at once; its output is drained on a thread."""
@@ -231,6 +272,70 @@ class Guest:
             with self._log_lock:
                 self._log.write(f"[{time.strftime('%H:%M:%S')}] {text}\n")
                 self._log.flush()
+
+
+class _TimedOut(Exception):
+    def __init__(self, out: bytes | bytearray, err: bytes | bytearray) -> None:
+        super().__init__("timed out")
+        self.out = bytes(out).decode(errors="replace")
+        self.err = bytes(err).decode(errors="replace")
+
+
+class _Agent:
+    """One long-lived ``bash`` on its own SSH channel, running each command in a subshell.
+
+    Each command is sent as shell source; its end is a marker line carrying the exit status,
+    written to stdout and stderr after the subshell exits. The marker holds a random token,
+    so no command output can forge it.
+    """
+
+    def __init__(self, transport: paramiko.Transport) -> None:
+        self.token = secrets.token_hex(8)
+        self._seq = itertools.count(1)
+        self.chan = transport.open_session(timeout=10)
+        self.chan.exec_command("exec bash --noprofile --norc")
+        self.usable = True
+
+    def run(self, command: str, tag: str, deadline: float,
+            kill: Callable[[], None]) -> tuple[int, str, str]:
+        marker = f"__nvmeh_{self.token}_{next(self._seq)}__".encode()
+        script = (f"( export NVMEH_TAG={tag}; eval {shlex.quote(command)} ) </dev/null; "
+                  f"printf '%s %d\\n' {marker.decode()} $?; printf '%s\\n' {marker.decode()} >&2\n")
+        out, err = bytearray(), bytearray()
+        try:
+            self.chan.sendall(script.encode())
+            killed = False
+            while marker not in out or marker not in err or not out.endswith(b"\n"):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    if killed:
+                        self.usable = False  # the shell did not come back: start a new one
+                        raise _TimedOut(out, err)
+                    kill()
+                    killed = True
+                    deadline = time.monotonic() + 10
+                    continue
+                select.select([self.chan], [], [], min(left, 1.0))
+                while self.chan.recv_ready():
+                    out += self.chan.recv(65536)
+                while self.chan.recv_stderr_ready():
+                    err += self.chan.recv_stderr(65536)
+                if self.chan.closed or self.chan.exit_status_ready():
+                    self.usable = False
+                    raise GuestUnreachable(f"SSH connection lost while running {command!r}")
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            self.usable = False
+            raise GuestUnreachable(f"SSH session to the guest failed: {exc}") from None
+        if killed:
+            raise _TimedOut(out[:out.index(marker)], err[:err.index(marker)])
+        o = out.index(marker)
+        code = int(out[o + len(marker):].split()[0])
+        return (code, bytes(out[:o]).decode(errors="replace"),
+                bytes(err[:err.index(marker)]).decode(errors="replace"))
+
+    def close(self) -> None:
+        self.usable = False
+        self.chan.close()
 
 
 class Background:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import shlex
 import shutil
 import signal
 import socket
@@ -24,13 +25,21 @@ from types import TracebackType
 import paramiko
 
 from harness import paths
+from harness import snapshot as snapshot_mod
 from harness.accel import Accel
 from harness.console import Console
-from harness.errors import GuestPanic, GuestUnreachable, QemuError, VMDied
+from harness.errors import CommandTimeout, GuestPanic, GuestUnreachable, QemuError, VMDied
 from harness.images import GuestImage, check_image
 from harness.kmsg import Oops
-from harness.qemu import LaunchSpec, NamespaceNames, command_line, namespace_names
+from harness.qemu import (
+    LaunchSpec,
+    NamespaceNames,
+    command_line,
+    controller_device,
+    namespace_names,
+)
 from harness.qmp import Qmp
+from harness.snapshot import Snapshot
 from harness.ssh import Guest, SSHTarget
 from harness.topology import Topology
 
@@ -62,7 +71,10 @@ class VM:
 
     def __init__(self, image: GuestImage, topology: Topology, accel: Accel,
                  qemu: str = "qemu-system-x86_64", artifacts: Path | None = None,
-                 name: str = "vm", boot_timeout: float = 120.0) -> None:
+                 name: str = "vm", boot_timeout: float = 120.0,
+                 snapshot: Snapshot | None = None, base: bool = False) -> None:
+        """``snapshot``: start from it instead of booting. ``base``: boot without NVMe
+        controllers and stop at the guest's ready marker (to make a snapshot from)."""
         self.image, self.topology, self.accel, self.name = image, topology, accel, name
         self.qemu = qemu
         self.boot_timeout = boot_timeout
@@ -74,8 +86,12 @@ class VM:
         self._qmp: Qmp | None = None
         self._guest: Guest | None = None
         self._commands_log = open(self.artifacts / "commands.log", "w")
+        self.snapshot, self.base = snapshot, base
         self.client_key = paramiko.ECDSAKey.generate()
-        self.host_key = paramiko.ECDSAKey.generate()
+        # A restored guest keeps the sshd host key it was saved with (it is pinned all the
+        # same); its authorized key is replaced by this VM's own right after the restore.
+        self.host_key = snapshot.host_key if snapshot else paramiko.ECDSAKey.generate()
+        self.boot_mode = "restore" if snapshot else "cold"
         self.ssh_port = 0
         self.boot_seconds = 0.0
         self._oopses_taken = 0
@@ -99,9 +115,13 @@ class VM:
 
     # --- start -------------------------------------------------------------------------------
 
+    @staticmethod
+    def _authorized_line(key: paramiko.PKey) -> str:
+        return f"{key.get_name()} {key.get_base64()} nvmeh\n"
+
     def _write_secrets(self, spec: LaunchSpec) -> None:
-        spec.authorized_keys.write_text(
-            f"{self.client_key.get_name()} {self.client_key.get_base64()} nvmeh\n")
+        key = self.snapshot.client_key if self.snapshot else self.client_key
+        spec.authorized_keys.write_text(self._authorized_line(key))
         self.host_key.write_private_key_file(str(spec.host_key))
 
     def _create_backing_files(self) -> None:
@@ -124,12 +144,20 @@ class VM:
         t0 = time.monotonic()
         for attempt in range(_PORT_RETRIES):
             self.ssh_port = free_port()
+            restore = self.snapshot is not None
             spec = LaunchSpec(self.qemu, self.accel.name, self.image, self.topology,
-                              self.scratch, self.ssh_port)
+                              self.scratch, self.ssh_port,
+                              without_controllers=restore or self.base, incoming=restore)
             self._write_secrets(spec)
             if self._launch(spec, last_attempt=attempt == _PORT_RETRIES - 1):
                 break
-        self._wait_ready(t0)
+        deadline = t0 + self.boot_timeout
+        if self.snapshot is not None:
+            self._restore(self.snapshot, deadline)
+        else:
+            self._wait_ready(deadline)
+        if not self.base:
+            self._wait_controllers(deadline)
         self.boot_seconds = time.monotonic() - t0
 
     def _launch(self, spec: LaunchSpec, last_attempt: bool) -> bool:
@@ -160,10 +188,9 @@ class VM:
         self._qmp = qmp
         return True
 
-    def _wait_ready(self, t0: float) -> None:
+    def _wait_ready(self, deadline: float) -> None:
         console = self.console
         assert console is not None and self.proc is not None
-        deadline = t0 + self.boot_timeout
         console.wait_for(lambda: console.ready_count > 0 or console.fatal_line is not None
                          or console.panic is not None or self.proc is None
                          or self.proc.poll() is not None,
@@ -175,8 +202,12 @@ class VM:
             raise GuestUnreachable(
                 f"guest not ready after {self.boot_timeout:g}s (console tail below; full log "
                 f"{console.log_path})", console.tail() or "(the console printed nothing)")
-        guest = Guest(SSHTarget("127.0.0.1", self.ssh_port, "root", self.client_key,
-                                self.host_key), log=self._commands_log)
+        if not self.base:
+            self._connect(self.client_key, deadline, "guest printed ready but")
+
+    def _connect(self, key: paramiko.PKey, deadline: float, context: str) -> None:
+        guest = Guest(SSHTarget("127.0.0.1", self.ssh_port, "root", key, self.host_key),
+                      log=self._commands_log)
         while True:
             try:
                 guest.connect(timeout=10)
@@ -184,10 +215,51 @@ class VM:
             except GuestUnreachable as exc:
                 self.check_alive()
                 if time.monotonic() > deadline:
-                    raise GuestUnreachable(f"guest printed ready but {exc}; console tail "
-                                           "below", console.tail()) from None
-                time.sleep(0.1)
+                    tail = self.console.tail() if self.console else ""
+                    raise GuestUnreachable(f"{context} {exc}; console tail below",
+                                           tail) from None
+                time.sleep(0.05)
         self._guest = guest
+
+    def _restore(self, snap: Snapshot, deadline: float) -> None:
+        """Load the saved VM, add controller 0, run on, take over the guest."""
+        qmp = self.qmp
+        qmp.cmd("migrate-incoming", uri=f"exec:cat {shlex.quote(str(snap.state))}")
+        while (status := qmp.cmd("query-migrate").get("status")) != "completed":
+            self.check_alive()
+            if status == "failed" or time.monotonic() > deadline:
+                snapshot_mod.discard(snap)  # the next VM makes a fresh one
+                raise QemuError(f"restoring snapshot {snap.path} failed ({status}); it was "
+                                "discarded and will be made again")
+            time.sleep(0.01)
+        qmp.cmd("device_add", **controller_device(self.topology, 0))
+        qmp.cmd("cont")
+        self._connect(snap.client_key, deadline, "restored guest unreachable:")
+        # The guest's wall clock stopped when the snapshot was saved; the snapshot's key is
+        # retired in favour of this VM's own.
+        self.guest.run(f"date -s @{time.time():.3f} >/dev/null && printf %s "
+                       f"{shlex.quote(self._authorized_line(self.client_key))} "
+                       "> /run/nvmeh/authorized_keys", timeout=30, check=True)
+
+    def _wait_controllers(self, deadline: float) -> None:
+        """Wait until every controller is live and its namespaces are block devices.
+
+        Controllers of a restored VM are added one at a time, each once the previous one is
+        up, so the guest numbers them as a cold boot does (nvme0 on rp0, ...).
+        """
+        for i, ctrl in enumerate(self.topology.controllers):
+            if self.snapshot is not None and i > 0:
+                self.qmp.cmd("device_add", **controller_device(self.topology, i))
+            conditions = [f'[ "$(cat /sys/class/nvme/nvme{i}/state 2>/dev/null)" = live ]'] + [
+                f"[ -b /dev/nvme{i}n{j} ]" for j in range(1, len(ctrl.namespaces) + 1)]
+            left = max(1.0, deadline - time.monotonic())
+            try:
+                self.guest.run(f"until {' && '.join(conditions)}; do sleep 0.02; done",
+                               timeout=left)
+            except CommandTimeout:
+                raise GuestUnreachable(f"controller nvme{i} did not come up live within the "
+                                       "boot timeout", self.console.tail() if self.console
+                                       else "") from None
 
     # --- health ------------------------------------------------------------------------------
 

@@ -1,0 +1,137 @@
+"""Snapshot start: boot a guest once, save the whole VM, start later VMs from that state.
+
+QEMU 7.2's NVMe controller cannot be migrated, so the saved VM has the PCIe root ports but no
+controllers; a restored VM gets its controllers hot-added before the guest runs on, and the
+driver probes them as hot-plugged devices. One snapshot therefore serves every topology with
+the same CPUs, memory, kernel arguments and number of controllers (one namespace each: QEMU
+cannot hot-add ``nvme-ns`` devices, so several namespaces per controller mean a cold boot).
+
+A snapshot is keyed by everything it is made of: the guest image (kernel, modules, initramfs
+with the guest scripts, root filesystem), QEMU's binary and version, the accelerator, and the
+VM's shape. A changed input means another key, so a snapshot is never reused across inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import paramiko
+
+from harness import paths
+from harness.accel import Accel
+from harness.errors import QemuError
+from harness.images import GuestImage
+from harness.progress import Progress
+from harness.qemu import hotpluggable
+from harness.topology import Controller, Topology
+from harness.util import digest
+
+SNAPSHOT_VERSION = "snapshot-1"  # bump when what a snapshot holds or how it is made changes
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    key: str
+    path: Path
+
+    @property
+    def state(self) -> Path:
+        return self.path / "state"
+
+    @property
+    def client_key(self) -> paramiko.PKey:
+        return paramiko.ECDSAKey.from_private_key_file(str(self.path / "client_key"))
+
+    @property
+    def host_key(self) -> paramiko.PKey:
+        return paramiko.ECDSAKey.from_private_key_file(str(self.path / "host_key"))
+
+
+def unsupported_reason(topology: Topology) -> str | None:
+    """Why this topology must boot cold, or None when it can start from a snapshot."""
+    if not hotpluggable(topology):
+        return "a controller has several namespaces (QEMU cannot hot-add nvme-ns)"
+    return None
+
+
+def base_topology(topology: Topology) -> Topology:
+    """What a snapshot depends on: the controllers are added after the restore."""
+    return Topology(tuple(Controller() for _ in topology.controllers), topology.cpus,
+                    topology.memory, topology.kernel_args)
+
+
+@cache
+def qemu_identity(qemu: str) -> str:
+    path = shutil.which(qemu) or qemu
+    try:
+        version = subprocess.run([path, "--version"], capture_output=True, text=True,
+                                 timeout=10).stdout.strip()
+        stamp = os.stat(path).st_mtime_ns
+    except (OSError, subprocess.TimeoutExpired):
+        return path
+    return f"{path} {stamp} {version}"
+
+
+def snapshot_key(image: GuestImage, topology: Topology, accel: Accel, qemu: str) -> str:
+    return digest(SNAPSHOT_VERSION.encode(), image.key.encode(), qemu_identity(qemu).encode(),
+                  accel.name.encode(), str(base_topology(topology)).encode())
+
+
+def get(image: GuestImage, topology: Topology, accel: Accel, qemu: str,
+        progress: Progress) -> Snapshot:
+    """The snapshot for this VM shape, made now if it does not exist yet."""
+    key = snapshot_key(image, topology, accel, qemu)
+    snap = Snapshot(key, paths.cache_dir() / "snapshots" / key)
+    if (snap.path / "done").exists():
+        return snap
+    with paths.locked(snap.path.with_suffix(".lock")):
+        if not (snap.path / "done").exists():
+            progress.step(f"making a snapshot for {base_topology(topology)}")
+            _make(snap, image, base_topology(topology), accel, qemu)
+            progress.done()
+    return snap
+
+
+def discard(snap: Snapshot) -> None:
+    shutil.rmtree(snap.path, ignore_errors=True)
+
+
+def _make(snap: Snapshot, image: GuestImage, topology: Topology, accel: Accel,
+          qemu: str) -> None:
+    from harness.vm import VM  # the VM module restores from snapshots: import late
+
+    work = snap.path.with_name(snap.path.name + ".tmp")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    os.chmod(work, 0o700)
+    with VM(image, topology, accel, qemu=qemu, artifacts=work / "base-vm", name="snapshot",
+            base=True) as vm:
+        vm.client_key.write_private_key_file(str(work / "client_key"))
+        vm.host_key.write_private_key_file(str(work / "host_key"))
+        qmp = vm.qmp
+        qmp.cmd("stop")
+        target = work / "state"
+        qmp.cmd("migrate", uri=f"exec:cat > {shlex.quote(str(target))}")
+        deadline = time.monotonic() + 300
+        while True:
+            status = qmp.cmd("query-migrate")
+            if status.get("status") == "completed":
+                break
+            if status.get("status") == "failed" or time.monotonic() > deadline:
+                raise QemuError(f"saving the snapshot failed: "
+                                f"{status.get('error-desc', status.get('status'))}")
+            time.sleep(0.05)
+    (work / "meta.json").write_text(json.dumps({
+        "key": snap.key, "image": image.key, "qemu": qemu_identity(qemu), "accel": accel.name,
+        "topology": str(topology), "created": time.time()}, indent=2) + "\n")
+    (work / "done").write_text("")
+    shutil.rmtree(snap.path, ignore_errors=True)
+    os.rename(work, snap.path)
