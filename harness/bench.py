@@ -53,21 +53,26 @@ def _figure(name: str, unit: str, samples: list[float]) -> Figure:
     return Figure(name, statistics.median(samples), unit, len(samples), tuple(samples))
 
 
-def _time_to_ready(lab: Lab, topology: Topology, snapshots: bool) -> float:
+def _time_to_ready(lab: Lab, topology: Topology, snapshots: bool,
+                   phases: dict[str, list[float]]) -> float:
     """VM start until an SSH command has returned (snapshots made beforehand don't count)."""
     vm = lab.vm(topology, name="bench", snapshots=snapshots)
     t0 = time.monotonic()
     with vm:
         vm.guest.run("true", check=True)
-        return time.monotonic() - t0
+        took = time.monotonic() - t0
+        for name, at in vm.boot_phases:
+            phases.setdefault(f"{vm.boot_mode}.{name}", []).append(at)
+        return took
 
 
 def run(lab: Lab, topology: Topology, runs: int = 3) -> BenchResult:
     image = lab.image  # built before any timing starts
-    boots = [_time_to_ready(lab, topology, snapshots=False) for _ in range(runs)]
+    phases: dict[str, list[float]] = {}
+    boots = [_time_to_ready(lab, topology, False, phases) for _ in range(runs)]
     figures = [_figure("boot_to_ready_s", "s", boots)]
     if snapshot.unsupported_reason(topology) is None:
-        restores = [_time_to_ready(lab, topology, snapshots=True) for _ in range(runs)]
+        restores = [_time_to_ready(lab, topology, True, phases) for _ in range(runs)]
         figures.append(_figure("restore_to_ready_s", "s", restores))
     rtts: list[float] = []
     with lab.vm(topology, name="bench") as vm:
@@ -76,5 +81,7 @@ def run(lab: Lab, topology: Topology, runs: int = 3) -> BenchResult:
             vm.guest.run("true", check=True)
             rtts.append((time.monotonic() - t1) * 1000)
     figures.append(_figure("ssh_rtt_ms", "ms", rtts))
+    # Where a start's time goes: seconds from QEMU's start to the end of each phase.
+    figures += [_figure(f"phase.{name}_s", "s", samples) for name, samples in phases.items()]
     return BenchResult(str(lab.accel), f"{image.kernel.spec} ({image.kernel.release})",
                        str(topology), tuple(figures))

@@ -289,21 +289,29 @@ class _Agent:
     so no command output can forge it.
     """
 
+    # The shell sshd starts runs this loop itself: no further process start. Each request is
+    # a line "LENGTH TAG MARKER" followed by LENGTH bytes of shell source.
+    # The loop's variables are unset before the command runs, so it sees a clean shell.
+    LOOP = ("while read -r _nv_n _nv_t _nv_m && LC_ALL=C read -r -N \"$_nv_n\" _nv_c; do "
+            "( export NVMEH_TAG=$_nv_t; eval \"unset _nv_n _nv_t _nv_m _nv_c; $_nv_c\" ) "
+            "</dev/null; printf '%s %d\\n' \"$_nv_m\" $?; printf '%s\\n' \"$_nv_m\" >&2; "
+            "done")
+
     def __init__(self, transport: paramiko.Transport) -> None:
         self.token = secrets.token_hex(8)
         self._seq = itertools.count(1)
         self.chan = transport.open_session(timeout=10)
-        self.chan.exec_command("exec bash --noprofile --norc")
+        self.chan.exec_command(self.LOOP)
         self.usable = True
 
     def run(self, command: str, tag: str, deadline: float,
             kill: Callable[[], None]) -> tuple[int, str, str]:
         marker = f"__nvmeh_{self.token}_{next(self._seq)}__".encode()
-        script = (f"( export NVMEH_TAG={tag}; eval {shlex.quote(command)} ) </dev/null; "
-                  f"printf '%s %d\\n' {marker.decode()} $?; printf '%s\\n' {marker.decode()} >&2\n")
+        body = command.encode()
+        script = b"%d %s %s\n%s" % (len(body), tag.encode(), marker, body)
         out, err = bytearray(), bytearray()
         try:
-            self.chan.sendall(script.encode())
+            self.chan.sendall(script)
             killed = False
             while marker not in out or marker not in err or not out.endswith(b"\n"):
                 left = deadline - time.monotonic()

@@ -92,6 +92,9 @@ class VM:
         # same); its authorized key is replaced by this VM's own right after the restore.
         self.host_key = snapshot.host_key if snapshot else paramiko.ECDSAKey.generate()
         self.boot_mode = "restore" if snapshot else "cold"
+        # (phase, seconds since start) in order: where a start's time went (see bench).
+        self.boot_phases: list[tuple[str, float]] = []
+        self._t0 = 0.0
         self.ssh_port = 0
         self.boot_seconds = 0.0
         self._oopses_taken = 0
@@ -141,7 +144,7 @@ class VM:
             raise QemuError(f"QEMU binary {self.qemu!r} not found "
                             "(run `python -m harness doctor --install` or pass --qemu PATH)")
         self._create_backing_files()
-        t0 = time.monotonic()
+        t0 = self._t0 = time.monotonic()
         for attempt in range(_PORT_RETRIES):
             self.ssh_port = free_port()
             restore = self.snapshot is not None
@@ -159,6 +162,10 @@ class VM:
         if not self.base:
             self._wait_controllers(deadline)
         self.boot_seconds = time.monotonic() - t0
+        self._phase("ready")
+
+    def _phase(self, name: str) -> None:
+        self.boot_phases.append((name, time.monotonic() - self._t0))
 
     def _launch(self, spec: LaunchSpec, last_attempt: bool) -> bool:
         """Start QEMU; False if the SSH port was taken meanwhile (the caller retries)."""
@@ -186,6 +193,7 @@ class VM:
             raise QemuError(f"QEMU ({self.qemu}) exited at start with status {status}: {last}",
                             err) from None
         self._qmp = qmp
+        self._phase("qmp_connected")
         return True
 
     def _wait_ready(self, deadline: float) -> None:
@@ -202,6 +210,7 @@ class VM:
             raise GuestUnreachable(
                 f"guest not ready after {self.boot_timeout:g}s (console tail below; full log "
                 f"{console.log_path})", console.tail() or "(the console printed nothing)")
+        self._phase("guest_printed_ready")
         if not self.base:
             self._connect(self.client_key, deadline, "guest printed ready but")
 
@@ -220,6 +229,7 @@ class VM:
                                            tail) from None
                 time.sleep(0.05)
         self._guest = guest
+        self._phase("ssh_connected")
 
     def _restore(self, snap: Snapshot, deadline: float) -> None:
         """Load the saved VM, add controller 0, run on, take over the guest."""
@@ -232,14 +242,16 @@ class VM:
                 raise QemuError(f"restoring snapshot {snap.path} failed ({status}); it was "
                                 "discarded and will be made again")
             time.sleep(0.01)
+        self._phase("state_loaded")
         qmp.cmd("device_add", **controller_device(self.topology, 0))
         qmp.cmd("cont")
+        self._phase("resumed")
         self._connect(snap.client_key, deadline, "restored guest unreachable:")
         # The guest's wall clock stopped when the snapshot was saved; the snapshot's key is
-        # retired in favour of this VM's own.
-        self.guest.run(f"date -s @{time.time():.3f} >/dev/null && printf %s "
-                       f"{shlex.quote(self._authorized_line(self.client_key))} "
-                       "> /run/nvmeh/authorized_keys", timeout=30, check=True)
+        # retired in favour of this VM's own. (Controller 0 is awaited in the same command.)
+        self._await_controller(0, deadline, f"date -s @{time.time():.3f} >/dev/null && "
+                               f"printf %s {shlex.quote(self._authorized_line(self.client_key))}"
+                               " > /run/nvmeh/authorized_keys")
 
     def _wait_controllers(self, deadline: float) -> None:
         """Wait until every controller is live and its namespaces are block devices.
@@ -247,19 +259,26 @@ class VM:
         Controllers of a restored VM are added one at a time, each once the previous one is
         up, so the guest numbers them as a cold boot does (nvme0 on rp0, ...).
         """
-        for i, ctrl in enumerate(self.topology.controllers):
-            if self.snapshot is not None and i > 0:
+        for i in range(len(self.topology.controllers)):
+            if self.snapshot is not None:
+                if i == 0:
+                    continue  # awaited by _restore
                 self.qmp.cmd("device_add", **controller_device(self.topology, i))
-            conditions = [f'[ "$(cat /sys/class/nvme/nvme{i}/state 2>/dev/null)" = live ]'] + [
-                f"[ -b /dev/nvme{i}n{j} ]" for j in range(1, len(ctrl.namespaces) + 1)]
-            left = max(1.0, deadline - time.monotonic())
-            try:
-                self.guest.run(f"until {' && '.join(conditions)}; do sleep 0.02; done",
-                               timeout=left)
-            except CommandTimeout:
-                raise GuestUnreachable(f"controller nvme{i} did not come up live within the "
-                                       "boot timeout", self.console.tail() if self.console
-                                       else "") from None
+            self._await_controller(i, deadline)
+
+    def _await_controller(self, i: int, deadline: float, before: str = "true") -> None:
+        """Run ``before``, then wait until ``nvme{i}`` is live with its namespaces present."""
+        ctrl = self.topology.controllers[i]
+        conditions = [f'[ "$(cat /sys/class/nvme/nvme{i}/state 2>/dev/null)" = live ]'] + [
+            f"[ -b /dev/nvme{i}n{j} ]" for j in range(1, len(ctrl.namespaces) + 1)]
+        try:
+            self.guest.run(f"{before} && until {' && '.join(conditions)}; do sleep 0.02; done",
+                           timeout=max(1.0, deadline - time.monotonic()), check=True)
+        except CommandTimeout:
+            raise GuestUnreachable(f"controller nvme{i} did not come up live within the boot "
+                                   "timeout", self.console.tail() if self.console else "") \
+                from None
+        self._phase(f"nvme{i}_live")
 
     # --- health ------------------------------------------------------------------------------
 

@@ -106,3 +106,12 @@ def test_panic_is_noticed_within_seconds(lab: Lab, artifacts: Path) -> None:
         assert time.monotonic() - t0 < 60, "the panic was noticed only at a timeout"
     assert not vm.scratch.exists()
     assert (artifacts / "console.log").read_text().count("Kernel panic - not syncing") == 1
+
+
+def test_commands_see_a_clean_shell_each_time(guest: Guest) -> None:
+    """Nothing a command does to its shell leaks into the next one."""
+    assert guest.run("cd /tmp; X=1; set -e; exit 4").exit_code == 4
+    res = guest.run('pwd; echo "x=${X-unset} c=${_nv_c-unset} n=${_nv_n-unset}"; false; echo on')
+    assert res.stdout.split("\n")[:3] == ["/root", "x=unset c=unset n=unset", "on"], res.stdout
+    multi = guest.run("printf 'a\\n'\nprintf 'é%s\\n' ü\nexit 0")
+    assert (multi.exit_code, multi.stdout) == (0, "a\néü\n")
