@@ -4,7 +4,7 @@ from harness.accel import Accel
 from harness.images import GuestImage
 from harness.kernels import KernelImage
 from harness.snapshot import snapshot_key, unsupported_reason
-from harness.topology import Topology
+from harness.topology import DEFAULT, Topology
 
 TCG = Accel("tcg", "test")
 
@@ -15,7 +15,7 @@ def _image(kernel_key: str = "k1", rootfs_dir: str = "r1") -> GuestImage:
     return GuestImage(k, Path("/c/initrd/abc.cpio"), Path(f"/c/rootfs/{rootfs_dir}/rootfs.img"))
 
 
-def _key(topology: Topology = Topology(), image: GuestImage | None = None,
+def _key(topology: Topology = DEFAULT, image: GuestImage | None = None,
          accel: Accel = TCG, qemu: str = "/bin/true") -> str:
     return snapshot_key(image or _image(), topology, accel, qemu)
 
