@@ -5,15 +5,22 @@ Figures are medians over repeated runs; each says how many runs it used.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from harness import snapshot
+from harness import fio, snapshot
 from harness.lab import Lab
+from harness.ssh import Background, Guest
 from harness.topology import Topology
 
 SSH_SAMPLES = 50
+RESETS = 50
+# The load for reset timing and the IOPS figure: 4k random writes, queue depth 16.
+LOAD = ("--name=load --filename=/dev/nvme0n1 --rw=randwrite --bs=4k --iodepth=16 --direct=1 "
+        "--ioengine=libaio --size=256M --randrepeat=0")
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,7 @@ class Figure:
     unit: str
     runs: int
     samples: tuple[float, ...] = field(repr=False)
+    stat: str = "median"
 
 
 @dataclass(frozen=True)
@@ -44,13 +52,47 @@ class BenchResult:
         lines = [f"accelerator: {self.accel}", f"kernel: {self.kernel}",
                  f"topology: {self.topology}"]
         for f in self.figures:
-            lines.append(f"{f.name:22} {f.value:10.3f} {f.unit:3} (median of {f.runs}; "
+            lines.append(f"{f.name:30} {f.value:10.3f} {f.unit:5} ({f.stat} of {f.runs}; "
                          f"min {min(f.samples):.3f}, max {max(f.samples):.3f})")
         return "\n".join(lines)
 
 
 def _figure(name: str, unit: str, samples: list[float]) -> Figure:
     return Figure(name, statistics.median(samples), unit, len(samples), tuple(samples))
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """The nearest-rank percentile (q in 0..100): a value that was really measured."""
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def _reset_figures(name: str, samples: list[float]) -> list[Figure]:
+    return [Figure(f"{name}_p50", percentile(samples, 50), "ms", len(samples), tuple(samples),
+                   "p50"),
+            Figure(f"{name}_p99", percentile(samples, 99), "ms", len(samples), tuple(samples),
+                   "p99")]
+
+
+def reset_times_ms(guest: Guest, count: int, controller: str = "nvme0") -> list[float]:
+    """Time ``count`` sysfs resets back to ``live``, timed inside the guest (no SSH in it)."""
+    script = (f"f=/sys/class/nvme/{controller}; for i in $(seq {count}); do "
+              "t0=$EPOCHREALTIME; echo 1 > $f/reset_controller || exit 1; "
+              'until read -r s < $f/state && [ "$s" = live ]; do sleep 0.001; done; '
+              'echo "$t0 $EPOCHREALTIME"; done')
+    out = guest.run(script, timeout=60 + count * 30, check=True).stdout
+    return [(float(b) - float(a)) * 1000 for a, b in (line.split() for line in out.splitlines())]
+
+
+def _load(guest: Guest) -> Background:
+    return guest.background(f"exec fio {LOAD} --time_based --runtime=3600 --output=/dev/null")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def _time_to_ready(lab: Lab, topology: Topology, snapshots: bool,
@@ -76,11 +118,27 @@ def run(lab: Lab, topology: Topology, runs: int = 3) -> BenchResult:
         figures.append(_figure("restore_to_ready_s", "s", restores))
     rtts: list[float] = []
     with lab.vm(topology, name="bench") as vm:
+        guest = vm.guest
         for _ in range(SSH_SAMPLES):
             t1 = time.monotonic()
-            vm.guest.run("true", check=True)
+            guest.run("true", check=True)
             rtts.append((time.monotonic() - t1) * 1000)
-    figures.append(_figure("ssh_rtt_ms", "ms", rtts))
+        figures.append(_figure("ssh_rtt_ms", "ms", rtts))
+        figures += _reset_figures("reset_recovery_ms", reset_times_ms(guest, RESETS))
+        load = _load(guest)
+        try:
+            figures += _reset_figures("reset_recovery_loaded_ms", reset_times_ms(guest, RESETS))
+        finally:
+            load.kill()
+        iops = []
+        for _ in range(runs):
+            res = fio.parse_json(guest.run(f"fio {LOAD} --time_based --runtime=10 "
+                                           "--output-format=json", timeout=120,
+                                           check=True).stdout)
+            iops.append(sum(j.write_iops for j in res.jobs))
+        figures.append(_figure("randwrite_4k_iops", "IOPS", iops))
+        assert vm.proc is not None
+        figures.append(_figure("vm_rss_mib", "MiB", [rss_mib(vm.proc.pid)]))
     # Where a start's time goes: seconds from QEMU's start to the end of each phase.
     figures += [_figure(f"phase.{name}_s", "s", samples) for name, samples in phases.items()]
     return BenchResult(str(lab.accel), f"{image.kernel.spec} ({image.kernel.release})",

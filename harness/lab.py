@@ -17,7 +17,7 @@ from harness.accel import Accel
 from harness.images import GuestImage
 from harness.progress import Progress
 from harness.topology import Topology
-from harness.vm import VM
+from harness.vm import VM, require_qemu
 
 # paramiko logs every refused connection attempt (expected while a guest boots) as a traceback.
 logging.getLogger("paramiko").setLevel(logging.CRITICAL)
@@ -41,6 +41,7 @@ class Lab:
         self.config = config
         self.progress = progress or Progress()
         self.accel: Accel = accel_mod.choose(config.accel)
+        require_qemu(config.qemu)  # fail before any image or snapshot work
         self._image: GuestImage | None = None
         paths.sweep_stale_scratch()
 

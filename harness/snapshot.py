@@ -106,12 +106,26 @@ def discard(snap: Snapshot) -> None:
 
 def _make(snap: Snapshot, image: GuestImage, topology: Topology, accel: Accel,
           qemu: str) -> None:
-    from harness.vm import VM  # the VM module restores from snapshots: import late
-
     work = snap.path.with_name(snap.path.name + ".tmp")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     os.chmod(work, 0o700)
+    try:
+        _save(work, image, topology, accel, qemu)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    (work / "meta.json").write_text(json.dumps({
+        "key": snap.key, "image": image.key, "qemu": qemu_identity(qemu), "accel": accel.name,
+        "topology": str(topology), "created": time.time()}, indent=2) + "\n")
+    (work / "done").write_text("")
+    shutil.rmtree(snap.path, ignore_errors=True)
+    os.rename(work, snap.path)
+
+
+def _save(work: Path, image: GuestImage, topology: Topology, accel: Accel, qemu: str) -> None:
+    from harness.vm import VM  # the VM module restores from snapshots: import late
+
     with VM(image, topology, accel, qemu=qemu, artifacts=work / "base-vm", name="snapshot",
             base=True) as vm:
         vm.client_key.write_private_key_file(str(work / "client_key"))
@@ -129,9 +143,7 @@ def _make(snap: Snapshot, image: GuestImage, topology: Topology, accel: Accel,
                 raise QemuError(f"saving the snapshot failed: "
                                 f"{status.get('error-desc', status.get('status'))}")
             time.sleep(0.05)
-    (work / "meta.json").write_text(json.dumps({
-        "key": snap.key, "image": image.key, "qemu": qemu_identity(qemu), "accel": accel.name,
-        "topology": str(topology), "created": time.time()}, indent=2) + "\n")
-    (work / "done").write_text("")
-    shutil.rmtree(snap.path, ignore_errors=True)
-    os.rename(work, snap.path)
+        # Only a guest that can be logged into is worth keeping: check it after the save, so
+        # the saved state holds no SSH session.
+        qmp.cmd("cont")
+        vm.connect_ssh()

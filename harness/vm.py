@@ -60,6 +60,12 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def require_qemu(qemu: str) -> None:
+    if shutil.which(qemu) is None:
+        raise QemuError(f"QEMU binary {qemu!r} not found "
+                        "(run `python -m harness doctor --install` or pass --qemu PATH)")
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -140,9 +146,7 @@ class VM:
                            (self.image.initrd, "initramfs"), (self.image.rootfs, "root image"),
                            (self.image.kernel.modules_image, "modules image")):
             check_image(path, what)
-        if shutil.which(self.qemu) is None:
-            raise QemuError(f"QEMU binary {self.qemu!r} not found "
-                            "(run `python -m harness doctor --install` or pass --qemu PATH)")
+        require_qemu(self.qemu)
         self._create_backing_files()
         t0 = self._t0 = time.monotonic()
         for attempt in range(_PORT_RETRIES):
@@ -213,6 +217,11 @@ class VM:
         self._phase("guest_printed_ready")
         if not self.base:
             self._connect(self.client_key, deadline, "guest printed ready but")
+
+    def connect_ssh(self) -> None:
+        """Log in to a VM started with ``base=True`` (one that was not logged into)."""
+        self._connect(self.client_key, time.monotonic() + self.boot_timeout,
+                      "guest printed ready but")
 
     def _connect(self, key: paramiko.PKey, deadline: float, context: str) -> None:
         guest = Guest(SSHTarget("127.0.0.1", self.ssh_port, "root", key, self.host_key),
