@@ -15,6 +15,7 @@ from types import FrameType
 from harness import bench as bench_mod
 from harness import doctor as doctor_mod
 from harness import images
+from harness import scenario as scenario_mod
 from harness.errors import (
     EXIT_HARNESS,
     EXIT_OK,
@@ -61,6 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("shell", help="boot a VM and open an interactive SSH shell in it")
     _add_vm_options(p)
+
+    p = sub.add_parser("repro", help="run a recovery scenario for N seeded iterations",
+                       epilog="exit codes (git bisect run): 0 every iteration passed; 1 the "
+                       "driver failed; 125 the harness could not test")
+    _add_vm_options(p)
+    p.add_argument("scenario", metavar="SCENARIO", help="a scenario name (see --list)",
+                   nargs="?")
+    p.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    p.add_argument("--iterations", type=int, default=1, metavar="N")
+    p.add_argument("--seed", type=int, default=None, metavar="S",
+                   help="seed of the first iteration (iteration i uses S+i); default: random")
 
     p = sub.add_parser("bench", help="measure boot-to-ready and SSH round trip")
     _add_vm_options(p)
@@ -172,8 +184,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_repro(args: argparse.Namespace) -> int:
+    from harness import repro
+
+    if args.list:
+        for name in scenario_mod.names():
+            print(f"{name:24} {scenario_mod.get(name).summary}")
+        return EXIT_OK
+    if not args.scenario:
+        raise HarnessError("repro needs a scenario name; valid: "
+                           + ", ".join(scenario_mod.names()))
+    scn = scenario_mod.get(args.scenario)
+    return repro.run(_lab, args, scn)
+
+
 COMMANDS = {"doctor": cmd_doctor, "images": cmd_images, "run": cmd_run, "shell": cmd_shell,
-            "bench": cmd_bench}
+            "repro": cmd_repro, "bench": cmd_bench}
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

@@ -7,11 +7,12 @@ import json
 import os
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from harness import paths
 from harness.errors import HarnessError
-from harness.ssh import Guest
+from harness.ssh import Background, Guest
 
 JOBS_DIR = paths.GUESTS / "fio"
 REMOTE_DIR = "/run/nvmeh/fio"
@@ -45,6 +46,7 @@ class JobResult:
 class FioResult:
     jobs: tuple[JobResult, ...]
     raw: dict[str, Any] = field(repr=False, compare=False)
+    messages: str = ""  # what fio printed on stderr (e.g. the verify failure's details)
 
     @property
     def ok(self) -> bool:
@@ -52,7 +54,10 @@ class FioResult:
 
     @property
     def failures(self) -> list[str]:
-        return [j.describe_error() for j in self.jobs if not j.ok]
+        found = [j.describe_error() for j in self.jobs if not j.ok]
+        if not self.jobs:
+            found.append("fio ran no job")
+        return found
 
     @property
     def write_bytes(self) -> int:
@@ -63,7 +68,7 @@ class FioResult:
         return sum(j.read_bytes for j in self.jobs)
 
 
-def parse_json(text: str) -> FioResult:
+def parse_json(text: str, messages: str = "") -> FioResult:
     """Parse fio's ``--output-format=json`` output (error lines before the JSON are skipped)."""
     start = text.find("{")
     if start < 0:
@@ -84,7 +89,7 @@ def parse_json(text: str) -> FioResult:
             read_iops=float(rd.get("iops", 0.0)),
             write_iops=float(wr.get("iops", 0.0)),
         ))
-    return FioResult(tuple(jobs), data)
+    return FioResult(tuple(jobs), data, messages)
 
 
 def job_environment(**params: object) -> dict[str, str]:
@@ -112,3 +117,85 @@ def run_job(guest: Guest, job: str, timeout: float = 300.0, **params: object) ->
         raise FioError(f"fio exited {res.exit_code} but reported no job error: "
                        f"{res.stderr.strip()[-300:]}")
     return result
+
+
+class VerifyLoad:
+    """The verifying write load of a recovery scenario, and the proof that nothing was lost.
+
+    ``start()`` runs ``verify-load.fio`` in the background (crc32c headers, inline
+    verification, verify state saved); ``wait()`` judges its JSON; ``verify_pass()`` re-reads
+    every write the load saw complete (``--verify_only --verify_state_load=1``).
+    """
+
+    def __init__(self, guest: Guest, filename: str, seed: int, runtime: float,
+                 name: str = "load", iodepth: int = 8, numjobs: int = 2, bs: str = "4k",
+                 size: str = "256M", backlog: int = 64) -> None:
+        self.guest = guest
+        self.workdir = f"{REMOTE_DIR}/{name}"
+        self.params = job_environment(filename=filename, seed=seed, runtime=int(runtime),
+                                      iodepth=iodepth, numjobs=numjobs, bs=bs, size=size,
+                                      backlog=backlog)
+        self._bg: Background | None = None
+
+    def _env(self) -> str:
+        return " ".join(f"{k}={shlex.quote(v)}" for k, v in self.params.items())
+
+    def start(self) -> None:
+        self.guest.run(f"rm -rf {self.workdir} && mkdir -p {self.workdir}", check=True)
+        for job in ("verify-load", "verify-pass"):
+            self.guest.write_text(f"{self.workdir}/{job}.fio",
+                                  (JOBS_DIR / f"{job}.fio").read_text())
+        self._bg = self.guest.background(
+            f"cd {self.workdir} && exec env {self._env()} fio --output-format=json "
+            "--output=load.json verify-load.fio")
+
+    @property
+    def running(self) -> bool:
+        return self._bg is not None and self._bg.running
+
+    def wait(self, timeout: float) -> FioResult:
+        assert self._bg is not None, "start() first"
+        res = self._bg.wait(timeout)
+        return self._result("load.json", res.stderr)
+
+    def stop(self) -> None:
+        if self._bg is not None and self._bg.running:
+            self._bg.kill()
+
+    def verify_pass(self, timeout: float = 600.0) -> FioResult:
+        res = self.guest.run(f"cd {self.workdir} && env {self._env()} fio --output-format=json "
+                             "--output=pass.json --verify_only --verify_state_load=1 "
+                             "verify-pass.fio", timeout=timeout)
+        return self._result("pass.json", res.stderr)
+
+    def _result(self, name: str, stderr: str) -> FioResult:
+        try:
+            text = self.guest.read_text(f"{self.workdir}/{name}")
+        except OSError:
+            raise FioError(f"fio wrote no {name}: {stderr.strip()[-300:]}") from None
+        return parse_json(text, stderr)
+
+    def iops_per_second(self) -> list[tuple[float, float]]:
+        """(seconds since the load began, write IOPS summed over jobs) from fio's logs."""
+        out = self.guest.run(f"cat {self.workdir}/load_iops.*.log 2>/dev/null", timeout=30)
+        return sum_iops_logs(out.stdout)
+
+    def fetch(self, dest: Path) -> None:
+        """Copy fio's JSON and per-second logs into ``dest`` (the test's artifacts)."""
+        dest.mkdir(parents=True, exist_ok=True)
+        listing = self.guest.run(f"ls {self.workdir}", timeout=30).stdout.split()
+        for name in listing:
+            if name.endswith((".json", ".log")):
+                self.guest.get(f"{self.workdir}/{name}", dest / name)
+
+
+def sum_iops_logs(text: str) -> list[tuple[float, float]]:
+    """Sum fio iops logs ("msec, value, ddir, bs, ...") per second over all jobs."""
+    per_second: dict[int, float] = {}
+    for line in text.splitlines():
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) < 3 or not fields[0].isdigit():
+            continue
+        second = int(fields[0]) // 1000
+        per_second[second] = per_second.get(second, 0.0) + float(fields[1])
+    return [(float(s), v) for s, v in sorted(per_second.items())]

@@ -9,7 +9,7 @@ import shlex
 from dataclasses import dataclass
 
 from harness.errors import CommandTimeout, HarnessError
-from harness.ssh import Guest
+from harness.ssh import Background, Guest
 
 SYS_NVME = "/sys/class/nvme"
 
@@ -60,6 +60,24 @@ class Controller:
         """``echo 1 > reset_controller``: returns when the driver has finished the reset."""
         self.guest.run(f"echo 1 > {self.sysfs}/reset_controller", timeout=120, check=True)
 
+    def reset_and_wait(self, bound: float) -> tuple[float, float]:
+        """Reset through sysfs and wait for ``live``; (fault, live) on the guest's clock.
+
+        Timed inside the guest, in one command, so SSH latency is not part of the figure.
+        Raises :class:`NotRecovered` if the controller is not live within ``bound`` seconds.
+        """
+        script = (f"f={self.sysfs}; t0=$EPOCHREALTIME; echo 1 > $f/reset_controller; rc=$?; "
+                  f'until read -r s < $f/state && [ "$s" = live ]; do sleep 0.01; done; '
+                  'echo "$t0 $EPOCHREALTIME $rc"')
+        try:
+            out = self.guest.run(script, timeout=bound).stdout.split()
+        except CommandTimeout as exc:
+            raise NotRecovered(f"{self.name} not live within {bound:g}s of a reset (state: "
+                               f"{self._last_state()})", exc.detail) from None
+        if len(out) != 3 or out[2] != "0":
+            raise HarnessError(f"writing {self.sysfs}/reset_controller failed: {out}")
+        return float(out[0]), float(out[1])
+
     def rescan(self) -> None:
         self.guest.run(f"echo 1 > {self.sysfs}/rescan_controller", timeout=120, check=True)
 
@@ -101,3 +119,39 @@ class Controller:
 def controllers(guest: Guest) -> list[Controller]:
     out = guest.run(f"ls {SYS_NVME} 2>/dev/null || true", timeout=30)
     return [Controller(guest, n) for n in sorted(out.stdout.split())]
+
+
+class StateMonitor:
+    """Samples a controller's ``state`` in the guest every 10 ms and records each change.
+
+    The sampler is one guest shell loop made of builtins only (no process start per sample),
+    stamped with the guest's clock, so transitions are timed without SSH in the way.
+    """
+
+    def __init__(self, guest: Guest, controller: str = "nvme0") -> None:
+        self.guest = guest
+        self.controller = controller
+        self._bg: Background | None = None
+
+    def start(self) -> None:
+        fifo = f"/run/nvmeh/sleep-{self.controller}"
+        script = (
+            f"rm -f {fifo}; mkfifo {fifo}; exec 9<>{fifo}; f={SYS_NVME}/{self.controller}/state;"
+            " p=; while :; do s=gone; read -r s < $f 2>/dev/null;"
+            ' if [ "$s" != "$p" ]; then echo "$EPOCHREALTIME $s"; p=$s; fi;'
+            " read -t 0.01 -u 9; done"
+        )
+        self._bg = self.guest.background(f"exec bash -c {shlex.quote(script)}")
+
+    def stop(self) -> list[tuple[float, str]]:
+        """Stop sampling; (guest epoch seconds, state) for the first sample and every change."""
+        if self._bg is None:
+            return []
+        res = self._bg.kill()
+        self._bg = None
+        samples = []
+        for line in res.stdout.splitlines():
+            parts = line.split()
+            if len(parts) == 2:
+                samples.append((float(parts[0]), parts[1]))
+        return samples

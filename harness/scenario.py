@@ -1,0 +1,214 @@
+"""Recovery scenarios: a procedure, the verdict on it, and the runner that repro and pytest share.
+
+A scenario reads like the procedure a kernel engineer follows by hand: start the verifying
+load, inject, wait for recovery, verify. The :class:`Context` gives it those steps; every
+failure is classified (:class:`FailureKind`) and carries its evidence.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NoReturn
+
+from harness import fio
+from harness.errors import CommandTimeout, GuestPanic, GuestUnreachable, HarnessError
+from harness.lab import Lab
+from harness.nvme import Controller, NotRecovered, StateMonitor
+from harness.ssh import Guest
+from harness.timeline import Timeline
+from harness.topology import DEFAULT, Topology
+from harness.vm import VM
+
+MAX_SEED = 2**32 - 1
+
+
+class FailureKind(enum.Enum):
+    LOST_DATA = "lost or corrupted data"
+    IO_ERROR = "I/O error where recovery should be transparent"
+    NOT_RECOVERED = "controller did not return to live"
+    HANG = "hang"
+    OOPS = "kernel oops"
+
+
+@dataclass(frozen=True)
+class Failure:
+    kind: FailureKind
+    message: str
+    evidence: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}: {self.message}"
+
+
+class ScenarioFailed(Exception):
+    """Ends an iteration early: the driver already failed, going on would prove nothing."""
+
+
+@dataclass
+class Context:
+    """What a scenario works with; the mechanics of each step live here, not in scenarios."""
+
+    vm: VM
+    seed: int
+    artifacts: Path
+    live_bound: float
+    rng: random.Random = field(init=False)
+    timeline: Timeline = field(default_factory=Timeline)
+    failures: list[Failure] = field(default_factory=list)
+    loads: list[fio.VerifyLoad] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    @property
+    def guest(self) -> Guest:
+        return self.vm.guest
+
+    def controller(self, name: str = "nvme0") -> Controller:
+        return Controller(self.guest, name)
+
+    def fail(self, kind: FailureKind, message: str, evidence: str = "") -> NoReturn:
+        self.failures.append(Failure(kind, message, evidence))
+        raise ScenarioFailed(message)
+
+    def sleep(self, seconds: float) -> None:
+        """Wait, but notice a guest panic or a dead QEMU at once."""
+        console = self.vm.console
+        if console is not None:
+            console.wait_for(lambda: console.panic is not None, seconds)
+        else:
+            time.sleep(seconds)
+        self.vm.check_alive()
+
+    def start_load(self, runtime: float, device: str = "/dev/nvme0n1") -> fio.VerifyLoad:
+        load = fio.VerifyLoad(self.guest, device, seed=self.seed, runtime=runtime,
+                              name=f"load{len(self.loads)}")
+        load.start()
+        self.loads.append(load)
+        self.timeline.add("load_started", device)
+        return load
+
+    def reset(self, ctrl: Controller) -> float:
+        """A sysfs reset under whatever runs; returns the seconds until ``live`` again."""
+        try:
+            fault, live = ctrl.reset_and_wait(self.live_bound)
+        except NotRecovered as exc:
+            self.timeline.add("fault", f"reset_controller {ctrl.name}")
+            self.fail(FailureKind.NOT_RECOVERED, str(exc), exc.detail)
+        self.timeline.add("fault", f"reset_controller {ctrl.name}", at=fault)
+        self.timeline.add("recovered", f"{ctrl.name} live", at=live)
+        return live - fault
+
+    def finish_load(self, load: fio.VerifyLoad, transparent: bool = True) -> None:
+        """Wait for the load, judge its JSON, then prove that every completed write is intact."""
+        runtime = float(load.params["RUNTIME"])
+        result = load.wait(timeout=runtime + 300)
+        self.timeline.add("load_finished", "; ".join(result.failures) or "no errors")
+        if transparent and not result.ok:
+            kind = (FailureKind.LOST_DATA if any("EILSEQ" in f for f in result.failures)
+                    else FailureKind.IO_ERROR)
+            self.fail(kind, "the load saw: " + "; ".join(result.failures), result.messages)
+        check = load.verify_pass()
+        self.timeline.add("verified", "; ".join(check.failures) or "every completed write intact")
+        if not check.ok:
+            self.fail(FailureKind.LOST_DATA, "verify-only pass: " + "; ".join(check.failures),
+                      check.messages)
+        if check.read_bytes == 0:
+            self.fail(FailureKind.LOST_DATA, "verify-only pass read nothing back")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    summary: str
+    procedure: Callable[[Context], None]
+    topology: Topology = DEFAULT
+    live_bound: float = 60.0  # seconds a controller may take to be live again
+
+
+REGISTRY: dict[str, Scenario] = {}
+
+
+def scenario(name: str, summary: str, topology: Topology = DEFAULT,
+             live_bound: float = 60.0) -> Callable[[Callable[[Context], None]],
+                                                   Callable[[Context], None]]:
+    def register(procedure: Callable[[Context], None]) -> Callable[[Context], None]:
+        REGISTRY[name] = Scenario(name, summary, procedure, topology, live_bound)
+        return procedure
+    return register
+
+
+def get(name: str) -> Scenario:
+    from harness import scenarios  # noqa: F401  - registers the scenarios
+
+    if name not in REGISTRY:
+        raise HarnessError(f"unknown scenario {name!r}; valid: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name]
+
+
+def names() -> list[str]:
+    from harness import scenarios  # noqa: F401
+
+    return sorted(REGISTRY)
+
+
+@dataclass(frozen=True)
+class IterationResult:
+    scenario: str
+    seed: int
+    failures: tuple[Failure, ...]
+    recovery_s: tuple[float, ...]
+    duration: float
+    artifacts: Path
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path) -> IterationResult:
+    """Run one seeded iteration on a fresh VM. A harness problem raises :class:`HarnessError`
+    (before or outside the scenario); a driver problem is a failure in the result."""
+    t0 = time.monotonic()
+    artifacts.mkdir(parents=True, exist_ok=True)
+    with lab.vm(scn.topology, artifacts, name=scn.name) as vm:
+        ctx = Context(vm, seed, artifacts, scn.live_bound)
+        monitors = [StateMonitor(vm.guest, f"nvme{i}")
+                    for i in range(len(scn.topology.controllers))]
+        for m in monitors:
+            m.start()
+        try:
+            scn.procedure(ctx)
+        except ScenarioFailed:
+            pass
+        except NotRecovered as exc:
+            ctx.failures.append(Failure(FailureKind.NOT_RECOVERED, str(exc), exc.detail))
+        except CommandTimeout as exc:
+            ctx.failures.append(Failure(FailureKind.HANG, str(exc), exc.detail))
+        except GuestUnreachable:
+            try:
+                vm.explain_lost_connection()
+            except GuestPanic as exc:
+                ctx.failures.append(Failure(FailureKind.OOPS, str(exc), exc.detail))
+            else:
+                raise
+        except GuestPanic as exc:
+            ctx.failures.append(Failure(FailureKind.OOPS, str(exc), exc.detail))
+        finally:
+            if vm.alive and vm.guest.connected:
+                for m in monitors:
+                    for at, state in m.stop():
+                        ctx.timeline.add("state", f"{m.controller} {state}", at=at)
+                for load in ctx.loads:
+                    load.stop()
+                    load.fetch(artifacts / load.workdir.rsplit("/", 1)[-1])
+        for oops in vm.take_oopses():
+            ctx.failures.append(Failure(FailureKind.OOPS, oops.title, "\n".join(oops.lines)))
+        ctx.timeline.write(artifacts / "timeline.json")
+    return IterationResult(scn.name, seed, tuple(ctx.failures),
+                           tuple(ctx.timeline.recovery_times()), time.monotonic() - t0, artifacts)

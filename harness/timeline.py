@@ -1,0 +1,50 @@
+"""What happened when, in one scenario iteration: faults, state changes, recovery, I/O.
+
+Times are seconds of the epoch as the guest's clock saw them (the harness sets that clock
+from the host's at every start), so guest-side samples and host-side actions line up.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Event:
+    at: float
+    kind: str  # load_started, fault, state, recovered, io_resumed, verify, ...
+    detail: str = ""
+
+
+@dataclass
+class Timeline:
+    events: list[Event] = field(default_factory=list)
+
+    def add(self, kind: str, detail: str = "", at: float | None = None) -> Event:
+        event = Event(time.time() if at is None else at, kind, detail)
+        self.events.append(event)
+        return event
+
+    def sorted(self) -> list[Event]:
+        return sorted(self.events, key=lambda e: e.at)
+
+    def recovery_times(self) -> list[float]:
+        """Seconds from each fault to the next ``recovered`` event."""
+        times, fault = [], None
+        for ev in self.sorted():
+            if ev.kind == "fault":
+                fault = ev.at
+            elif ev.kind == "recovered" and fault is not None:
+                times.append(ev.at - fault)
+                fault = None
+        return times
+
+    def write(self, path: Path) -> None:
+        start = self.events[0].at if self.events else 0.0
+        path.write_text(json.dumps(
+            {"start": start, "recovery_s": self.recovery_times(),
+             "events": [{**asdict(e), "t": round(e.at - start, 4)} for e in self.sorted()]},
+            indent=1) + "\n")
