@@ -38,6 +38,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--artifacts-dir", default="artifacts", type=Path,
                     help="one directory per test with console, dmesg, QMP and command logs")
     group.addoption("--boot-timeout", type=float, default=180.0)
+    group.addoption("--seed", type=int, default=20261121,
+                    help="seed of the recovery scenarios (repro uses the same procedures)")
     group.addoption("--no-snapshot", action="store_true",
                     help="boot every VM cold instead of starting from a saved snapshot")
 

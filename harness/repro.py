@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.errors import EXIT_OK, HarnessError
+from harness.errors import EXIT_HARNESS, EXIT_OK, HarnessError
 from harness.lab import Lab
 from harness.scenario import MAX_SEED, IterationResult, Scenario, run_iteration
 
@@ -55,7 +55,17 @@ def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
           f"{lab.accel}; artifacts in {root}", flush=True)
     for i in range(args.iterations):
         s = seed + i
-        result = run_iteration(lab, scn, s, Path(root) / f"iter{i:04d}-seed{s}")
+        try:
+            result = run_iteration(lab, scn, s, Path(root) / f"iter{i:04d}-seed{s}")
+        except HarnessError as exc:
+            # QEMU crashed, the guest was unreachable before the scenario began, ...: this
+            # iteration tested nothing, which is 125 for git bisect, whatever the cause.
+            print(f"nvmeh: error: iteration {i + 1} seed {s} could not run: {exc}",
+                  file=sys.stderr)
+            if exc.detail:
+                print(exc.detail.rstrip()[-3000:], file=sys.stderr)
+            print(f"reproduce: {reproduce_command(args, scn, s)}", file=sys.stderr)
+            return EXIT_HARNESS
         print(f"iteration {i + 1}/{args.iterations} seed {s}: {describe(result)}", flush=True)
         if not result.passed:
             for failure in result.failures:

@@ -104,6 +104,14 @@ class Context:
         self.timeline.add("recovered", f"{ctrl.name} live", at=live)
         return live - fault
 
+    def wait_live(self, ctrl: Controller) -> None:
+        """Wait (up to the scenario's bound) for ``ctrl`` to be live; a failure if it is not."""
+        try:
+            samples = ctrl.wait_state("live", timeout=self.live_bound)
+        except NotRecovered as exc:
+            self.fail(FailureKind.NOT_RECOVERED, str(exc), exc.detail)
+        self.timeline.add("recovered", f"{ctrl.name} live after {len(samples)} state(s)")
+
     def finish_load(self, load: fio.VerifyLoad, transparent: bool = True) -> None:
         """Wait for the load, judge its JSON, then prove that every completed write is intact."""
         runtime = float(load.params["RUNTIME"])

@@ -1,0 +1,120 @@
+"""Every verdict the recovery suite can reach, shown firing on a really broken case.
+
+Each test runs a small procedure through the same runner as ``repro`` and asserts the
+failure it must produce. A harness that never fails is worthless.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from harness.faults import InjectErrors, Throttle
+from harness.lab import Lab
+from harness.scenario import (
+    Context,
+    FailureKind,
+    IterationResult,
+    Scenario,
+    run_iteration,
+)
+
+FIO_MAGIC = b"\xca\xac"  # fio's verify header magic (0xacca, little endian)
+
+
+def _run(lab: Lab, artifacts: Path, procedure, live_bound: float = 60.0) -> IterationResult:
+    scn = Scenario(procedure.__name__, "detector test", procedure, live_bound=live_bound)
+    return run_iteration(lab, scn, seed=1234, artifacts=artifacts)
+
+
+def _kinds(result: IterationResult) -> list[FailureKind]:
+    return [f.kind for f in result.failures]
+
+
+def _first_fio_block(backing: Path, block: int = 4096) -> int:
+    """Offset of the first block fio wrote (sparse file: only its data extents are read)."""
+    with open(backing, "rb") as fh:
+        pos = os.lseek(fh.fileno(), 0, os.SEEK_DATA)
+        while True:
+            fh.seek(pos)
+            chunk = fh.read(1 << 20)
+            for off in range(0, len(chunk), block):
+                if chunk[off:off + 2] == FIO_MAGIC:
+                    return pos + off
+            pos = os.lseek(fh.fileno(), pos + len(chunk), os.SEEK_DATA)
+
+
+def test_lost_write_is_detected(lab: Lab, artifacts: Path) -> None:
+    """A block fio saw completed is zeroed on the medium, as a write the device dropped."""
+    def lose_a_write(ctx: Context) -> None:
+        load = ctx.start_load(runtime=3)
+        load.wait(timeout=120)
+        backing = ctx.vm.namespace(0, 1).backing
+        offset = _first_fio_block(backing)
+        with open(backing, "r+b") as fh:
+            fh.seek(offset)
+            fh.write(b"\0" * 4096)
+        ctx.finish_load(load)
+
+    result = _run(lab, artifacts, lose_a_write)
+    assert _kinds(result) == [FailureKind.LOST_DATA], result.failures
+    assert "verify-only pass" in result.failures[0].message
+    assert "EILSEQ" in result.failures[0].message
+
+
+def test_io_error_is_detected(lab: Lab, artifacts: Path) -> None:
+    """Every write fails on the backend: the load must report an I/O error."""
+    def failing_writes(ctx: Context) -> None:
+        load = ctx.start_load(runtime=6)
+        ctx.sleep(1)
+        with InjectErrors(ctx.vm.qmp, ctx.vm.namespace(0, 1), iotype="write"):
+            ctx.sleep(2)
+        ctx.finish_load(load)
+
+    result = _run(lab, artifacts, failing_writes)
+    assert _kinds(result) == [FailureKind.IO_ERROR], result.failures
+    # QEMU fails the write with NVMe "Write Fault" (a media error), which the block layer
+    # hands to userspace as ENODATA.
+    assert "ENODATA" in result.failures[0].message
+
+
+def test_no_recovery_is_detected(lab: Lab, artifacts: Path) -> None:
+    """The controller is hot-removed and never comes back: it cannot be live again.
+
+    (Clearing Memory Space Enable is not enough: the 6.1 driver's reset re-enables it.)
+    """
+    def removed_device(ctx: Context) -> None:
+        ctx.vm.qmp.cmd("device_del", id="nvme0")
+        ctx.vm.tainted = True
+        ctx.sleep(3)
+        ctx.wait_live(ctx.controller("nvme0"))
+
+    result = _run(lab, artifacts, removed_device, live_bound=10)
+    assert _kinds(result) == [FailureKind.NOT_RECOVERED], result.failures
+    assert "did not reach 'live' within 10s" in result.failures[0].message
+
+
+def test_hang_is_detected(lab: Lab, artifacts: Path) -> None:
+    """A write stuck behind a stalled backend outlasts its command's timeout."""
+    def stalled(ctx: Context) -> None:
+        with Throttle(ctx.vm.qmp, ctx.vm.namespace(0, 1), iops=1):
+            ctx.guest.run("dd if=/dev/zero of=/dev/nvme0n1 bs=4k count=64 oflag=direct",
+                          timeout=5)
+
+    result = _run(lab, artifacts, stalled)
+    assert _kinds(result) == [FailureKind.HANG], result.failures
+    assert "timed out after 5s" in result.failures[0].message
+
+
+def test_clean_procedure_passes(lab: Lab, artifacts: Path) -> None:
+    """The same machinery with nothing broken finds nothing: the detectors are not trigger-happy."""
+    def clean(ctx: Context) -> None:
+        load = ctx.start_load(runtime=3)
+        ctx.reset(ctx.controller("nvme0"))
+        ctx.finish_load(load)
+
+    result = _run(lab, artifacts, clean)
+    assert result.passed, result.failures
+    assert len(result.recovery_s) == 1
+    assert (artifacts / "timeline.json").exists()
+    assert list((artifacts / "load0").glob("load_iops.*.log"))

@@ -1,0 +1,34 @@
+"""The NVMe recovery suite: every registered scenario, one seeded iteration each.
+
+The same procedures run under ``python -m harness repro SCENARIO``; a failure here names
+what broke (lost data, I/O error, no recovery, hang, oops) and where its artifacts are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import scenario
+from harness.lab import Lab
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "scenario_name" in metafunc.fixturenames:
+        metafunc.parametrize("scenario_name", scenario.names())
+
+
+@pytest.fixture
+def seed(request: pytest.FixtureRequest) -> int:
+    return int(request.config.getoption("seed"))
+
+
+def test_scenario(scenario_name: str, lab: Lab, artifacts: Path, seed: int) -> None:
+    scn = scenario.get(scenario_name)
+    result = scenario.run_iteration(lab, scn, seed, artifacts)
+    failures = "\n".join(f"{f}\n{f.evidence.strip()[-1500:]}" for f in result.failures)
+    assert result.passed, (
+        f"{scenario_name} seed {seed} failed:\n{failures}\nreproduce: python -m harness repro "
+        f"{scenario_name} --seed {seed} --iterations 1")
+    assert result.recovery_s, "the scenario recorded no recovery"

@@ -1,0 +1,38 @@
+import argparse
+
+from harness.fio import sum_iops_logs
+from harness.repro import reproduce_command
+from harness.scenario import Scenario, names
+from harness.timeline import Timeline
+
+
+def test_recovery_times_pair_each_fault_with_the_next_recovery():
+    t = Timeline()
+    t.add("load_started", at=10.0)
+    t.add("fault", "reset", at=11.0)
+    t.add("state", "resetting", at=11.01)
+    t.add("recovered", at=11.25)
+    t.add("fault", "reset", at=13.0)
+    t.add("recovered", at=13.5)
+    t.add("recovered", at=14.0)  # no fault open: ignored
+    assert t.recovery_times() == [0.25, 0.5]
+
+
+def test_iops_logs_are_summed_per_second_over_jobs():
+    log = "1000, 120, 1, 4096, 0\n2000, 100, 1, 4096, 0\n1000, 80, 1, 4096, 0\n" \
+          "2000, 0, 1, 4096, 0\n"
+    assert sum_iops_logs(log) == [(1.0, 200.0), (2.0, 100.0)]
+    assert sum_iops_logs("garbage\n") == []
+
+
+def test_reproduce_command_carries_the_seed_and_non_default_options():
+    args = argparse.Namespace(kernel="debian:6.1", qemu="/opt/qemu/bin/qemu-system-x86_64",
+                              accel=None, topology="", no_snapshot=True)
+    scn = Scenario("reset-under-load", "", lambda ctx: None)
+    cmd = reproduce_command(args, scn, 99)
+    assert cmd == ("python -m harness repro reset-under-load --seed 99 --iterations 1 "
+                   "--qemu /opt/qemu/bin/qemu-system-x86_64 --no-snapshot")
+
+
+def test_scenarios_are_registered_by_their_repro_names():
+    assert "reset-under-load" in names()
