@@ -85,6 +85,22 @@ class Context:
             time.sleep(seconds)
         self.vm.check_alive()
 
+    def namespaces(self) -> list[str]:
+        """Block devices of every namespace of the topology, as the guest names them."""
+        return [f"/dev/nvme{i}n{j}" for i, ctrl in enumerate(self.vm.topology.controllers)
+                for j in range(1, len(ctrl.namespaces) + 1)]
+
+    def controllers(self) -> list[Controller]:
+        return [self.controller(f"nvme{i}") for i in range(len(self.vm.topology.controllers))]
+
+    def start_loads(self, runtime: float) -> list[fio.VerifyLoad]:
+        """One verifying load per namespace."""
+        return [self.start_load(runtime, dev) for dev in self.namespaces()]
+
+    def finish_loads(self, loads: list[fio.VerifyLoad], transparent: bool = True) -> None:
+        for load in loads:
+            self.finish_load(load, transparent)
+
     def start_load(self, runtime: float, device: str = "/dev/nvme0n1") -> fio.VerifyLoad:
         load = fio.VerifyLoad(self.guest, device, seed=self.seed, runtime=runtime,
                               name=f"load{len(self.loads)}")

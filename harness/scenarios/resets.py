@@ -2,19 +2,106 @@
 
 from __future__ import annotations
 
-from harness.scenario import Context, scenario
+from harness.scenario import Context, FailureKind, scenario
+from harness.topology import Topology
 
 
-@scenario("reset-under-load",
-          "echo 1 > reset_controller at seeded random intervals under a verifying write load; "
-          "each reset must come back live, with no I/O error and every completed write intact")
-def reset_under_load(ctx: Context) -> None:
+def _reset_under_load(ctx: Context) -> None:
     gaps = [ctx.rng.uniform(0.5, 2.0) for _ in range(ctx.rng.randint(3, 5))]
     warmup = ctx.rng.uniform(1.0, 2.0)
-    load = ctx.start_load(runtime=warmup + sum(gaps) + 4)
+    loads = ctx.start_loads(runtime=warmup + sum(gaps) + 4)
     ctx.sleep(warmup)
+    ctrls = ctx.controllers()
+    for gap in gaps:
+        ctx.reset(ctx.rng.choice(ctrls))
+        ctx.sleep(gap)
+    ctx.finish_loads(loads)
+
+
+SUMMARY = ("echo 1 > reset_controller at seeded random intervals under a verifying write load; "
+           "each reset must come back live, with no I/O error and every completed write intact")
+scenario("reset-under-load", SUMMARY)(_reset_under_load)
+scenario("reset-under-load-2cpu", SUMMARY + " (2 CPUs: two I/O queues)",
+         Topology.build(cpus=2))(_reset_under_load)
+scenario("reset-under-load-2ns", SUMMARY + " (two namespaces, a load on each)",
+         Topology.build(namespaces=["512M", "512M:4096"]))(_reset_under_load)
+scenario("reset-under-load-2ctrl", SUMMARY + " (two controllers, resets on either)",
+         Topology.build(controllers=2, namespaces=["512M"]))(_reset_under_load)
+
+
+@scenario("reset-storm",
+          "bursts of concurrent resets, back to back, under load: a reset issued while one is "
+          "in progress is refused (EBUSY) or coalesced, never a crash; then live, data intact")
+def reset_storm(ctx: Context) -> None:
+    bursts = ctx.rng.randint(3, 5)
+    loads = ctx.start_loads(runtime=bursts * 2 + 6)
+    ctx.sleep(1.5)
+    ctrl = ctx.controller("nvme0")
+    for _ in range(bursts):
+        width = ctx.rng.randint(2, 4)
+        ctx.timeline.add("fault", f"{width} concurrent resets of {ctrl.name}")
+        script = (f"for i in $(seq {width}); do (echo 1 > {ctrl.sysfs}/reset_controller "
+                  "2>/dev/null; echo $?) & done; wait")
+        codes = ctx.guest.run(script, timeout=ctx.live_bound).stdout.split()
+        if not codes or set(codes) - {"0", "1"} or "0" not in codes:
+            ctx.fail(FailureKind.NOT_RECOVERED,
+                     f"concurrent resets returned {codes}: none was accepted")
+        ctx.wait_live(ctrl)
+        ctx.sleep(ctx.rng.uniform(0.2, 1.0))
+    ctx.finish_loads(loads)
+
+
+@scenario("rescan-under-load",
+          "echo 1 > rescan_controller at seeded intervals under load: no error, data intact")
+def rescan_under_load(ctx: Context) -> None:
+    gaps = [ctx.rng.uniform(0.3, 1.5) for _ in range(ctx.rng.randint(4, 8))]
+    loads = ctx.start_loads(runtime=sum(gaps) + 6)
+    ctx.sleep(1.5)
     ctrl = ctx.controller("nvme0")
     for gap in gaps:
-        ctx.reset(ctrl)
+        ctx.timeline.add("fault", f"rescan_controller {ctrl.name}")
+        ctrl.rescan()
+        ctx.wait_live(ctrl)
         ctx.sleep(gap)
-    ctx.finish_load(load)
+    ctx.finish_loads(loads)
+
+
+@scenario("flr-under-load",
+          "PCI function-level reset through the function's sysfs 'reset' attribute under load: "
+          "the driver quiesces, the device resets, the controller is live again, data intact")
+def flr_under_load(ctx: Context) -> None:
+    gaps = [ctx.rng.uniform(0.5, 2.0) for _ in range(ctx.rng.randint(2, 4))]
+    loads = ctx.start_loads(runtime=sum(gaps) + 8)
+    ctx.sleep(1.5)
+    ctrl = ctx.controller("nvme0")
+    address = ctrl.pci_address
+    for gap in gaps:
+        ctx.timeline.add("fault", f"FLR of {address}")
+        ctx.guest.run(f"echo 1 > /sys/bus/pci/devices/{address}/reset", timeout=ctx.live_bound,
+                      check=True)
+        ctx.wait_live(ctrl)
+        ctx.sleep(gap)
+    ctx.finish_loads(loads)
+
+
+@scenario("admin-during-reset",
+          "nvme-cli admin commands (id-ctrl, smart-log, get-feature) in a loop while resets run: "
+          "none may hang past its timeout, and the controller ends live")
+def admin_during_reset(ctx: Context) -> None:
+    ctrl = ctx.controller("nvme0")
+    admin = ctx.guest.background(
+        "end=$((SECONDS + 12)); n=0; while [ $SECONDS -lt $end ]; do "
+        "for c in 'id-ctrl /dev/nvme0' 'smart-log /dev/nvme0' 'get-feature /dev/nvme0 -f 7'; do "
+        "timeout -s KILL 20 nvme $c >/dev/null 2>&1; rc=$?; "
+        '[ $rc -eq 137 ] && { echo "HUNG nvme $c"; exit 1; }; n=$((n + 1)); done; done; '
+        'echo "admin commands: $n"')
+    loads = ctx.start_loads(runtime=14)
+    for _ in range(ctx.rng.randint(4, 7)):
+        ctx.sleep(ctx.rng.uniform(0.3, 1.5))
+        ctx.reset(ctrl)
+    res = admin.wait(timeout=60)
+    ctx.timeline.add("admin", res.stdout.strip())
+    if res.exit_code != 0:
+        ctx.fail(FailureKind.HANG, f"an admin command hung past its 20s timeout: "
+                 f"{res.stdout.strip()}")
+    ctx.finish_loads(loads)
