@@ -22,7 +22,7 @@ class NotRecovered(HarnessError):
 
 @dataclass(frozen=True)
 class StateSample:
-    at: float  # seconds since the wait began
+    at: float  # the guest's clock (epoch seconds) when the state was read
     state: str
 
 
@@ -89,9 +89,9 @@ class Controller:
         without an SSH round trip per sample.
         """
         script = (
-            f"f={shlex.quote(self.sysfs)}/state; prev=; start=$(date +%s.%N); "
-            f"while :; do s=$(cat $f 2>/dev/null || echo gone); now=$(date +%s.%N); "
-            f'if [ "$s" != "$prev" ]; then echo "$now $s"; prev=$s; fi; '
+            f"f={shlex.quote(self.sysfs)}/state; prev=; "
+            f"while :; do s=$(cat $f 2>/dev/null || echo gone); "
+            f'if [ "$s" != "$prev" ]; then echo "$EPOCHREALTIME $s"; prev=$s; fi; '
             f'[ "$s" = {shlex.quote(want)} ] && exit 0; sleep {interval}; done'
         )
         try:
@@ -100,13 +100,10 @@ class Controller:
             raise NotRecovered(f"{self.name} did not reach {want!r} within {timeout:g}s "
                                f"(last state: {self._last_state()})", exc.detail) from None
         samples = []
-        first: float | None = None
         for line in res.stdout.split("\n"):
             parts = line.split()
             if len(parts) == 2:
-                at = float(parts[0])
-                first = at if first is None else first
-                samples.append(StateSample(at - first, parts[1]))
+                samples.append(StateSample(float(parts[0]), parts[1]))
         return samples
 
     def _last_state(self) -> str:

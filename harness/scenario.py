@@ -64,7 +64,37 @@ class Context:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+        self.clock_offset = self._measure_clock_offset()
 
+    def _measure_clock_offset(self) -> float:
+        """Guest clock minus host clock, from the fastest of a few round trips."""
+        best: tuple[float, float] | None = None
+        for _ in range(3):
+            t0 = time.time()
+            guest_now = float(self.guest.run("echo $EPOCHREALTIME", check=True).stdout)
+            t1 = time.time()
+            if best is None or t1 - t0 < best[0]:
+                best = (t1 - t0, guest_now - (t0 + t1) / 2)
+        assert best is not None
+        return best[1]
+
+    def now(self) -> float:
+        """The guest's clock, estimated on the host: every timeline event uses it."""
+        return time.time() + self.clock_offset
+
+    def event(self, kind: str, detail: str = "", at: float | None = None) -> None:
+        self.timeline.add(kind, detail, self.now() if at is None else at)
+
+    def act(self, command: str, what: str, timeout: float | None = None) -> str:
+        """Run a fault-injecting guest command, timed on the guest's clock; its stdout."""
+        res = self.guest.run(f"_t0=$EPOCHREALTIME; {{ {command}\n}}; _rc=$?; "
+                             'echo "@@act $_t0 $_rc"', timeout=timeout or self.live_bound)
+        out, _, tail = res.stdout.rpartition("@@act ")
+        t0, rc = tail.split()
+        self.event("fault", what, at=float(t0))
+        if rc != "0":
+            raise HarnessError(f"{what}: exit code {rc}: {res.stderr.strip()[-300:]}")
+        return out
     @property
     def guest(self) -> Guest:
         return self.vm.guest
@@ -106,7 +136,7 @@ class Context:
                               name=f"load{len(self.loads)}")
         load.start()
         self.loads.append(load)
-        self.timeline.add("load_started", device)
+        self.event("load_started", device)
         return load
 
     def reset(self, ctrl: Controller) -> float:
@@ -114,10 +144,10 @@ class Context:
         try:
             fault, live = ctrl.reset_and_wait(self.live_bound)
         except NotRecovered as exc:
-            self.timeline.add("fault", f"reset_controller {ctrl.name}")
+            self.event("fault", f"reset_controller {ctrl.name}")
             self.fail(FailureKind.NOT_RECOVERED, str(exc), exc.detail)
-        self.timeline.add("fault", f"reset_controller {ctrl.name}", at=fault)
-        self.timeline.add("recovered", f"{ctrl.name} live", at=live)
+        self.event("fault", f"reset_controller {ctrl.name}", at=fault)
+        self.event("recovered", f"{ctrl.name} live", at=live)
         return live - fault
 
     def wait_live(self, ctrl: Controller) -> None:
@@ -126,19 +156,20 @@ class Context:
             samples = ctrl.wait_state("live", timeout=self.live_bound)
         except NotRecovered as exc:
             self.fail(FailureKind.NOT_RECOVERED, str(exc), exc.detail)
-        self.timeline.add("recovered", f"{ctrl.name} live after {len(samples)} state(s)")
+        self.event("recovered", f"{ctrl.name} live",
+                   at=samples[-1].at if samples else None)
 
     def finish_load(self, load: fio.VerifyLoad, transparent: bool = True) -> None:
         """Wait for the load, judge its JSON, then prove that every completed write is intact."""
         runtime = float(load.params["RUNTIME"])
         result = load.wait(timeout=runtime + 300)
-        self.timeline.add("load_finished", "; ".join(result.failures) or "no errors")
+        self.event("load_finished", "; ".join(result.failures) or "no errors")
         if transparent and not result.ok:
             kind = (FailureKind.LOST_DATA if any("EILSEQ" in f for f in result.failures)
                     else FailureKind.IO_ERROR)
             self.fail(kind, "the load saw: " + "; ".join(result.failures), result.messages)
         check = load.verify_pass()
-        self.timeline.add("verified", "; ".join(check.failures) or "every completed write intact")
+        self.event("verified", "; ".join(check.failures) or "every completed write intact")
         if not check.ok:
             self.fail(FailureKind.LOST_DATA, "verify-only pass: " + "; ".join(check.failures),
                       check.messages)
@@ -227,7 +258,7 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path) -> Iterat
             if vm.alive and vm.guest.connected:
                 for m in monitors:
                     for at, state in m.stop():
-                        ctx.timeline.add("state", f"{m.controller} {state}", at=at)
+                        ctx.event("state", f"{m.controller} {state}", at=at)
                 for load in ctx.loads:
                     load.stop()
                     load.fetch(artifacts / load.workdir.rsplit("/", 1)[-1])

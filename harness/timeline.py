@@ -32,13 +32,29 @@ class Timeline:
         return sorted(self.events, key=lambda e: e.at)
 
     def recovery_times(self) -> list[float]:
-        """Seconds from each fault to the next ``recovered`` event."""
-        times, fault = [], None
+        """Seconds from each fault to its recovery.
+
+        The recovery is the ``recovered`` event that closes the fault, or, when earlier, the
+        moment the state monitor saw a controller go back to ``live`` after the fault had
+        taken it out of ``live`` (the harness notices recovery later than it happens).
+        """
+        times: list[float] = []
+        fault: float | None = None
+        back: float | None = None  # the monitor's return to live after this fault
+        left_live = False
         for ev in self.sorted():
             if ev.kind == "fault":
-                fault = ev.at
-            elif ev.kind == "recovered" and fault is not None:
-                times.append(ev.at - fault)
+                fault, back, left_live = ev.at, None, False
+            elif fault is None:
+                continue
+            elif ev.kind == "state":
+                live = ev.detail.endswith(" live")
+                if not live:
+                    left_live = True
+                elif left_live and back is None:
+                    back = ev.at
+            elif ev.kind == "recovered":
+                times.append(min(ev.at, back if back is not None else ev.at) - fault)
                 fault = None
         return times
 

@@ -39,10 +39,9 @@ def reset_storm(ctx: Context) -> None:
     ctrl = ctx.controller("nvme0")
     for _ in range(bursts):
         width = ctx.rng.randint(2, 4)
-        ctx.timeline.add("fault", f"{width} concurrent resets of {ctrl.name}")
         script = (f"for i in $(seq {width}); do (echo 1 > {ctrl.sysfs}/reset_controller "
                   "2>/dev/null; echo $?) & done; wait")
-        codes = ctx.guest.run(script, timeout=ctx.live_bound).stdout.split()
+        codes = ctx.act(script, f"{width} concurrent resets of {ctrl.name}").split()
         if not codes or set(codes) - {"0", "1"} or "0" not in codes:
             ctx.fail(FailureKind.NOT_RECOVERED,
                      f"concurrent resets returned {codes}: none was accepted")
@@ -59,8 +58,7 @@ def rescan_under_load(ctx: Context) -> None:
     ctx.sleep(1.5)
     ctrl = ctx.controller("nvme0")
     for gap in gaps:
-        ctx.timeline.add("fault", f"rescan_controller {ctrl.name}")
-        ctrl.rescan()
+        ctx.act(f"echo 1 > {ctrl.sysfs}/rescan_controller", f"rescan_controller {ctrl.name}")
         ctx.wait_live(ctrl)
         ctx.sleep(gap)
     ctx.finish_loads(loads)
@@ -76,9 +74,7 @@ def flr_under_load(ctx: Context) -> None:
     ctrl = ctx.controller("nvme0")
     address = ctrl.pci_address
     for gap in gaps:
-        ctx.timeline.add("fault", f"FLR of {address}")
-        ctx.guest.run(f"echo 1 > /sys/bus/pci/devices/{address}/reset", timeout=ctx.live_bound,
-                      check=True)
+        ctx.act(f"echo 1 > /sys/bus/pci/devices/{address}/reset", f"FLR of {address}")
         ctx.wait_live(ctrl)
         ctx.sleep(gap)
     ctx.finish_loads(loads)
@@ -100,7 +96,7 @@ def admin_during_reset(ctx: Context) -> None:
         ctx.sleep(ctx.rng.uniform(0.3, 1.5))
         ctx.reset(ctrl)
     res = admin.wait(timeout=60)
-    ctx.timeline.add("admin", res.stdout.strip())
+    ctx.event("admin", res.stdout.strip())
     if res.exit_code != 0:
         ctx.fail(FailureKind.HANG, f"an admin command hung past its 20s timeout: "
                  f"{res.stdout.strip()}")

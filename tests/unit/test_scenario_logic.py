@@ -18,6 +18,16 @@ def test_recovery_times_pair_each_fault_with_the_next_recovery():
     assert t.recovery_times() == [0.25, 0.5]
 
 
+def test_recovery_uses_the_monitors_return_to_live_when_it_is_earlier():
+    t = Timeline()
+    t.add("fault", "reset", at=1.0)
+    t.add("state", "nvme0 live", at=1.01)  # still live: the reset has not begun
+    t.add("state", "nvme0 resetting", at=1.05)
+    t.add("state", "nvme0 live", at=1.2)
+    t.add("recovered", "nvme0 live", at=1.6)  # seen by a wait that started late
+    assert [round(x, 3) for x in t.recovery_times()] == [0.2]
+
+
 def test_iops_logs_are_summed_per_second_over_jobs():
     log = "1000, 120, 1, 4096, 0\n2000, 100, 1, 4096, 0\n1000, 80, 1, 4096, 0\n" \
           "2000, 0, 1, 4096, 0\n"
