@@ -129,12 +129,12 @@ class VerifyLoad:
 
     def __init__(self, guest: Guest, filename: str, seed: int, runtime: float,
                  name: str = "load", iodepth: int = 8, numjobs: int = 2, bs: str = "4k",
-                 size: str = "256M", backlog: int = 64) -> None:
+                 size: str = "256M", backlog: int = 64, offset: str = "0") -> None:
         self.guest = guest
         self.workdir = f"{REMOTE_DIR}/{name}"
         self.params = job_environment(filename=filename, seed=seed, runtime=int(runtime),
                                       iodepth=iodepth, numjobs=numjobs, bs=bs, size=size,
-                                      backlog=backlog)
+                                      backlog=backlog, offset=offset)
         self._bg: Background | None = None
 
     def _env(self) -> str:
