@@ -161,6 +161,29 @@ class Context:
         self.event("recovered", f"{ctrl.name} live",
                    at=samples[-1].at if samples else None)
 
+    def remove_and_restore(self, remove: Callable[[], object],
+                           restore: Callable[[], object]) -> None:
+        """The removal procedure: data written before the removal must survive it.
+
+        A first load writes and ends; a second one runs (on another region) while
+        ``remove()`` takes the device away, and must end on its own with clean errors; then
+        ``restore()`` brings it back, the controller must be live with its namespace, and
+        the verify-only pass checks every write of the first load.
+        """
+        before = self.start_loads(runtime=self.rng.uniform(3.0, 5.0), size="128M")
+        for load in before:
+            load.wait(timeout=120)
+        under = self.start_loads(runtime=30, offset="512M", size="128M")
+        self.sleep(self.rng.uniform(1.0, 2.0))
+        self.vm.tainted = True
+        remove()
+        self.finish_loads(under, transparent=False)
+        self.sleep(self.rng.uniform(0.5, 2.0))
+        restore()
+        self.wait_live(self.controller("nvme0"))
+        self.guest.run("until [ -b /dev/nvme0n1 ]; do sleep 0.05; done", timeout=60)
+        self.finish_loads(before)
+
     def finish_load(self, load: fio.VerifyLoad, transparent: bool = True) -> None:
         """Wait for the load, judge its JSON, then prove that every completed write is intact.
 

@@ -88,26 +88,21 @@ def media_error(ctx: Context) -> None:
           "hang, I/O fails cleanly while it is gone, the namespace returns, and every write "
           "completed before the removal is intact")
 def hot_remove(ctx: Context) -> None:
-    before = ctx.start_loads(runtime=ctx.rng.uniform(3.0, 5.0), size="128M")
-    for load in before:  # its writes are the ones that must survive
-        load.wait(timeout=120)
-    under = ctx.start_loads(runtime=30, offset="512M", size="128M")
-    ctx.sleep(ctx.rng.uniform(1.0, 2.0))
     qmp = ctx.vm.qmp
-    ctx.vm.tainted = True
-    ctx.event("fault", "device_del nvme0")
-    qmp.cmd("device_del", id="nvme0")
-    if qmp.wait_event("DEVICE_DELETED", timeout=ctx.live_bound) is None:
-        ctx.fail(FailureKind.HANG, "the guest never released the removed controller "
-                 "(no DEVICE_DELETED)")
-    ctx.event("removed")
-    ctx.finish_loads(under, transparent=False)  # ends with clean errors, no hang
-    ctx.sleep(ctx.rng.uniform(0.5, 2.0))
-    qmp.cmd("device_add", **controller_device(ctx.vm.topology, 0))
-    ctx.event("device_add", "nvme0")
-    ctx.wait_live(ctx.controller("nvme0"))
-    ctx.guest.run("until [ -b /dev/nvme0n1 ]; do sleep 0.05; done", timeout=60)
-    ctx.finish_loads(before)
+
+    def remove() -> None:
+        ctx.event("fault", "device_del nvme0")
+        qmp.cmd("device_del", id="nvme0")
+        if qmp.wait_event("DEVICE_DELETED", timeout=ctx.live_bound) is None:
+            ctx.fail(FailureKind.HANG, "the guest never released the removed controller "
+                     "(no DEVICE_DELETED)")
+        ctx.event("removed")
+
+    def restore() -> None:
+        qmp.cmd("device_add", **controller_device(ctx.vm.topology, 0))
+        ctx.event("device_add", "nvme0")
+
+    ctx.remove_and_restore(remove, restore)
 
 
 @scenario("vm-pause",

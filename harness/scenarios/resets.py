@@ -50,18 +50,24 @@ def reset_storm(ctx: Context) -> None:
     ctx.finish_loads(loads)
 
 
+def _repeat_under_load(ctx: Context, command: str, what: str, gaps: list[float]) -> None:
+    """Run a guest command that disturbs nvme0 after each gap, under load; live each time."""
+    loads = ctx.start_loads(runtime=sum(gaps) + 8)
+    ctx.sleep(1.5)
+    ctrl = ctx.controller("nvme0")
+    for gap in gaps:
+        ctx.act(command, what)
+        ctx.wait_live(ctrl)
+        ctx.sleep(gap)
+    ctx.finish_loads(loads)
+
+
 @scenario("rescan-under-load",
           "echo 1 > rescan_controller at seeded intervals under load: no error, data intact")
 def rescan_under_load(ctx: Context) -> None:
     gaps = [ctx.rng.uniform(0.3, 1.5) for _ in range(ctx.rng.randint(4, 8))]
-    loads = ctx.start_loads(runtime=sum(gaps) + 6)
-    ctx.sleep(1.5)
-    ctrl = ctx.controller("nvme0")
-    for gap in gaps:
-        ctx.act(f"echo 1 > {ctrl.sysfs}/rescan_controller", f"rescan_controller {ctrl.name}")
-        ctx.wait_live(ctrl)
-        ctx.sleep(gap)
-    ctx.finish_loads(loads)
+    _repeat_under_load(ctx, "echo 1 > /sys/class/nvme/nvme0/rescan_controller",
+                       "rescan_controller nvme0", gaps)
 
 
 @scenario("flr-under-load",
@@ -69,15 +75,9 @@ def rescan_under_load(ctx: Context) -> None:
           "the driver quiesces, the device resets, the controller is live again, data intact")
 def flr_under_load(ctx: Context) -> None:
     gaps = [ctx.rng.uniform(0.5, 2.0) for _ in range(ctx.rng.randint(2, 4))]
-    loads = ctx.start_loads(runtime=sum(gaps) + 8)
-    ctx.sleep(1.5)
-    ctrl = ctx.controller("nvme0")
-    address = ctrl.pci_address
-    for gap in gaps:
-        ctx.act(f"echo 1 > /sys/bus/pci/devices/{address}/reset", f"FLR of {address}")
-        ctx.wait_live(ctrl)
-        ctx.sleep(gap)
-    ctx.finish_loads(loads)
+    address = ctx.controller("nvme0").pci_address
+    _repeat_under_load(ctx, f"echo 1 > /sys/bus/pci/devices/{address}/reset",
+                       f"FLR of {address}", gaps)
 
 
 @scenario("admin-during-reset",
