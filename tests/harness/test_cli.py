@@ -178,3 +178,21 @@ def test_doctor_says_ready() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip().endswith("ready")
     assert "accelerator" in proc.stdout
+
+
+def test_repro_lists_and_refuses_unknown_scenarios() -> None:
+    listing = harness("repro", "--list")
+    assert listing.returncode == 0 and "reset-under-load" in listing.stdout
+    assert_one_line_error(harness("repro", "no-such-scenario"), "unknown scenario",
+                          "reset-under-load")
+    assert_one_line_error(harness("repro", "reset-under-load", "--iterations", "0"),
+                          "--iterations must be between 1")
+    assert_one_line_error(harness("repro", "reset-under-load", "--seed", "-1"),
+                          "--seed must be between 0")
+
+
+def test_repro_passes_on_the_stock_driver_and_prints_the_seed(tmp_path: Path) -> None:
+    proc = harness("repro", "reset-under-load", "--seed", "5", "--artifacts", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "iteration 1/1 seed 5: PASS" in proc.stdout
+    assert (tmp_path / "iter0000-seed5" / "timeline.json").exists()
