@@ -86,30 +86,36 @@ def _lab(args: argparse.Namespace) -> Lab:
                          boot_timeout=args.boot_timeout, snapshots=not args.no_snapshot))
 
 
-def cmd_doctor(args: argparse.Namespace) -> int:
-    found = doctor_mod.checks(args.qemu)
+def _print_checks(found: list[doctor_mod.Check]) -> None:
     for c in found:
         mark = "ok " if c.ok else "MISSING"
         print(f"{mark:8}{c.name:26}{c.detail}")
-    fixes = doctor_mod.fixes(found)
-    if not fixes:
-        print("ready")
-        return EXIT_OK
-    if args.install:
-        code = doctor_mod.install(fixes)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    found = doctor_mod.checks(args.qemu)
+    _print_checks(found)
+    commands = doctor_mod.fixes(found)
+    if args.install and commands:
+        code = doctor_mod.install(commands)
         if code != 0:
             print(f"a fix failed with exit code {code}", file=sys.stderr)
             return EXIT_HARNESS
-        remaining = doctor_mod.fixes(doctor_mod.checks(args.qemu))
-        if remaining:
-            print("still missing after install; run: " + "; ".join(remaining), file=sys.stderr)
-            return EXIT_HARNESS
+        found = doctor_mod.checks(args.qemu)
+        print("after the install:")
+        _print_checks(found)
+        commands = doctor_mod.fixes(found)
+    if doctor_mod.ready(found):
         print("ready")
         return EXIT_OK
-    print("\nto fix, run:")
-    for fix in fixes:
-        print(f"  {fix}")
-    print("or: python -m harness doctor --install")
+    if commands:
+        print("\nto fix, run:")
+        for command in commands:
+            print(f"  {command}")
+        if not args.install:
+            print("or: python -m harness doctor --install")
+    for line in doctor_mod.advice(found):
+        print(f"to fix by hand: {line}")
     return EXIT_HARNESS
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import accel, paths
+from harness.util import find_tool
 
 MIN_QEMU = (7, 2)
 MIN_FREE_GB = 4
@@ -32,7 +33,8 @@ class Check:
     name: str
     ok: bool
     detail: str
-    fix: str = ""  # a shell command that fixes it, when there is one
+    packages: tuple[str, ...] = ()  # Debian packages that fix it
+    advice: str = ""  # what the user must do when no package fixes it
 
 
 def _sudo() -> str:
@@ -54,33 +56,28 @@ def qemu_version(binary: str) -> tuple[int, ...] | None:
     return tuple(int(g) for g in m.groups() if g is not None) if m else None
 
 
-def _which(tool: str) -> str | None:
-    return shutil.which(tool) or next(
-        (p for p in (f"/usr/sbin/{tool}", f"/sbin/{tool}") if os.access(p, os.X_OK)), None)
-
-
 def checks(qemu: str = "qemu-system-x86_64") -> list[Check]:
     result: list[Check] = []
-    missing = [tool for tool in PACKAGES if tool != qemu and not _which(tool)]
+    missing = [tool for tool in PACKAGES if tool != qemu and not find_tool(tool)]
     busybox = Path("/bin/busybox")
     if "busybox" not in missing and not (busybox.exists() and _static(busybox)):
         missing.append("busybox")
-    qemu_path = _which(qemu)
+    qemu_path = find_tool(qemu)
     if qemu_path is None:
         result.append(Check("qemu", False, f"{qemu} not found",
-                            apt_install_command(["qemu-system-x86", "qemu-utils"])))
+                            ("qemu-system-x86", "qemu-utils")))
     else:
         version = qemu_version(qemu_path)
         ok = version is not None and version >= MIN_QEMU
         shown = ".".join(map(str, version)) if version else "unknown"
         result.append(Check("qemu", ok, f"{qemu_path} version {shown} (need >= 7.2)",
-                            "" if ok else apt_install_command(["qemu-system-x86"])))
+                            () if ok else ("qemu-system-x86",)))
     for tool in PACKAGES:
         if tool == "qemu-system-x86_64":
             continue
         ok = tool not in missing
         result.append(Check(tool, ok, "found" if ok else "missing",
-                            "" if ok else apt_install_command([PACKAGES[tool]])))
+                            () if ok else (PACKAGES[tool],)))
     chosen = accel.choose()
     result.append(Check("accelerator", True, str(chosen)))
     cache = paths.cache_dir()
@@ -90,14 +87,17 @@ def checks(qemu: str = "qemu-system-x86_64") -> list[Check]:
     except OSError:
         writable = False
     result.append(Check("cache dir", writable, str(cache) + ("" if writable else " not writable"),
-                        "" if writable else "set NVMEH_CACHE to a writable directory"))
+                        advice="" if writable else "set NVMEH_CACHE to a writable directory"))
     if writable:
         free = shutil.disk_usage(cache).free / (1 << 30)
-        result.append(Check("free disk", free >= MIN_FREE_GB, f"{free:.1f} GiB free in {cache} "
-                            f"(need {MIN_FREE_GB} GiB)"))
-    if os.geteuid() != 0 and not _which("newuidmap"):
+        enough = free >= MIN_FREE_GB
+        result.append(Check("free disk", enough, f"{free:.1f} GiB free in {cache} "
+                            f"(need {MIN_FREE_GB} GiB)",
+                            advice="" if enough else f"free disk space in {cache}, or set "
+                            "NVMEH_CACHE to a directory on a larger file system"))
+    if os.geteuid() != 0 and not find_tool("newuidmap"):
         result.append(Check("unprivileged image build", False, "newuidmap missing",
-                            apt_install_command(["uidmap"])))
+                            ("uidmap",)))
     return result
 
 
@@ -108,19 +108,19 @@ def _static(path: Path) -> bool:
         return is_static_elf(fh.read(1 << 16))
 
 
+def ready(found: list[Check]) -> bool:
+    return all(c.ok for c in found)
+
+
 def fixes(found: list[Check]) -> list[str]:
-    """One combined apt-get command for all missing packages, then any other fixes."""
-    packages: list[str] = []
-    other: list[str] = []
-    for c in found:
-        if c.ok or not c.fix:
-            continue
-        m = re.search(r"--no-install-recommends (.+)$", c.fix)
-        if m:
-            packages += m.group(1).split()
-        elif c.fix not in other:
-            other.append(c.fix)
-    return ([apt_install_command(packages)] if packages else []) + other
+    """The commands that fix what is missing: one apt-get line for every package."""
+    packages = sorted({p for c in found if not c.ok for p in c.packages})
+    return [apt_install_command(packages)] if packages else []
+
+
+def advice(found: list[Check]) -> list[str]:
+    """What no command can fix: the user must act."""
+    return [f"{c.name}: {c.advice}" for c in found if not c.ok and c.advice]
 
 
 def install(commands: list[str]) -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 from harness import paths
 from harness.errors import BadInput, HostNotReady, ImageBuildError
 from harness.progress import Progress
-from harness.util import digest, run_tool
+from harness.util import digest, find_tool, run_tool
 
 BUILDER_VERSION = "kernel-1"  # bump when the extraction below changes
 
@@ -151,10 +151,7 @@ def extract_vmlinux(bzimage: bytes) -> bytes | None:
 
 
 def depmod_path() -> str:
-    for candidate in ("/usr/sbin/depmod", "/sbin/depmod"):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    found = shutil.which("depmod")
+    found = find_tool("depmod")
     if not found:
         raise HostNotReady("depmod is missing: run `python -m harness doctor --install`")
     return found

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -34,3 +36,9 @@ def run_tool(cmd: list[str], what: str, cwd: str | Path | None = None) -> str:
         tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
         raise ImageBuildError(f"{what} failed: {tail}", proc.stderr)
     return proc.stdout
+
+
+def find_tool(tool: str) -> str | None:
+    """``tool`` on PATH, or in the sbin directories a non-root PATH often lacks."""
+    return shutil.which(tool) or next(
+        (p for p in (f"/usr/sbin/{tool}", f"/sbin/{tool}") if os.access(p, os.X_OK)), None)
