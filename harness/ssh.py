@@ -202,11 +202,7 @@ class Guest:
                 if left <= 0:
                     self._kill(tag)
                     raise _TimedOut(out, err)
-                select.select([chan], [], [], min(left, 1.0))
-                while chan.recv_ready():
-                    out += chan.recv(65536)
-                while chan.recv_stderr_ready():
-                    err += chan.recv_stderr(65536)
+                _read_ready(chan, out, err, min(left, 1.0))
                 if chan.closed and not chan.exit_status_ready():
                     raise GuestUnreachable(f"SSH connection lost while running {command!r}")
             code = chan.recv_exit_status()
@@ -274,6 +270,23 @@ class Guest:
                 self._log.flush()
 
 
+def _read_ready(chan: paramiko.Channel, out: bytearray, err: bytearray,
+                wait: float) -> bytes:
+    """Wait up to ``wait`` seconds for the channel, then append what it has to ``out`` and
+    ``err``; returns the bytes read (both streams, in arrival order per stream)."""
+    select.select([chan], [], [], wait)
+    got = bytearray()
+    while chan.recv_ready():
+        data = chan.recv(65536)
+        out += data
+        got += data
+    while chan.recv_stderr_ready():
+        data = chan.recv_stderr(65536)
+        err += data
+        got += data
+    return bytes(got)
+
+
 class _TimedOut(Exception):
     def __init__(self, out: bytes | bytearray, err: bytes | bytearray) -> None:
         super().__init__("timed out")
@@ -323,11 +336,7 @@ class _Agent:
                     killed = True
                     deadline = time.monotonic() + 10
                     continue
-                select.select([self.chan], [], [], min(left, 1.0))
-                while self.chan.recv_ready():
-                    out += self.chan.recv(65536)
-                while self.chan.recv_stderr_ready():
-                    err += self.chan.recv_stderr(65536)
+                _read_ready(self.chan, out, err, min(left, 1.0))
                 if self.chan.closed or self.chan.exit_status_ready():
                     self.usable = False
                     raise GuestUnreachable(f"SSH connection lost while running {command!r}")
@@ -364,20 +373,9 @@ class Background:
         chan = self._chan
         try:
             while True:
-                select.select([chan], [], [], 1.0)
-                got = False
-                while chan.recv_ready():
-                    data = chan.recv(65536)
-                    self._out += data
-                    if self._log:
-                        self._log.write(data)
-                    got = True
-                while chan.recv_stderr_ready():
-                    data = chan.recv_stderr(65536)
-                    self._err += data
-                    if self._log:
-                        self._log.write(data)
-                    got = True
+                got = _read_ready(chan, self._out, self._err, 1.0)
+                if self._log and got:
+                    self._log.write(got)
                 if chan.exit_status_ready() and not got:
                     break
                 if chan.closed:
