@@ -13,6 +13,7 @@ from pathlib import Path
 
 from harness import fio, snapshot
 from harness.lab import Lab
+from harness.nvme import Controller
 from harness.ssh import Background, Guest
 from harness.topology import Topology
 
@@ -75,13 +76,13 @@ def _reset_figures(name: str, samples: list[float]) -> list[Figure]:
 
 
 def reset_times_ms(guest: Guest, count: int, controller: str = "nvme0") -> list[float]:
-    """Time ``count`` sysfs resets back to ``live``, timed inside the guest (no SSH in it)."""
-    script = (f"f=/sys/class/nvme/{controller}; for i in $(seq {count}); do "
-              "t0=$EPOCHREALTIME; echo 1 > $f/reset_controller || exit 1; "
-              'until read -r s < $f/state && [ "$s" = live ]; do sleep 0.001; done; '
-              'echo "$t0 $EPOCHREALTIME"; done')
-    out = guest.run(script, timeout=60 + count * 30, check=True).stdout
-    return [(float(b) - float(a)) * 1000 for a, b in (line.split() for line in out.splitlines())]
+    """Time ``count`` sysfs resets back to ``live``, each timed inside the guest."""
+    ctrl = Controller(guest, controller)
+    times = []
+    for _ in range(count):
+        fault, live = ctrl.reset_and_wait(bound=60)
+        times.append((live - fault) * 1000)
+    return times
 
 
 def _load(guest: Guest) -> Background:

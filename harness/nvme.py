@@ -78,9 +78,6 @@ class Controller:
             raise HarnessError(f"writing {self.sysfs}/reset_controller failed: {out}")
         return float(out[0]), float(out[1])
 
-    def rescan(self) -> None:
-        self.guest.run(f"echo 1 > {self.sysfs}/rescan_controller", timeout=120, check=True)
-
     def wait_state(self, want: str = "live", timeout: float = 60.0,
                    interval: float = 0.05) -> list[StateSample]:
         """Poll ``state`` until it is ``want``; returns the transitions seen on the way.
@@ -99,18 +96,23 @@ class Controller:
         except CommandTimeout as exc:
             raise NotRecovered(f"{self.name} did not reach {want!r} within {timeout:g}s "
                                f"(last state: {self._last_state()})", exc.detail) from None
-        samples = []
-        for line in res.stdout.split("\n"):
-            parts = line.split()
-            if len(parts) == 2:
-                samples.append(StateSample(float(parts[0]), parts[1]))
-        return samples
+        return parse_samples(res.stdout)
 
     def _last_state(self) -> str:
         try:
             return self.state
         except HarnessError as exc:
             return f"unreadable: {exc}"
+
+
+def parse_samples(text: str) -> list[StateSample]:
+    """The "EPOCH STATE" lines the guest-side samplers print."""
+    samples = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            samples.append(StateSample(float(parts[0]), parts[1]))
+    return samples
 
 
 def controllers(guest: Guest) -> list[Controller]:
@@ -140,15 +142,10 @@ class StateMonitor:
         )
         self._bg = self.guest.background(f"exec bash -c {shlex.quote(script)}")
 
-    def stop(self) -> list[tuple[float, str]]:
-        """Stop sampling; (guest epoch seconds, state) for the first sample and every change."""
+    def stop(self) -> list[StateSample]:
+        """Stop sampling; the first sample and every change."""
         if self._bg is None:
             return []
         res = self._bg.kill()
         self._bg = None
-        samples = []
-        for line in res.stdout.splitlines():
-            parts = line.split()
-            if len(parts) == 2:
-                samples.append((float(parts[0]), parts[1]))
-        return samples
+        return parse_samples(res.stdout)

@@ -294,8 +294,8 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path) -> Iterat
         finally:
             if vm.alive and vm.guest.connected:
                 for m in monitors:
-                    for at, state in m.stop():
-                        ctx.event("state", f"{m.controller} {state}", at=at)
+                    for sample in m.stop():
+                        ctx.event("state", f"{m.controller} {sample.state}", at=sample.at)
                 for load in ctx.loads:
                     load.stop()
                     load.fetch(artifacts / load.workdir.rsplit("/", 1)[-1])
