@@ -96,6 +96,20 @@ def job_environment(**params: object) -> dict[str, str]:
     return {k.upper(): str(v) for k, v in params.items()}
 
 
+def env_assignments(env: dict[str, str]) -> str:
+    """``env``'s variables as shell words, for ``env A=1 B=2 fio ...``."""
+    return " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+
+
+def read_result(guest: Guest, path: str, stderr: str) -> FioResult:
+    """The JSON fio wrote to ``path``; ``stderr`` (fio's messages) is kept as evidence."""
+    try:
+        text = guest.read_text(path)
+    except OSError:
+        raise FioError(f"fio wrote no {path}: {stderr.strip()[-300:]}") from None
+    return parse_json(text, stderr)
+
+
 def run_job(guest: Guest, job: str, timeout: float = 300.0, **params: object) -> FioResult:
     """Upload ``guests/fio/<job>.fio``, run it with ``params`` as its variables, parse the JSON."""
     source = JOBS_DIR / f"{job}.fio"
@@ -105,14 +119,10 @@ def run_job(guest: Guest, job: str, timeout: float = 300.0, **params: object) ->
     remote = f"{REMOTE_DIR}/{job}.fio"
     guest.write_text(remote, source.read_text())
     out = f"{REMOTE_DIR}/{job}.json"
-    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in job_environment(**params).items())
+    env = env_assignments(job_environment(**params))
     res = guest.run(f"rm -f {out}; env {env} fio --output-format=json --output={out} {remote}",
                     timeout=timeout)
-    try:
-        text = guest.read_text(out)
-    except OSError:
-        raise FioError(f"fio failed to start: {res.stderr.strip()[-300:]}") from None
-    result = parse_json(text)
+    result = read_result(guest, out, res.stderr)
     if res.exit_code != 0 and result.ok:
         raise FioError(f"fio exited {res.exit_code} but reported no job error: "
                        f"{res.stderr.strip()[-300:]}")
@@ -138,7 +148,7 @@ class VerifyLoad:
         self._bg: Background | None = None
 
     def _env(self) -> str:
-        return " ".join(f"{k}={shlex.quote(v)}" for k, v in self.params.items())
+        return env_assignments(self.params)
 
     def start(self) -> None:
         self.guest.run(f"rm -rf {self.workdir} && mkdir -p {self.workdir}", check=True)
@@ -169,11 +179,7 @@ class VerifyLoad:
         return self._result("pass.json", res.stderr)
 
     def _result(self, name: str, stderr: str) -> FioResult:
-        try:
-            text = self.guest.read_text(f"{self.workdir}/{name}")
-        except OSError:
-            raise FioError(f"fio wrote no {name}: {stderr.strip()[-300:]}") from None
-        return parse_json(text, stderr)
+        return read_result(self.guest, f"{self.workdir}/{name}", stderr)
 
     def iops_per_second(self) -> list[tuple[float, float]]:
         """(seconds since the load began, write IOPS summed over jobs) from fio's logs."""
