@@ -72,6 +72,19 @@ class Qmp:
             raise QMPError(f"QMP {name} failed: {err.get('desc', err)}")
         return reply.get("return")
 
+    def wait_migration(self, deadline: float,
+                       while_waiting: Callable[[], None] | None = None) -> dict[str, Any]:
+        """Poll ``query-migrate`` until the migration completes or fails, or ``deadline``
+        (time.monotonic) passes; returns the last status. ``while_waiting`` runs between
+        polls (e.g. to notice a dead QEMU)."""
+        while True:
+            status: dict[str, Any] = self.cmd("query-migrate")
+            if status.get("status") in ("completed", "failed") or time.monotonic() > deadline:
+                return status
+            if while_waiting is not None:
+                while_waiting()
+            time.sleep(0.01)
+
     def hmp(self, command: str) -> str:
         """A human-monitor command (for what QMP lacks, e.g. ``qemu-io``)."""
         out = self.cmd("human-monitor-command", **{"command-line": command})

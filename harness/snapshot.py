@@ -134,15 +134,10 @@ def _save(work: Path, image: GuestImage, topology: Topology, accel: Accel, qemu:
         qmp.cmd("stop")
         target = work / "state"
         qmp.cmd("migrate", uri=f"exec:cat > {shlex.quote(str(target))}")
-        deadline = time.monotonic() + 300
-        while True:
-            status = qmp.cmd("query-migrate")
-            if status.get("status") == "completed":
-                break
-            if status.get("status") == "failed" or time.monotonic() > deadline:
-                raise QemuError(f"saving the snapshot failed: "
-                                f"{status.get('error-desc', status.get('status'))}")
-            time.sleep(0.05)
+        status = qmp.wait_migration(time.monotonic() + 300)
+        if status.get("status") != "completed":
+            raise QemuError(f"saving the snapshot failed: "
+                            f"{status.get('error-desc', status.get('status'))}")
         # Only a guest that can be logged into is worth keeping: check it after the save, so
         # the saved state holds no SSH session.
         qmp.cmd("cont")

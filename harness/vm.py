@@ -244,13 +244,11 @@ class VM:
         """Load the saved VM, add controller 0, run on, take over the guest."""
         qmp = self.qmp
         qmp.cmd("migrate-incoming", uri=f"exec:cat {shlex.quote(str(snap.state))}")
-        while (status := qmp.cmd("query-migrate").get("status")) != "completed":
-            self.check_alive()
-            if status == "failed" or time.monotonic() > deadline:
-                snapshot_mod.discard(snap)  # the next VM makes a fresh one
-                raise QemuError(f"restoring snapshot {snap.path} failed ({status}); it was "
-                                "discarded and will be made again")
-            time.sleep(0.01)
+        status = qmp.wait_migration(deadline, self.check_alive).get("status")
+        if status != "completed":
+            snapshot_mod.discard(snap)  # the next VM makes a fresh one
+            raise QemuError(f"restoring snapshot {snap.path} failed ({status}); it was "
+                            "discarded and will be made again")
         self._phase("state_loaded")
         qmp.cmd("device_add", **controller_device(self.topology, 0))
         qmp.cmd("cont")
