@@ -24,7 +24,7 @@ class Console:
     def __init__(self, fd: int, log_path: Path) -> None:
         self._fd = fd
         self.log_path = log_path
-        self._log = open(log_path, "wb", buffering=0)
+        self._log = open(log_path, "ab", buffering=0)  # a power-cycled VM appends
         self._tail: collections.deque[str] = collections.deque(maxlen=60)
         self._partial = ""
         self._detector = OopsDetector()

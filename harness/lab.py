@@ -104,7 +104,7 @@ class VMPool:
 
     @staticmethod
     def healthy(vm: VM) -> bool:
-        return (not vm.tainted and vm.alive and not vm.oopses and vm.guest.connected)
+        return (not vm.tainted and not vm.oopses and vm.connected)
 
     def retire(self) -> None:
         if self._vm is not None:

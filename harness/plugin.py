@@ -131,7 +131,7 @@ def vm(request: pytest.FixtureRequest, vm_pool: VMPool, artifacts: Path) -> Iter
 
 def _collect(machine: VM, dest: Path, marks: dict[str, int], tag: str) -> None:
     machine.export_logs(marks, dest)
-    if machine.alive and machine.guest.connected:
+    if machine.connected:
         try:
             dmesg = machine.guest.run("dmesg", timeout=30).stdout
             begin = dmesg.rfind(tag)

@@ -30,7 +30,7 @@ class Qmp:
         self._path = socket_path
         self._mon = QEMUMonitorProtocol(str(socket_path))
         self._lock = threading.Lock()
-        self._log = open(log_path, "w", buffering=1)
+        self._log = open(log_path, "a", buffering=1)
         self.events: list[dict[str, Any]] = []
         self.timeout = 60.0
 

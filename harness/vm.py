@@ -104,6 +104,7 @@ class VM:
         self.ssh_port = 0
         self.boot_seconds = 0.0
         self._oopses_taken = 0
+        self._earlier_oopses: list[Oops] = []  # from lives before a power_cycle()
         self.tainted = False  # set by tests that leave the VM in a state not worth reusing
         self._stopped = threading.Event()
         _LIVE.add(self)
@@ -177,7 +178,7 @@ class VM:
         cmd = command_line(spec)
         (self.artifacts / "qemu-cmdline.txt").write_text(" ".join(cmd) + "\n")
         stderr_path = self.artifacts / "qemu-stderr.log"
-        stderr = open(stderr_path, "wb")
+        stderr = open(stderr_path, "ab")  # appended: a power cycle keeps one log
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=stderr, preexec_fn=_die_with_parent)
         stderr.close()
@@ -291,7 +292,7 @@ class VM:
 
     @property
     def oopses(self) -> list[Oops]:
-        return list(self.console.oopses) if self.console else []
+        return self._earlier_oopses + (list(self.console.oopses) if self.console else [])
 
     def take_oopses(self) -> list[Oops]:
         """Reports not yet taken: a test that provokes an oops on purpose claims it here, so
@@ -336,6 +337,11 @@ class VM:
         return self.proc is not None and self.proc.poll() is None
 
     @property
+    def connected(self) -> bool:
+        """Running, and logged in over SSH."""
+        return self.alive and self._guest is not None and self._guest.connected
+
+    @property
     def guest(self) -> Guest:
         if self._guest is None:
             raise GuestUnreachable("the VM is not running")
@@ -356,6 +362,28 @@ class VM:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+    def power_cycle(self) -> None:
+        """Cut the power under whatever runs, then start again on the same NVMe backing files.
+
+        QEMU dies by SIGKILL, so the guest gets no warning and commands in flight die with it;
+        the namespaces keep what QEMU had written to them. The new life starts the way the
+        first did (from the snapshot, or cold) and appends to the same logs; oopses of the
+        earlier life are kept.
+        """
+        self._earlier_oopses += self.oopses
+        if self._guest:
+            with contextlib.suppress(Exception):
+                self._guest.close()
+            self._guest = None
+        self.kill()
+        self._reap()
+        if self._qmp:
+            with contextlib.suppress(Exception):
+                self._qmp.close()
+            self._qmp = None
+        self.boot_phases = []
+        self.start()
 
     # --- logs --------------------------------------------------------------------------------
 
