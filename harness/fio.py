@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import shlex
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,25 +140,99 @@ class VerifyLoad:
 
     def __init__(self, guest: Guest, filename: str, seed: int, runtime: float,
                  name: str = "load", iodepth: int = 8, numjobs: int = 2, bs: str = "4k",
-                 size: str = "256M", backlog: int = 64, offset: str = "0") -> None:
+                 size: str = "256M", backlog: int = 64, offset: str = "0",
+                 fsync: int = 0, polled: bool = False) -> None:
+        """``polled``: io_uring with HIPRI, completions reaped by polling (the driver needs
+        poll queues, ``nvme.poll_queues=N``); otherwise libaio and interrupts."""
         self.guest = guest
+        self.name = name
+        self.polled = polled
         self.workdir = f"{REMOTE_DIR}/{name}"
         self.params = job_environment(filename=filename, seed=seed, runtime=int(runtime),
                                       iodepth=iodepth, numjobs=numjobs, bs=bs, size=size,
-                                      backlog=backlog, offset=offset)
+                                      backlog=backlog, offset=offset, fsync=fsync,
+                                      engine="io_uring" if polled else "libaio")
         self._bg: Background | None = None
+        self.lost = False  # its guest lost power: nothing of it is left to stop or fetch
 
     def _env(self) -> str:
         return env_assignments(self.params)
 
-    def start(self) -> None:
-        self.guest.run(f"rm -rf {self.workdir} && mkdir -p {self.workdir}", check=True)
-        for job in ("verify-load", "verify-pass"):
-            self.guest.write_text(f"{self.workdir}/{job}.fio",
-                                  (JOBS_DIR / f"{job}.fio").read_text())
+    def start(self, flowing_within: float = 60.0) -> None:
+        """Start fio and return once its first writes have completed on the device.
+
+        fio takes a while to start under TCG; a fault injected before writes flow would hit
+        nothing, and the scenario would pass without testing anything.
+        """
+        self._install()
+        before = self._writes_completed()
+        # The trigger file makes fio save its verify state, stop, and flush (see checkpoint).
+        flush = f"sync {shlex.quote(self.params['FILENAME'])} && touch {self.workdir}/flushed"
         self._bg = self.guest.background(
             f"cd {self.workdir} && exec env {self._env()} fio --output-format=json "
-            "--output=load.json verify-load.fio")
+            f"--output=load.json --trigger-file={self.workdir}/trigger "
+            f"--trigger={shlex.quote(flush)} verify-load.fio")
+        if before is None:
+            return  # not a block device: nothing to watch
+        deadline = time.monotonic() + flowing_within
+        # Watched in the guest, two seconds per command, so that fio's early exit is seen.
+        watch = (f"for i in $(seq 40); do read -r _ _ _ _ w _ < {self._stat}; "
+                 f"[ $w -gt {before} ] && exit 0; sleep 0.05; done; exit 1")
+        while self.running:
+            if self.guest.run(watch, timeout=60).exit_code == 0:
+                return
+            if time.monotonic() > deadline:
+                raise FioError(f"the load on {self.params['FILENAME']} completed no write "
+                               f"within {flowing_within:.0f}s of starting")
+        # fio ended at once: wait() reports why.
+
+    def _install(self) -> None:
+        """A fresh working directory in the guest with both job files."""
+        self.guest.run(f"rm -rf {self.workdir} && mkdir -p {self.workdir}", check=True)
+        for job in ("verify-load", "verify-pass"):
+            text = (JOBS_DIR / f"{job}.fio").read_text()
+            if job == "verify-load" and self.polled:
+                text += "hipri=1\n"
+            self.guest.write_text(f"{self.workdir}/{job}.fio", text)
+
+    def checkpoint(self, dest: Path, timeout: float = 120.0) -> FioResult:
+        """Stop the load, keep what it completed, flush the device; the state goes to ``dest``.
+
+        fio, seeing its trigger file, saves its verify state, stops its jobs and runs the
+        trigger command, a flush of the whole device: every write the state counts as
+        completed was completed before a flush that has completed, which is what a power cut
+        must spare. The state is copied to the host because the guest's copy (tmpfs) dies
+        with the power. Returns the load's result, to be judged like any other.
+        """
+        assert self._bg is not None, "start() first"
+        self.guest.run(f"touch {self.workdir}/trigger", check=True)
+        result = self.wait(timeout)  # fio exits once the trigger command is done
+        if self.guest.run(f"test -e {self.workdir}/flushed", timeout=30).exit_code != 0:
+            # The load ended on its own before it saw the trigger: its state was saved at
+            # exit, and the flush is ours to make.
+            self.guest.run(f"sync {shlex.quote(self.params['FILENAME'])}", check=True,
+                           timeout=timeout)
+        self.fetch(dest)
+        if not list(dest.glob("*verify.state")):
+            raise FioError(f"the load {self.name} saved no verify state in {self.workdir}")
+        return result
+
+    def reinstall(self, guest: Guest, saved: Path) -> None:
+        """After a power cycle: the job files and the verify state kept in ``saved`` go back
+        into a fresh working directory on the restarted ``guest``, ready for verify_pass()."""
+        self.guest, self.lost = guest, False
+        self._install()
+        for state in sorted(saved.glob("*verify.state")):
+            guest.put(state, f"{self.workdir}/{state.name}")
+
+    @property
+    def _stat(self) -> str:
+        return f"/sys/class/block/{shlex.quote(os.path.basename(self.params['FILENAME']))}/stat"
+
+    def _writes_completed(self) -> int | None:
+        """The device's completed-write count, None if it is not a block device."""
+        out = self.guest.run(f"cat {self._stat} 2>/dev/null", timeout=30).stdout.split()
+        return int(out[4]) if len(out) > 4 else None
 
     @property
     def running(self) -> bool:
@@ -169,7 +244,7 @@ class VerifyLoad:
         return self._result("load.json", res.stderr)
 
     def stop(self) -> None:
-        if self._bg is not None and self._bg.running:
+        if self._bg is not None and self._bg.running and not self.lost:
             self._bg.kill()
 
     def verify_pass(self, timeout: float = 600.0) -> FioResult:
@@ -187,11 +262,13 @@ class VerifyLoad:
         return sum_iops_logs(out.stdout)
 
     def fetch(self, dest: Path) -> None:
-        """Copy fio's JSON and per-second logs into ``dest`` (the test's artifacts)."""
+        """Copy fio's JSON, per-second logs and verify state into ``dest`` (the artifacts)."""
+        if self.lost:
+            return
         dest.mkdir(parents=True, exist_ok=True)
         listing = self.guest.run(f"ls {self.workdir}", timeout=30).stdout.split()
         for name in listing:
-            if name.endswith((".json", ".log")):
+            if name.endswith((".json", ".log", ".state")):
                 self.guest.get(f"{self.workdir}/{name}", dest / name)
 
 

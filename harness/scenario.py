@@ -61,6 +61,7 @@ class Context:
     timeline: Timeline = field(default_factory=Timeline)
     failures: list[Failure] = field(default_factory=list)
     loads: list[fio.VerifyLoad] = field(default_factory=list)
+    monitors: list[StateMonitor] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -123,19 +124,22 @@ class Context:
     def controllers(self) -> list[Controller]:
         return [self.controller(f"nvme{i}") for i in range(len(self.vm.topology.controllers))]
 
-    def start_loads(self, runtime: float, offset: str = "0",
-                    size: str = "256M") -> list[fio.VerifyLoad]:
-        """One verifying load per namespace (each job of it writes ``size`` from ``offset``)."""
-        return [self.start_load(runtime, dev, offset, size) for dev in self.namespaces()]
+    def start_loads(self, runtime: float, offset: str = "0", size: str = "256M",
+                    fsync: int = 0, polled: bool = False) -> list[fio.VerifyLoad]:
+        """One verifying load per namespace (each job of it writes ``size`` from ``offset``;
+        ``fsync=N``: a flush after every N writes; ``polled``: io_uring HIPRI)."""
+        return [self.start_load(runtime, dev, offset, size, fsync, polled)
+                for dev in self.namespaces()]
 
     def finish_loads(self, loads: list[fio.VerifyLoad], transparent: bool = True) -> None:
         for load in loads:
             self.finish_load(load, transparent)
 
     def start_load(self, runtime: float, device: str = "/dev/nvme0n1", offset: str = "0",
-                   size: str = "256M") -> fio.VerifyLoad:
+                   size: str = "256M", fsync: int = 0, polled: bool = False) -> fio.VerifyLoad:
         load = fio.VerifyLoad(self.guest, device, seed=self.seed, runtime=runtime,
-                              name=f"load{len(self.loads)}", offset=offset, size=size)
+                              name=f"load{len(self.loads)}", offset=offset, size=size,
+                              fsync=fsync, polled=polled)
         load.start()
         self.loads.append(load)
         self.event("load_started", device)
@@ -184,6 +188,65 @@ class Context:
         self.guest.run("until [ -b /dev/nvme0n1 ]; do sleep 0.05; done", timeout=60)
         self.finish_loads(before)
 
+    def checkpoint(self, loads: list[fio.VerifyLoad]) -> None:
+        """Stop ``loads`` with their completed writes flushed and their verify state kept on
+        the host (see :meth:`fio.VerifyLoad.checkpoint`); their results are judged now."""
+        for load in loads:
+            result = load.checkpoint(self.artifacts / load.name)
+            self.event("flushed", f"{load.name}: state saved, {load.params['FILENAME']} "
+                       "flushed")
+            self._judge(result)
+
+    def power_cut(self) -> None:
+        """Cut the VM's power under whatever runs, and start it again on the same disks.
+
+        Loads still running die with the guest; a checkpointed load is put back, ready
+        for :meth:`verify`.
+        """
+        self.stop_monitors()
+        self.event("fault", "power cut")
+        self.vm.power_cycle()
+        self.clock_offset = self._measure_clock_offset()  # the new life's clock was set anew
+        self.event("recovered", "VM up again, controllers live")
+        for load in self.loads:
+            saved = self.artifacts / load.name
+            if list(saved.glob("*verify.state")):
+                load.reinstall(self.guest, saved)
+            else:
+                load.lost = True
+                self.event("load_lost", f"{load.name} died with the power")
+        self.start_monitors()
+
+    def start_monitors(self) -> None:
+        """Sample every controller's state in the guest (for the timeline)."""
+        self.monitors = [StateMonitor(self.guest, f"nvme{i}")
+                         for i in range(len(self.vm.topology.controllers))]
+        for m in self.monitors:
+            m.start()
+
+    def stop_monitors(self) -> None:
+        for m in self.monitors:
+            for sample in m.stop():
+                self.event("state", f"{m.controller} {sample.state}", at=sample.at)
+        self.monitors = []
+
+    def _judge(self, result: fio.FioResult) -> None:
+        """A load where recovery should be transparent may see no error at all."""
+        if not result.ok:
+            kind = (FailureKind.LOST_DATA if any("EILSEQ" in f for f in result.failures)
+                    else FailureKind.IO_ERROR)
+            self.fail(kind, "the load saw: " + "; ".join(result.failures), result.messages)
+
+    def verify(self, load: fio.VerifyLoad) -> None:
+        """The verify-only pass: every write the load completed must read back intact."""
+        check = load.verify_pass()
+        self.event("verified", "; ".join(check.failures) or "every completed write intact")
+        if not check.ok:
+            self.fail(FailureKind.LOST_DATA, "verify-only pass: " + "; ".join(check.failures),
+                      check.messages)
+        if check.read_bytes == 0:
+            self.fail(FailureKind.LOST_DATA, "verify-only pass read nothing back")
+
     def finish_load(self, load: fio.VerifyLoad, transparent: bool = True) -> None:
         """Wait for the load, judge its JSON, then prove that every completed write is intact.
 
@@ -201,17 +264,8 @@ class Context:
         self.event("load_finished", "; ".join(result.failures) or "no errors")
         if not transparent:
             return
-        if not result.ok:
-            kind = (FailureKind.LOST_DATA if any("EILSEQ" in f for f in result.failures)
-                    else FailureKind.IO_ERROR)
-            self.fail(kind, "the load saw: " + "; ".join(result.failures), result.messages)
-        check = load.verify_pass()
-        self.event("verified", "; ".join(check.failures) or "every completed write intact")
-        if not check.ok:
-            self.fail(FailureKind.LOST_DATA, "verify-only pass: " + "; ".join(check.failures),
-                      check.messages)
-        if check.read_bytes == 0:
-            self.fail(FailureKind.LOST_DATA, "verify-only pass read nothing back")
+        self._judge(result)
+        self.verify(load)
 
 
 @dataclass(frozen=True)
@@ -270,10 +324,7 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path) -> Iterat
     artifacts.mkdir(parents=True, exist_ok=True)
     with lab.vm(scn.topology, artifacts, name=scn.name) as vm:
         ctx = Context(vm, seed, artifacts, scn.live_bound)
-        monitors = [StateMonitor(vm.guest, f"nvme{i}")
-                    for i in range(len(scn.topology.controllers))]
-        for m in monitors:
-            m.start()
+        ctx.start_monitors()
         try:
             scn.procedure(ctx)
         except ScenarioFailed:
@@ -292,10 +343,8 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path) -> Iterat
         except GuestPanic as exc:
             ctx.failures.append(Failure(FailureKind.OOPS, str(exc), exc.detail))
         finally:
-            if vm.alive and vm.guest.connected:
-                for m in monitors:
-                    for sample in m.stop():
-                        ctx.event("state", f"{m.controller} {sample.state}", at=sample.at)
+            if vm.connected:
+                ctx.stop_monitors()
                 for load in ctx.loads:
                     load.stop()
                     load.fetch(artifacts / load.workdir.rsplit("/", 1)[-1])
