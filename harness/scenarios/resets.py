@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from harness.errors import HarnessError
 from harness.scenario import Context, FailureKind, scenario
 from harness.topology import Topology
 
@@ -11,11 +12,16 @@ def _reset_under_load(ctx: Context) -> None:
     warmup = ctx.rng.uniform(1.0, 2.0)
     loads = ctx.start_loads(runtime=warmup + sum(gaps) + 4)
     ctx.sleep(warmup)
+    _resets(ctx, gaps)
+    ctx.finish_loads(loads)
+
+
+def _resets(ctx: Context, gaps: list[float]) -> None:
+    """A sysfs reset of a (seeded) random controller, then a gap, for each gap."""
     ctrls = ctx.controllers()
     for gap in gaps:
         ctx.reset(ctx.rng.choice(ctrls))
         ctx.sleep(gap)
-    ctx.finish_loads(loads)
 
 
 SUMMARY = ("echo 1 > reset_controller at seeded random intervals under a verifying write load; "
@@ -100,4 +106,23 @@ def admin_during_reset(ctx: Context) -> None:
     if res.exit_code != 0:
         ctx.fail(FailureKind.HANG, f"an admin command hung past its 20s timeout: "
                  f"{res.stdout.strip()}")
+    ctx.finish_loads(loads)
+
+
+@scenario("poll-queues",
+          "the driver with a poll queue (nvme.poll_queues=1, 2 CPUs): a polled io_uring load "
+          "(HIPRI) and an interrupt-driven libaio load run while resets tear the queues down, "
+          "so completions reaped by polling and by interrupts race with the reset; live each "
+          "time, no error, every completed write of both loads intact",
+          Topology.build(cpus=2, kernel_args="nvme.poll_queues=1"))
+def poll_queues(ctx: Context) -> None:
+    if ctx.guest.run("cat /sys/block/nvme0n1/queue/io_poll", check=True).stdout.strip() != "1":
+        raise HarnessError("nvme0n1 has no poll queue (io_poll is 0): nvme.poll_queues did not "
+                           "take effect, and the scenario would test nothing")
+    gaps = [ctx.rng.uniform(0.5, 2.0) for _ in range(ctx.rng.randint(3, 5))]
+    runtime = sum(gaps) + 6
+    loads = [ctx.start_load(runtime, size="256M", polled=True),
+             ctx.start_load(runtime, offset="512M", size="128M")]
+    ctx.sleep(ctx.rng.uniform(1.0, 2.0))
+    _resets(ctx, gaps)
     ctx.finish_loads(loads)
