@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from harness import known
 from harness.errors import EXIT_HARNESS, EXIT_OK, HarnessError
 from harness.lab import Lab
 from harness.scenario import MAX_SEED, IterationResult, Scenario, run_iteration
@@ -74,5 +75,8 @@ def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
                           f"{failure.evidence.strip()[-3000:]}", file=sys.stderr)
             print(f"artifacts: {result.artifacts}", file=sys.stderr)
             print(f"reproduce: {reproduce_command(args, scn, s)}", file=sys.stderr)
+            bug = known.explain(scn.name, lab.image.kernel.release, result.failures)
+            if bug is not None:  # still a failure: a bisect must see it
+                print(f"nvmeh: {bug.describe()}", file=sys.stderr)
             return EXIT_DRIVER_FAILED
     return EXIT_OK

@@ -1,0 +1,58 @@
+"""Recorded kernel bugs: which kernels and which failures a record accounts for."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import known
+from harness.known import KnownFailure, kernel_version
+from harness.scenario import Failure, FailureKind
+
+RECORD = KnownFailure("reset-storm", first="6.1", fixed_in="6.3", kind=FailureKind.HANG,
+                      pattern=r"nvme_reset_work", reference="https://example.invalid/bug",
+                      evidence="seed 42")
+HANG = Failure(FailureKind.HANG, "INFO: task hung in nvme_reset_work")
+
+
+def test_kernel_version() -> None:
+    assert kernel_version("6.1.0-56-amd64") == (6, 1)
+    assert kernel_version("6.12.9+bpo-amd64") == (6, 12)
+    with pytest.raises(ValueError, match="not a kernel release"):
+        kernel_version("linux")
+
+
+@pytest.mark.parametrize(("release", "affected"), [
+    ("6.0.5", False), ("6.1.0-56-amd64", True), ("6.2.1", True), ("6.3.0", False),
+    ("6.12.9", False)])
+def test_affected_range_excludes_the_fix(release: str, affected: bool) -> None:
+    assert RECORD.affects(release) is affected
+
+
+def test_unfixed_bug_affects_every_later_kernel() -> None:
+    open_ended = KnownFailure("reset-storm", "6.1", None, FailureKind.HANG, "x", "ref", "ev")
+    assert open_ended.affects("6.12.9")
+    assert "6.1 and later" in open_ended.describe()
+
+
+def test_explains_only_its_own_failure() -> None:
+    assert known.explain("reset-storm", "6.1.0", [HANG], [RECORD]) is RECORD
+    # another scenario, another kernel, another kind, another message: not this bug
+    assert known.explain("reset-under-load", "6.1.0", [HANG], [RECORD]) is None
+    assert known.explain("reset-storm", "6.3.0", [HANG], [RECORD]) is None
+    assert known.explain("reset-storm", "6.1.0",
+                         [Failure(FailureKind.LOST_DATA, "nvme_reset_work")], [RECORD]) is None
+    assert known.explain("reset-storm", "6.1.0",
+                         [Failure(FailureKind.HANG, "task hung in blk_mq_freeze_queue")],
+                         [RECORD]) is None
+
+
+def test_a_second_unexplained_failure_is_not_excused() -> None:
+    lost = Failure(FailureKind.LOST_DATA, "verify-only pass: EILSEQ")
+    assert known.explain("reset-storm", "6.1.0", [HANG, lost], [RECORD]) is None
+    assert known.explain("reset-storm", "6.1.0", [], [RECORD]) is None
+
+
+def test_nothing_is_recorded_without_evidence() -> None:
+    for record in known.KNOWN:
+        assert record.reference and record.evidence
+        kernel_version(record.first)
