@@ -275,16 +275,19 @@ class Scenario:
     procedure: Callable[[Context], None]
     topology: Topology = DEFAULT
     live_bound: float = 60.0  # seconds a controller may take to be live again
+    # In the CI subset (the default tox run); False for variants whose mechanism another
+    # scenario already covers (they run in the whole suite, tox -e nvme).
+    ci: bool = True
 
 
 REGISTRY: dict[str, Scenario] = {}
 
 
 def scenario(name: str, summary: str, topology: Topology = DEFAULT,
-             live_bound: float = 60.0) -> Callable[[Callable[[Context], None]],
-                                                   Callable[[Context], None]]:
+             live_bound: float = 60.0, ci: bool = True) -> Callable[
+                 [Callable[[Context], None]], Callable[[Context], None]]:
     def register(procedure: Callable[[Context], None]) -> Callable[[Context], None]:
-        REGISTRY[name] = Scenario(name, summary, procedure, topology, live_bound)
+        REGISTRY[name] = Scenario(name, summary, procedure, topology, live_bound, ci)
         return procedure
     return register
 

@@ -28,11 +28,11 @@ SUMMARY = ("echo 1 > reset_controller at seeded random intervals under a verifyi
            "each reset must come back live, with no I/O error and every completed write intact")
 scenario("reset-under-load", SUMMARY)(_reset_under_load)
 scenario("reset-under-load-2cpu", SUMMARY + " (2 CPUs: two I/O queues)",
-         Topology.build(cpus=2))(_reset_under_load)
+         Topology.build(cpus=2), ci=False)(_reset_under_load)
 scenario("reset-under-load-2ns", SUMMARY + " (two namespaces, a load on each)",
-         Topology.build(namespaces=["512M", "512M:4096"]))(_reset_under_load)
+         Topology.build(namespaces=["512M", "512M:4096"]), ci=False)(_reset_under_load)
 scenario("reset-under-load-2ctrl", SUMMARY + " (two controllers, resets on either)",
-         Topology.build(controllers=2, namespaces=["512M"]))(_reset_under_load)
+         Topology.build(controllers=2, namespaces=["512M"]), ci=False)(_reset_under_load)
 
 
 @scenario("reset-storm",
