@@ -120,6 +120,9 @@ def controllers(guest: Guest) -> list[Controller]:
     return [Controller(guest, n) for n in sorted(out.stdout.split())]
 
 
+IO_RESUMED = "io-resumed"  # StateMonitor's pseudo-state: writes complete again after live
+
+
 class StateMonitor:
     """Samples a controller's ``state`` in the guest every 10 ms and records each change.
 
@@ -133,12 +136,19 @@ class StateMonitor:
         self._bg: Background | None = None
 
     def start(self) -> None:
+        """Also, each time the controller is back to ``live``, the moment the first write
+        completes on its first namespace after that (a sample whose state is ``IO_RESUMED``)."""
         fifo = f"/run/nvmeh/sleep-{self.controller}"
         script = (
             f"rm -f {fifo}; mkfifo {fifo}; exec 9<>{fifo}; f={SYS_NVME}/{self.controller}/state;"
-            " p=; while :; do s=gone; read -r s < $f 2>/dev/null;"
-            ' if [ "$s" != "$p" ]; then echo "$EPOCHREALTIME $s"; p=$s; fi;'
-            " read -t 0.01 -u 9; done"
+            f" st=/sys/block/{self.controller}n1/stat; p=; io=;"
+            " while :; do s=gone; read -r s < $f 2>/dev/null;"
+            ' if [ "$s" != "$p" ]; then echo "$EPOCHREALTIME $s";'
+            '  if [ "$s" = live ] && [ -n "$p" ]; then'
+            "   w0=; read -r _ _ _ _ w0 _ < $st 2>/dev/null && io=1; fi; p=$s; fi;"
+            " if [ -n \"$io\" ]; then w=; read -r _ _ _ _ w _ < $st 2>/dev/null;"
+            f'  if [ "${{w:-0}}" -gt "$w0" ]; then echo "$EPOCHREALTIME {IO_RESUMED}"; io=; fi;'
+            " fi; read -t 0.01 -u 9; done"
         )
         self._bg = self.guest.background(f"exec bash -c {shlex.quote(script)}")
 

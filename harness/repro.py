@@ -35,8 +35,10 @@ def reproduce_command(args: argparse.Namespace, scn: Scenario, seed: int) -> str
 def describe(result: IterationResult) -> str:
     if result.passed:
         rec = max(result.recovery_s) if result.recovery_s else 0.0
+        io = (f", writes again {max(result.io_resume_s) * 1000:.0f} ms after live at most"
+              if result.io_resume_s else "")
         return (f"PASS in {result.duration:.1f}s, {len(result.recovery_s)} recoveries, "
-                f"slowest {rec * 1000:.0f} ms")
+                f"slowest {rec * 1000:.0f} ms{io}")
     return "FAIL: " + "; ".join(str(f) for f in result.failures)
 
 

@@ -18,7 +18,7 @@ from typing import NoReturn
 from harness import fio
 from harness.errors import CommandTimeout, GuestPanic, GuestUnreachable, HarnessError
 from harness.lab import Lab
-from harness.nvme import Controller, NotRecovered, StateMonitor
+from harness.nvme import IO_RESUMED, Controller, NotRecovered, StateMonitor
 from harness.ssh import Guest
 from harness.timeline import Timeline
 from harness.topology import DEFAULT, Topology
@@ -227,7 +227,10 @@ class Context:
     def stop_monitors(self) -> None:
         for m in self.monitors:
             for sample in m.stop():
-                self.event("state", f"{m.controller} {sample.state}", at=sample.at)
+                if sample.state == IO_RESUMED:
+                    self.event("io_resumed", m.controller, at=sample.at)
+                else:
+                    self.event("state", f"{m.controller} {sample.state}", at=sample.at)
         self.monitors = []
 
     def _judge(self, result: fio.FioResult) -> None:
@@ -312,6 +315,7 @@ class IterationResult:
     seed: int
     failures: tuple[Failure, ...]
     recovery_s: tuple[float, ...]
+    io_resume_s: tuple[float, ...]  # from each return to live to the next completed write
     duration: float
     artifacts: Path
 
@@ -355,4 +359,5 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path) -> Iterat
             ctx.failures.append(Failure(FailureKind.OOPS, oops.title, "\n".join(oops.lines)))
         ctx.timeline.write(artifacts / "timeline.json")
     return IterationResult(scn.name, seed, tuple(ctx.failures),
-                           tuple(ctx.timeline.recovery_times()), time.monotonic() - t0, artifacts)
+                           tuple(ctx.timeline.recovery_times()),
+                           tuple(ctx.timeline.io_resume_times()), time.monotonic() - t0, artifacts)

@@ -31,6 +31,22 @@ class Timeline:
     def sorted(self) -> list[Event]:
         return sorted(self.events, key=lambda e: e.at)
 
+    def io_resume_times(self) -> list[float]:
+        """Seconds from each return of a controller to ``live`` (after having left it) to
+        the first write completed on it afterwards, as the state monitor saw them."""
+        times: list[float] = []
+        back: dict[str, float] = {}  # controller -> when it was live again
+        state: dict[str, str] = {}
+        for ev in self.sorted():
+            if ev.kind == "state":
+                ctrl, _, now = ev.detail.rpartition(" ")
+                if now == "live" and state.get(ctrl, "live") != "live":
+                    back[ctrl] = ev.at
+                state[ctrl] = now
+            elif ev.kind == "io_resumed" and ev.detail in back:
+                times.append(ev.at - back.pop(ev.detail))
+        return times
+
     def recovery_times(self) -> list[float]:
         """Seconds from each fault to its recovery.
 
@@ -62,5 +78,6 @@ class Timeline:
         start = self.events[0].at if self.events else 0.0
         path.write_text(json.dumps(
             {"start": start, "recovery_s": self.recovery_times(),
+             "io_resume_s": self.io_resume_times(),
              "events": [{**asdict(e), "t": round(e.at - start, 4)} for e in self.sorted()]},
             indent=1) + "\n")

@@ -35,6 +35,20 @@ def test_iops_logs_are_summed_per_second_over_jobs():
     assert sum_iops_logs("garbage\n") == []
 
 
+def test_io_resumes_is_timed_from_each_return_to_live_per_controller():
+    t = Timeline()
+    t.add("state", "nvme0 live", at=1.0)
+    t.add("io_resumed", "nvme0", at=1.001)  # no return to live before it: ignored
+    t.add("state", "nvme0 resetting", at=2.0)
+    t.add("state", "nvme1 resetting", at=2.1)
+    t.add("state", "nvme0 live", at=2.2)
+    t.add("state", "nvme1 live", at=2.3)
+    t.add("io_resumed", "nvme1", at=2.35)
+    t.add("io_resumed", "nvme0", at=2.5)
+    t.add("io_resumed", "nvme0", at=2.6)  # already counted
+    assert [round(x, 3) for x in t.io_resume_times()] == [0.05, 0.3]
+
+
 def test_reproduce_command_carries_the_seed_and_non_default_options():
     args = argparse.Namespace(kernel="debian:6.1", qemu="/opt/qemu/bin/qemu-system-x86_64",
                               accel=None, topology="", no_snapshot=True)
