@@ -372,10 +372,7 @@ class VM:
         earlier life are kept.
         """
         self._earlier_oopses += self.oopses
-        if self._guest:
-            with contextlib.suppress(Exception):
-                self._guest.close()
-            self._guest = None
+        self._close_guest()
         self.kill()
         self._reap()
         if self._qmp:
@@ -413,9 +410,7 @@ class VM:
         if self._stopped.is_set():
             return
         self._stopped.set()
-        if self._guest:
-            with contextlib.suppress(Exception):
-                self._guest.close()
+        self._close_guest()
         if self.proc and self.proc.poll() is None and self._qmp:
             with contextlib.suppress(Exception):
                 self._qmp.timeout = graceful_timeout
@@ -426,6 +421,26 @@ class VM:
                 self._qmp.close()
         self._commands_log.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def _close_guest(self, timeout: float = 5.0) -> None:
+        """Close the SSH session, but never wait for it longer than ``timeout``.
+
+        A Ctrl-C lands wherever the main thread is, possibly inside paramiko while it holds
+        one of its locks; closing the session would then wait forever for that lock. The
+        close runs on a daemon thread instead, and is abandoned if it does not finish (QEMU,
+        killed next, takes the connection with it).
+        """
+        guest, self._guest = self._guest, None
+        if guest is None:
+            return
+
+        def close() -> None:
+            with contextlib.suppress(Exception):
+                guest.close()
+
+        closer = threading.Thread(target=close, name="ssh-close", daemon=True)
+        closer.start()
+        closer.join(timeout)
 
     def _reap(self, timeout: float = 5.0) -> None:
         proc = self.proc
