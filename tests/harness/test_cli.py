@@ -101,8 +101,10 @@ def test_unreachable_guest_shows_the_console_tail() -> None:
 
 
 def _start_run(*cmd: str) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "--", *cmd], cwd=ROOT,
-                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # faulthandler: a harness that hangs is made to print every thread's stack (_finish).
+    proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "harness", "run", "--",
+                             *cmd], cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         kids = _qemu_children(proc.pid)
@@ -112,6 +114,17 @@ def _start_run(*cmd: str) -> tuple[subprocess.Popen[str], int]:
         time.sleep(0.5)
     proc.kill()
     raise AssertionError("the VM never started")
+
+
+def _finish(proc: subprocess.Popen[str], timeout: float = 60) -> str:
+    """Wait for the harness to end; if it does not, its threads' stacks are the failure."""
+    try:
+        return proc.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
+        _, err = proc.communicate()
+        raise AssertionError(f"the harness did not end within {timeout:g}s:\n{err[-6000:]}") \
+            from None
 
 
 def _guest_is_running(pid: int) -> bool:
@@ -126,7 +139,7 @@ def _guest_is_running(pid: int) -> bool:
 def test_killed_qemu_is_reported_and_cleaned_up() -> None:
     proc, qemu = _start_run("sleep", "600")
     os.kill(qemu, signal.SIGKILL)
-    _, err = proc.communicate(timeout=60)
+    err = _finish(proc)
     assert proc.returncode == EXIT_VM_DIED, err
     assert "QEMU exited unexpectedly" in err and "Traceback" not in err
     assert not _scratch_of(proc.pid)
@@ -136,8 +149,8 @@ def test_killed_qemu_is_reported_and_cleaned_up() -> None:
 def test_interrupted_harness_stops_its_vm(sig: signal.Signals) -> None:
     proc, qemu = _start_run("sleep", "600")
     proc.send_signal(sig)
-    proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    err = _finish(proc)
+    assert proc.returncode == 130, err
     assert not Path(f"/proc/{qemu}").exists(), "QEMU outlived the harness"
     assert not _scratch_of(proc.pid)
 
