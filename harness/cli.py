@@ -214,6 +214,9 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # SIGINT too: a process started in the background by a shell inherits SIGINT ignored,
+    # and Python then leaves it ignored; the harness must stop its VMs on SIGINT regardless.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
     try:
