@@ -154,6 +154,7 @@ class VerifyLoad:
                                       engine="io_uring" if polled else "libaio")
         self._bg: Background | None = None
         self.lost = False  # its guest lost power: nothing of it is left to stop or fetch
+        self.saved: Path | None = None  # where checkpoint() kept its verify state
 
     def _env(self) -> str:
         return env_assignments(self.params)
@@ -167,7 +168,7 @@ class VerifyLoad:
         self._install()
         before = self._writes_completed()
         # The trigger file makes fio save its verify state, stop, and flush (see checkpoint).
-        flush = f"sync {shlex.quote(self.params['FILENAME'])} && touch {self.workdir}/flushed"
+        flush = f"{self._flush} && touch {self.workdir}/flushed"
         self._bg = self.guest.background(
             f"cd {self.workdir} && exec env {self._env()} fio --output-format=json "
             f"--output=load.json --trigger-file={self.workdir}/trigger "
@@ -210,20 +211,28 @@ class VerifyLoad:
         if self.guest.run(f"test -e {self.workdir}/flushed", timeout=30).exit_code != 0:
             # The load ended on its own before it saw the trigger: its state was saved at
             # exit, and the flush is ours to make.
-            self.guest.run(f"sync {shlex.quote(self.params['FILENAME'])}", check=True,
-                           timeout=timeout)
+            self.guest.run(self._flush, check=True, timeout=timeout)
         self.fetch(dest)
         if not list(dest.glob("*verify.state")):
             raise FioError(f"the load {self.name} saved no verify state in {self.workdir}")
+        self.saved = dest
         return result
 
-    def reinstall(self, guest: Guest, saved: Path) -> None:
-        """After a power cycle: the job files and the verify state kept in ``saved`` go back
-        into a fresh working directory on the restarted ``guest``, ready for verify_pass()."""
-        self.guest, self.lost = guest, False
+    def after_power_cycle(self, guest: Guest) -> None:
+        """The guest restarted: a checkpointed load gets its job files and verify state back
+        in a fresh working directory, ready for verify_pass(); any other load is lost."""
+        if self.saved is None:
+            self.lost = True
+            return
+        self.guest = guest
         self._install()
-        for state in sorted(saved.glob("*verify.state")):
+        for state in sorted(self.saved.glob("*verify.state")):
             guest.put(state, f"{self.workdir}/{state.name}")
+
+    @property
+    def _flush(self) -> str:
+        """A guest command flushing the device's write cache (fsync on a block device)."""
+        return f"sync {shlex.quote(self.params['FILENAME'])}"
 
     @property
     def _stat(self) -> str:

@@ -209,11 +209,8 @@ class Context:
         self.clock_offset = self._measure_clock_offset()  # the new life's clock was set anew
         self.event("recovered", "VM up again, controllers live")
         for load in self.loads:
-            saved = self.artifacts / load.name
-            if list(saved.glob("*verify.state")):
-                load.reinstall(self.guest, saved)
-            else:
-                load.lost = True
+            load.after_power_cycle(self.guest)
+            if load.lost:
                 self.event("load_lost", f"{load.name} died with the power")
         self.start_monitors()
 

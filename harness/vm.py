@@ -375,10 +375,7 @@ class VM:
         self._close_guest()
         self.kill()
         self._reap()
-        if self._qmp:
-            with contextlib.suppress(Exception):
-                self._qmp.close()
-            self._qmp = None
+        self._close_qmp()
         self.boot_phases = []
         self.start()
 
@@ -416,11 +413,15 @@ class VM:
                 self._qmp.timeout = graceful_timeout
                 self._qmp.cmd("quit")
         self._reap(graceful_timeout)
-        if self._qmp:
-            with contextlib.suppress(Exception):
-                self._qmp.close()
+        self._close_qmp()
         self._commands_log.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def _close_qmp(self) -> None:
+        qmp, self._qmp = self._qmp, None
+        if qmp is not None:
+            with contextlib.suppress(Exception):
+                qmp.close()
 
     def _close_guest(self, timeout: float = 5.0) -> None:
         """Close the SSH session, but never wait for it longer than ``timeout``.
