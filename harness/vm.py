@@ -329,7 +329,13 @@ class VM:
         if self.proc is not None and self.console is not None:
             proc = self.proc
             console = self.console
+            deadline = time.monotonic() + grace
             console.wait_for(lambda: console.panic is not None or proc.poll() is not None, grace)
+            if console.eof and console.panic is None:
+                # The console closes as QEMU dies, a moment before QEMU can be reaped (and
+                # wait_for returns at the console's end): wait for the process itself.
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(max(0.0, deadline - time.monotonic()))
         self.check_alive()
 
     @property
