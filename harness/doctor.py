@@ -24,6 +24,7 @@ PACKAGES = {
     "mkfs.ext4": "e2fsprogs",
     "dpkg-deb": "dpkg",
     "apt-get": "apt",
+    "zstd": "zstd",  # trixie kernels and modules are zstd/xz-compressed
     "ssh": "openssh-client",  # for `python -m harness shell`
 }
 

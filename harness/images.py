@@ -22,7 +22,7 @@ from pathlib import Path
 
 from harness import cpio, kernels, paths
 from harness.errors import BadInput, HostNotReady, ImageBuildError
-from harness.kernels import KernelImage
+from harness.kernels import KernelImage, module_name
 from harness.progress import Progress
 from harness.util import digest, digest_files
 
@@ -128,8 +128,11 @@ def build_rootfs(progress: Progress) -> Path:
 
 # --- initramfs -------------------------------------------------------------------------------
 
-def module_closure(modules_dep: str, wanted: list[str]) -> list[str]:
-    """Paths (relative to the modules dir) of ``wanted`` and their dependencies, load order."""
+def module_closure(modules_dep: str, wanted: list[str],
+                   builtin: frozenset[str] = frozenset()) -> list[str]:
+    """Paths (relative to the modules dir) of ``wanted`` and their dependencies, load order.
+
+    Modules compiled into the kernel need no loading and are left out."""
     deps: dict[str, list[str]] = {}
     by_name: dict[str, str] = {}
     for line in modules_dep.splitlines():
@@ -149,18 +152,13 @@ def module_closure(modules_dep: str, wanted: list[str]) -> list[str]:
 
     for name in wanted:
         key = name.replace("-", "_")
+        if key in builtin:
+            continue
         if key not in by_name:
             raise ImageBuildError(f"the kernel has no module {name} (needed in the initramfs); "
                                   "is it built in? then drop it from images/initramfs.json")
         visit(by_name[key])
     return order
-
-
-def module_name(path: str) -> str:
-    base = path.rsplit("/", 1)[-1]
-    for suffix in (".xz", ".zst", ".gz"):
-        base = base.removesuffix(suffix)
-    return base.removesuffix(".ko").replace("-", "_")
 
 
 def is_static_elf(data: bytes) -> bool:
@@ -191,7 +189,8 @@ def build_initrd(kernel: KernelImage, progress: Progress) -> Path:
         return dest
     progress.step("building initramfs")
     wanted = json.loads((paths.IMAGES / "initramfs.json").read_text())["modules"]
-    order = module_closure((kernel.modules_dir / "modules.dep").read_text(), wanted)
+    order = module_closure((kernel.modules_dir / "modules.dep").read_text(), wanted,
+                           kernel.builtin)
     entries = [cpio.directory(d) for d in ("bin", "dev", "proc", "sys", "modules", "guest")]
     entries += [cpio.chardev("dev/console", 5, 1), cpio.file("bin/busybox", busybox, 0o755)]
     for rel in order:

@@ -7,7 +7,8 @@ import pytest
 
 from harness import cpio
 from harness.errors import ImageBuildError
-from harness.images import is_static_elf, module_closure, module_name
+from harness.images import is_static_elf, module_closure
+from harness.kernels import module_name
 
 DEP = """\
 kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/mbcache.ko kernel/fs/jbd2/jbd2.ko
