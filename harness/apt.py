@@ -7,8 +7,11 @@ never changed, so a bookworm host can fetch a trixie kernel or a bullseye linux-
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from harness import paths
@@ -16,6 +19,7 @@ from harness.errors import HostNotReady, ImageBuildError
 from harness.util import run_tool
 
 MIRROR = "http://deb.debian.org/debian"
+SECURITY = "http://deb.debian.org/debian-security"
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 LISTS_MAX_AGE_S = 7 * 24 * 3600  # kernels move on in point releases; refresh weekly
 
@@ -52,31 +56,53 @@ class Suite:
         with paths.locked(self.root / "lock"):
             (self.root / "lists" / "partial").mkdir(parents=True, exist_ok=True)
             (self.root / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
-            (self.root / "sources.list").write_text(
-                f"deb [signed-by={KEYRING}] {self.mirror} {self.name} main\n")
+            (self.root / "sources.list").write_text(self.sources_list())
             run_tool(["apt-get", *self._options(), "update"],
                      f"apt-get update for Debian {self.name} ({self.mirror})")
             stamp.write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
 
     def depends_on(self, metapackage: str, prefix: str) -> str:
         """The dependency of ``metapackage`` whose name starts with ``prefix``."""
-        self.update()
-        out = run_tool(["apt-cache", *self._options(), "depends", "--no-recommends",
-                        "--no-suggests", metapackage], f"apt-cache depends {metapackage}")
-        for line in out.splitlines():
-            name = line.strip().removeprefix("Depends:").strip()
-            if line.strip().startswith("Depends:") and name.startswith(prefix):
-                return name
-        raise ImageBuildError(f"Debian {self.name} has no {metapackage} depending on {prefix}*")
+        def query() -> str:
+            out = run_tool(["apt-cache", *self._options(), "depends", "--no-recommends",
+                            "--no-suggests", metapackage], f"apt-cache depends {metapackage}")
+            for line in out.splitlines():
+                name = line.strip().removeprefix("Depends:").strip()
+                if line.strip().startswith("Depends:") and name.startswith(prefix):
+                    return name
+            raise ImageBuildError(
+                f"Debian {self.name} has no {metapackage} depending on {prefix}*")
+        return self._memo(f"depends {metapackage} {prefix}", query)
 
     def field(self, package: str, field: str) -> str:
+        def query() -> str:
+            out = run_tool(["apt-cache", *self._options(), "show", "--no-all-versions",
+                            package], f"apt-cache show {package} (Debian {self.name})")
+            for line in out.splitlines():
+                if line.startswith(field + ":"):
+                    return line.split(":", 1)[1].strip()
+            raise ImageBuildError(f"apt-cache show {package} has no {field} field")
+        return self._memo(f"field {package} {field}", query)
+
+    def _memo(self, key: str, query: Callable[[], str]) -> str:
+        """Answers are kept until the lists change: apt-cache costs a second per call, and
+        every VM start resolves its kernel."""
         self.update()
-        out = run_tool(["apt-cache", *self._options(), "show", "--no-all-versions", package],
-                       f"apt-cache show {package} (Debian {self.name})")
-        for line in out.splitlines():
-            if line.startswith(field + ":"):
-                return line.split(":", 1)[1].strip()
-        raise ImageBuildError(f"apt-cache show {package} has no {field} field")
+        memo_file = self.root / "answers.json"
+        stamp = str(self._stamp().stat().st_mtime_ns)
+        try:
+            memo = json.loads(memo_file.read_text())
+        except (OSError, ValueError):
+            memo = {}
+        if memo.get("lists") != stamp:
+            memo = {"lists": stamp, "answers": {}}
+        if key not in memo["answers"]:
+            memo["answers"][key] = query()
+            tmp = memo_file.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(memo, indent=1))
+            os.replace(tmp, memo_file)
+        answer: str = memo["answers"][key]
+        return answer
 
     def download(self, packages: list[str], dest: Path) -> list[Path]:
         """``apt-get download`` into ``dest``; refreshes the lists once if the mirror moved on."""
@@ -91,5 +117,8 @@ class Suite:
             run_tool(cmd, what, cwd=dest)
         return sorted(dest.glob("*.deb"))
 
-    def sources_list_line(self) -> str:
-        return f"deb [signed-by={KEYRING}] {self.mirror} {self.name} main"
+    def sources_list(self) -> str:
+        """The suite with its updates and security suites: kernels move on in all three."""
+        return "".join(f"deb [signed-by={KEYRING}] {url} {suite} main\n" for url, suite in (
+            (self.mirror, self.name), (self.mirror, f"{self.name}-updates"),
+            (SECURITY, f"{self.name}-security")))

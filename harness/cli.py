@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
 from harness import bench as bench_mod
 from harness import doctor as doctor_mod
-from harness import images
+from harness import driver, images, kernels
 from harness import scenario as scenario_mod
 from harness.errors import (
     EXIT_HARNESS,
@@ -23,13 +25,23 @@ from harness.errors import (
     HarnessError,
 )
 from harness.lab import Lab, LabConfig
+from harness.progress import Progress
 from harness.topology import Topology
 from harness.vm import VM
 
 
-def _add_vm_options(p: argparse.ArgumentParser) -> None:
+def _add_kernel_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kernel", default=images.DEFAULT_KERNEL,
-                   help="debian:VERSION or a kernel directory (default: %(default)s)")
+                   help="debian:VERSION (" + ", ".join(sorted(kernels.known_kernels())) +
+                   "), a kernel build tree, an install directory (boot/, lib/modules/) or "
+                   "BZIMAGE[,MODULES_DIR] (default: %(default)s)")
+    p.add_argument("--nvme-src", type=Path, default=None, metavar="DIR",
+                   help="build the NVMe host driver from DIR (drivers/nvme/host, possibly "
+                   "patched) against the guest kernel and load it instead of the stock one")
+
+
+def _add_vm_options(p: argparse.ArgumentParser) -> None:
+    _add_kernel_options(p)
     p.add_argument("--qemu", default="qemu-system-x86_64", help="QEMU binary to use")
     p.add_argument("--accel", choices=("kvm", "tcg"), default=None,
                    help="accelerator (default: KVM when really usable, else TCG)")
@@ -51,7 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qemu", default="qemu-system-x86_64")
 
     p = sub.add_parser("images", help="build or reuse the guest kernel and root filesystem")
-    p.add_argument("--kernel", default=images.DEFAULT_KERNEL)
+    _add_kernel_options(p)
+
+    p = sub.add_parser("kernel", help="guest kernels: list them, get driver sources")
+    ksub = p.add_subparsers(dest="kernel_command", required=True, metavar="ACTION")
+    k = ksub.add_parser("list", help="the Debian kernels --kernel accepts, and their releases")
+    k = ksub.add_parser("nvme-src", help="write the kernel's own drivers/nvme/host sources to "
+                        "DIR, to patch and pass as --nvme-src")
+    k.add_argument("--kernel", default=images.DEFAULT_KERNEL)
+    k.add_argument("dest", type=Path, metavar="DIR")
 
     p = sub.add_parser("run", help="boot a VM, run CMD in the guest, exit with its exit code",
                        epilog="exit codes: CMD's own; 124 CMD timed out; 125 the harness could "
@@ -70,9 +90,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario", metavar="SCENARIO", help="a scenario name (see --list)",
                    nargs="?")
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
-    p.add_argument("--iterations", type=int, default=1, metavar="N")
+    p.add_argument("--iterations", type=int, default=None, metavar="N",
+                   help="iterations to run (default 1; with --until-fail, at most N)")
     p.add_argument("--seed", type=int, default=None, metavar="S",
                    help="seed of the first iteration (iteration i uses S+i); default: random")
+    p.add_argument("--until-fail", action="store_true",
+                   help="repeat with fresh seeds until an iteration fails or the budget ends")
+    p.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+                   help="time budget of --until-fail (default: 3600)")
+
+    p = sub.add_parser("matrix", help="run scenarios on several kernels and print a table",
+                       epilog="exit codes: 0 no unexpected failure; 1 a driver failure that is "
+                       "not a known bug; 125 some cell could not be tested")
+    p.add_argument("--kernels", default=",".join(sorted(kernels.known_kernels())),
+                   help="comma-separated --kernel values (default: %(default)s)")
+    p.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                   help="scenarios to run (default: every scenario)")
+    p.add_argument("--iterations", type=int, default=1, metavar="N",
+                   help="seeded iterations per cell (the same seeds on every kernel)")
+    p.add_argument("--seed", type=int, default=None, metavar="S")
+    p.add_argument("--nvme-src", type=Path, default=None, metavar="DIR",
+                   help="test this driver source on every kernel")
+    p.add_argument("--qemu", default="qemu-system-x86_64")
+    p.add_argument("--accel", choices=("kvm", "tcg"), default=None)
+    p.add_argument("--boot-timeout", type=float, default=180.0, metavar="SECONDS")
+    p.add_argument("--no-snapshot", action="store_true")
+    p.add_argument("--artifacts", type=Path, default=None, metavar="DIR")
+    p.add_argument("--json", action="store_true", help="print the cells as JSON")
 
     p = sub.add_parser("bench", help="measure boot-to-ready and SSH round trip")
     _add_vm_options(p)
@@ -83,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _lab(args: argparse.Namespace) -> Lab:
     return Lab(LabConfig(kernel=args.kernel, qemu=args.qemu, accel=args.accel,
-                         boot_timeout=args.boot_timeout, snapshots=not args.no_snapshot))
+                         boot_timeout=args.boot_timeout, snapshots=not args.no_snapshot,
+                         nvme_src=args.nvme_src))
 
 
 def _print_checks(found: list[doctor_mod.Check]) -> None:
@@ -120,11 +165,29 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_images(args: argparse.Namespace) -> int:
-    image = images.prepare(args.kernel)
+    image = images.prepare(args.kernel, nvme_src=args.nvme_src)
     print(f"kernel   {image.kernel.release} ({image.kernel.spec}): {image.kernel.boot_image}")
     print(f"modules  {image.kernel.modules_image}")
+    if image.driver is not None:
+        built = (f"built in {image.driver.seconds:.1f}s" if image.driver.seconds
+                 else "from the cache")
+        print(f"driver   {image.driver.source} ({built}, hash {image.driver.hash}): "
+              + " ".join(str(m) for m in image.driver.modules))
     print(f"initrd   {image.initrd}")
     print(f"rootfs   {image.rootfs}")
+    return EXIT_OK
+
+
+def cmd_kernel(args: argparse.Namespace) -> int:
+    if args.kernel_command == "list":
+        for spec, meta in sorted(kernels.known_kernels().items()):
+            release = kernels.debian_release(spec)
+            print(f"{spec:14} Debian {meta['suite']:10} {release}")
+        return EXIT_OK
+    kimage = kernels.get(args.kernel, Progress())
+    dest = driver.stock_sources(kimage, args.dest, Progress())
+    print(f"{dest}: drivers/nvme/host of {kimage.release}; patch it, then "
+          f"--kernel {args.kernel} --nvme-src {dest}")
     return EXIT_OK
 
 
@@ -204,8 +267,40 @@ def cmd_repro(args: argparse.Namespace) -> int:
     return repro.run(_lab, args, scn)
 
 
-COMMANDS = {"doctor": cmd_doctor, "images": cmd_images, "run": cmd_run, "shell": cmd_shell,
-            "repro": cmd_repro, "bench": cmd_bench}
+def cmd_matrix(args: argparse.Namespace) -> int:
+    from harness import matrix
+
+    wanted = [k.strip() for k in args.kernels.split(",") if k.strip()]
+    if not wanted:
+        raise HarnessError("--kernels is empty")
+    for spec in wanted:
+        kernels.validate(spec)
+    scns = [scenario_mod.get(n) for n in (args.scenarios or scenario_mod.names())]
+    if not 1 <= args.iterations <= 1000:
+        raise HarnessError("--iterations must be between 1 and 1000")
+    seed = args.seed if args.seed is not None else random.randint(0, scenario_mod.MAX_SEED - 1000)
+    seeds = [seed + i for i in range(args.iterations)]
+    root = args.artifacts or Path(tempfile.mkdtemp(prefix="nvmeh-matrix-"))
+    print(f"nvmeh: matrix of {len(scns)} scenario(s) on {', '.join(wanted)}, seeds "
+          f"{seeds[0]}..{seeds[-1]}; artifacts in {root}", file=sys.stderr, flush=True)
+    cells = []
+    for spec in wanted:
+        lab = Lab(LabConfig(kernel=spec, qemu=args.qemu, accel=args.accel,
+                            boot_timeout=args.boot_timeout, snapshots=not args.no_snapshot,
+                            nvme_src=args.nvme_src))
+        for scn in scns:
+            cells.append(matrix.run_cell(lab, scn, seeds, root / spec.replace("/", "_"),
+                                         lambda line: print(line, file=sys.stderr,
+                                                            flush=True)))
+    if args.json:
+        print(json.dumps([c.as_dict() for c in cells], indent=2))
+    else:
+        print(matrix.table(cells))
+    return matrix.exit_status(cells)
+
+
+COMMANDS = {"doctor": cmd_doctor, "images": cmd_images, "kernel": cmd_kernel, "run": cmd_run,
+            "shell": cmd_shell, "repro": cmd_repro, "matrix": cmd_matrix, "bench": cmd_bench}
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

@@ -20,7 +20,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import cpio, kernels, paths
+from harness import cpio, driver, kernels, paths
+from harness.driver import Driver
 from harness.errors import BadInput, HostNotReady, ImageBuildError
 from harness.kernels import KernelImage, module_name
 from harness.progress import Progress
@@ -37,20 +38,23 @@ class GuestImage:
     kernel: KernelImage
     initrd: Path
     rootfs: Path
+    driver: Driver | None = None  # an NVMe driver built from --nvme-src, loaded instead of stock
 
     @property
     def key(self) -> str:
         return f"{self.kernel.key}/{self.initrd.stem}/{self.rootfs.parent.name}"
 
 
-def prepare(kernel: str = DEFAULT_KERNEL, progress: Progress | None = None) -> GuestImage:
+def prepare(kernel: str = DEFAULT_KERNEL, progress: Progress | None = None,
+            nvme_src: Path | None = None) -> GuestImage:
     """Build or reuse everything a VM boots from."""
     progress = progress or Progress()
     rootfs = build_rootfs(progress)
     kimage = kernels.get(kernel, progress)
-    initrd = build_initrd(kimage, progress)
+    drv = driver.build(nvme_src, kimage, progress) if nvme_src is not None else None
+    initrd = build_initrd(kimage, progress, drv)
     progress.done()
-    return GuestImage(kimage, initrd, rootfs)
+    return GuestImage(kimage, initrd, rootfs, drv)
 
 
 def check_image(path: Path, what: str) -> None:
@@ -175,7 +179,9 @@ def initrd_files() -> list[Path]:
     return sorted(p for p in paths.GUESTS.iterdir() if p.is_file())
 
 
-def build_initrd(kernel: KernelImage, progress: Progress) -> Path:
+def build_initrd(kernel: KernelImage, progress: Progress, drv: Driver | None = None) -> Path:
+    """The initramfs: busybox, the modules that reach the root image, the guest scripts, and
+    a --nvme-src driver under guest/driver (stage 2 loads it instead of the stock one)."""
     if not BUSYBOX.exists():
         raise HostNotReady("busybox is missing: run `python -m harness doctor --install`")
     busybox = BUSYBOX.read_bytes()
@@ -183,7 +189,8 @@ def build_initrd(kernel: KernelImage, progress: Progress) -> Path:
         raise HostNotReady(f"{BUSYBOX} is not static: install busybox-static "
                            "(`python -m harness doctor --install`)")
     key = digest(INITRD_BUILDER.encode(), kernel.key.encode(), busybox,
-                 digest_files(paths.IMAGES / "initramfs.json", *initrd_files()).encode())
+                 digest_files(paths.IMAGES / "initramfs.json", *initrd_files()).encode(),
+                 (drv.hash if drv else "stock").encode())
     dest = paths.cache_dir() / "initrd" / f"{key}.cpio"
     if dest.exists():
         return dest
@@ -202,6 +209,14 @@ def build_initrd(kernel: KernelImage, progress: Progress) -> Path:
         mode = 0o755 if os.access(f, os.X_OK) else 0o644
         name = "init" if f.name == "init" else f"guest/{f.name}"
         entries.append(cpio.file(name, f.read_bytes(), mode))
+    if drv is not None:
+        entries.append(cpio.directory("guest/driver"))
+        for ko in drv.modules:
+            entries.append(cpio.file(f"guest/driver/{ko.name}", ko.read_bytes()))
+        entries.append(cpio.file("guest/driver/order",
+                                 "".join(ko.name + "\n" for ko in drv.modules).encode()))
+        entries.append(cpio.file("guest/driver/depends",
+                                 "".join(d + "\n" for d in drv.depends).encode()))
     buf = io.BytesIO()
     cpio.write(buf, entries)
     dest.parent.mkdir(parents=True, exist_ok=True)

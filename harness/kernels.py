@@ -70,14 +70,11 @@ def get(spec: str, progress: Progress) -> KernelImage:
     kernel (``boot/vmlinuz-REL`` and ``lib/modules/REL``); or a bzImage file, optionally
     followed by ``,MODULES_DIR``.
     """
+    validate(spec)
     if spec.startswith("debian:"):
         return _debian_kernel(spec, progress)
     image_part, _, modules_part = spec.partition(",")
-    path = Path(image_part).expanduser()
-    if not path.exists():
-        raise BadInput(f"kernel {spec!r} does not exist (give debian:VERSION, a kernel build "
-                       "tree, an install directory or a bzImage)")
-    path = path.resolve()
+    path = Path(image_part).expanduser().resolve()
     if path.is_file():
         return _kernel_from_bzimage(spec, path, modules_part, progress)
     if (path / "Makefile").exists() and (path / ".config").exists():
@@ -85,13 +82,34 @@ def get(spec: str, progress: Progress) -> KernelImage:
     return _kernel_from_install_dir(spec, path, progress)
 
 
-def _debian_kernel(spec: str, progress: Progress) -> KernelImage:
+def debian_release(spec: str) -> str:
+    """The release ``debian:VERSION`` stands for today (the suite's newest of that series)."""
+    return _debian_package(spec)[1].removeprefix("linux-image-")
+
+
+def _debian_package(spec: str) -> tuple[apt.Suite, str, str]:
     kernels = known_kernels()
     if spec not in kernels:
-        raise BadInput(f"unknown kernel {spec!r}: choose one of {', '.join(sorted(kernels))}")
+        raise BadInput(f"unknown kernel {spec!r}: choose one of {', '.join(sorted(kernels))}, "
+                       "or give a path")
     suite = apt.Suite(kernels[spec]["suite"])
     package = suite.depends_on(kernels[spec]["metapackage"], "linux-image-")
-    version = suite.field(package, "Version")
+    return suite, package, suite.field(package, "Version")
+
+
+def validate(spec: str) -> None:
+    """Refuse a kernel spec that cannot work, before anything is fetched or booted."""
+    if spec.startswith("debian:"):
+        if spec not in known_kernels():
+            raise BadInput(f"unknown kernel {spec!r}: choose one of "
+                           f"{', '.join(sorted(known_kernels()))}, or give a path")
+    elif not Path(spec.partition(",")[0]).expanduser().exists():
+        raise BadInput(f"kernel {spec!r} does not exist (give debian:VERSION, a kernel build "
+                       "tree, an install directory or a bzImage)")
+
+
+def _debian_kernel(spec: str, progress: Progress) -> KernelImage:
+    suite, package, version = _debian_package(spec)
     key = f"{package}_{version}-{BUILDER_VERSION}"
     dest = paths.cache_dir() / "kernels" / key
     if not (dest / "done").exists():

@@ -32,6 +32,7 @@ class LabConfig:
     accel: str | None = None  # None: choose automatically
     boot_timeout: float = 180.0
     snapshots: bool = True  # start VMs from a saved snapshot where the topology allows
+    nvme_src: Path | None = None  # NVMe host driver sources to build and load instead of stock
 
 
 class Lab:
@@ -48,7 +49,8 @@ class Lab:
     @property
     def image(self) -> GuestImage:
         if self._image is None:
-            self._image = images.prepare(self.config.kernel, self.progress)
+            self._image = images.prepare(self.config.kernel, self.progress,
+                                          self.config.nvme_src)
         return self._image
 
     def vm(self, topology: Topology, artifacts: Path | None = None, name: str = "vm",

@@ -31,7 +31,10 @@ _MARKS = pytest.StashKey[dict[str, int]]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("nvme-harness")
     group.addoption("--kernel", default=images.DEFAULT_KERNEL,
-                    help="guest kernel: debian:VERSION or a kernel directory")
+                    help="guest kernel: debian:VERSION, a kernel build tree, an install "
+                    "directory or BZIMAGE[,MODULES_DIR]")
+    group.addoption("--nvme-src", default=None, type=Path, metavar="DIR",
+                    help="build the NVMe host driver from DIR (drivers/nvme/host) and test it")
     group.addoption("--qemu", default="qemu-system-x86_64", help="QEMU binary")
     group.addoption("--accel", choices=("kvm", "tcg"), default=None,
                     help="accelerator (default: KVM when really usable, else TCG)")
@@ -55,7 +58,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         chosen = accel.choose(config.getoption("accel"))
     except HarnessError as exc:
         return [f"nvmeh: {exc}"]
-    return [f"nvmeh: kernel {config.getoption('kernel')}, accelerator {chosen}"]
+    src = config.getoption("nvme_src")
+    driver = f", NVMe driver from {src}" if src else ""
+    return [f"nvmeh: kernel {config.getoption('kernel')}{driver}, accelerator {chosen}"]
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +71,8 @@ def lab(pytestconfig: pytest.Config) -> Lab:
                              qemu=pytestconfig.getoption("qemu"),
                              accel=pytestconfig.getoption("accel"),
                              boot_timeout=pytestconfig.getoption("boot_timeout"),
-                             snapshots=not pytestconfig.getoption("no_snapshot")))
+                             snapshots=not pytestconfig.getoption("no_snapshot"),
+                             nvme_src=pytestconfig.getoption("nvme_src")))
     except HarnessError as exc:
         pytest.exit(f"nvmeh: {exc}", returncode=2)
 

@@ -7,6 +7,7 @@ import random
 import shlex
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,16 +18,17 @@ from harness.scenario import MAX_SEED, IterationResult, Scenario, run_iteration
 
 EXIT_DRIVER_FAILED = 1
 MAX_ITERATIONS = 100_000
+DEFAULT_BUDGET_S = 3600.0
 
 
 def reproduce_command(args: argparse.Namespace, scn: Scenario, seed: int) -> str:
     cmd = ["python", "-m", "harness", "repro", scn.name, "--seed", str(seed), "--iterations", "1"]
-    defaults = {"kernel": "debian:6.1", "qemu": "qemu-system-x86_64", "accel": None,
-                "topology": ""}
+    defaults = {"kernel": "debian:6.1", "nvme_src": None, "qemu": "qemu-system-x86_64",
+                "accel": None, "topology": ""}
     for opt, default in defaults.items():
         value = getattr(args, opt, default)
         if value != default:
-            cmd += [f"--{opt}", str(value)]
+            cmd += [f"--{opt.replace('_', '-')}", str(value)]
     if getattr(args, "no_snapshot", False):
         cmd.append("--no-snapshot")
     return shlex.join(cmd)
@@ -44,19 +46,35 @@ def describe(result: IterationResult) -> str:
 
 def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
         scn: Scenario) -> int:
-    if not 1 <= args.iterations <= MAX_ITERATIONS:
+    """Iterations with seeds S, S+1, ...: ``--iterations N`` of them, or with ``--until-fail``
+    as many as fit in ``--budget`` seconds (N then caps them). Exit codes suit git bisect."""
+    until_fail = getattr(args, "until_fail", False)
+    budget = getattr(args, "budget", None)
+    iterations = args.iterations if args.iterations is not None else (
+        MAX_ITERATIONS if until_fail else 1)
+    if not 1 <= iterations <= MAX_ITERATIONS:
         raise HarnessError(f"--iterations must be between 1 and {MAX_ITERATIONS}")
-    seed = args.seed if args.seed is not None else random.randint(0, MAX_SEED)
-    if not 0 <= seed <= MAX_SEED - args.iterations:
-        raise HarnessError(f"--seed must be between 0 and {MAX_SEED - args.iterations}")
+    if budget is not None and (not until_fail or budget <= 0):
+        raise HarnessError("--budget goes with --until-fail and must be positive")
+    seed = args.seed if args.seed is not None else random.randint(0, MAX_SEED - iterations)
+    if not 0 <= seed <= MAX_SEED - iterations:
+        raise HarnessError(f"--seed must be between 0 and {MAX_SEED - iterations}")
     if args.topology:
         raise HarnessError("repro runs each scenario on its own topology; --topology is not "
                            "accepted here")
     lab = make_lab(args)
     root = args.artifacts or Path(tempfile.mkdtemp(prefix=f"nvmeh-repro-{scn.name}-"))
-    print(f"nvmeh: {scn.name}, {args.iterations} iteration(s) from seed {seed}, "
-          f"{lab.accel}; artifacts in {root}", flush=True)
-    for i in range(args.iterations):
+    deadline = time.monotonic() + (budget or DEFAULT_BUDGET_S) if until_fail else None
+    plan = (f"until it fails (at most {iterations} iterations, "
+            f"{budget or DEFAULT_BUDGET_S:g}s)" if until_fail else f"{iterations} iteration(s)")
+    print(f"nvmeh: {scn.name}, {plan} from seed {seed}, {lab.accel}; artifacts in {root}",
+          flush=True)
+    total = "" if until_fail else f"/{iterations}"
+    for i in range(iterations):
+        if deadline is not None and time.monotonic() >= deadline:
+            print(f"nvmeh: budget spent: {i} iteration(s) passed, seeds {seed}..{seed + i - 1}",
+                  flush=True)
+            return EXIT_OK
         s = seed + i
         try:
             result = run_iteration(lab, scn, s, Path(root) / f"iter{i:04d}-seed{s}")
@@ -69,7 +87,7 @@ def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
                 print(exc.detail.rstrip()[-3000:], file=sys.stderr)
             print(f"reproduce: {reproduce_command(args, scn, s)}", file=sys.stderr)
             return EXIT_HARNESS
-        print(f"iteration {i + 1}/{args.iterations} seed {s}: {describe(result)}", flush=True)
+        print(f"iteration {i + 1}{total} seed {s}: {describe(result)}", flush=True)
         if not result.passed:
             for failure in result.failures:
                 if failure.evidence:

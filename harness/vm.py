@@ -28,7 +28,14 @@ from harness import paths
 from harness import snapshot as snapshot_mod
 from harness.accel import Accel
 from harness.console import Console
-from harness.errors import CommandTimeout, GuestPanic, GuestUnreachable, QemuError, VMDied
+from harness.errors import (
+    CommandTimeout,
+    GuestPanic,
+    GuestUnreachable,
+    HarnessError,
+    QemuError,
+    VMDied,
+)
 from harness.images import GuestImage, check_image
 from harness.kmsg import Oops
 from harness.qemu import (
@@ -166,6 +173,8 @@ class VM:
             self._wait_ready(deadline)
         if not self.base:
             self._wait_controllers(deadline)
+            if self.image.driver is not None:
+                self._check_driver()
         self.boot_seconds = time.monotonic() - t0
         self._phase("ready")
 
@@ -287,6 +296,21 @@ class VM:
                                    "timeout", self.console.tail() if self.console else "") \
                 from None
         self._phase(f"nvme{i}_live")
+
+    def _check_driver(self) -> None:
+        """Prove that the guest runs the driver built from --nvme-src, not the stock one."""
+        drv = self.image.driver
+        assert drv is not None
+        names = list(drv.srcversions)
+        out = self.guest.run(" ; ".join(f"cat /sys/module/{n}/srcversion 2>/dev/null || "
+                                        "echo not-loaded" for n in names)).stdout.split()
+        loaded = dict(zip(names, out, strict=False))
+        wrong = [f"{n} {loaded.get(n)} (built: {drv.srcversions[n]})" for n in names
+                 if drv.srcversions[n] and loaded.get(n) != drv.srcversions[n]]
+        if wrong:
+            raise HarnessError(f"the guest is not running the driver built from {drv.source}: "
+                               + ", ".join(wrong), self.console.tail() if self.console else "")
+        self._phase("driver_checked")
 
     # --- health ------------------------------------------------------------------------------
 
