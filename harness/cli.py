@@ -65,13 +65,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("images", help="build or reuse the guest kernel and root filesystem")
     _add_kernel_options(p)
 
-    p = sub.add_parser("kernel", help="guest kernels: list them, get driver sources")
+    p = sub.add_parser("kernel", help="guest kernels: list them, get driver sources, build one")
     ksub = p.add_subparsers(dest="kernel_command", required=True, metavar="ACTION")
     k = ksub.add_parser("list", help="the Debian kernels --kernel accepts, and their releases")
     k = ksub.add_parser("nvme-src", help="write the kernel's own drivers/nvme/host sources to "
                         "DIR, to patch and pass as --nvme-src")
     k.add_argument("--kernel", default=images.DEFAULT_KERNEL)
     k.add_argument("dest", type=Path, metavar="DIR")
+    k = ksub.add_parser("source", help="write the kernel's whole Debian source tree to DIR "
+                        "(to build a test kernel from)")
+    k.add_argument("--kernel", default=images.DEFAULT_KERNEL)
+    k.add_argument("dest", type=Path, metavar="DIR")
+    k = ksub.add_parser("build", help="configure (images/debug-kernel.config) and build a test "
+                        "kernel in a source tree; boot it with --kernel SRC")
+    k.add_argument("src", type=Path, metavar="SRC", help="a Linux source tree")
+    k.add_argument("--base", default="x86_64_defconfig",
+                   help="make target of the base config (default: %(default)s; tinyconfig "
+                   "for the smallest build)")
+    k.add_argument("--kasan", action="store_true", help="also merge images/kasan.config")
+    k.add_argument("-j", "--jobs", type=int, default=None)
 
     p = sub.add_parser("run", help="boot a VM, run CMD in the guest, exit with its exit code",
                        epilog="exit codes: CMD's own; 124 CMD timed out; 125 the harness could "
@@ -184,7 +196,22 @@ def cmd_kernel(args: argparse.Namespace) -> int:
             release = kernels.debian_release(spec)
             print(f"{spec:14} Debian {meta['suite']:10} {release}")
         return EXIT_OK
+    if args.kernel_command == "build":
+        from harness import kbuild
+
+        built = kbuild.build(args.src, args.base, args.kasan, args.jobs)
+        how = "configured and built" if built.configured else "built (config unchanged)"
+        print(f"{built.tree}: {built.release}, {how} in {built.seconds:.0f}s; boot it with "
+              f"--kernel {built.tree}")
+        for option in built.unmet:
+            print(f"warning: {option}: not granted by Kconfig on this base", file=sys.stderr)
+        return EXIT_OK
     kimage = kernels.get(args.kernel, Progress())
+    if args.kernel_command == "source":
+        dest = driver.full_sources(kimage, args.dest, Progress())
+        print(f"{dest}: the source tree of {kimage.release}; build a test kernel with: "
+              f"python -m harness kernel build {dest}")
+        return EXIT_OK
     dest = driver.stock_sources(kimage, args.dest, Progress())
     print(f"{dest}: drivers/nvme/host of {kimage.release}; patch it, then "
           f"--kernel {args.kernel} --nvme-src {dest}")

@@ -89,6 +89,7 @@ def _build(src: Path, kernel: KernelImage, dest: Path, progress: Progress) -> fl
         if kernel.build_tree is not None:
             work = Path(tmp) / "src"
             shutil.copytree(src, work)
+            inside = str(work)
             cmd = ["make", "-C", str(kernel.build_tree), f"M={work}", *make_args]
         elif kernel.suite is not None:
             root = build_root(kernel, progress)
@@ -108,7 +109,8 @@ def _build(src: Path, kernel: KernelImage, dest: Path, progress: Progress) -> fl
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True,
                                   env={**os.environ, "LC_ALL": "C"})
-            output = proc.stdout + proc.stderr
+            # The compiler names the build copy; name the user's files instead.
+            output = (proc.stdout + proc.stderr).replace(f"{inside}/", f"{src}/")
             if proc.returncode != 0:
                 raise DriverBuildError(
                     f"the NVMe driver from {src} does not compile for {kernel.release} "
@@ -203,6 +205,37 @@ def elf_section(elf: bytes, wanted: str) -> bytes:
 def stock_sources(kernel: KernelImage, dest: Path, progress: Progress) -> Path:
     """Write the kernel's own ``drivers/nvme/host`` sources (Debian's linux-source package of
     exactly the kernel's version) to ``dest``: the starting point of a patch."""
+    tarball = linux_source(kernel, progress)
+    cached = tarball.parent / "host"
+    if not cached.exists():
+        with paths.locked(tarball.parent.with_suffix(".lock")):
+            if not cached.exists():
+                progress.step(f"extracting drivers/nvme/host from {tarball.name}")
+                _extract_nvme_host(tarball, cached)
+    _check_empty(dest)
+    shutil.copytree(cached, dest, dirs_exist_ok=True)
+    return dest
+
+
+def full_sources(kernel: KernelImage, dest: Path, progress: Progress) -> Path:
+    """The whole Debian source tree of ``kernel`` in ``dest`` (for ``kernel build``)."""
+    tarball = linux_source(kernel, progress)
+    _check_empty(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    progress.step(f"extracting {tarball.name} to {dest}")
+    subprocess.run(["tar", "-xf", str(tarball), "-C", str(dest), "--strip-components=1"],
+                   check=True)
+    progress.done()
+    return dest
+
+
+def _check_empty(dest: Path) -> None:
+    if dest.exists() and any(dest.iterdir()):
+        raise BadInput(f"{dest} exists and is not empty")
+
+
+def linux_source(kernel: KernelImage, progress: Progress) -> Path:
+    """Debian's linux-source tarball of exactly the kernel's version, cached."""
     if kernel.suite is None:
         raise BadInput(f"{kernel.spec} is not a Debian kernel: its sources are in its tree")
     suite = apt.Suite(kernel.suite)
@@ -213,35 +246,38 @@ def stock_sources(kernel: KernelImage, dest: Path, progress: Progress) -> Path:
     if version != image_version:
         raise ImageBuildError(f"Debian {kernel.suite} has {package} {version} but the kernel "
                               f"is {image_version}: run again after the mirror settles")
-    cached = paths.cache_dir() / "sources" / f"{package}_{version}" / "host"
-    if not cached.exists():
-        with paths.locked(cached.parent.with_suffix(".lock")):
-            if not cached.exists():
-                progress.step(f"fetching {package} {version} for the NVMe driver sources")
-                _extract_nvme_host(suite, package, version, cached)
-    if dest.exists() and any(dest.iterdir()):
-        raise BadInput(f"{dest} exists and is not empty")
-    shutil.copytree(cached, dest, dirs_exist_ok=True)
-    return dest
+    where = paths.cache_dir() / "sources" / f"{package}_{version}"
+    found = sorted(where.glob("linux-source-*.tar.*"))
+    if found:
+        return found[0]
+    with paths.locked(where.with_suffix(".lock")):
+        found = sorted(where.glob("linux-source-*.tar.*"))
+        if found:
+            return found[0]
+        progress.step(f"fetching {package} {version} from Debian {kernel.suite}")
+        where.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=where) as tmp:
+            deb = suite.download([f"{package}={version}"], Path(tmp))[0]
+            root = Path(tmp) / "root"
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+            tarball = next((root / "usr" / "src").glob("linux-source-*.tar.*"))
+            os.rename(tarball, where / tarball.name)
+        progress.done()
+        return where / tarball.name
 
 
-def _extract_nvme_host(suite: apt.Suite, package: str, version: str, cached: Path) -> None:
-    with tempfile.TemporaryDirectory(dir=paths.cache_dir()) as tmp:
-        deb = suite.download([f"{package}={version}"], Path(tmp))[0]
-        root = Path(tmp) / "root"
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
-        tarball = next((root / "usr" / "src").glob("linux-source-*.tar.*"))
-        out = Path(tmp) / "host"
-        out.mkdir()
-        with tarfile.open(tarball) as tar:
-            for member in tar:
-                parts = member.name.split("/")
-                if parts[1:4] == ["drivers", "nvme", "host"] and len(parts) == 5 \
-                        and member.isfile():
-                    data = tar.extractfile(member)
-                    assert data is not None
-                    (out / parts[4]).write_bytes(data.read())
-        if not (out / "core.c").exists():
-            raise ImageBuildError(f"{tarball.name} has no drivers/nvme/host/core.c")
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(out, cached)
+def _extract_nvme_host(tarball: Path, cached: Path) -> None:
+    out = cached.with_name(cached.name + ".tmp")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    with tarfile.open(tarball) as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if parts[1:4] == ["drivers", "nvme", "host"] and len(parts) == 5 \
+                    and member.isfile():
+                data = tar.extractfile(member)
+                assert data is not None
+                (out / parts[4]).write_bytes(data.read())
+    if not (out / "core.c").exists():
+        raise ImageBuildError(f"{tarball.name} has no drivers/nvme/host/core.c")
+    os.rename(out, cached)

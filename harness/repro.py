@@ -63,6 +63,7 @@ def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
         raise HarnessError("repro runs each scenario on its own topology; --topology is not "
                            "accepted here")
     lab = make_lab(args)
+    lab.image  # noqa: B018 - kernel, driver and images first: their errors are not an iteration's
     root = args.artifacts or Path(tempfile.mkdtemp(prefix=f"nvmeh-repro-{scn.name}-"))
     deadline = time.monotonic() + (budget or DEFAULT_BUDGET_S) if until_fail else None
     plan = (f"until it fails (at most {iterations} iterations, "

@@ -104,8 +104,20 @@ class Context:
         return Controller(self.guest, name)
 
     def fail(self, kind: FailureKind, message: str, evidence: str = "") -> NoReturn:
+        if kind in (FailureKind.NOT_RECOVERED, FailureKind.HANG):
+            evidence = "\n".join(filter(None, (evidence.strip(), self.driver_log())))
         self.failures.append(Failure(kind, message, evidence))
         raise ScenarioFailed(message)
+
+    def driver_log(self, lines: int = 15) -> str:
+        """The NVMe driver's latest kernel log lines: what it said while it failed to recover."""
+        try:
+            out = self.guest.run(f"dmesg | grep -E 'nvme|blk_update_request|I/O error' | "
+                                 f"tail -n {lines}", timeout=10).stdout
+        except HarnessError:
+            console = self.vm.console
+            out = console.tail(lines) if console else ""
+        return f"kernel log:\n{out.rstrip()}" if out.strip() else ""
 
     def sleep(self, seconds: float) -> None:
         """Wait, but notice a guest panic or a dead QEMU at once."""

@@ -1,0 +1,83 @@
+"""The suite proves it can fail: Debian 6.1's own NVMe driver passes, and the same driver
+broken the way real bugs break it (tests/patches) fails with the right reason, in bounded time.
+
+Everything runs as a kernel developer would: ``kernel nvme-src`` for the stock sources,
+``patch``, then ``repro ... --nvme-src DIR``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.errors import EXIT_HARNESS
+from tests.harness.test_cli import ROOT, harness
+
+PATCHES = ROOT / "tests" / "patches"
+SEED = "5"
+
+
+@pytest.fixture(scope="module")
+def stock_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dest = tmp_path_factory.mktemp("stock") / "host"
+    proc = harness("kernel", "nvme-src", "--kernel", "debian:6.1", str(dest))
+    assert proc.returncode == 0, proc.stderr
+    assert (dest / "pci.c").exists() and (dest / "core.c").exists()
+    return dest
+
+
+def patched(stock: Path, dest: Path, patch: str) -> Path:
+    shutil.copytree(stock, dest)
+    subprocess.run(["patch", "-p1", "-s", "-i", str(PATCHES / patch)], cwd=dest, check=True)
+    return dest
+
+
+def repro(src: Path, timeout: float) -> tuple[subprocess.CompletedProcess[str], float]:
+    t0 = time.monotonic()
+    proc = harness("repro", "reset-under-load", "--kernel", "debian:6.1", "--seed", SEED,
+                   "--nvme-src", str(src), timeout=timeout)
+    return proc, time.monotonic() - t0
+
+
+def test_the_stock_driver_built_from_source_passes(stock_sources: Path) -> None:
+    proc, _ = repro(stock_sources, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "PASS" in proc.stdout
+
+
+def test_a_driver_that_acknowledges_writes_it_never_sent_is_caught(
+        stock_sources: Path, tmp_path: Path) -> None:
+    proc, _ = repro(patched(stock_sources, tmp_path / "host", "lost-write.patch"), timeout=600)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "FAIL: lost or corrupted data" in proc.stdout, proc.stdout
+    assert "EILSEQ" in proc.stdout and "verify: bad magic header" in proc.stderr
+    assert "--nvme-src" in proc.stderr  # the reproduce line rebuilds the same driver
+
+
+def test_a_reset_that_never_marks_the_controller_live_is_caught_in_bounded_time(
+        stock_sources: Path, tmp_path: Path) -> None:
+    proc, took = repro(patched(stock_sources, tmp_path / "host", "never-live.patch"),
+                       timeout=600)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "FAIL: controller did not return to live" in proc.stdout, proc.stdout
+    assert "state: connecting" in proc.stdout
+    assert "kernel log:" in proc.stderr  # the driver's own lines are part of the evidence
+    assert took < 240, f"took {took:.0f}s: the 60 s recovery bound was not what ended it"
+
+
+def test_a_driver_that_does_not_compile_shows_the_compiler_output(
+        stock_sources: Path, tmp_path: Path) -> None:
+    src = tmp_path / "host"
+    shutil.copytree(stock_sources, src)
+    with open(src / "pci.c", "a") as fh:
+        fh.write("\nstatic int broken(void) { return undeclared_thing; }\n")
+    proc = harness("images", "--nvme-src", str(src))
+    assert proc.returncode == EXIT_HARNESS, proc
+    assert "does not compile" in proc.stderr and "Traceback" not in proc.stderr
+    assert re.search(r"[‘']undeclared_thing[’'] undeclared", proc.stderr)  # gcc's own words
+    assert f"{src}/pci.c:" in proc.stderr  # naming the user's file, not the build copy
