@@ -319,8 +319,9 @@ def cmd_matrix(args: argparse.Namespace) -> int:
             cells.append(matrix.run_cell(lab, scn, seeds, root / spec.replace("/", "_"),
                                          lambda line: print(line, file=sys.stderr,
                                                             flush=True)))
-    if args.json:
+    if args.json:  # the table still goes to stderr, for the human watching
         print(json.dumps([c.as_dict() for c in cells], indent=2))
+        print(matrix.table(cells), file=sys.stderr)
     else:
         print(matrix.table(cells))
     return matrix.exit_status(cells)

@@ -18,13 +18,14 @@ from pathlib import Path
 from harness import known
 from harness.errors import HarnessError
 from harness.lab import Lab
-from harness.scenario import IterationResult, Scenario, run_iteration
+from harness.scenario import IterationResult, Scenario, ScenarioSkipped, run_iteration
 
 
 class Status(enum.Enum):
     PASS = "pass"
     FAIL = "FAIL"
     KNOWN = "known"
+    SKIP = "skip"
     ERROR = "ERROR"
 
 
@@ -75,6 +76,9 @@ def run_cell(lab: Lab, scn: Scenario, seeds: Sequence[int], root: Path,
             if not result.passed:
                 _record_failure(cell, result)
                 break
+    except ScenarioSkipped as exc:
+        cell.status = Status.SKIP
+        cell.reasons.append(str(exc))
     except HarnessError as exc:
         cell.status = Status.ERROR
         cell.reasons.append(str(exc))

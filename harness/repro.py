@@ -14,7 +14,13 @@ from pathlib import Path
 from harness import known
 from harness.errors import EXIT_HARNESS, EXIT_OK, HarnessError
 from harness.lab import Lab
-from harness.scenario import MAX_SEED, IterationResult, Scenario, run_iteration
+from harness.scenario import (
+    MAX_SEED,
+    IterationResult,
+    Scenario,
+    ScenarioSkipped,
+    run_iteration,
+)
 
 EXIT_DRIVER_FAILED = 1
 MAX_ITERATIONS = 100_000
@@ -79,6 +85,9 @@ def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
         s = seed + i
         try:
             result = run_iteration(lab, scn, s, Path(root) / f"iter{i:04d}-seed{s}")
+        except ScenarioSkipped as exc:
+            print(f"nvmeh: skipped: {exc}", file=sys.stderr)
+            return EXIT_HARNESS
         except HarnessError as exc:
             # QEMU crashed, the guest was unreachable before the scenario began, ...: this
             # iteration tested nothing, which is 125 for git bisect, whatever the cause.

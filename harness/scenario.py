@@ -17,6 +17,7 @@ from typing import NoReturn
 
 from harness import fio
 from harness.errors import CommandTimeout, GuestPanic, GuestUnreachable, HarnessError
+from harness.kernels import KernelImage
 from harness.lab import Lab
 from harness.nvme import IO_RESUMED, Controller, NotRecovered, StateMonitor
 from harness.ssh import Guest
@@ -290,16 +291,37 @@ class Scenario:
     # In the CI subset (the default tox run); False for variants whose mechanism another
     # scenario already covers (they run in the whole suite, tox -e nvme).
     ci: bool = True
+    kernel_config: tuple[str, ...] = ()  # options the guest kernel must have (=y), or skip
+
+    def skip_reason(self, kernel: KernelImage) -> str | None:
+        """Why this scenario cannot run on ``kernel``, or None; decided before any boot."""
+        if not self.kernel_config:
+            return None
+        config = kernel.config
+        if config is None:
+            return None  # unknown: the procedure finds out in the guest
+        have = set(config.read_text().splitlines())
+        missing = [opt for opt in self.kernel_config if f"{opt}=y" not in have]
+        if not missing:
+            return None
+        return (f"{self.name} needs {', '.join(missing)}, which {kernel.release} lacks (a test "
+                "kernel has it: python -m harness kernel build)")
+
+
+class ScenarioSkipped(HarnessError):
+    """The scenario cannot run on this kernel; the message says what it lacks."""
 
 
 REGISTRY: dict[str, Scenario] = {}
 
 
 def scenario(name: str, summary: str, topology: Topology = DEFAULT,
-             live_bound: float = 60.0, ci: bool = True) -> Callable[
+             live_bound: float = 60.0, ci: bool = True,
+             kernel_config: tuple[str, ...] = ()) -> Callable[
                  [Callable[[Context], None]], Callable[[Context], None]]:
     def register(procedure: Callable[[Context], None]) -> Callable[[Context], None]:
-        REGISTRY[name] = Scenario(name, summary, procedure, topology, live_bound, ci)
+        REGISTRY[name] = Scenario(name, summary, procedure, topology, live_bound, ci,
+                                  kernel_config)
         return procedure
     return register
 
@@ -337,6 +359,8 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path) -> Iterat
     """Run one seeded iteration on a fresh VM. A harness problem raises :class:`HarnessError`
     (before or outside the scenario); a driver problem is a failure in the result."""
     t0 = time.monotonic()
+    if (reason := scn.skip_reason(lab.image.kernel)) is not None:
+        raise ScenarioSkipped(reason)
     artifacts.mkdir(parents=True, exist_ok=True)
     with lab.vm(scn.topology, artifacts, name=scn.name) as vm:
         ctx = Context(vm, seed, artifacts, scn.live_bound)

@@ -33,6 +33,8 @@ def seed(request: pytest.FixtureRequest) -> int:
 
 def test_scenario(scenario_name: str, lab: Lab, artifacts: Path, seed: int) -> None:
     scn = scenario.get(scenario_name)
+    if (reason := scn.skip_reason(lab.image.kernel)) is not None:
+        pytest.skip(reason)
     result = scenario.run_iteration(lab, scn, seed, artifacts)
     bug = known.explain(scenario_name, lab.image.kernel.release, result.failures)
     if bug is not None:

@@ -1,4 +1,5 @@
 import argparse
+from pathlib import Path
 
 from harness.fio import sum_iops_logs
 from harness.repro import reproduce_command
@@ -60,3 +61,11 @@ def test_reproduce_command_carries_the_seed_and_non_default_options():
 
 def test_scenarios_are_registered_by_their_repro_names():
     assert "reset-under-load" in names()
+
+
+def test_reproduce_command_rebuilds_the_same_driver_on_the_same_kernel():
+    args = argparse.Namespace(kernel="debian:6.12", nvme_src=Path("/src/host"), qemu=None,
+                              accel=None, topology="", no_snapshot=False)
+    args.qemu = "qemu-system-x86_64"
+    cmd = reproduce_command(args, Scenario("reset-storm", "", lambda ctx: None), 7)
+    assert cmd.endswith("--seed 7 --iterations 1 --kernel debian:6.12 --nvme-src /src/host")

@@ -1,0 +1,124 @@
+"""Faults the guest kernel injects into its own NVMe driver (debugfs fault injection).
+
+They need a kernel built with fault injection (``python -m harness kernel build``; Debian's
+kernels lack it, so there they are skipped with that reason). Being guest-side, they also run
+on a physical machine with a real drive.
+"""
+
+from __future__ import annotations
+
+from harness.injection import (
+    SC_DATA_XFER_ERROR,
+    SC_INTERNAL,
+    SC_UNWRITTEN_BLOCK,
+    StatusInjection,
+    TimeoutInjection,
+)
+from harness.scenario import Context, FailureKind, scenario
+from harness.topology import Topology
+
+IO_TIMEOUT = 5
+NVME_FAULT_INJECTION = ("CONFIG_FAULT_INJECTION_DEBUG_FS",)
+
+
+def _log_since(ctx: Context, mark: int) -> str:
+    """Kernel log lines after the first ``mark`` lines (see :func:`_log_mark`)."""
+    return ctx.guest.run(f"dmesg | tail -n +{mark + 1}", timeout=30).stdout
+
+
+def _log_mark(ctx: Context) -> int:
+    return int(ctx.guest.run("dmesg | wc -l", timeout=30, check=True).stdout)
+
+
+@scenario("fi-io-timeout",
+          "the block layer drops the completions of a few I/Os (fail_io_timeout) under the "
+          f"verifying load, so they time out (nvme_core.io_timeout={IO_TIMEOUT}) although the "
+          "device answered: the driver's timeout, abort and reset paths run; the controller "
+          "is live again, the requests are retried without an error, every completed write "
+          "intact",
+          Topology.build(kernel_args=f"nvme_core.io_timeout={IO_TIMEOUT}"), live_bound=120,
+          ci=False, kernel_config=("CONFIG_FAIL_IO_TIMEOUT", "CONFIG_FAULT_INJECTION_DEBUG_FS"))
+def fi_io_timeout(ctx: Context) -> None:
+    ctrl = ctx.controller("nvme0")
+    times = ctx.rng.randint(1, 3)
+    loads = ctx.start_loads(runtime=4 * IO_TIMEOUT + 15)
+    ctx.sleep(ctx.rng.uniform(1.0, 2.0))
+    mark = _log_mark(ctx)
+    with TimeoutInjection(ctx.guest, "nvme0n1", times=times):
+        ctx.event("fault", f"the completions of {times} I/O(s) of nvme0n1 are dropped")
+        # the first I/O times out after IO_TIMEOUT, the abort goes unanswered for another
+        ctx.sleep(2 * IO_TIMEOUT + 3)
+    ctx.wait_live(ctrl)
+    log = _log_since(ctx, mark)
+    if "timeout" not in log:
+        ctx.fail(FailureKind.NOT_RECOVERED, "no I/O timeout was logged: the dropped completions "
+                 "never reached the driver's timeout handler, so nothing was tested",
+                 log[-2000:])
+    ctx.finish_loads(loads)
+
+
+@scenario("fi-status",
+          "the driver completes reads and writes with injected NVMe statuses (fault_inject): "
+          "transient ones (Data Transfer Error, retryable) under the verifying load must be "
+          "retried without an error reaching it; a final one (DNR) on a single read must reach "
+          "the reader as an I/O error; no reset, every completed write intact",
+          ci=False, kernel_config=NVME_FAULT_INJECTION)
+def fi_status(ctx: Context) -> None:
+    loads = ctx.start_loads(runtime=14)
+    ctx.sleep(ctx.rng.uniform(1.0, 2.0))
+    mark = _log_mark(ctx)
+    count = ctx.rng.randint(5, 20)
+    with StatusInjection(ctx.guest, "nvme0n1", SC_DATA_XFER_ERROR, probability=20,
+                         times=count, retry=True):
+        ctx.event("fault", f"{count} I/Os of nvme0n1 complete with Data Transfer Error "
+                  "(retryable)")
+        ctx.sleep(ctx.rng.uniform(3.0, 5.0))
+    ctx.finish_loads(loads)
+    with StatusInjection(ctx.guest, "nvme0n1", SC_UNWRITTEN_BLOCK, times=1):
+        ctx.event("fault", "the next I/O of nvme0n1 completes with a DNR status")
+        read = ctx.guest.run("dd if=/dev/nvme0n1 of=/dev/null bs=4k count=1 skip=300000 "
+                             "iflag=direct", timeout=60)
+    if read.ok:
+        ctx.fail(FailureKind.IO_ERROR, "a read completed with an injected DNR status succeeded: "
+                 "the error was lost")
+    log = _log_since(ctx, mark)
+    if "FAULT_INJECTION: forcing a failure" not in log:
+        ctx.fail(FailureKind.NOT_RECOVERED, "the kernel log shows no injected failure: the "
+                 "scenario tested nothing", log[-2000:])
+    if "reset" in log:
+        ctx.fail(FailureKind.NOT_RECOVERED, "the controller was reset for an error status",
+                 log[-2000:])
+
+
+@scenario("fi-admin-during-reset",
+          "an admin command fails (fault_inject on the controller, Internal Error, DNR) while a "
+          "sysfs reset brings the controller up: the driver either recovers or gives the "
+          "controller up cleanly (I/O fails, nothing hangs); then the driver is bound again, "
+          "the controller is live, and every write completed before the fault is intact",
+          live_bound=60, ci=False, kernel_config=NVME_FAULT_INJECTION)
+def fi_admin_during_reset(ctx: Context) -> None:
+    ctrl = ctx.controller("nvme0")
+    address = ctrl.pci_address
+    before = ctx.start_loads(runtime=ctx.rng.uniform(3.0, 5.0), size="128M")
+    for load in before:
+        load.wait(timeout=120)
+    under = ctx.start_loads(runtime=20, offset="512M", size="128M")
+    ctx.sleep(ctx.rng.uniform(1.0, 2.0))
+    ctx.vm.tainted = True
+    with StatusInjection(ctx.guest, "nvme0", SC_INTERNAL, times=ctx.rng.randint(1, 3)):
+        ctx.act("echo 1 > /sys/class/nvme/nvme0/reset_controller || true",
+                "sysfs reset with failing admin commands")
+        state = ctx.guest.run("for i in $(seq 600); do s=$(cat /sys/class/nvme/nvme0/state "
+                              "2>/dev/null || echo gone); case $s in live|gone|dead) break;; "
+                              "esac; sleep 0.1; done; echo $s", timeout=90).stdout.strip()
+    ctx.event("state_after_fault", state)
+    if state not in ("live", "gone", "dead"):
+        ctx.fail(FailureKind.NOT_RECOVERED, f"after a reset with failing admin commands the "
+                 f"controller stayed {state!r}: neither recovered nor given up")
+    ctx.finish_loads(under, transparent=state != "live")
+    if state != "live":
+        ctx.act(f"echo {address} > /sys/bus/pci/drivers/nvme/bind 2>/dev/null || "
+                f"echo 1 > /sys/bus/pci/rescan", f"bind nvme to {address} again")
+    ctx.wait_live(ctrl)
+    ctx.guest.run("until [ -b /dev/nvme0n1 ]; do sleep 0.05; done", timeout=60)
+    ctx.finish_loads(before)

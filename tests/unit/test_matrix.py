@@ -1,0 +1,64 @@
+"""The kernel-by-scenario table and the matrix's exit status, on hand-made cells."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from harness import repro
+from harness.errors import HarnessError
+from harness.matrix import Cell, Status, exit_status, table
+
+
+def cell(kernel: str, scenario: str, status: Status = Status.PASS,
+         recovery: tuple[float, ...] = (0.05, 0.07, 0.06)) -> Cell:
+    c = Cell(kernel, f"{kernel[7:]}.0-1-amd64", scenario, status)
+    c.recovery_s = list(recovery)
+    if status is not Status.PASS:
+        c.reasons = ["seed 1: controller did not return to live"]
+    return c
+
+
+def test_table_has_a_column_per_kernel_and_explains_what_did_not_pass():
+    cells = [cell("debian:6.1", "reset-storm"), cell("debian:6.12", "reset-storm"),
+             cell("debian:6.1", "hot-remove"),
+             cell("debian:6.12", "hot-remove", Status.FAIL, ())]
+    text = table(cells)
+    lines = text.splitlines()
+    assert "debian:6.1" in lines[0] and "debian:6.12" in lines[0]
+    assert "6.12.0-1-amd64" in lines[1]
+    storm = next(ln for ln in lines if ln.startswith("reset-storm"))
+    assert storm.split()[1:] == ["pass", "60ms", "pass", "60ms"]
+    assert "FAIL debian:6.12 hot-remove: seed 1: controller did not return to live" in text
+
+
+def test_exit_status_is_one_only_for_an_unexplained_driver_failure():
+    assert exit_status([cell("debian:6.1", "a")]) == 0
+    assert exit_status([cell("debian:6.1", "a"), cell("debian:6.1", "b", Status.KNOWN)]) == 0
+    assert exit_status([cell("debian:6.1", "a", Status.ERROR)]) == 125
+    assert exit_status([cell("debian:6.1", "a", Status.ERROR),
+                        cell("debian:6.1", "b", Status.FAIL)]) == 1
+
+
+def test_cell_json_lowercases_the_status_and_keeps_recovery_figures():
+    d = cell("debian:6.1", "a", recovery=(0.1, 0.3)).as_dict()
+    assert d["status"] == "pass" and d["recovery_ms_p50"] == pytest.approx(200)
+    assert d["recovery_ms_max"] == pytest.approx(300)
+
+
+@pytest.mark.parametrize(("until_fail", "budget", "iterations", "message"), [
+    (False, 60.0, None, "--budget goes with --until-fail"),
+    (True, -1.0, None, "--budget goes with --until-fail and must be positive"),
+    (True, None, 0, "--iterations must be between"),
+])
+def test_until_fail_options_are_checked_before_anything_boots(until_fail, budget, iterations,
+                                                              message):
+    args = argparse.Namespace(until_fail=until_fail, budget=budget, iterations=iterations,
+                              seed=1, topology="", artifacts=None)
+
+    def no_lab(_: argparse.Namespace) -> None:
+        raise AssertionError("a lab was made before the options were checked")
+
+    with pytest.raises(HarnessError, match=message):
+        repro.run(no_lab, args, None)  # type: ignore[arg-type]
