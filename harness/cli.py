@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="check the host; print (or run) the commands that fix it")
     p.add_argument("--install", action="store_true", help="run the fixes (apt-get, sudo if needed)")
     p.add_argument("--qemu", default="qemu-system-x86_64")
+    p.add_argument("--kernel-build", action="store_true",
+                   help="also check the tools `kernel build` needs (gcc, flex, bison, ...)")
 
     p = sub.add_parser("images", help="build or reuse the guest kernel and root filesystem")
     _add_kernel_options(p)
@@ -150,7 +152,7 @@ def _print_checks(found: list[doctor_mod.Check]) -> None:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    found = doctor_mod.checks(args.qemu)
+    found = doctor_mod.checks(args.qemu, args.kernel_build)
     _print_checks(found)
     commands = doctor_mod.fixes(found)
     if args.install and commands:
@@ -158,7 +160,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         if code != 0:
             print(f"a fix failed with exit code {code}", file=sys.stderr)
             return EXIT_HARNESS
-        found = doctor_mod.checks(args.qemu)
+        found = doctor_mod.checks(args.qemu, args.kernel_build)
         print("after the install:")
         _print_checks(found)
         commands = doctor_mod.fixes(found)

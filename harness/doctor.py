@@ -57,7 +57,8 @@ def qemu_version(binary: str) -> tuple[int, ...] | None:
     return tuple(int(g) for g in m.groups() if g is not None) if m else None
 
 
-def checks(qemu: str = "qemu-system-x86_64") -> list[Check]:
+def checks(qemu: str = "qemu-system-x86_64", kernel_build: bool = False) -> list[Check]:
+    """What the harness needs on this host; ``kernel_build`` adds what `kernel build` needs."""
     result: list[Check] = []
     missing = [tool for tool in PACKAGES if tool != qemu and not find_tool(tool)]
     busybox = Path("/bin/busybox")
@@ -96,6 +97,12 @@ def checks(qemu: str = "qemu-system-x86_64") -> list[Check]:
                             f"(need {MIN_FREE_GB} GiB)",
                             advice="" if enough else f"free disk space in {cache}, or set "
                             "NVMEH_CACHE to a directory on a larger file system"))
+    if kernel_build:
+        from harness.kbuild import missing_packages
+
+        lacking = tuple(missing_packages())
+        result.append(Check("kernel build tools", not lacking,
+                            "missing: " + " ".join(lacking) if lacking else "found", lacking))
     if os.geteuid() != 0 and not find_tool("newuidmap"):
         result.append(Check("unprivileged image build", False, "newuidmap missing",
                             ("uidmap",)))

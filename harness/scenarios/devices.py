@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from harness.faults import InjectErrors, Throttle
+from harness.known import kernel_version
 from harness.qemu import controller_device
 from harness.scenario import Context, FailureKind, scenario
 from harness.topology import Topology
@@ -68,8 +69,16 @@ def media_error(ctx: Context) -> None:
             ctx.fail(FailureKind.IO_ERROR, f"the faulted {what} failed with {res.stderr.strip()!r}"
                      ", not the medium error (ENODATA) the block layer gives media errors")
     log = _kernel_log(ctx)
-    for status, what in (("sc 0x81", "Unrecovered Read Error"), ("sc 0x80", "Write Fault")):
-        if status not in log:
+    # Every kernel logs the block layer's view, a medium error naming the request's
+    # direction; since 5.18 the driver also logs the NVMe status itself.
+    verbose = kernel_version(ctx.vm.image.kernel.release) >= (5, 18)
+    for status, op, what in (("sc 0x81", "op 0x0:(READ)", "Unrecovered Read Error"),
+                             ("sc 0x80", "op 0x1:(WRITE)", "Write Fault")):
+        if not any("critical medium error" in line and op in line
+                   for line in log.splitlines()):
+            ctx.fail(FailureKind.IO_ERROR, f"the kernel log has no medium error on a {op} "
+                     "request", log[-2000:])
+        if verbose and status not in log:
             ctx.fail(FailureKind.IO_ERROR, f"the kernel log has no NVMe {what} ({status})",
                      log[-2000:])
     if log.count("reset") != resets_before:

@@ -37,7 +37,7 @@ def _log_mark(ctx: Context) -> int:
           "is live again, the requests are retried without an error, every completed write "
           "intact",
           Topology.build(kernel_args=f"nvme_core.io_timeout={IO_TIMEOUT}"), live_bound=120,
-          ci=False, kernel_config=("CONFIG_FAIL_IO_TIMEOUT", "CONFIG_FAULT_INJECTION_DEBUG_FS"))
+          kernel_config=("CONFIG_FAIL_IO_TIMEOUT", "CONFIG_FAULT_INJECTION_DEBUG_FS"))
 def fi_io_timeout(ctx: Context) -> None:
     ctrl = ctx.controller("nvme0")
     times = ctx.rng.randint(1, 3)
@@ -62,7 +62,7 @@ def fi_io_timeout(ctx: Context) -> None:
           "transient ones (Data Transfer Error, retryable) under the verifying load must be "
           "retried without an error reaching it; a final one (DNR) on a single read must reach "
           "the reader as an I/O error; no reset, every completed write intact",
-          ci=False, kernel_config=NVME_FAULT_INJECTION)
+          kernel_config=NVME_FAULT_INJECTION)
 def fi_status(ctx: Context) -> None:
     loads = ctx.start_loads(runtime=14)
     ctx.sleep(ctx.rng.uniform(1.0, 2.0))
@@ -95,7 +95,7 @@ def fi_status(ctx: Context) -> None:
           "sysfs reset brings the controller up: the driver either recovers or gives the "
           "controller up cleanly (I/O fails, nothing hangs); then the driver is bound again, "
           "the controller is live, and every write completed before the fault is intact",
-          live_bound=60, ci=False, kernel_config=NVME_FAULT_INJECTION)
+          live_bound=60, kernel_config=NVME_FAULT_INJECTION)
 def fi_admin_during_reset(ctx: Context) -> None:
     ctrl = ctx.controller("nvme0")
     address = ctrl.pci_address
