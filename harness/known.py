@@ -26,7 +26,7 @@ def kernel_version(release: str) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class KnownFailure:
-    scenario: str
+    scenarios: tuple[str, ...]  # the scenarios it makes fail
     first: str  # first affected kernel, "6.1"
     fixed_in: str | None  # first kernel with the fix, None while unfixed
     kind: FailureKind
@@ -42,7 +42,7 @@ class KnownFailure:
 
     def explains(self, scenario: str, release: str, failures: Sequence[Failure]) -> bool:
         """True if this record accounts for every failure of an iteration, and nothing else."""
-        return (scenario == self.scenario and self.affects(release) and bool(failures)
+        return (scenario in self.scenarios and self.affects(release) and bool(failures)
                 and all(f.kind == self.kind and re.search(self.pattern, f.message)
                         for f in failures))
 
@@ -52,12 +52,24 @@ class KnownFailure:
                 f"evidence: {self.evidence}")
 
 
-# No scenario has failed on a stock Debian kernel so far (6.1: every scenario, see the
-# README), so nothing is recorded yet. A record looks like:
-#   KnownFailure("reset-storm", first="6.1", fixed_in="6.3", kind=FailureKind.HANG,
-#                pattern=r"nvme_reset_work", reference="https://lore.kernel.org/...",
-#                evidence="artifacts of seed 42 kept in ...; does not fail on 6.3")
-KNOWN: tuple[KnownFailure, ...] = ()
+# Every record comes with its evidence in known-bugs/<name>/ (kernel log, the fix tested
+# with --nvme-src, the commands that showed it).
+KNOWN: tuple[KnownFailure, ...] = (
+    KnownFailure(
+        scenarios=("reset-under-load", "reset-under-load-2cpu", "reset-under-load-2ns",
+                   "reset-under-load-2ctrl", "reset-storm", "flr-under-load",
+                   "admin-during-reset", "poll-queues"),
+        first="4.12", fixed_in="5.16", kind=FailureKind.NOT_RECOVERED,
+        pattern=r"nvme\d (not live within \d+s of a reset|did not reach 'live' within)"
+                r"|concurrent resets returned .*none was accepted",
+        reference="58847f12fe78 \"nvme-pci: clear shadow doorbell memory on resets\" "
+                  "(v5.16; not in 5.10.y): shadow doorbell memory kept across a reset makes "
+                  "the driver skip the MMIO doorbell of requeued I/O, the reset waits 30 s "
+                  "for it, then removes the controller",
+        evidence="known-bugs/linux-5.10-stale-shadow-doorbells/: fails on debian:5.10 "
+                 "(5.10.262), passes on 6.1 and 6.12 and on 5.10 with the fix backported "
+                 "(--nvme-src)"),
+)
 
 
 def explain(scenario: str, release: str, failures: Sequence[Failure],

@@ -8,7 +8,7 @@ from harness import known
 from harness.known import KnownFailure, kernel_version
 from harness.scenario import Failure, FailureKind
 
-RECORD = KnownFailure("reset-storm", first="6.1", fixed_in="6.3", kind=FailureKind.HANG,
+RECORD = KnownFailure(("reset-storm",), first="6.1", fixed_in="6.3", kind=FailureKind.HANG,
                       pattern=r"nvme_reset_work", reference="https://example.invalid/bug",
                       evidence="seed 42")
 HANG = Failure(FailureKind.HANG, "INFO: task hung in nvme_reset_work")
@@ -29,7 +29,7 @@ def test_affected_range_excludes_the_fix(release: str, affected: bool) -> None:
 
 
 def test_unfixed_bug_affects_every_later_kernel() -> None:
-    open_ended = KnownFailure("reset-storm", "6.1", None, FailureKind.HANG, "x", "ref", "ev")
+    open_ended = KnownFailure(("reset-storm",), "6.1", None, FailureKind.HANG, "x", "ref", "ev")
     assert open_ended.affects("6.12.9")
     assert "6.1 and later" in open_ended.describe()
 
@@ -56,3 +56,19 @@ def test_nothing_is_recorded_without_evidence() -> None:
     for record in known.KNOWN:
         assert record.reference and record.evidence
         kernel_version(record.first)
+
+
+@pytest.mark.parametrize("message", [
+    "nvme0 not live within 60s of a reset (state: unreadable: guest command 'cat "
+    "/sys/class/nvme/nvme0/state' exited 1: cat: /sys/class/nvme/nvme0/state: No such file or "
+    "directory)",
+    "nvme0 did not reach 'live' within 60s (last state: gone)",
+    "concurrent resets returned ['1', '1', '1', '1']: none was accepted",
+])
+def test_the_5_10_shadow_doorbell_bug_explains_what_it_did_on_5_10_only(message: str) -> None:
+    failure = [Failure(FailureKind.NOT_RECOVERED, message)]
+    bug = known.explain("flr-under-load", "5.10.0-46-amd64", failure)
+    assert bug is not None and "58847f12fe78" in bug.reference
+    assert known.explain("flr-under-load", "6.1.0-56-amd64", failure) is None
+    assert known.explain("flr-under-load", "5.10.0-46-amd64",
+                         [Failure(FailureKind.LOST_DATA, "verify-only pass: EILSEQ")]) is None
