@@ -37,22 +37,26 @@ def patched(stock: Path, dest: Path, patch: str) -> Path:
     return dest
 
 
-def repro(src: Path, timeout: float) -> tuple[subprocess.CompletedProcess[str], float]:
+def repro(src: Path, timeout: float, *extra: str) -> tuple[subprocess.CompletedProcess[str],
+                                                         float]:
     t0 = time.monotonic()
     proc = harness("repro", "reset-under-load", "--kernel", "debian:6.1", "--seed", SEED,
-                   "--nvme-src", str(src), timeout=timeout)
+                   "--nvme-src", str(src), *extra, timeout=timeout)
     return proc, time.monotonic() - t0
 
 
 def test_the_stock_driver_built_from_source_passes(stock_sources: Path) -> None:
-    proc, _ = repro(stock_sources, timeout=600)
+    # --until-fail with a budget smaller than one iteration: exactly one runs, then exit 0
+    proc, _ = repro(stock_sources, 600, "--until-fail", "--budget", "1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "PASS" in proc.stdout
+    assert f"iteration 1 seed {SEED}: PASS" in proc.stdout, proc.stdout
+    assert "budget spent: 1 iteration(s) passed" in proc.stdout
 
 
 def test_a_driver_that_acknowledges_writes_it_never_sent_is_caught(
         stock_sources: Path, tmp_path: Path) -> None:
-    proc, _ = repro(patched(stock_sources, tmp_path / "host", "lost-write.patch"), timeout=600)
+    proc, _ = repro(patched(stock_sources, tmp_path / "host", "lost-write.patch"), 600,
+                    "--until-fail", "--budget", "900")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "FAIL: lost or corrupted data" in proc.stdout, proc.stdout
     assert "EILSEQ" in proc.stdout and "verify: bad magic header" in proc.stderr

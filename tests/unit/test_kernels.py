@@ -74,3 +74,21 @@ def test_a_missing_kernel_path_is_one_clear_line(tmp_path: Path):
         kernels.get(str(tmp_path / "nope"), progress=None)  # type: ignore[arg-type]
     with pytest.raises(BadInput, match="not usable"):
         kernels.get(str(tmp_path), progress=None)  # type: ignore[arg-type]
+
+
+def test_kernel_specs_are_checked_before_anything_is_fetched(tmp_path: Path):
+    kernels.validate("debian:6.1")
+    kernels.validate(str(tmp_path))
+    kernels.validate(f"{tmp_path},/nonexistent/modules")  # modules are checked later
+    with pytest.raises(BadInput, match=r"unknown kernel 'debian:4\.19'.*debian:5\.10"):
+        kernels.validate("debian:4.19")
+    with pytest.raises(BadInput, match="does not exist"):
+        kernels.validate("/no/such/bzImage")
+
+
+def test_a_suite_brings_its_updates_and_security_suites():
+    from harness.apt import Suite
+
+    lines = Suite("trixie").sources_list().splitlines()
+    assert [ln.split()[-2] for ln in lines] == ["trixie", "trixie-updates", "trixie-security"]
+    assert all("signed-by=" in ln for ln in lines)
