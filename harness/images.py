@@ -133,7 +133,8 @@ def build_rootfs(progress: Progress) -> Path:
 # --- initramfs -------------------------------------------------------------------------------
 
 def module_closure(modules_dep: str, wanted: list[str],
-                   builtin: frozenset[str] = frozenset()) -> list[str]:
+                   builtin: frozenset[str] = frozenset(),
+                   optional: frozenset[str] = frozenset()) -> list[str]:
     """Paths (relative to the modules dir) of ``wanted`` and their dependencies, load order.
 
     Modules compiled into the kernel need no loading and are left out."""
@@ -156,7 +157,7 @@ def module_closure(modules_dep: str, wanted: list[str],
 
     for name in wanted:
         key = name.replace("-", "_")
-        if key in builtin:
+        if key in builtin or (key in optional and key not in by_name):
             continue
         if key not in by_name:
             raise ImageBuildError(f"the kernel has no module {name} (needed in the initramfs); "
@@ -195,9 +196,9 @@ def build_initrd(kernel: KernelImage, progress: Progress, drv: Driver | None = N
     if dest.exists():
         return dest
     progress.step("building initramfs")
-    wanted = json.loads((paths.IMAGES / "initramfs.json").read_text())["modules"]
-    order = module_closure((kernel.modules_dir / "modules.dep").read_text(), wanted,
-                           kernel.builtin)
+    recipe = json.loads((paths.IMAGES / "initramfs.json").read_text())
+    order = module_closure((kernel.modules_dir / "modules.dep").read_text(), recipe["modules"],
+                           kernel.builtin, frozenset(recipe.get("optional", ())))
     entries = [cpio.directory(d) for d in ("bin", "dev", "proc", "sys", "modules", "guest")]
     entries += [cpio.chardev("dev/console", 5, 1), cpio.file("bin/busybox", busybox, 0o755)]
     for rel in order:
