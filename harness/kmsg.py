@@ -517,3 +517,35 @@ def scan(text: str) -> list[Oops]:
     detector.feed(text)
     detector.flush()
     return dedupe(detector.found)
+
+
+# --------------------------------------------------------------------------- log windows
+
+_STAMP_RE: Final = re.compile(r"^\[\s*(?P<s>\d+\.\d+)\]")
+# What a driver that has recovered must not print again: I/O timeouts and aborts, controller
+# resets and disables, a controller given up (the wording of 5.10 to 6.12's nvme driver).
+_TROUBLE_RE: Final = re.compile(
+    r"nvme\S* .*(?:\btimeout\b|\baborting\b|[Aa]bort status|will reset|reset controller"
+    r"|resetting controller|disable controller|Removing after probe failure"
+    r"|failed to mark controller|controller is down)")
+
+
+def stamp(line: str) -> float | None:
+    """The printk time stamp of a ``dmesg`` line, in seconds since boot."""
+    found = _STAMP_RE.match(line)
+    return float(found.group("s")) if found else None
+
+
+def last_stamp(text: str) -> float:
+    """The latest time stamp in ``text`` (0.0 for none): a mark to read the log on from."""
+    stamps = [s for s in map(stamp, text.splitlines()) if s is not None]
+    return max(stamps, default=0.0)
+
+
+def lines_after(text: str, mark: float) -> list[str]:
+    """The lines of ``dmesg`` output stamped after ``mark``."""
+    return [ln for ln in text.splitlines() if (s := stamp(ln)) is not None and s > mark]
+
+
+def is_recovery_trouble(line: str) -> bool:
+    return _TROUBLE_RE.search(strip_prefix(line)) is not None

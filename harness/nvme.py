@@ -26,6 +26,13 @@ class StateSample:
     state: str
 
 
+# Guest shell loops that watch a controller sleep with a builtin (read on a private fifo that
+# never gets data): a process started per sample costs tens of ms on a busy TCG guest and
+# misses short states. ``NAP_SETUP`` once, then ``NAP`` per turn.
+NAP_SETUP = "n=$(mktemp -u /run/nvmeh/nap.XXXXXX); mkfifo $n; exec 8<>$n; rm -f $n; "
+NAP = "read -t 0.01 -u 8"
+
+
 class Controller:
     """One NVMe controller as the guest's driver sees it (``/sys/class/nvme/nvmeX``)."""
 
@@ -66,8 +73,8 @@ class Controller:
         Timed inside the guest, in one command, so SSH latency is not part of the figure.
         Raises :class:`NotRecovered` if the controller is not live within ``bound`` seconds.
         """
-        script = (f"f={self.sysfs}; t0=$EPOCHREALTIME; echo 1 > $f/reset_controller; rc=$?; "
-                  f'until read -r s < $f/state && [ "$s" = live ]; do sleep 0.01; done; '
+        script = (f"{NAP_SETUP}f={self.sysfs}; t0=$EPOCHREALTIME; echo 1 > $f/reset_controller;"
+                  f' rc=$?; until read -r s < $f/state && [ "$s" = live ]; do {NAP}; done; '
                   'echo "$t0 $EPOCHREALTIME $rc"')
         try:
             out = self.guest.run(script, timeout=bound).stdout.split()
@@ -78,18 +85,17 @@ class Controller:
             raise HarnessError(f"writing {self.sysfs}/reset_controller failed: {out}")
         return float(out[0]), float(out[1])
 
-    def wait_state(self, want: str = "live", timeout: float = 60.0,
-                   interval: float = 0.05) -> list[StateSample]:
+    def wait_state(self, want: str = "live", timeout: float = 60.0) -> list[StateSample]:
         """Poll ``state`` until it is ``want``; returns the transitions seen on the way.
 
-        Polling runs in one guest shell loop, so transitions are sampled at ``interval``
-        without an SSH round trip per sample.
+        Polling runs in one guest shell loop of builtins, every 10 ms, without an SSH round
+        trip per sample.
         """
         script = (
-            f"f={shlex.quote(self.sysfs)}/state; prev=; "
-            f"while :; do s=$(cat $f 2>/dev/null || echo gone); "
+            f"{NAP_SETUP}f={shlex.quote(self.sysfs)}/state; prev=; "
+            f"while :; do s=gone; read -r s < $f 2>/dev/null; "
             f'if [ "$s" != "$prev" ]; then echo "$EPOCHREALTIME $s"; prev=$s; fi; '
-            f'[ "$s" = {shlex.quote(want)} ] && exit 0; sleep {interval}; done'
+            f'[ "$s" = {shlex.quote(want)} ] && exit 0; {NAP}; done'
         )
         try:
             res = self.guest.run(script, timeout=timeout)
@@ -97,6 +103,14 @@ class Controller:
             raise NotRecovered(f"{self.name} did not reach {want!r} within {timeout:g}s "
                                f"(last state: {self._last_state()})", exc.detail) from None
         return parse_samples(res.stdout)
+
+    def wait_not(self, state: str, timeout: float) -> list[StateSample]:
+        """Wait until the controller leaves ``state`` (or is gone); the transitions seen.
+        Raises :class:`CommandTimeout` if it is still in ``state`` after ``timeout``."""
+        script = (f"{NAP_SETUP}f={shlex.quote(self.sysfs)}/state; "
+                  f"until s=gone; read -r s < $f 2>/dev/null; [ \"$s\" != {shlex.quote(state)} ];"
+                  f' do {NAP}; done; echo "$EPOCHREALTIME $s"')
+        return parse_samples(self.guest.run(script, timeout=timeout).stdout)
 
     def _last_state(self) -> str:
         try:
@@ -159,3 +173,42 @@ class StateMonitor:
         res = self._bg.kill()
         self._bg = None
         return parse_samples(res.stdout)
+
+
+# PCI command register bits (PCI Local Bus spec, offset 0x04)
+PCI_COMMAND_MEMORY = 0x2  # Memory Space Enable: BAR accesses reach the device
+PCI_COMMAND_MASTER = 0x4  # Bus Master Enable: the device may DMA (queues, data, MSI-X)
+
+
+class PciFunction:
+    """A PCI function as the guest sees it, driven with setpci and sysfs only, so that it
+    works the same on a real machine: the command register, FLR, remove and rescan."""
+
+    def __init__(self, guest: Guest, address: str) -> None:
+        self.guest = guest
+        self.address = address
+
+    def __repr__(self) -> str:
+        return f"PciFunction({self.address})"
+
+    def command(self) -> int:
+        out = self.guest.run(f"setpci -s {self.address} COMMAND", timeout=30, check=True)
+        return int(out.stdout.strip(), 16)
+
+    def set_command(self, bits: int, enabled: bool) -> str:
+        """The setpci command that sets or clears ``bits`` (value:mask, others untouched)."""
+        return f"setpci -s {self.address} COMMAND={bits if enabled else 0:x}:{bits:x}"
+
+    def bus_master_command(self, enabled: bool) -> str:
+        return self.set_command(PCI_COMMAND_MASTER, enabled)
+
+    def memory_space_command(self, enabled: bool) -> str:
+        return self.set_command(PCI_COMMAND_MEMORY, enabled)
+
+    def exists(self) -> bool:
+        return self.guest.run(f"[ -e /sys/bus/pci/devices/{self.address} ]", timeout=30).ok
+
+    def driver(self) -> str | None:
+        out = self.guest.run(f"basename $(readlink /sys/bus/pci/devices/{self.address}/driver)"
+                             " 2>/dev/null", timeout=30)
+        return out.stdout.strip() or None if out.ok else None

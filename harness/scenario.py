@@ -7,6 +7,7 @@ failure is classified (:class:`FailureKind`) and carries its evidence.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import random
 import time
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-from harness import fio
+from harness import fio, kmsg
 from harness.errors import CommandTimeout, GuestPanic, GuestUnreachable, HarnessError
 from harness.kernels import KernelImage
 from harness.lab import Lab
@@ -34,6 +35,7 @@ class FailureKind(enum.Enum):
     NOT_RECOVERED = "controller did not return to live"
     HANG = "hang"
     OOPS = "kernel oops"
+    UNSTABLE = "no stable recovery: timeouts or resets after it"
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class Context:
     failures: list[Failure] = field(default_factory=list)
     loads: list[fio.VerifyLoad] = field(default_factory=list)
     monitors: list[StateMonitor] = field(default_factory=list)
+    stable_from: float | None = None  # kernel log time of the latest recovery
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -166,7 +169,7 @@ class Context:
             self.event("fault", f"reset_controller {ctrl.name}")
             self.fail(FailureKind.NOT_RECOVERED, str(exc), exc.detail)
         self.event("fault", f"reset_controller {ctrl.name}", at=fault)
-        self.event("recovered", f"{ctrl.name} live", at=live)
+        self.recovered(f"{ctrl.name} live", at=live)
         return live - fault
 
     def wait_live(self, ctrl: Controller) -> None:
@@ -175,8 +178,48 @@ class Context:
             samples = ctrl.wait_state("live", timeout=self.live_bound)
         except NotRecovered as exc:
             self.fail(FailureKind.NOT_RECOVERED, str(exc), exc.detail)
-        self.event("recovered", f"{ctrl.name} live",
-                   at=samples[-1].at if samples else None)
+        self.recovered(f"{ctrl.name} live", at=samples[-1].at if samples else None)
+
+    def driver_reacts(self, ctrl: Controller, within: float, since: float) -> None:
+        """Wait for the driver to take ``ctrl`` out of ``live`` (its reaction to a fault it
+        must notice by itself), or find in the kernel log (after ``since``) that it already
+        reset it; neither within ``within`` seconds is a hang."""
+        def reset_logged() -> bool:
+            return any(kmsg.is_recovery_trouble(ln) and "abort" not in ln.lower()
+                       for ln in self.log_since(since))
+
+        if reset_logged():  # it already did, and may be live again
+            return
+        try:
+            ctrl.wait_not("live", timeout=within)
+        except CommandTimeout:
+            if not reset_logged():
+                self.fail(FailureKind.HANG, f"{ctrl.name} stayed live for {within:g}s with a "
+                          "silent device: the driver never acted on its stranded commands")
+
+    def recovered(self, detail: str, at: float | None = None) -> None:
+        """Record a recovery; the kernel log from here on must show no further trouble."""
+        self.event("recovered", detail, at)
+        self.stable_from = self.log_mark()
+
+    def log_mark(self) -> float:
+        """The time stamp of the guest kernel's latest log line: a place to read on from."""
+        return kmsg.last_stamp(self.guest.run("dmesg | tail -n 1", timeout=30).stdout)
+
+    def log_since(self, mark: float) -> list[str]:
+        """Kernel log lines stamped after ``mark``."""
+        return kmsg.lines_after(self.guest.run("dmesg", timeout=30).stdout, mark)
+
+    def check_stable(self) -> None:
+        """After the last recovery: no I/O timeout, abort, controller reset or removal that
+        the scenario did not cause itself (it caused none after recovering)."""
+        if self.stable_from is None:
+            return
+        trouble = [ln for ln in self.log_since(self.stable_from) if kmsg.is_recovery_trouble(ln)]
+        if trouble:
+            self.fail(FailureKind.UNSTABLE, f"{len(trouble)} kernel log line(s) of timeouts or "
+                      f"resets after the last recovery, first: {trouble[0].strip()}",
+                      "\n".join(trouble[-20:]))
 
     def remove_and_restore(self, remove: Callable[[], object],
                            restore: Callable[[], object]) -> None:
@@ -220,7 +263,7 @@ class Context:
         self.event("fault", "power cut")
         self.vm.power_cycle()
         self.clock_offset = self._measure_clock_offset()  # the new life's clock was set anew
-        self.event("recovered", "VM up again, controllers live")
+        self.recovered("VM up again, controllers live")
         for load in self.loads:
             load.after_power_cycle(self.guest)
             if load.lost:
@@ -278,6 +321,7 @@ class Context:
         if not transparent:
             return
         self._judge(result)
+        self.check_stable()  # a controller still timing out would only stall the verify pass
         self.verify(load)
 
 
@@ -382,6 +426,10 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path) -> Iterat
                 raise
         except GuestPanic as exc:
             ctx.failures.append(Failure(FailureKind.OOPS, str(exc), exc.detail))
+        else:
+            if not ctx.failures:
+                with contextlib.suppress(ScenarioFailed):
+                    ctx.check_stable()
         finally:
             if vm.connected:
                 ctx.stop_monitors()

@@ -1,3 +1,10 @@
 """The recovery scenarios; importing this package registers them by their repro names."""
 
-from harness.scenarios import devices, injection, pci, power, resets  # noqa: F401
+from harness.scenarios import (  # noqa: F401
+    devices,
+    injection,
+    pci,
+    power,
+    resets,
+    silent,
+)

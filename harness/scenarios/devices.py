@@ -129,6 +129,9 @@ def vm_pause(ctx: Context) -> None:
     finally:
         ctx.vm.qmp.cmd("cont")
     ctx.event("resumed")
+    # The guest's timers catch up after cont: give the driver the time to act on the I/O that
+    # looks timed out (its reset is the scenario's doing), then it must be live and stay so.
+    ctx.sleep(IO_TIMEOUT + 2.0)
     ctx.wait_live(ctx.controller("nvme0"))
     ctx.finish_loads(loads)
 

@@ -21,15 +21,6 @@ IO_TIMEOUT = 5
 NVME_FAULT_INJECTION = ("CONFIG_FAULT_INJECTION_DEBUG_FS",)
 
 
-def _log_since(ctx: Context, mark: int) -> str:
-    """Kernel log lines after the first ``mark`` lines (see :func:`_log_mark`)."""
-    return ctx.guest.run(f"dmesg | tail -n +{mark + 1}", timeout=30).stdout
-
-
-def _log_mark(ctx: Context) -> int:
-    return int(ctx.guest.run("dmesg | wc -l", timeout=30, check=True).stdout)
-
-
 @scenario("fi-io-timeout",
           "the block layer drops the completions of a few I/Os (fail_io_timeout) under the "
           f"verifying load, so they time out (nvme_core.io_timeout={IO_TIMEOUT}) although the "
@@ -43,13 +34,13 @@ def fi_io_timeout(ctx: Context) -> None:
     times = ctx.rng.randint(1, 3)
     loads = ctx.start_loads(runtime=4 * IO_TIMEOUT + 15)
     ctx.sleep(ctx.rng.uniform(1.0, 2.0))
-    mark = _log_mark(ctx)
+    mark = ctx.log_mark()
     with TimeoutInjection(ctx.guest, "nvme0n1", times=times):
         ctx.event("fault", f"the completions of {times} I/O(s) of nvme0n1 are dropped")
         # the first I/O times out after IO_TIMEOUT, the abort goes unanswered for another
         ctx.sleep(2 * IO_TIMEOUT + 3)
     ctx.wait_live(ctrl)
-    log = _log_since(ctx, mark)
+    log = "\n".join(ctx.log_since(mark))
     if "timeout" not in log:
         ctx.fail(FailureKind.NOT_RECOVERED, "no I/O timeout was logged: the dropped completions "
                  "never reached the driver's timeout handler, so nothing was tested",
@@ -66,7 +57,7 @@ def fi_io_timeout(ctx: Context) -> None:
 def fi_status(ctx: Context) -> None:
     loads = ctx.start_loads(runtime=14)
     ctx.sleep(ctx.rng.uniform(1.0, 2.0))
-    mark = _log_mark(ctx)
+    mark = ctx.log_mark()
     count = ctx.rng.randint(5, 20)
     with StatusInjection(ctx.guest, "nvme0n1", SC_DATA_XFER_ERROR, probability=20,
                          times=count, retry=True):
@@ -81,7 +72,7 @@ def fi_status(ctx: Context) -> None:
     if read.ok:
         ctx.fail(FailureKind.IO_ERROR, "a read completed with an injected DNR status succeeded: "
                  "the error was lost")
-    log = _log_since(ctx, mark)
+    log = "\n".join(ctx.log_since(mark))
     if "FAULT_INJECTION: forcing a failure" not in log:
         ctx.fail(FailureKind.NOT_RECOVERED, "the kernel log shows no injected failure: the "
                  "scenario tested nothing", log[-2000:])

@@ -1,0 +1,150 @@
+"""A device that stops answering while the driver has a full queue.
+
+The guest clears a bit of the controller's PCI command register (setpci, as blktests block/011
+does): without Bus Master Enable the device can neither fetch commands nor post completions
+(QEMU's NVMe fails its next DMA and reports Controller Fatal Status); without Memory Space
+Enable its registers read as all ones. Unlike a sysfs reset, nothing is drained politely:
+commands sit fetched or unfetched, the driver times out, and its cancel and requeue paths
+must account for every one of them. Guest-side only, so they also run on a real machine.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from harness.nvme import PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY, PciFunction
+from harness.scenario import Context, FailureKind, scenario
+from harness.topology import Topology
+
+IO_TIMEOUT = 5  # nvme_core.io_timeout: the driver notices a silent device after this long
+ADMIN_TIMEOUT = 5  # nvme_core.admin_timeout: a reset talking to a silent device gives up
+SILENT = Topology.build(
+    kernel_args=f"nvme_core.io_timeout={IO_TIMEOUT} nvme_core.admin_timeout={ADMIN_TIMEOUT}")
+# A silent device strands commands; the driver must act on them within this long: a timeout
+# (IO_TIMEOUT, checked at a 1 s granularity), an abort that also times out, then the reset.
+NOTICE_WITHIN = 4 * IO_TIMEOUT + 10
+# What the driver's reset must have logged: it noticed the silence and acted on it.
+NOTICED = ("timeout", "will reset", "controller is down")
+
+
+def _noticed(ctx: Context, mark: float) -> str:
+    lines = [ln for ln in ctx.log_since(mark) if any(n in ln for n in NOTICED)]
+    return "\n".join(lines)
+
+
+@scenario("bus-master-off",
+          "Bus Master Enable cleared under the verifying load for a seeded time longer than "
+          f"the I/O timeout ({IO_TIMEOUT} s), two or three times: the device cannot fetch or "
+          "complete anything; the driver times out, resets (re-enabling bus mastering itself) "
+          "and must complete or retry every stranded command: live again each time, no I/O "
+          "error, nothing after the recovery, every completed write intact",
+          SILENT, live_bound=120)
+def bus_master_off(ctx: Context) -> None:
+    ctrl = ctx.controller("nvme0")
+    pci = PciFunction(ctx.guest, ctrl.pci_address)
+    rounds = [(ctx.rng.uniform(1.0, 3.0), IO_TIMEOUT + ctx.rng.uniform(1.0, 4.0))
+              for _ in range(ctx.rng.randint(2, 3))]
+    # long enough for every round, the driver noticing each silence late, and a tail of I/O
+    # after the last recovery
+    loads = ctx.start_loads(runtime=sum(g + s + 2 * IO_TIMEOUT for g, s in rounds) + 8)
+    for gap, silence in rounds:
+        ctx.sleep(gap)
+        mark = ctx.log_mark()
+        ctx.act(pci.bus_master_command(False), f"bus master off ({pci.address}) for "
+                f"{silence:.1f}s, then left to the driver")
+        ctx.sleep(silence)
+        ctx.driver_reacts(ctrl, within=NOTICE_WITHIN, since=mark)
+        ctx.wait_live(ctrl)
+        if not _noticed(ctx, mark):
+            ctx.fail(FailureKind.NOT_RECOVERED, f"the device was silent for {silence:.1f}s "
+                     "and the driver logged no timeout: nothing was tested",
+                     "\n".join(ctx.log_since(mark))[-2000:])
+        if not pci.command() & PCI_COMMAND_MASTER:
+            ctx.fail(FailureKind.NOT_RECOVERED, "the controller is live but bus mastering is "
+                     "still off: it cannot be doing I/O")
+    ctx.finish_loads(loads)
+
+
+@scenario("mmio-off",
+          "Memory Space Enable cleared under load (registers read as all ones): the driver "
+          "must notice, and either give the controller up cleanly (I/O fails with an error, "
+          "nothing hangs) or recover it; after the bit is restored and the bus rescanned the "
+          "controller is live and every write completed before the fault is intact",
+          SILENT, live_bound=120)
+def mmio_off(ctx: Context) -> None:
+    ctrl = ctx.controller("nvme0")
+    pci = PciFunction(ctx.guest, ctrl.pci_address)
+    mark = 0.0
+
+    def remove() -> None:
+        nonlocal mark
+        mark = ctx.log_mark()
+        ctx.act(pci.memory_space_command(False), f"memory space off ({pci.address})")
+        ctx.sleep(IO_TIMEOUT + ctx.rng.uniform(2.0, 5.0))
+        outcome = _settle(ctx, ctrl.name)
+        ctx.event("driver_outcome", outcome)
+
+    def restore() -> None:
+        if pci.exists():
+            ctx.act(pci.memory_space_command(True), f"memory space on ({pci.address})")
+        if pci.driver() is None:
+            ctx.act("echo 1 > /sys/bus/pci/rescan", "PCI bus rescan")
+            if pci.exists() and pci.driver() is None:
+                ctx.act(f"echo {pci.address} > /sys/bus/pci/drivers/nvme/bind",
+                        f"bind nvme to {pci.address}")
+
+    ctx.remove_and_restore(remove, restore)
+    if not _noticed(ctx, mark):
+        ctx.fail(FailureKind.NOT_RECOVERED, "registers read as all ones and the driver logged "
+                 "no timeout or reset: nothing was tested")
+
+
+def _settle(ctx: Context, name: str) -> str:
+    """Wait until the driver has decided (live again, or the controller gone or dead);
+    a controller left resetting or connecting past the bound is a failure."""
+    script = (f"f=/sys/class/nvme/{name}/state; end=$((SECONDS + {int(ctx.live_bound)})); "
+              "while [ $SECONDS -lt $end ]; do s=$(cat $f 2>/dev/null || echo gone); "
+              "case $s in live|gone|dead|deleting*) echo $s; exit 0;; esac; sleep 0.1; done; "
+              "echo stuck-$s; exit 1")
+    res = ctx.guest.run(script, timeout=ctx.live_bound + 30)
+    outcome = res.stdout.strip()
+    if not res.ok:
+        ctx.fail(FailureKind.NOT_RECOVERED, f"{name} neither recovered nor was given up within "
+                 f"{ctx.live_bound:g}s of the device going silent: {outcome}")
+    return outcome
+
+
+@scenario("dead-during-reset",
+          "the device goes silent (bus master or memory space off, seeded) while a sysfs reset "
+          "is already in progress (right after it starts, or once the driver is bringing the "
+          "controller back): the reset must not hang; the driver recovers or gives up "
+          "cleanly; after the bit is restored the controller is live and every write "
+          "completed before the fault is intact",
+          SILENT, live_bound=120)
+def dead_during_reset(ctx: Context) -> None:
+    ctrl = ctx.controller("nvme0")
+    pci = PciFunction(ctx.guest, ctrl.pci_address)
+    silence = ctx.rng.choice(["bus-master", "memory-space"])
+    command = (pci.bus_master_command(False) if silence == "bus-master"
+               else pci.memory_space_command(False))
+    phase = ctx.rng.choice(["resetting", "connecting"])
+
+    def remove() -> None:
+        # One guest command: start the reset, wait for the phase, silence the device at once.
+        state = f"/sys/class/nvme/{ctrl.name}/state"
+        ctx.act(f"(echo 1 > /sys/class/nvme/{ctrl.name}/reset_controller) 2>/dev/null & "
+                f"until s=$(cat {state} 2>/dev/null) && [ \"$s\" = {phase} ]; do :; done; "
+                f"{command}", f"{silence} off while {ctrl.name} is {phase}")
+        outcome = _settle(ctx, ctrl.name)
+        ctx.event("driver_outcome", outcome)
+
+    def restore() -> None:
+        if pci.exists():
+            ctx.act(pci.set_command(PCI_COMMAND_MASTER | PCI_COMMAND_MEMORY, True),
+                    f"bus master and memory space on ({pci.address})")
+        if pci.driver() is None:
+            ctx.act(f"echo 1 > /sys/bus/pci/rescan; [ -e /sys/bus/pci/devices/{pci.address}/"
+                    f"driver ] || echo {shlex.quote(pci.address)} > "
+                    "/sys/bus/pci/drivers/nvme/bind", "PCI rescan and driver bind")
+
+    ctx.remove_and_restore(remove, restore)
