@@ -256,11 +256,21 @@ class VerifyLoad:
         if self._bg is not None and self._bg.running and not self.lost:
             self._bg.kill()
 
+    def _verify_command(self) -> str:
+        return (f"cd {self.workdir} && env {self._env()} fio --output-format=json "
+                "--output=pass.json --verify_only --verify_state_load=1 verify-pass.fio")
+
     def verify_pass(self, timeout: float = 600.0) -> FioResult:
-        res = self.guest.run(f"cd {self.workdir} && env {self._env()} fio --output-format=json "
-                             "--output=pass.json --verify_only --verify_state_load=1 "
-                             "verify-pass.fio", timeout=timeout)
+        res = self.guest.run(self._verify_command(), timeout=timeout)
         return self._result("pass.json", res.stderr)
+
+    def start_verify_pass(self) -> Background:
+        """The verify-only pass in the background, for a caller that watches the device
+        meanwhile; :meth:`verify_result` reads its outcome."""
+        return self.guest.background(self._verify_command())
+
+    def verify_result(self, stderr: str) -> FioResult:
+        return self._result("pass.json", stderr)
 
     def _result(self, name: str, stderr: str) -> FioResult:
         return read_result(self.guest, f"{self.workdir}/{name}", stderr)

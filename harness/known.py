@@ -69,6 +69,16 @@ KNOWN: tuple[KnownFailure, ...] = (
         evidence="known-bugs/linux-5.10-stale-shadow-doorbells/: fails on debian:5.10 "
                  "(5.10.262), passes on 6.1 and 6.12 and on 5.10 with the fix backported "
                  "(--nvme-src)"),
+    KnownFailure(
+        scenarios=("bus-master-off", "mmio-off", "dead-during-reset", "fi-io-timeout"),
+        first="4.12", fixed_in="6.8", kind=FailureKind.UNSTABLE,
+        pattern=r"kernel log line\(s\) of timeouts or resets after the last recovery",
+        reference="06c59d427017 \"nvme: Inform controller of doorbell config before "
+                  "unquiescing IO queues\" (not in 6.1.y; 6.12 has it): a reset that requeues "
+                  "stranded I/O submits it before the controller knows the shadow doorbells, "
+                  "so it times out again, and every reset after that does the same",
+        evidence="known-bugs/linux-6.1-doorbell-config-after-requeue/: fails on debian:6.1 "
+                 "(6.1.192), passes on 6.12 and on 6.1 with the fix backported (--nvme-src)"),
 )
 
 

@@ -27,6 +27,7 @@ from harness.topology import DEFAULT, Topology
 from harness.vm import VM
 
 MAX_SEED = 2**32 - 1
+VERIFY_WATCH_S = 3.0  # how often the kernel log is read while a verify pass runs
 
 
 class FailureKind(enum.Enum):
@@ -293,9 +294,30 @@ class Context:
                     else FailureKind.IO_ERROR)
             self.fail(kind, "the load saw: " + "; ".join(result.failures), result.messages)
 
-    def verify(self, load: fio.VerifyLoad) -> None:
-        """The verify-only pass: every write the load completed must read back intact."""
-        check = load.verify_pass()
+    def verify(self, load: fio.VerifyLoad, timeout: float = 600.0) -> None:
+        """The verify-only pass: every write the load completed must read back intact.
+
+        The kernel log is watched while it runs: a controller that starts timing out again
+        fails the iteration at once (UNSTABLE) instead of stalling the pass until its timeout.
+        """
+        bg = load.start_verify_pass()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                res = bg.wait(VERIFY_WATCH_S)
+                break
+            except CommandTimeout:
+                pass
+            if time.monotonic() > deadline:
+                bg.kill()
+                self.fail(FailureKind.HANG, f"the verify-only pass did not end within "
+                          f"{timeout:g}s", self.driver_log())
+            try:
+                self.check_stable()
+            except ScenarioFailed:
+                bg.kill()
+                raise
+        check = load.verify_result(res.stderr)
         self.event("verified", "; ".join(check.failures) or "every completed write intact")
         if not check.ok:
             self.fail(FailureKind.LOST_DATA, "verify-only pass: " + "; ".join(check.failures),

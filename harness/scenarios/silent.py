@@ -81,6 +81,7 @@ def mmio_off(ctx: Context) -> None:
         mark = ctx.log_mark()
         ctx.act(pci.memory_space_command(False), f"memory space off ({pci.address})")
         ctx.sleep(IO_TIMEOUT + ctx.rng.uniform(2.0, 5.0))
+        ctx.driver_reacts(ctrl, within=NOTICE_WITHIN, since=mark)
         outcome = _settle(ctx, ctrl.name)
         ctx.event("driver_outcome", outcome)
 
@@ -131,10 +132,15 @@ def dead_during_reset(ctx: Context) -> None:
 
     def remove() -> None:
         # One guest command: start the reset, wait for the phase, silence the device at once.
+        # Builtins only in the wait: the phases last tens of ms. Should the reset end before
+        # the phase is seen, the device goes silent at once anyway; the event says which.
         state = f"/sys/class/nvme/{ctrl.name}/state"
-        ctx.act(f"(echo 1 > /sys/class/nvme/{ctrl.name}/reset_controller) 2>/dev/null & "
-                f"until s=$(cat {state} 2>/dev/null) && [ \"$s\" = {phase} ]; do :; done; "
-                f"{command}", f"{silence} off while {ctrl.name} is {phase}")
+        wanted = '[ "$s" != live ]' if phase == "resetting" else '[ "$s" = connecting ]'
+        seen = ctx.act(f"(echo 1 > /sys/class/nvme/{ctrl.name}/reset_controller) 2>/dev/null & "
+                       f"r=$!; until s=gone; read -r s < {state}; {wanted} || "
+                       f"! kill -0 $r 2>/dev/null; do :; done; {command}; echo $s",
+                       f"{silence} off during a reset of {ctrl.name} ({phase})").strip()
+        ctx.event("silenced_in_state", seen)
         outcome = _settle(ctx, ctrl.name)
         ctx.event("driver_outcome", outcome)
 
