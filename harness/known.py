@@ -74,7 +74,8 @@ KNOWN: tuple[KnownFailure, ...] = (
         first="4.12", fixed_in="6.8", kind=FailureKind.UNSTABLE,
         pattern=r"kernel log line\(s\) of timeouts or resets after the last recovery",
         reference="06c59d427017 \"nvme: Inform controller of doorbell config before "
-                  "unquiescing IO queues\" (not in 6.1.y; 6.12 has it): a reset that requeues "
+                  "unquiescing IO queues\" (lore 20240110182855.1833512-1-wab@google.com, "
+                  "applied for 6.8; not in 6.1.y; 6.12 has it): a reset that requeues "
                   "stranded I/O submits it before the controller knows the shadow doorbells, "
                   "so it times out again, and every reset after that does the same",
         evidence="known-bugs/linux-6.1-doorbell-config-after-requeue/: fails on debian:6.1 "
