@@ -33,7 +33,8 @@ def stock_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def patched(stock: Path, dest: Path, patch: str) -> Path:
     shutil.copytree(stock, dest)
-    subprocess.run(["patch", "-p1", "-s", "-i", str(PATCHES / patch)], cwd=dest, check=True)
+    # git apply works outside a repository too, and git is there wherever this was cloned
+    subprocess.run(["git", "apply", "-p1", str(PATCHES / patch)], cwd=dest, check=True)
     return dest
 
 
