@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -11,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import paths
-from harness.errors import HarnessError
+from harness import paths, throughput
+from harness.errors import CommandTimeout, HarnessError
 from harness.ssh import Background, Guest
 
 JOBS_DIR = paths.GUESTS / "fio"
@@ -141,14 +142,19 @@ class VerifyLoad:
     def __init__(self, guest: Guest, filename: str, seed: int, runtime: float,
                  name: str = "load", iodepth: int = 8, numjobs: int = 2, bs: str = "4k",
                  size: str = "256M", backlog: int = 64, offset: str = "0",
-                 fsync: int = 0, polled: bool = False) -> None:
+                 fsync: int = 0, polled: bool = False, headroom: float = 0.0) -> None:
         """``polled``: io_uring with HIPRI, completions reaped by polling (the driver needs
-        poll queues, ``nvme.poll_queues=N``); otherwise libaio and interrupts."""
+        poll queues, ``nvme.poll_queues=N``); otherwise libaio and interrupts.
+        ``headroom``: fio may run this much longer than ``runtime``, for a caller that ends
+        the load itself (:meth:`end`) once it has seen enough after a recovery."""
         self.guest = guest
         self.name = name
         self.polled = polled
         self.workdir = f"{REMOTE_DIR}/{name}"
-        self.params = job_environment(filename=filename, seed=seed, runtime=int(runtime),
+        self.runtime = runtime
+        self.ends_at: float | None = None  # host monotonic time the planned runtime is over
+        self.params = job_environment(filename=filename, seed=seed,
+                                      runtime=int(runtime + headroom),
                                       iodepth=iodepth, numjobs=numjobs, bs=bs, size=size,
                                       backlog=backlog, offset=offset, fsync=fsync,
                                       engine="io_uring" if polled else "libaio")
@@ -173,6 +179,7 @@ class VerifyLoad:
             f"cd {self.workdir} && exec env {self._env()} fio --output-format=json "
             f"--output=load.json --trigger-file={self.workdir}/trigger "
             f"--trigger={shlex.quote(flush)} verify-load.fio")
+        self.ends_at = time.monotonic() + self.runtime
         if before is None:
             return  # not a block device: nothing to watch
         deadline = time.monotonic() + flowing_within
@@ -181,6 +188,7 @@ class VerifyLoad:
                  f"[ $w -gt {before} ] && exit 0; sleep 0.05; done; exit 1")
         while self.running:
             if self.guest.run(watch, timeout=60).exit_code == 0:
+                self.ends_at = time.monotonic() + self.runtime
                 return
             if time.monotonic() > deadline:
                 raise FioError(f"the load on {self.params['FILENAME']} completed no write "
@@ -252,6 +260,18 @@ class VerifyLoad:
         res = self._bg.wait(timeout)
         return self._result("load.json", res.stderr)
 
+    def end(self, not_before: float = 0.0, timeout: float = 300.0) -> FioResult:
+        """Let the load run to the end of its runtime, or until ``not_before`` (host
+        monotonic) if that is later, then stop it the way a checkpoint does (completed
+        writes kept, verify state saved) and return its result."""
+        assert self._bg is not None and self.ends_at is not None, "start() first"
+        until = max(self.ends_at, not_before)
+        with contextlib.suppress(CommandTimeout):
+            self._bg.wait(max(0.0, until - time.monotonic()))
+        if self.running:
+            self.guest.run(f"touch {self.workdir}/trigger", check=True)
+        return self.wait(timeout)
+
     def stop(self) -> None:
         if self._bg is not None and self._bg.running and not self.lost:
             self._bg.kill()
@@ -275,10 +295,13 @@ class VerifyLoad:
     def _result(self, name: str, stderr: str) -> FioResult:
         return read_result(self.guest, f"{self.workdir}/{name}", stderr)
 
-    def iops_per_second(self) -> list[tuple[float, float]]:
-        """(seconds since the load began, write IOPS summed over jobs) from fio's logs."""
-        out = self.guest.run(f"cat {self.workdir}/load_iops.*.log 2>/dev/null", timeout=30)
-        return sum_iops_logs(out.stdout)
+    def iops_per_second(self) -> throughput.Series:
+        """(guest epoch second ending a window, write IOPS of all jobs) from fio's logs,
+        which fio writes when the load ends."""
+        out = self.guest.run(f"for f in {self.workdir}/load_iops.*.log; do "
+                             '[ -e "$f" ] && { echo "@@job"; cat "$f"; }; done', timeout=30)
+        return throughput.sum_jobs([throughput.parse_log(job)
+                                    for job in out.stdout.split("@@job")])
 
     def fetch(self, dest: Path) -> None:
         """Copy fio's JSON, per-second logs and verify state into ``dest`` (the artifacts)."""
@@ -290,14 +313,3 @@ class VerifyLoad:
             if name.endswith((".json", ".log", ".state")):
                 self.guest.get(f"{self.workdir}/{name}", dest / name)
 
-
-def sum_iops_logs(text: str) -> list[tuple[float, float]]:
-    """Sum fio iops logs ("msec, value, ddir, bs, ...") per second over all jobs."""
-    per_second: dict[int, float] = {}
-    for line in text.splitlines():
-        fields = [f.strip() for f in line.split(",")]
-        if len(fields) < 3 or not fields[0].isdigit():
-            continue
-        second = int(fields[0]) // 1000
-        per_second[second] = per_second.get(second, 0.0) + float(fields[1])
-    return [(float(s), v) for s, v in sorted(per_second.items())]

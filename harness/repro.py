@@ -45,8 +45,10 @@ def describe(result: IterationResult) -> str:
         rec = max(result.recovery_s) if result.recovery_s else 0.0
         io = (f", writes again {max(result.io_resume_s) * 1000:.0f} ms after live at most"
               if result.io_resume_s else "")
+        back = [j.back_after for j in result.throughput if j.back_after is not None]
+        tp = (f", throughput back within {max(back):.1f}s" if back else "")
         return (f"PASS in {result.duration:.1f}s, {len(result.recovery_s)} recoveries, "
-                f"slowest {rec * 1000:.0f} ms{io}")
+                f"slowest {rec * 1000:.0f} ms{io}{tp}")
     return "FAIL: " + "; ".join(str(f) for f in result.failures)
 
 

@@ -16,18 +16,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-from harness import fio, kmsg
+from harness import fio, kmsg, throughput
 from harness.errors import CommandTimeout, GuestPanic, GuestUnreachable, HarnessError
 from harness.kernels import KernelImage
 from harness.lab import Lab
 from harness.nvme import IO_RESUMED, Controller, NotRecovered, StateMonitor
 from harness.ssh import Guest
+from harness.throughput import Criterion, Judgement
 from harness.timeline import Timeline
 from harness.topology import DEFAULT, Topology
 from harness.vm import VM
 
 MAX_SEED = 2**32 - 1
 VERIFY_WATCH_S = 3.0  # how often the kernel log is read while a verify pass runs
+# After every recovery, half the IOPS of before the fault within 5 s: generous under TCG (a
+# second's IOPS varies by a third there), yet a driver that limps after a reset fails it.
+THROUGHPUT = Criterion(share=0.5, within=5.0)
+WARM_UP_S = 2.0  # a load runs this long before any fault: a whole second of baseline IOPS
 
 
 class FailureKind(enum.Enum):
@@ -37,6 +42,7 @@ class FailureKind(enum.Enum):
     HANG = "hang"
     OOPS = "kernel oops"
     UNSTABLE = "no stable recovery: timeouts or resets after it"
+    SLOW = "throughput did not come back after recovering"
 
 
 @dataclass(frozen=True)
@@ -61,15 +67,22 @@ class Context:
     seed: int
     artifacts: Path
     live_bound: float
+    throughput: Criterion = field(default_factory=lambda: THROUGHPUT)
     rng: random.Random = field(init=False)
     timeline: Timeline = field(default_factory=Timeline)
     failures: list[Failure] = field(default_factory=list)
     loads: list[fio.VerifyLoad] = field(default_factory=list)
     monitors: list[StateMonitor] = field(default_factory=list)
     stable_from: float | None = None  # kernel log time of the latest recovery
+    load_started: dict[str, float] = field(default_factory=dict)  # writes flowing (guest time)
+    judgements: list[Judgement] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+        self.clock_offset = self._measure_clock_offset()
+
+    def resync_clock(self) -> None:
+        """Measure the guest's clock again: it stood still while the VM was stopped."""
         self.clock_offset = self._measure_clock_offset()
 
     def _measure_clock_offset(self) -> float:
@@ -144,9 +157,16 @@ class Context:
     def start_loads(self, runtime: float, offset: str = "0", size: str = "256M",
                     fsync: int = 0, polled: bool = False) -> list[fio.VerifyLoad]:
         """One verifying load per namespace (each job of it writes ``size`` from ``offset``;
-        ``fsync=N``: a flush after every N writes; ``polled``: io_uring HIPRI)."""
-        return [self.start_load(runtime, dev, offset, size, fsync, polled)
-                for dev in self.namespaces()]
+        ``fsync=N``: a flush after every N writes; ``polled``: io_uring HIPRI), warmed up."""
+        loads = [self.start_load(runtime, dev, offset, size, fsync, polled)
+                 for dev in self.namespaces()]
+        self.warm_up(loads)
+        return loads
+
+    def warm_up(self, loads: list[fio.VerifyLoad]) -> None:
+        """Let ``loads`` run long enough to measure the IOPS a recovery must come back to."""
+        started = max(self.load_started[ld.name] for ld in loads)
+        self.sleep(max(0.0, started + WARM_UP_S - self.now()))
 
     def finish_loads(self, loads: list[fio.VerifyLoad], transparent: bool = True) -> None:
         for load in loads:
@@ -156,10 +176,12 @@ class Context:
                    size: str = "256M", fsync: int = 0, polled: bool = False) -> fio.VerifyLoad:
         load = fio.VerifyLoad(self.guest, device, seed=self.seed, runtime=runtime,
                               name=f"load{len(self.loads)}", offset=offset, size=size,
-                              fsync=fsync, polled=polled)
+                              fsync=fsync, polled=polled,
+                              headroom=self.live_bound + self.throughput.within + 30)
         load.start()
         self.loads.append(load)
-        self.event("load_started", device)
+        self.load_started[load.name] = self.now()
+        self.event("load_started", f"{load.name} {device}")
         return load
 
     def reset(self, ctrl: Controller) -> float:
@@ -233,7 +255,7 @@ class Context:
         """
         before = self.start_loads(runtime=self.rng.uniform(3.0, 5.0), size="128M")
         for load in before:
-            load.wait(timeout=120)
+            load.end()
         under = self.start_loads(runtime=30, offset="512M", size="128M")
         self.sleep(self.rng.uniform(1.0, 2.0))
         self.vm.tainted = True
@@ -263,7 +285,7 @@ class Context:
         self.stop_monitors()
         self.event("fault", "power cut")
         self.vm.power_cycle()
-        self.clock_offset = self._measure_clock_offset()  # the new life's clock was set anew
+        self.resync_clock()  # the new life's clock was set anew
         self.recovered("VM up again, controllers live")
         for load in self.loads:
             load.after_power_cycle(self.guest)
@@ -337,14 +359,50 @@ class Context:
         integrity with a load that ended before the removal (see the pci and device
         scenarios), and use this only to show that the load under the removal ended.
         """
-        runtime = float(load.params["RUNTIME"])
-        result = load.wait(timeout=runtime + 300)
-        self.event("load_finished", "; ".join(result.failures) or "no errors")
+        recoveries = self._recoveries_since(self.load_started[load.name])
+        not_before = 0.0
+        if transparent and recoveries and load.running:  # leave time to show the throughput
+            not_before = time.monotonic() + (recoveries[-1] + self.throughput.within + 1.5
+                                             - self.now())
+        result = load.end(not_before)
+        self.event("load_finished", f"{load.name}: "
+                   f"{'; '.join(result.failures) or 'no errors'}")
         if not transparent:
             return
         self._judge(result)
         self.check_stable()  # a controller still timing out would only stall the verify pass
+        self.check_throughput(load)
         self.verify(load)
+
+    def _recoveries_since(self, since: float) -> list[float]:
+        return sorted(e.at for e in self.timeline.events
+                      if e.kind == "recovered" and e.at >= since)
+
+    def check_throughput(self, load: fio.VerifyLoad) -> None:
+        """After each recovery the load must come back to a share of its pre-fault IOPS
+        (:mod:`harness.throughput`); the figures go into the timeline either way."""
+        series = load.iops_per_second()
+        if not series:
+            raise HarnessError(f"{load.name} left no per-second IOPS log in {load.workdir}")
+        self.timeline.series[load.name] = series
+        started, ended = self.load_started[load.name], series[-1][0]
+        faults = [e.at for e in self.timeline.events
+                  if e.kind == "fault" and started <= e.at <= ended]
+        recoveries = [r for r in self._recoveries_since(min(faults, default=ended))
+                      if r <= ended]
+        try:
+            verdicts = throughput.judge(load.name, series, started, faults, recoveries,
+                                        self.throughput)
+        except throughput.NoBaseline as exc:
+            raise HarnessError(f"cannot judge throughput: {exc}") from None
+        for v in verdicts:
+            self.event("throughput", v.describe(), at=v.recovered_at + (v.back_after or 0.0))
+        self.judgements += verdicts
+        slow = [v for v in verdicts if not v.ok]
+        if slow:
+            self.fail(FailureKind.SLOW, slow[0].describe(),
+                      "IOPS per second (guest time from the load's start):\n" + "\n".join(
+                          f"{t - started:7.1f} {v:8.0f}" for t, v in series))
 
 
 @dataclass(frozen=True)
@@ -358,6 +416,7 @@ class Scenario:
     # scenario already covers (they run in the whole suite, tox -e nvme).
     ci: bool = True
     kernel_config: tuple[str, ...] = ()  # options the guest kernel must have (=y), or skip
+    throughput: Criterion = THROUGHPUT  # what "throughput comes back" means here
 
     def skip_reason(self, kernel: KernelImage) -> str | None:
         """Why this scenario cannot run on ``kernel``, or None; decided before any boot."""
@@ -383,11 +442,12 @@ REGISTRY: dict[str, Scenario] = {}
 
 def scenario(name: str, summary: str, topology: Topology = DEFAULT,
              live_bound: float = 60.0, ci: bool = True,
-             kernel_config: tuple[str, ...] = ()) -> Callable[
+             kernel_config: tuple[str, ...] = (),
+             throughput: Criterion = THROUGHPUT) -> Callable[
                  [Callable[[Context], None]], Callable[[Context], None]]:
     def register(procedure: Callable[[Context], None]) -> Callable[[Context], None]:
         REGISTRY[name] = Scenario(name, summary, procedure, topology, live_bound, ci,
-                                  kernel_config)
+                                  kernel_config, throughput)
         return procedure
     return register
 
@@ -413,6 +473,7 @@ class IterationResult:
     failures: tuple[Failure, ...]
     recovery_s: tuple[float, ...]
     io_resume_s: tuple[float, ...]  # from each return to live to the next completed write
+    throughput: tuple[Judgement, ...]  # one per recovery a load lived through
     duration: float
     artifacts: Path
 
@@ -429,7 +490,7 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path) -> Iterat
         raise ScenarioSkipped(reason)
     artifacts.mkdir(parents=True, exist_ok=True)
     with lab.vm(scn.topology, artifacts, name=scn.name) as vm:
-        ctx = Context(vm, seed, artifacts, scn.live_bound)
+        ctx = Context(vm, seed, artifacts, scn.live_bound, scn.throughput)
         ctx.start_monitors()
         try:
             scn.procedure(ctx)
@@ -463,4 +524,5 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path) -> Iterat
         ctx.timeline.write(artifacts / "timeline.json")
     return IterationResult(scn.name, seed, tuple(ctx.failures),
                            tuple(ctx.timeline.recovery_times()),
-                           tuple(ctx.timeline.io_resume_times()), time.monotonic() - t0, artifacts)
+                           tuple(ctx.timeline.io_resume_times()), tuple(ctx.judgements),
+                           time.monotonic() - t0, artifacts)

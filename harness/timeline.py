@@ -22,6 +22,8 @@ class Event:
 @dataclass
 class Timeline:
     events: list[Event] = field(default_factory=list)
+    # per-second IOPS of each load: (end of the window, IOPS), for the throughput verdicts
+    series: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
     def add(self, kind: str, detail: str = "", at: float | None = None) -> Event:
         event = Event(time.time() if at is None else at, kind, detail)
@@ -79,5 +81,7 @@ class Timeline:
         path.write_text(json.dumps(
             {"start": start, "recovery_s": self.recovery_times(),
              "io_resume_s": self.io_resume_times(),
-             "events": [{**asdict(e), "t": round(e.at - start, 4)} for e in self.sorted()]},
+             "events": [{**asdict(e), "t": round(e.at - start, 4)} for e in self.sorted()],
+             "iops": {name: [[round(t - start, 3), v] for t, v in points]
+                      for name, points in self.series.items()}},
             indent=1) + "\n")

@@ -128,6 +128,7 @@ def vm_pause(ctx: Context) -> None:
         ctx.sleep(pause)
     finally:
         ctx.vm.qmp.cmd("cont")
+    ctx.resync_clock()  # the guest's clock stood still with it: timeline and fio logs agree
     ctx.event("resumed")
     # The guest's timers catch up after cont: give the driver the time to act on the I/O that
     # looks timed out (its reset is the scenario's doing), then it must be live and stay so.

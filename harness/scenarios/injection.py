@@ -92,7 +92,7 @@ def fi_admin_during_reset(ctx: Context) -> None:
     address = ctrl.pci_address
     before = ctx.start_loads(runtime=ctx.rng.uniform(3.0, 5.0), size="128M")
     for load in before:
-        load.wait(timeout=120)
+        load.end()
     under = ctx.start_loads(runtime=20, offset="512M", size="128M")
     ctx.sleep(ctx.rng.uniform(1.0, 2.0))
     ctx.vm.tainted = True

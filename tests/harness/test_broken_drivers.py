@@ -75,6 +75,17 @@ def test_a_reset_that_never_marks_the_controller_live_is_caught_in_bounded_time(
     assert took < 240, f"took {took:.0f}s: the 60 s recovery bound was not what ended it"
 
 
+def test_a_driver_that_limps_after_a_reset_is_caught_by_its_throughput(
+        stock_sources: Path, tmp_path: Path) -> None:
+    # Live, no error, nothing lost: only the per-second IOPS show that it never came back.
+    proc, _ = repro(patched(stock_sources, tmp_path / "host", "slow-after-reset.patch"), 600)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "FAIL: throughput did not come back after recovering" in proc.stdout, proc.stdout
+    assert re.search(r"load0: \d+ IOPS before the fault .*, at best \d+ IOPS \(\d+%\)",
+                     proc.stdout), proc.stdout
+    assert "IOPS per second" in proc.stderr  # the whole series is the evidence
+
+
 def test_a_driver_that_does_not_compile_shows_the_compiler_output(
         stock_sources: Path, tmp_path: Path) -> None:
     src = tmp_path / "host"

@@ -1,7 +1,6 @@
 import argparse
 from pathlib import Path
 
-from harness.fio import sum_iops_logs
 from harness.repro import reproduce_command
 from harness.scenario import Scenario, names
 from harness.timeline import Timeline
@@ -27,13 +26,6 @@ def test_recovery_uses_the_monitors_return_to_live_when_it_is_earlier():
     t.add("state", "nvme0 live", at=1.2)
     t.add("recovered", "nvme0 live", at=1.6)  # seen by a wait that started late
     assert [round(x, 3) for x in t.recovery_times()] == [0.2]
-
-
-def test_iops_logs_are_summed_per_second_over_jobs():
-    log = "1000, 120, 1, 4096, 0\n2000, 100, 1, 4096, 0\n1000, 80, 1, 4096, 0\n" \
-          "2000, 0, 1, 4096, 0\n"
-    assert sum_iops_logs(log) == [(1.0, 200.0), (2.0, 100.0)]
-    assert sum_iops_logs("garbage\n") == []
 
 
 def test_io_resumes_is_timed_from_each_return_to_live_per_controller():

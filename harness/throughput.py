@@ -1,0 +1,116 @@
+"""Does throughput come back after a recovery? Judged from fio's per-second IOPS logs.
+
+A driver can return a controller to ``live`` and still limp: a queue left stopped, requests
+crawling through a requeue path, interrupts lost so that only timeouts complete commands.
+The criterion: after each recovery, some one-second window must reach ``share`` of the
+level measured before the first fault, within ``within`` seconds. Times are seconds of the
+epoch on the guest's clock (fio logs with ``log_unix_epoch``), like the timeline's.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+Series = list[tuple[float, float]]  # (end of a one-second window, IOPS in it)
+
+
+@dataclass(frozen=True)
+class Criterion:
+    share: float = 0.5  # of the pre-fault level
+    within: float = 5.0  # seconds after the recovery
+
+    def describe(self) -> str:
+        return f"{self.share:.0%} of the pre-fault IOPS within {self.within:g}s of recovering"
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """One recovery's verdict, with the figures that back it."""
+
+    load: str
+    baseline: float  # median IOPS of the whole windows between the load's start and the fault
+    baseline_windows: int
+    recovered_at: float
+    back_after: float | None  # seconds from the recovery to the end of the first good window
+    back_iops: float  # the IOPS of that window (0 if none)
+    best: float  # the best window within the allowed time
+    criterion: Criterion
+
+    @property
+    def ok(self) -> bool:
+        return self.back_after is not None and self.back_after <= self.criterion.within
+
+    def describe(self) -> str:
+        before = f"{self.load}: {self.baseline:.0f} IOPS before the fault " \
+                 f"(median of {self.baseline_windows} s)"
+        if self.ok:
+            assert self.back_after is not None
+            share = self.back_iops / self.baseline if self.baseline else 0.0
+            return f"{before}, {self.back_iops:.0f} ({share:.0%}) {self.back_after:.1f}s " \
+                   f"after recovering"
+        share = self.best / self.baseline if self.baseline else 0.0
+        return f"{before}, at best {self.best:.0f} IOPS ({share:.0%}) in the " \
+               f"{self.criterion.within:g}s after recovering; wanted " \
+               f"{self.criterion.describe()}"
+
+
+class NoBaseline(ValueError):
+    """The load ran no whole second before the fault: there is nothing to compare with."""
+
+
+def sum_jobs(jobs: list[Series]) -> Series:
+    """One series for the whole load: each job's window matched to the nearest window of the
+    job with the most samples (fio ticks every job at nearly the same moment)."""
+    jobs = [j for j in jobs if j]
+    if not jobs:
+        return []
+    ref = max(jobs, key=len)
+    total: Series = []
+    for t, v in ref:
+        for other in jobs:
+            if other is ref:
+                continue
+            near = min(other, key=lambda s: abs(s[0] - t))
+            if abs(near[0] - t) < 0.5:
+                v += near[1]
+        total.append((t, v))
+    return total
+
+
+def parse_log(text: str) -> Series:
+    """One fio iops log ("msec, value, ddir, bs, ...") as (seconds, IOPS)."""
+    out: Series = []
+    for line in text.splitlines():
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) >= 2 and fields[0].isdigit():
+            out.append((int(fields[0]) / 1000, float(fields[1])))
+    return out
+
+
+def judge(load: str, series: Series, started: float, faults: list[float],
+          recoveries: list[float], criterion: Criterion) -> list[Judgement]:
+    """Judge every recovery in ``recoveries`` that has ``criterion.within`` seconds of load
+    after it before the next fault; the last recovery always counts (the caller makes the load
+    run that long). Raises :class:`NoBaseline` without a whole window before the first fault."""
+    if not faults or not recoveries:
+        return []
+    first = min(faults)
+    before = [v for t, v in series if t - 1.0 >= started and t <= first]
+    if not before:
+        raise NoBaseline(f"{load} ran no whole second between its start and the first fault "
+                         f"({first - started:.1f}s)")
+    baseline = statistics.median(before)
+    out = []
+    recoveries = sorted(recoveries)
+    for i, rec in enumerate(recoveries):
+        next_fault = min((f for f in faults if f > rec), default=None)
+        horizon = rec + criterion.within + 1.0
+        if i < len(recoveries) - 1 and next_fault is not None and next_fault < horizon:
+            continue  # disturbed again before it could show anything
+        after = [(t, v) for t, v in series if t - 1.0 >= rec and t - rec <= criterion.within]
+        good = [(t - rec, v) for t, v in after if v >= criterion.share * baseline]
+        out.append(Judgement(load, baseline, len(before), rec,
+                             good[0][0] if good else None, good[0][1] if good else 0.0,
+                             max((v for _, v in after), default=0.0), criterion))
+    return out

@@ -1,0 +1,69 @@
+import pytest
+
+from harness.throughput import Criterion, NoBaseline, judge, parse_log, sum_jobs
+
+# Two jobs' iops logs as fio 3.33 wrote them in a reset-under-load run (log_unix_epoch):
+# each job ticks every second, a few ms apart from the other.
+JOB1 = """1795312001000, 512, 1, 0, 0
+1795312002001, 411, 1, 0, 0
+1795312003004, 420, 1, 0, 0
+1795312004004, 12, 1, 0, 0
+1795312005005, 537, 1, 0, 0
+"""
+JOB2 = """1795312001001, 511, 1, 0, 0
+1795312002000, 399, 1, 0, 0
+1795312003001, 433, 1, 0, 0
+1795312004000, 0, 1, 0, 0
+1795312005001, 512, 1, 0, 0
+1795312006001, 448, 1, 0, 0
+"""
+T0 = 1795312000.0
+
+
+def test_jobs_are_summed_window_by_window_despite_their_ms_offsets():
+    total = sum_jobs([parse_log(JOB1), parse_log(JOB2)])
+    assert [round(t - T0, 3) for t, _ in total] == [1.001, 2.0, 3.001, 4.0, 5.001, 6.001]
+    assert [v for _, v in total] == [1023, 810, 853, 12, 1049, 448]
+    assert parse_log("garbage\n") == [] and sum_jobs([[], []]) == []
+
+
+def test_throughput_back_within_the_time_passes_with_its_figures():
+    series = [(T0 + 1, 1000.0), (T0 + 2, 900.0), (T0 + 3, 0.0), (T0 + 4, 300.0),
+              (T0 + 5, 800.0), (T0 + 6, 1000.0)]
+    [v] = judge("load0", series, T0, faults=[T0 + 2.2], recoveries=[T0 + 2.9],
+                criterion=Criterion(0.5, 5.0))
+    assert v.ok and v.baseline == 950.0 and v.baseline_windows == 2
+    assert round(v.back_after or 0, 3) == 2.1  # the window ending at +5 is the first >= 475
+    assert "950 IOPS before the fault (median of 2 s), 800 (84%) 2.1s after" in v.describe()
+
+
+def test_throughput_that_stays_low_fails_naming_the_best_window():
+    series = [(T0 + 1, 1000.0), (T0 + 2, 1000.0)] + [(T0 + s, 200.0) for s in range(3, 12)]
+    [v] = judge("load0", series, T0, faults=[T0 + 2.0], recoveries=[T0 + 2.5],
+                criterion=Criterion(0.5, 5.0))
+    assert not v.ok and v.back_after is None and v.best == 200.0
+    assert "at best 200 IOPS (20%)" in v.describe()
+
+
+def test_reaching_the_share_too_late_fails():
+    series = [(T0 + 1, 1000.0), (T0 + 2, 1000.0)] + [(T0 + s, 100.0) for s in range(3, 9)] + \
+             [(T0 + 9, 1000.0)]
+    [v] = judge("load0", series, T0, [T0 + 2.0], [T0 + 2.0], Criterion(0.5, 5.0))
+    assert not v.ok
+
+
+def test_a_recovery_disturbed_by_the_next_fault_is_not_judged_but_the_last_is():
+    series = [(T0 + s, 1000.0) for s in range(1, 20)]
+    verdicts = judge("load0", series, T0, faults=[T0 + 3, T0 + 5, T0 + 14],
+                     recoveries=[T0 + 4, T0 + 6, T0 + 15], criterion=Criterion(0.5, 5.0))
+    assert [v.recovered_at - T0 for v in verdicts] == [6, 15]
+
+
+def test_no_whole_second_before_the_fault_is_no_baseline():
+    with pytest.raises(NoBaseline, match="no whole second"):
+        judge("load0", [(T0 + 1.0, 500.0)], T0 + 0.5, [T0 + 1.2], [T0 + 2], Criterion())
+
+
+def test_no_fault_or_no_recovery_is_nothing_to_judge():
+    assert judge("load0", [(T0 + 1, 1.0)], T0, [], [T0 + 2], Criterion()) == []
+    assert judge("load0", [(T0 + 1, 1.0)], T0, [T0 + 2], [], Criterion()) == []
