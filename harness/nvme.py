@@ -205,6 +205,17 @@ class PciFunction:
     def memory_space_command(self, enabled: bool) -> str:
         return self.set_command(PCI_COMMAND_MEMORY, enabled)
 
+    def restore_command(self, bits: int, driver: str = "nvme") -> str:
+        """The guest command that brings a silenced function back: ``bits`` of its command
+        register set again if it still exists; then, if no driver holds it (it was removed,
+        or its driver gave it up), a bus rescan, and ``driver`` bound should the rescan not
+        do it."""
+        dev = f"/sys/bus/pci/devices/{self.address}"
+        return (f"if [ -e {dev} ]; then {self.set_command(bits, True)}; fi; "
+                f"if [ ! -e {dev}/driver ]; then echo 1 > /sys/bus/pci/rescan; "
+                f"[ -e {dev}/driver ] || echo {self.address} > /sys/bus/pci/drivers/{driver}/bind; "
+                "fi")
+
     def exists(self) -> bool:
         return self.guest.run(f"[ -e /sys/bus/pci/devices/{self.address} ]", timeout=30).ok
 

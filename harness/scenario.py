@@ -18,11 +18,12 @@ from typing import NoReturn
 
 from harness import fio, kmsg, throughput
 from harness.errors import CommandTimeout, GuestPanic, GuestUnreachable, HarnessError
+from harness.hostcpu import CpuSampler
 from harness.kernels import KernelImage
 from harness.lab import Lab
 from harness.nvme import IO_RESUMED, Controller, NotRecovered, StateMonitor
 from harness.ssh import Guest
-from harness.throughput import Criterion, Judgement
+from harness.throughput import Criterion, Judgement, Series
 from harness.timeline import Timeline
 from harness.topology import DEFAULT, Topology
 from harness.vm import VM
@@ -76,6 +77,7 @@ class Context:
     stable_from: float | None = None  # kernel log time of the latest recovery
     load_started: dict[str, float] = field(default_factory=dict)  # writes flowing (guest time)
     judgements: list[Judgement] = field(default_factory=list)
+    cpu: CpuSampler | None = None  # the VM's host CPU, where a host runs it
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -84,6 +86,8 @@ class Context:
     def resync_clock(self) -> None:
         """Measure the guest's clock again: it stood still while the VM was stopped."""
         self.clock_offset = self._measure_clock_offset()
+        if self.cpu is not None:
+            self.cpu.rewind(self.now())
 
     def _measure_clock_offset(self) -> float:
         """Guest clock minus host clock, from the fastest of a few round trips."""
@@ -177,7 +181,8 @@ class Context:
         load = fio.VerifyLoad(self.guest, device, seed=self.seed, runtime=runtime,
                               name=f"load{len(self.loads)}", offset=offset, size=size,
                               fsync=fsync, polled=polled,
-                              headroom=self.live_bound + self.throughput.within + 30)
+                              headroom=self.live_bound + self.throughput.within
+                              + self.throughput.max_extension + 30)
         load.start()
         self.loads.append(load)
         self.load_started[load.name] = self.now()
@@ -251,7 +256,9 @@ class Context:
         A first load writes and ends; a second one runs (on another region) while
         ``remove()`` takes the device away, and must end on its own with clean errors; then
         ``restore()`` brings it back, the controller must be live with its namespace, and
-        the verify-only pass checks every write of the first load.
+        the verify-only pass checks every write of the first load. A ``remove()`` that
+        returns True found the device recovered by itself: the second load then must have
+        seen no error either, and is verified like the first.
         """
         before = self.start_loads(runtime=self.rng.uniform(3.0, 5.0), size="128M")
         for load in before:
@@ -259,8 +266,7 @@ class Context:
         under = self.start_loads(runtime=30, offset="512M", size="128M")
         self.sleep(self.rng.uniform(1.0, 2.0))
         self.vm.tainted = True
-        remove()
-        self.finish_loads(under, transparent=False)
+        self.finish_loads(under, transparent=remove() is True)
         self.sleep(self.rng.uniform(0.5, 2.0))
         restore()
         self.wait_live(self.controller("nvme0"))
@@ -359,12 +365,9 @@ class Context:
         integrity with a load that ended before the removal (see the pci and device
         scenarios), and use this only to show that the load under the removal ended.
         """
-        recoveries = self._recoveries_since(self.load_started[load.name])
-        not_before = 0.0
-        if transparent and recoveries and load.running:  # leave time to show the throughput
-            not_before = time.monotonic() + (recoveries[-1] + self.throughput.within + 1.5
-                                             - self.now())
-        result = load.end(not_before)
+        if transparent:
+            self._observe_throughput(load)
+        result = load.end()
         self.event("load_finished", f"{load.name}: "
                    f"{'; '.join(result.failures) or 'no errors'}")
         if not transparent:
@@ -373,6 +376,29 @@ class Context:
         self.check_stable()  # a controller still timing out would only stall the verify pass
         self.check_throughput(load)
         self.verify(load)
+
+    def _observe_throughput(self, load: fio.VerifyLoad) -> None:
+        """Keep ``load`` running for the criterion's time after its last recovery, plus the
+        seconds in which the host starved the VM of CPU (up to the criterion's cap)."""
+        started = self.load_started[load.name]
+        recoveries = self._recoveries_since(started)
+        faults = [e.at for e in self.timeline.events if e.kind == "fault" and e.at >= started]
+        if not recoveries or not faults:
+            return
+        crit, cpu = self.throughput, self._cpu_samples()
+        share = throughput.cpu_share(cpu, started, min(faults))
+        while load.running:
+            now = self.now()
+            cpu = self._cpu_samples()
+            extra = min(crit.max_extension, throughput.contended_seconds(
+                cpu, share, crit, recoveries[-1], now))
+            left = recoveries[-1] + crit.within + extra + 1.5 - now
+            if left <= 0:
+                return
+            self.sleep(min(left, 1.0))
+
+    def _cpu_samples(self) -> Series:
+        return self.cpu.snapshot() if self.cpu is not None else []
 
     def _recoveries_since(self, since: float) -> list[float]:
         return sorted(e.at for e in self.timeline.events
@@ -390,9 +416,14 @@ class Context:
                   if e.kind == "fault" and started <= e.at <= ended]
         recoveries = [r for r in self._recoveries_since(min(faults, default=ended))
                       if r <= ended]
+        cpu = self._cpu_samples()
+        if cpu:
+            self.timeline.series["vm_cpu"] = [
+                (t, round(c, 3)) for t in range(int(cpu[0][0]) + 1, int(cpu[-1][0]))
+                if (c := throughput.cpu_in(cpu, t - 1.0, t)) is not None]
         try:
             verdicts = throughput.judge(load.name, series, started, faults, recoveries,
-                                        self.throughput)
+                                        self.throughput, cpu)
         except throughput.NoBaseline as exc:
             raise HarnessError(f"cannot judge throughput: {exc}") from None
         for v in verdicts:
@@ -400,9 +431,12 @@ class Context:
         self.judgements += verdicts
         slow = [v for v in verdicts if not v.ok]
         if slow:
+            vm_cpu = dict(self.timeline.series.get("vm_cpu", []))
             self.fail(FailureKind.SLOW, slow[0].describe(),
-                      "IOPS per second (guest time from the load's start):\n" + "\n".join(
-                          f"{t - started:7.1f} {v:8.0f}" for t, v in series))
+                      "IOPS per second, and the VM's host CPU in that second (guest time from "
+                      "the load's start):\n" + "\n".join(
+                          f"{t - started:7.1f} {v:8.0f} {vm_cpu.get(int(t), float('nan')):5.2f}"
+                          for t, v in series))
 
 
 @dataclass(frozen=True)
@@ -492,6 +526,7 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path) -> Iterat
     with lab.vm(scn.topology, artifacts, name=scn.name) as vm:
         ctx = Context(vm, seed, artifacts, scn.live_bound, scn.throughput)
         ctx.start_monitors()
+        ctx.cpu = CpuSampler(vm.cpu_seconds, ctx.now).start()
         try:
             scn.procedure(ctx)
         except ScenarioFailed:
@@ -519,9 +554,10 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path) -> Iterat
                 for load in ctx.loads:
                     load.stop()
                     load.fetch(artifacts / load.workdir.rsplit("/", 1)[-1])
+            ctx.cpu.stop()
+            ctx.timeline.write(artifacts / "timeline.json")  # a harness error needs it too
         for oops in vm.take_oopses():
             ctx.failures.append(Failure(FailureKind.OOPS, oops.title, "\n".join(oops.lines)))
-        ctx.timeline.write(artifacts / "timeline.json")
     return IterationResult(scn.name, seed, tuple(ctx.failures),
                            tuple(ctx.timeline.recovery_times()),
                            tuple(ctx.timeline.io_resume_times()), tuple(ctx.judgements),

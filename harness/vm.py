@@ -36,6 +36,7 @@ from harness.errors import (
     QemuError,
     VMDied,
 )
+from harness.hostcpu import process_cpu_seconds
 from harness.images import GuestImage, check_image
 from harness.kmsg import Oops
 from harness.qemu import (
@@ -386,6 +387,12 @@ class VM:
     def namespace(self, ctrl: int = 0, nsid: int = 1) -> NamespaceNames:
         """QEMU's names for namespace ``nsid`` of controller ``ctrl`` (for QMP faults)."""
         return namespace_names(self.scratch, self.topology, ctrl, nsid)
+
+    def cpu_seconds(self) -> float | None:
+        """Host CPU seconds the running QEMU has used (None if none runs)."""
+        proc = self.proc
+        return process_cpu_seconds(proc.pid) if proc is not None and proc.poll() is None \
+            else None
 
     def kill(self) -> None:
         """SIGKILL QEMU now (a power cut, or a test of the harness's own cleanup)."""

@@ -90,26 +90,26 @@ def fi_status(ctx: Context) -> None:
 def fi_admin_during_reset(ctx: Context) -> None:
     ctrl = ctx.controller("nvme0")
     address = ctrl.pci_address
-    before = ctx.start_loads(runtime=ctx.rng.uniform(3.0, 5.0), size="128M")
-    for load in before:
-        load.end()
-    under = ctx.start_loads(runtime=20, offset="512M", size="128M")
-    ctx.sleep(ctx.rng.uniform(1.0, 2.0))
-    ctx.vm.tainted = True
-    with StatusInjection(ctx.guest, "nvme0", SC_INTERNAL, times=ctx.rng.randint(1, 3)):
-        ctx.act("echo 1 > /sys/class/nvme/nvme0/reset_controller || true",
-                "sysfs reset with failing admin commands")
-        state = ctx.guest.run("for i in $(seq 600); do s=$(cat /sys/class/nvme/nvme0/state "
-                              "2>/dev/null || echo gone); case $s in live|gone|dead) break;; "
-                              "esac; sleep 0.1; done; echo $s", timeout=90).stdout.strip()
-    ctx.event("state_after_fault", state)
-    if state not in ("live", "gone", "dead"):
-        ctx.fail(FailureKind.NOT_RECOVERED, f"after a reset with failing admin commands the "
-                 f"controller stayed {state!r}: neither recovered nor given up")
-    ctx.finish_loads(under, transparent=state != "live")
-    if state != "live":
-        ctx.act(f"echo {address} > /sys/bus/pci/drivers/nvme/bind 2>/dev/null || "
-                f"echo 1 > /sys/bus/pci/rescan", f"bind nvme to {address} again")
-    ctx.wait_live(ctrl)
-    ctx.guest.run("until [ -b /dev/nvme0n1 ]; do sleep 0.05; done", timeout=60)
-    ctx.finish_loads(before)
+    state = ""
+
+    def reset_with_failing_admin_commands() -> bool:
+        nonlocal state
+        with StatusInjection(ctx.guest, "nvme0", SC_INTERNAL, times=ctx.rng.randint(1, 3)):
+            ctx.act("echo 1 > /sys/class/nvme/nvme0/reset_controller || true",
+                    "sysfs reset with failing admin commands")
+            state = ctx.guest.run(
+                "for i in $(seq 600); do s=$(cat /sys/class/nvme/nvme0/state 2>/dev/null || "
+                "echo gone); case $s in live|gone|dead) break;; esac; sleep 0.1; done; echo $s",
+                timeout=90).stdout.strip()
+        ctx.event("state_after_fault", state)
+        if state not in ("live", "gone", "dead"):
+            ctx.fail(FailureKind.NOT_RECOVERED, f"after a reset with failing admin commands "
+                     f"the controller stayed {state!r}: neither recovered nor given up")
+        return state == "live"  # recovered: the load under it must not have noticed
+
+    def bind_again() -> None:
+        if state != "live":
+            ctx.act(f"echo {address} > /sys/bus/pci/drivers/nvme/bind 2>/dev/null || "
+                    f"echo 1 > /sys/bus/pci/rescan", f"bind nvme to {address} again")
+
+    ctx.remove_and_restore(reset_with_failing_admin_commands, bind_again)

@@ -123,6 +123,7 @@ def poll_queues(ctx: Context) -> None:
     runtime = sum(gaps) + 6
     loads = [ctx.start_load(runtime, size="256M", polled=True),
              ctx.start_load(runtime, offset="512M", size="128M")]
+    ctx.warm_up(loads)
     ctx.sleep(ctx.rng.uniform(1.0, 2.0))
     _resets(ctx, gaps)
     ctx.finish_loads(loads)

@@ -10,8 +10,6 @@ must account for every one of them. Guest-side only, so they also run on a real 
 
 from __future__ import annotations
 
-import shlex
-
 from harness.nvme import PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY, PciFunction
 from harness.scenario import Context, FailureKind, scenario
 from harness.topology import Topology
@@ -85,16 +83,9 @@ def mmio_off(ctx: Context) -> None:
         outcome = _settle(ctx, ctrl.name)
         ctx.event("driver_outcome", outcome)
 
-    def restore() -> None:
-        if pci.exists():
-            ctx.act(pci.memory_space_command(True), f"memory space on ({pci.address})")
-        if pci.driver() is None:
-            ctx.act("echo 1 > /sys/bus/pci/rescan", "PCI bus rescan")
-            if pci.exists() and pci.driver() is None:
-                ctx.act(f"echo {pci.address} > /sys/bus/pci/drivers/nvme/bind",
-                        f"bind nvme to {pci.address}")
-
-    ctx.remove_and_restore(remove, restore)
+    ctx.remove_and_restore(remove, lambda: ctx.act(
+        pci.restore_command(PCI_COMMAND_MEMORY),
+        f"memory space on ({pci.address}), rescan and bind if the driver let go"))
     if not _noticed(ctx, mark):
         ctx.fail(FailureKind.NOT_RECOVERED, "registers read as all ones and the driver logged "
                  "no timeout or reset: nothing was tested")
@@ -144,13 +135,7 @@ def dead_during_reset(ctx: Context) -> None:
         outcome = _settle(ctx, ctrl.name)
         ctx.event("driver_outcome", outcome)
 
-    def restore() -> None:
-        if pci.exists():
-            ctx.act(pci.set_command(PCI_COMMAND_MASTER | PCI_COMMAND_MEMORY, True),
-                    f"bus master and memory space on ({pci.address})")
-        if pci.driver() is None:
-            ctx.act(f"echo 1 > /sys/bus/pci/rescan; [ -e /sys/bus/pci/devices/{pci.address}/"
-                    f"driver ] || echo {shlex.quote(pci.address)} > "
-                    "/sys/bus/pci/drivers/nvme/bind", "PCI rescan and driver bind")
-
-    ctx.remove_and_restore(remove, restore)
+    ctx.remove_and_restore(remove, lambda: ctx.act(
+        pci.restore_command(PCI_COMMAND_MASTER | PCI_COMMAND_MEMORY),
+        f"bus master and memory space on ({pci.address}), rescan and bind if the driver "
+        "let go"))

@@ -1,6 +1,15 @@
 import pytest
 
-from harness.throughput import Criterion, NoBaseline, judge, parse_log, sum_jobs
+from harness.throughput import (
+    Criterion,
+    NoBaseline,
+    contended_seconds,
+    cpu_in,
+    cpu_share,
+    judge,
+    parse_log,
+    sum_jobs,
+)
 
 # Two jobs' iops logs as fio 3.33 wrote them in a reset-under-load run (log_unix_epoch):
 # each job ticks every second, a few ms apart from the other.
@@ -67,3 +76,51 @@ def test_no_whole_second_before_the_fault_is_no_baseline():
 def test_no_fault_or_no_recovery_is_nothing_to_judge():
     assert judge("load0", [(T0 + 1, 1.0)], T0, [], [T0 + 2], Criterion()) == []
     assert judge("load0", [(T0 + 1, 1.0)], T0, [T0 + 2], [], Criterion()) == []
+
+
+def cpu_samples(per_second: list[float], start: float = T0) -> list[tuple[float, float]]:
+    """Cumulative CPU samples, four a second, from the CPU the VM got in each second."""
+    out, total = [(start, 0.0)], 0.0
+    for i, c in enumerate(per_second):
+        for q in range(1, 5):
+            out.append((start + i + q / 4, total + c * q / 4))
+        total += c
+    return out
+
+
+def test_cpu_per_second_is_read_from_cumulative_samples():
+    cpu = cpu_samples([1.0, 1.0, 0.25])
+    assert cpu_in(cpu, T0, T0 + 1) == 1.0
+    assert cpu_in(cpu, T0 + 2, T0 + 3) == 0.25
+    assert cpu_in(cpu, T0 + 2.5, T0 + 4) is None  # not covered
+    assert cpu_share(cpu, T0, T0 + 2) == 1.0
+
+
+def test_seconds_the_host_starved_the_vm_do_not_count_towards_the_time():
+    # The hypervisor stole CPU for 8 s after the recovery; IOPS fell with it, then came back.
+    iops = [1000, 1000, 1000, 100] + [200] * 8 + [900, 1000]
+    cpu = [1.0] * 4 + [0.3] * 8 + [1.0] * 3
+    series = [(T0 + i + 1, float(v)) for i, v in enumerate(iops)]
+    [v] = judge("load0", series, T0, [T0 + 3], [T0 + 3.5], Criterion(0.5, 5.0),
+                cpu_samples(cpu))
+    assert v.ok and v.contended_s == 8 and v.back_after == 9.5
+    assert "8 s after it not counted (the VM got under 60% of its CPU)" in v.describe()
+    # Without the CPU figures the same series fails: that is what this protects against.
+    [v] = judge("load0", series, T0, [T0 + 3], [T0 + 3.5], Criterion(0.5, 5.0))
+    assert not v.ok
+
+
+def test_a_driver_that_limps_by_waiting_runs_into_the_cap():
+    # An idle guest gets little CPU too: it is treated as starved only up to the cap.
+    iops = [1000, 1000, 1000] + [50] * 60
+    cpu = [1.0] * 3 + [0.1] * 60
+    series = [(T0 + i + 1, float(v)) for i, v in enumerate(iops)]
+    [v] = judge("load0", series, T0, [T0 + 3], [T0 + 3.2],
+                Criterion(0.5, 5.0, max_extension=10), cpu_samples(cpu))
+    assert not v.ok and v.contended_s == 10
+
+
+def test_contended_seconds_are_counted_live():
+    cpu = cpu_samples([1.0, 1.0, 0.2, 0.2, 1.0])
+    assert contended_seconds(cpu, cpu_share(cpu, T0, T0 + 2), Criterion(), T0, T0 + 5) == 2
+    assert contended_seconds(cpu, None, Criterion(), T0, T0 + 5) == 0
