@@ -58,7 +58,7 @@ KNOWN: tuple[KnownFailure, ...] = (
     KnownFailure(
         scenarios=("reset-under-load", "reset-under-load-2cpu", "reset-under-load-2ns",
                    "reset-under-load-2ctrl", "reset-storm", "flr-under-load",
-                   "admin-during-reset", "poll-queues"),
+                   "admin-during-reset", "poll-queues", "bus-master-off"),
         first="4.12", fixed_in="5.16", kind=FailureKind.NOT_RECOVERED,
         pattern=r"nvme\d (not live within \d+s of a reset|did not reach 'live' within)"
                 r"|concurrent resets returned .*none was accepted",
