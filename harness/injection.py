@@ -58,7 +58,10 @@ class StatusInjection(_Attrs):
 
     def __enter__(self) -> StatusInjection:
         self.require()
-        # times last: it arms the injection
+        # Disarmed first: ``times`` starts at 1, so writing ``probability`` would arm the
+        # injection with the settings not yet written (the default status carries DNR, and
+        # one I/O failed for good that way). ``times`` last: it arms it.
+        self.write(times=0)
         self.write(**{k: v for k, v in self.settings.items() if k != "times"})
         self.write(times=self.settings["times"])
         return self
@@ -82,6 +85,7 @@ class TimeoutInjection(_Attrs):
 
     def __enter__(self) -> TimeoutInjection:
         self.require()
+        self.write(times=0)  # disarmed until every setting is in (see StatusInjection)
         self.write(**self.settings)
         self.guest.run(f"echo 1 > /sys/block/{self.disk}/io-timeout-fail", check=True)
         self.write(times=self.times)
