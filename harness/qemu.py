@@ -40,15 +40,20 @@ class NamespaceNames:
 
 
 def namespace_names(scratch: Path, topology: Topology, ctrl: int, nsid: int) -> NamespaceNames:
+    """A subsystem's namespaces belong to no controller: they are ``nvme0n{nsid}`` whatever
+    ``ctrl`` says."""
+    if topology.subsystem:
+        ctrl = 0
     base = f"nvme{ctrl}n{nsid}"
-    single = len(topology.controllers[ctrl].namespaces) == 1
+    single = len(topology.controllers[ctrl].namespaces) == 1 and not topology.subsystem
     return NamespaceNames(f"nvme{ctrl}" if single else base, f"{base}-disk", f"{base}-file",
                           scratch / f"{base}.img")
 
 
 def hotpluggable(topology: Topology) -> bool:
-    """True when every controller can be added with ``device_add`` (one namespace each)."""
-    return all(len(c.namespaces) == 1 for c in topology.controllers)
+    """True when every controller can be added with ``device_add`` (one namespace each,
+    carried by the controller itself: not in a subsystem, whose namespaces are nvme-ns)."""
+    return not topology.subsystem and all(len(c.namespaces) == 1 for c in topology.controllers)
 
 
 def controller_device(topology: Topology, i: int) -> dict[str, object]:
@@ -136,24 +141,51 @@ def command_line(spec: LaunchSpec) -> list[str]:
     if spec.incoming:
         # -S: stay paused after loading, so controllers are added before the guest runs.
         args += ["-incoming", "defer", "-S"]
+    if topo.subsystem:
+        args += ["-device", "nvme-subsys,id=subsys0,nqn=nvmeh-subsys0"]
     for i, ctrl in enumerate(topo.controllers):
         args += ["-device", f"pcie-root-port,id=rp{i},chassis={i + 1},slot={i + 1}"]
-        for nsid in range(1, len(ctrl.namespaces) + 1):
-            n = namespace_names(spec.scratch, topo, i, nsid)
-            args += [
-                "-blockdev", f"driver=file,filename={n.backing},node-name={n.file_node}",
-                "-blockdev", f"driver=raw,file={n.file_node},node-name={n.disk_node}",
-            ]
+        if not (topo.subsystem and i):  # a subsystem's namespaces: with the first one
+            args += _backing_nodes(spec, i)
         if spec.without_controllers:
+            continue
+        if topo.subsystem:
+            queues = f",max_ioqpairs={ctrl.io_queues}" if ctrl.io_queues else ""
+            args += ["-device", f"nvme,id=nvme{i},serial=nvmeh{i},bus=rp{i},subsys=subsys0"
+                     f"{queues}"]
             continue
         if len(ctrl.namespaces) == 1:
             args += ["-device", _device_arg(controller_device(topo, i))]
             continue
         queues = f",max_ioqpairs={ctrl.io_queues}" if ctrl.io_queues else ""
         args += ["-device", f"nvme,id=nvme{i},serial=nvmeh{i},bus=rp{i}{queues}"]
-        for nsid, ns in enumerate(ctrl.namespaces, start=1):
-            n = namespace_names(spec.scratch, topo, i, nsid)
-            args += ["-device", f"nvme-ns,id={n.qdev},drive={n.disk_node},bus=nvme{i},"
-                     f"nsid={nsid},logical_block_size={ns.block_size},"
-                     f"physical_block_size={ns.block_size}"]
+        args += _namespace_devices(spec, i)
+    if topo.subsystem and not spec.without_controllers:
+        # After every controller: a shared namespace attaches to those that exist.
+        args += _namespace_devices(spec, 0)
+    return args
+
+
+def _backing_nodes(spec: LaunchSpec, i: int) -> list[str]:
+    args = []
+    for nsid in range(1, len(spec.topology.controllers[i].namespaces) + 1):
+        n = namespace_names(spec.scratch, spec.topology, i, nsid)
+        args += [
+            "-blockdev", f"driver=file,filename={n.backing},node-name={n.file_node}",
+            "-blockdev", f"driver=raw,file={n.file_node},node-name={n.disk_node}",
+        ]
+    return args
+
+
+def _namespace_devices(spec: LaunchSpec, i: int) -> list[str]:
+    """``nvme-ns`` devices of controller ``i`` (of the subsystem, when there is one: shared
+    by every controller, attached unless declared detached)."""
+    topo, args = spec.topology, []
+    for nsid, ns in enumerate(topo.controllers[i].namespaces, start=1):
+        n = namespace_names(spec.scratch, topo, i, nsid)
+        sharing = (f",shared=on,detached={'on' if ns.detached else 'off'}"
+                   if topo.subsystem else "")
+        args += ["-device", f"nvme-ns,id={n.qdev},drive={n.disk_node},bus=nvme{i},"
+                 f"nsid={nsid},logical_block_size={ns.block_size},"
+                 f"physical_block_size={ns.block_size}{sharing}"]
     return args

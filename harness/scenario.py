@@ -151,9 +151,11 @@ class Context:
         self.vm.check_alive()
 
     def namespaces(self) -> list[str]:
-        """Block devices of every namespace of the topology, as the guest names them."""
-        return [f"/dev/nvme{i}n{j}" for i, ctrl in enumerate(self.vm.topology.controllers)
-                for j in range(1, len(ctrl.namespaces) + 1)]
+        """Block devices of the topology's namespaces attached at start, as the guest names
+        them."""
+        topo = self.vm.topology
+        return [f"/dev/{dev}" for i in range(len(topo.controllers))
+                for dev in topo.block_devices(i)]
 
     def controllers(self) -> list[Controller]:
         return [self.controller(f"nvme{i}") for i in range(len(self.vm.topology.controllers))]

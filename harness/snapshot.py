@@ -57,6 +57,8 @@ class Snapshot:
 
 def unsupported_reason(topology: Topology) -> str | None:
     """Why this topology must boot cold, or None when it can start from a snapshot."""
+    if topology.subsystem:
+        return "an NVM subsystem's namespaces are nvme-ns devices (QEMU cannot hot-add them)"
     if not hotpluggable(topology):
         return "a controller has several namespaces (QEMU cannot hot-add nvme-ns)"
     return None

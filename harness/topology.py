@@ -44,6 +44,9 @@ def format_size(n: int) -> str:
 class Namespace:
     size: int = 1 << 30
     block_size: int = 512
+    # Created but attached to no controller: the guest attaches it (nvme attach-ns). Only in
+    # a subsystem, where namespaces exist apart from controllers.
+    detached: bool = False
 
     def __post_init__(self) -> None:
         if self.block_size not in BLOCK_SIZES:
@@ -59,12 +62,17 @@ class Namespace:
 
     @classmethod
     def parse(cls, spec: str) -> Namespace:
-        """``SIZE[:BLOCKSIZE]``, e.g. ``1G`` or ``256M:4096``."""
-        size, _, bs = spec.partition(":")
-        return cls(parse_size(size, "namespace size"), int(bs) if bs.strip() else 512)
+        """``SIZE[:BLOCKSIZE][:detached]``, e.g. ``1G``, ``256M:4096``, ``512M:detached``."""
+        size, *rest = [p.strip() for p in spec.split(":")]
+        detached = bool(rest) and rest[-1].lower() == "detached"
+        if detached:
+            rest.pop()
+        if len(rest) > 1 or (rest and not rest[0].isdigit()):
+            raise BadInput(f"bad namespace {spec!r}: expected SIZE[:BLOCKSIZE][:detached]")
+        return cls(parse_size(size, "namespace size"), int(rest[0]) if rest else 512, detached)
 
     def __str__(self) -> str:
-        return f"{format_size(self.size)}:{self.block_size}"
+        return f"{format_size(self.size)}:{self.block_size}" + (":detached" * self.detached)
 
 
 @dataclass(frozen=True)
@@ -85,10 +93,20 @@ class Topology:
     cpus: int = 1
     memory: int = 1 << 30
     kernel_args: tuple[str, ...] = field(default=())
+    # One NVM subsystem that every controller belongs to: its namespaces (the first
+    # controller's list) are shared by all of them, and may start detached.
+    subsystem: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.controllers) <= MAX_CONTROLLERS:
             raise BadInput(f"controllers must be between 1 and {MAX_CONTROLLERS}")
+        detached = any(ns.detached for c in self.controllers for ns in c.namespaces)
+        if detached and not self.subsystem:
+            raise BadInput("a detached namespace needs subsystem=on (outside a subsystem a "
+                           "namespace belongs to its controller)")
+        if self.subsystem and len(set(c.namespaces for c in self.controllers)) > 1:
+            raise BadInput("the controllers of a subsystem share its namespaces: declare them "
+                           "once")
         host_cpus = os.cpu_count() or 1
         if not 1 <= self.cpus <= max(host_cpus, 8):
             raise BadInput(f"cpus must be between 1 and {max(host_cpus, 8)}, not {self.cpus}")
@@ -104,6 +122,7 @@ class Topology:
         cpus: int = 1,
         memory: str | int = "1G",
         kernel_args: str | list[str] | tuple[str, ...] = (),
+        subsystem: bool | str = False,
     ) -> Topology:
         """Build from the marker's keywords; every controller gets the same namespaces.
 
@@ -120,9 +139,13 @@ class Topology:
             raise BadInput(f"controllers must be a positive integer, not {controllers!r}")
         if isinstance(kernel_args, str):
             kernel_args = tuple(kernel_args.split())
+        if isinstance(subsystem, str):
+            if subsystem.lower() not in ("on", "off", "1", "0", "yes", "no", "true", "false"):
+                raise BadInput(f"subsystem must be on or off, not {subsystem!r}")
+            subsystem = subsystem.lower() in ("on", "1", "yes", "true")
         ctrl = Controller(ns, io_queues)
         return cls(tuple(ctrl for _ in range(controllers)), cpus, parse_size(memory, "memory"),
-                   tuple(kernel_args))
+                   tuple(kernel_args), subsystem)
 
     @classmethod
     def parse(cls, spec: str) -> Topology:
@@ -132,10 +155,10 @@ class Topology:
         for item in filter(None, (p.strip() for p in spec.split(","))):
             key, sep, value = item.partition("=")
             key = key.strip().replace("-", "_")
-            if not sep or key not in ints | {"namespaces", "memory", "kernel_args"}:
+            if not sep or key not in ints | {"namespaces", "memory", "kernel_args", "subsystem"}:
                 raise BadInput(
                     f"bad topology item {item!r}: expected KEY=VALUE with KEY one of "
-                    "controllers, namespaces, io_queues, cpus, memory, kernel_args"
+                    "controllers, namespaces, io_queues, cpus, memory, kernel_args, subsystem"
                 )
             if key in ints:
                 if not value.strip().isdigit():
@@ -153,7 +176,19 @@ class Topology:
             for c in self.controllers
         )
         extra = f",args={' '.join(self.kernel_args)}" if self.kernel_args else ""
-        return f"cpus={self.cpus},mem={format_size(self.memory)},nvme=[{ctrls}]{extra}"
+        subsys = ",subsystem" if self.subsystem else ""
+        return f"cpus={self.cpus},mem={format_size(self.memory)},nvme=[{ctrls}]{subsys}{extra}"
+
+    def block_devices(self, ctrl: int) -> list[str]:
+        """The guest's block devices of controller ``ctrl``'s namespaces attached at start
+        (``nvme0n1``, ...). A subsystem's namespaces appear once, under the first controller
+        (the driver's multipath node, named after the subsystem)."""
+        if not self.subsystem:
+            return [f"nvme{ctrl}n{j}" for j in range(1, len(self.controllers[ctrl].namespaces) + 1)]
+        if ctrl:
+            return []
+        return [f"nvme0n{j}" for j, ns in enumerate(self.controllers[0].namespaces, start=1)
+                if not ns.detached]
 
 
 DEFAULT = Topology()

@@ -286,9 +286,8 @@ class VM:
 
     def _await_controller(self, i: int, deadline: float, before: str = "true") -> None:
         """Run ``before``, then wait until ``nvme{i}`` is live with its namespaces present."""
-        ctrl = self.topology.controllers[i]
         conditions = [f'[ "$(cat /sys/class/nvme/nvme{i}/state 2>/dev/null)" = live ]'] + [
-            f"[ -b /dev/nvme{i}n{j} ]" for j in range(1, len(ctrl.namespaces) + 1)]
+            f"[ -b /dev/{dev} ]" for dev in self.topology.block_devices(i)]
         try:
             self.guest.run(f"{before} && until {' && '.join(conditions)}; do sleep 0.02; done",
                            timeout=max(1.0, deadline - time.monotonic()), check=True)

@@ -82,3 +82,23 @@ def test_snapshot_base_has_root_ports_and_nodes_but_no_controllers():
         [d for d in devs if d.startswith("nvme")]
     assert "driver=raw,file=nvme1n1-file,node-name=nvme1n1-disk" in cmd
     assert cmd[cmd.index("-incoming") + 1] == "defer" and "-S" in cmd
+
+
+def test_a_subsystem_links_its_controllers_and_shares_its_namespaces():
+    topo = Topology.parse("controllers=2,subsystem=on,namespaces=1G+512M:detached")
+    cmd = command_line(_spec(topo))
+    devs = _devices(cmd)
+    nvme = [d for d in devs if d.startswith(("nvme-subsys", "nvme,", "nvme-ns"))]
+    assert nvme == [
+        "nvme-subsys,id=subsys0,nqn=nvmeh-subsys0",
+        "nvme,id=nvme0,serial=nvmeh0,bus=rp0,subsys=subsys0",
+        "nvme,id=nvme1,serial=nvmeh1,bus=rp1,subsys=subsys0",
+        # after both controllers: a shared namespace attaches to the controllers that exist
+        "nvme-ns,id=nvme0n1,drive=nvme0n1-disk,bus=nvme0,nsid=1,logical_block_size=512,"
+        "physical_block_size=512,shared=on,detached=off",
+        "nvme-ns,id=nvme0n2,drive=nvme0n2-disk,bus=nvme0,nsid=2,logical_block_size=512,"
+        "physical_block_size=512,shared=on,detached=on"]
+    files = [a for a in cmd if a.startswith("driver=file,filename=/s/")]
+    assert files == ["driver=file,filename=/s/nvme0n1.img,node-name=nvme0n1-file",
+                     "driver=file,filename=/s/nvme0n2.img,node-name=nvme0n2-file"]
+    assert not hotpluggable(topo)

@@ -58,3 +58,25 @@ def test_bad_topologies_name_the_culprit(spec, message):
 def test_namespace_size_must_be_block_multiple():
     with pytest.raises(BadInput, match="multiple of its block size 4096"):
         Namespace.parse("1025K:4096")
+
+
+def test_a_subsystem_shares_its_namespaces_some_detached():
+    t = Topology.parse("controllers=2,subsystem=on,namespaces=1G+512M:detached+256M:4096:detached")
+    ns = t.controllers[0].namespaces
+    assert [n.detached for n in ns] == [False, True, True] and ns[2].block_size == 4096
+    assert t.subsystem and t.controllers[1].namespaces == ns
+    assert str(t) == ("cpus=1,mem=1G,nvme=[1G:512+512M:512:detached+256M:4096:detached;"
+                      "1G:512+512M:512:detached+256M:4096:detached],subsystem")
+    assert t.block_devices(0) == ["nvme0n1"] and t.block_devices(1) == []
+    assert Topology.build(controllers=2, namespaces=2).block_devices(1) == ["nvme1n1", "nvme1n2"]
+    assert t != Topology.parse("controllers=2,namespaces=1G+512M+256M:4096")
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("namespaces=1G+512M:detached", "a detached namespace needs subsystem=on"),
+    ("subsystem=maybe", "subsystem must be on or off"),
+    ("namespaces=1G:512:attached", "expected SIZE\\[:BLOCKSIZE\\]\\[:detached\\]"),
+])
+def test_bad_subsystems_name_the_culprit(spec, message):
+    with pytest.raises(BadInput, match=message):
+        Topology.parse(spec)
