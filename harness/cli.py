@@ -46,7 +46,9 @@ def _add_vm_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--accel", choices=("kvm", "tcg"), default=None,
                    help="accelerator (default: KVM when really usable, else TCG)")
     p.add_argument("--topology", default="",
-                   help="e.g. controllers=2,namespaces=1G+256M:4096,io_queues=2,cpus=2,memory=1G")
+                   help="e.g. controllers=2,namespaces=1G+256M:4096,io_queues=2,cpus=2,memory=1G; "
+                   "subsystem=on: the controllers share one NVM subsystem and its "
+                   "namespaces, SIZE:detached ones attachable from the guest")
     p.add_argument("--boot-timeout", type=float, default=180.0, metavar="SECONDS")
     p.add_argument("--artifacts", type=Path, default=None, metavar="DIR",
                    help="keep console, QMP and command logs in DIR")

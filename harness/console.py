@@ -83,6 +83,11 @@ class Console:
     def panic(self) -> Oops | None:
         return next((o for o in self.oopses if o.fatal), None)
 
+    @property
+    def hung_task(self) -> Oops | None:
+        """The first hung-task report (the kernel's hung-task detector)."""
+        return next((o for o in self.oopses if o.kind == "hung_task"), None)
+
     def tail(self, lines: int = 25) -> str:
         with self._cond:
             return "\n".join(list(self._tail)[-lines:] + ([self._partial] if self._partial else []))

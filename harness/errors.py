@@ -60,3 +60,8 @@ class CommandTimeout(HarnessError):
     """A guest command did not finish within its timeout."""
 
     exit_code = EXIT_TIMEOUT
+
+
+class GuestHang(HarnessError):
+    """The guest kernel reported a task hung (hung-task detector) while a command ran;
+    ``detail`` holds the report with its stack trace."""

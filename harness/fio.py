@@ -204,6 +204,11 @@ class VerifyLoad:
                 text += "hipri=1\n"
             self.guest.write_text(f"{self.workdir}/{job}.fio", text)
 
+    def moved_to(self, filename: str) -> None:
+        """The device came back under another name (a namespace detached and attached again):
+        the verify pass reads it there."""
+        self.params["FILENAME"] = filename
+
     def checkpoint(self, dest: Path, timeout: float = 120.0) -> FioResult:
         """Stop the load, keep what it completed, flush the device; the state goes to ``dest``.
 

@@ -63,6 +63,26 @@ class Controller:
                              timeout=30)
         return sorted(out.stdout.split())
 
+    @property
+    def cntlid(self) -> int:
+        return int(self._attr("cntlid"))
+
+    def attach_command(self, nsid: int, controllers: str = "") -> str:
+        """The nvme-cli command attaching namespace ``nsid`` to ``controllers`` (comma-separated
+        controller IDs; default: this controller's own)."""
+        ctrls = controllers or f"$(cat {self.sysfs}/cntlid)"
+        return f"nvme attach-ns /dev/{self.name} --namespace-id={nsid} --controllers={ctrls}"
+
+    def detach_command(self, nsid: int, controllers: str = "") -> str:
+        ctrls = controllers or f"$(cat {self.sysfs}/cntlid)"
+        return f"nvme detach-ns /dev/{self.name} --namespace-id={nsid} --controllers={ctrls}"
+
+    def attached_nsids(self) -> list[int]:
+        """The namespaces the controller says are attached to it (Identify, active list)."""
+        out = self.guest.run(f"nvme list-ns /dev/{self.name}", timeout=30, check=True).stdout
+        return sorted(int(line.split(":")[-1], 0) for line in out.splitlines()
+                      if ":" in line and line.split(":")[-1].strip())
+
     def reset(self) -> None:
         """``echo 1 > reset_controller``: returns when the driver has finished the reset."""
         self.guest.run(f"echo 1 > {self.sysfs}/reset_controller", timeout=120, check=True)
@@ -117,6 +137,17 @@ class Controller:
             return self.state
         except HarnessError as exc:
             return f"unreadable: {exc}"
+
+
+def block_device_of(guest: Guest, nsid: int, subsystem: str = "nvme0") -> str | None:
+    """The block device (``/dev/nvme0n2``) the guest shows for namespace ``nsid``, or None.
+
+    Looked up by the namespace's ID: the kernel numbers its disks in the order it finds them,
+    so after a detach and attach the name need not be what it was."""
+    out = guest.run(f"for d in /sys/block/{subsystem}n*; do case ${{d##*/}} in *c*) continue;; "
+                    f'esac; [ "$(cat $d/nsid 2>/dev/null)" = {nsid} ] && echo ${{d##*/}}; done; '
+                    "true", timeout=30).stdout.split()
+    return f"/dev/{out[0]}" if out else None
 
 
 def parse_samples(text: str) -> list[StateSample]:

@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import NoReturn
 
 from harness import fio, kmsg, throughput
-from harness.errors import CommandTimeout, GuestPanic, GuestUnreachable, HarnessError
+from harness.errors import (
+    CommandTimeout,
+    GuestHang,
+    GuestPanic,
+    GuestUnreachable,
+    HarnessError,
+)
 from harness.hostcpu import CpuSampler
 from harness.kernels import KernelImage
 from harness.lab import Lab
@@ -142,13 +148,25 @@ class Context:
         return f"kernel log:\n{out.rstrip()}" if out.strip() else ""
 
     def sleep(self, seconds: float) -> None:
-        """Wait, but notice a guest panic or a dead QEMU at once."""
+        """Wait, but notice a guest panic, a hung task or a dead QEMU at once."""
         console = self.vm.console
         if console is not None:
-            console.wait_for(lambda: console.panic is not None, seconds)
+            console.wait_for(lambda: console.panic is not None
+                             or console.hung_task is not None, seconds)
         else:
             time.sleep(seconds)
         self.vm.check_alive()
+        if (hang := self.vm.hang_report()) is not None and self.guest.interrupt is not None:
+            self.guest.interrupt = None  # reported once, here; cleanup commands must run
+            raise GuestHang(*hang)
+
+    def detect_hangs(self, seconds: int = 10) -> None:
+        """Make the guest's hung-task detector report a task blocked for ``seconds`` (the
+        kernel's default is minutes), with its stack trace on the console (loglevel 7: the
+        trace is printed at KERN_INFO); the iteration then fails at once (HANG)."""
+        self.guest.run(f"sysctl -q -w kernel.hung_task_timeout_secs={seconds} "
+                       "kernel.hung_task_warnings=-1 && dmesg -n 7", check=True, timeout=30)
+        self.event("hang_detection", f"hung tasks reported after {seconds}s")
 
     def namespaces(self) -> list[str]:
         """Block devices of the topology's namespaces attached at start, as the guest names
@@ -201,6 +219,13 @@ class Context:
         self.event("fault", f"reset_controller {ctrl.name}", at=fault)
         self.recovered(f"{ctrl.name} live", at=live)
         return live - fault
+
+    def resets(self, gaps: list[float]) -> None:
+        """A sysfs reset of a (seeded) random controller, then a gap, for each gap."""
+        ctrls = self.controllers()
+        for gap in gaps:
+            self.reset(self.rng.choice(ctrls))
+            self.sleep(gap)
 
     def wait_live(self, ctrl: Controller) -> None:
         """Wait (up to the scenario's bound) for ``ctrl`` to be live; a failure if it is not."""
@@ -537,6 +562,8 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path) -> Iterat
             ctx.failures.append(Failure(FailureKind.NOT_RECOVERED, str(exc), exc.detail))
         except CommandTimeout as exc:
             ctx.failures.append(Failure(FailureKind.HANG, str(exc), exc.detail))
+        except GuestHang as exc:  # the message carries the stack: it is the finding itself
+            ctx.failures.append(Failure(FailureKind.HANG, f"{exc}\n{exc.detail}", exc.detail))
         except GuestUnreachable:
             try:
                 vm.explain_lost_connection()
@@ -558,7 +585,10 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path) -> Iterat
                     load.fetch(artifacts / load.workdir.rsplit("/", 1)[-1])
             ctx.cpu.stop()
             ctx.timeline.write(artifacts / "timeline.json")  # a harness error needs it too
+        hangs = "\n".join(f.message for f in ctx.failures if f.kind == FailureKind.HANG)
         for oops in vm.take_oopses():
+            if oops.kind == "hung_task" and oops.title in hangs:
+                continue  # already the iteration's HANG failure
             ctx.failures.append(Failure(FailureKind.OOPS, oops.title, "\n".join(oops.lines)))
     return IterationResult(scn.name, seed, tuple(ctx.failures),
                            tuple(ctx.timeline.recovery_times()),

@@ -20,7 +20,7 @@ from typing import TextIO
 
 import paramiko
 
-from harness.errors import CommandTimeout, GuestUnreachable, HarnessError
+from harness.errors import CommandTimeout, GuestHang, GuestUnreachable, HarnessError
 
 _tags = itertools.count(1)
 
@@ -83,6 +83,15 @@ class Guest:
         self._sftp: paramiko.SFTPClient | None = None
         self._agent: _Agent | None = None
         self._agent_lock = threading.Lock()
+        # Asked about once a second while a command runs: a (message, detail) pair ends the
+        # command at once with GuestHang (the VM sets it to "the kernel reported a hung task").
+        self.interrupt: Callable[[], tuple[str, str] | None] | None = None
+        self._interrupted: tuple[str, str] | None = None
+
+    def _should_stop(self) -> bool:
+        if self.interrupt is not None and self._interrupted is None:
+            self._interrupted = self.interrupt()
+        return self._interrupted is not None
 
     # --- connection --------------------------------------------------------------------------
 
@@ -160,11 +169,18 @@ class Guest:
         agent = self._free_agent() if stdin is None else None
         try:
             if agent is not None:
-                code, out, err = agent.run(command, tag, deadline, lambda: self._kill(tag))
+                code, out, err = agent.run(command, tag, deadline, lambda: self._kill(tag),
+                                           self._should_stop)
             else:
                 code, out, err = self._run_channel(command, tag, stdin, deadline)
         except _TimedOut as exc:
             res = CommandResult(command, -1, exc.out, exc.err, time.monotonic() - t0)
+            if self._interrupted is not None:
+                self._record(res, "INTERRUPTED")
+                message, detail = self._interrupted
+                self._interrupted = None
+                self.interrupt = None  # once: the commands that clean up must still run
+                raise GuestHang(f"{message} (while running {command!r})", detail) from None
             self._record(res, "TIMEOUT")
             raise CommandTimeout(f"guest command {command!r} timed out after {timeout:g}s",
                                  res.stdout[-2000:] + res.stderr[-2000:]) from None
@@ -202,7 +218,7 @@ class Guest:
             while not (chan.exit_status_ready() and not chan.recv_ready()
                        and not chan.recv_stderr_ready()):
                 left = deadline - time.monotonic()
-                if left <= 0:
+                if left <= 0 or self._should_stop():
                     self._kill(tag)
                     raise _TimedOut(out, err)
                 _read_ready(chan, out, err, min(left, 1.0))
@@ -320,8 +336,9 @@ class _Agent:
         self.chan.exec_command(self.LOOP)
         self.usable = True
 
-    def run(self, command: str, tag: str, deadline: float,
-            kill: Callable[[], None]) -> tuple[int, str, str]:
+    def run(self, command: str, tag: str, deadline: float, kill: Callable[[], None],
+            stop: Callable[[], bool] = lambda: False) -> tuple[int, str, str]:
+        """``stop()`` true ends the command as a timeout would."""
         marker = f"__nvmeh_{self.token}_{next(self._seq)}__".encode()
         body = command.encode()
         script = b"%d %s %s\n%s" % (len(body), tag.encode(), marker, body)
@@ -331,7 +348,7 @@ class _Agent:
             killed = False
             while marker not in out or marker not in err or not out.endswith(b"\n"):
                 left = deadline - time.monotonic()
-                if left <= 0:
+                if left <= 0 or (not killed and stop()):
                     if killed:
                         self.usable = False  # the shell did not come back: start a new one
                         raise _TimedOut(out, err)

@@ -248,8 +248,17 @@ class VM:
                     raise GuestUnreachable(f"{context} {exc}; console tail below",
                                            tail) from None
                 time.sleep(0.05)
+        guest.interrupt = self.hang_report
         self._guest = guest
         self._phase("ssh_connected")
+
+    def hang_report(self) -> tuple[str, str] | None:
+        """The guest's first hung-task report as (message, report), once it is whole."""
+        console = self.console
+        oops = console.hung_task if console is not None else None
+        if oops is None:
+            return None
+        return f"the guest kernel reported a hung task: {oops.title}", "\n".join(oops.lines)
 
     def _restore(self, snap: Snapshot, deadline: float) -> None:
         """Load the saved VM, add controller 0, run on, take over the guest."""

@@ -3,6 +3,7 @@
 from harness.scenarios import (  # noqa: F401
     devices,
     injection,
+    namespaces,
     pci,
     power,
     resets,

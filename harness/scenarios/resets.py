@@ -12,16 +12,8 @@ def _reset_under_load(ctx: Context) -> None:
     warmup = ctx.rng.uniform(1.0, 2.0)
     loads = ctx.start_loads(runtime=warmup + sum(gaps) + 4)
     ctx.sleep(warmup)
-    _resets(ctx, gaps)
+    ctx.resets(gaps)
     ctx.finish_loads(loads)
-
-
-def _resets(ctx: Context, gaps: list[float]) -> None:
-    """A sysfs reset of a (seeded) random controller, then a gap, for each gap."""
-    ctrls = ctx.controllers()
-    for gap in gaps:
-        ctx.reset(ctx.rng.choice(ctrls))
-        ctx.sleep(gap)
 
 
 SUMMARY = ("echo 1 > reset_controller at seeded random intervals under a verifying write load; "
@@ -125,5 +117,5 @@ def poll_queues(ctx: Context) -> None:
              ctx.start_load(runtime, offset="512M", size="128M")]
     ctx.warm_up(loads)
     ctx.sleep(ctx.rng.uniform(1.0, 2.0))
-    _resets(ctx, gaps)
+    ctx.resets(gaps)
     ctx.finish_loads(loads)

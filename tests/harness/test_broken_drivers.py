@@ -38,10 +38,10 @@ def patched(stock: Path, dest: Path, patch: str) -> Path:
     return dest
 
 
-def repro(src: Path, timeout: float, *extra: str) -> tuple[subprocess.CompletedProcess[str],
-                                                         float]:
+def repro(src: Path, timeout: float, *extra: str, scenario: str = "reset-under-load"
+          ) -> tuple[subprocess.CompletedProcess[str], float]:
     t0 = time.monotonic()
-    proc = harness("repro", "reset-under-load", "--kernel", "debian:6.1", "--seed", SEED,
+    proc = harness("repro", scenario, "--kernel", "debian:6.1", "--seed", SEED,
                    "--nvme-src", str(src), *extra, timeout=timeout)
     return proc, time.monotonic() - t0
 
@@ -84,6 +84,18 @@ def test_a_driver_that_limps_after_a_reset_is_caught_by_its_throughput(
     assert re.search(r"load0: \d+ IOPS before the fault .*, at best \d+ IOPS \(\d+%\)",
                      proc.stdout), proc.stdout
     assert "IOPS per second" in proc.stderr  # the whole series is the evidence
+
+
+def test_a_scan_that_hangs_is_reported_with_its_stack_at_once(
+        stock_sources: Path, tmp_path: Path) -> None:
+    proc, took = repro(patched(stock_sources, tmp_path / "host", "scan-hang.patch"), 600,
+                       scenario="rescan-during-reset")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "FAIL: hang: the guest kernel reported a hung task" in proc.stdout, proc.stdout
+    assert "nvme_scan_work" in proc.stdout  # the stack is in the failure message itself
+    # The scan sleeps for a minute; the detector reports it after 10-20 s, and the iteration
+    # ends then instead of waiting for the scenario's bounds.
+    assert took < 180, f"took {took:.0f}s"
 
 
 def test_a_driver_that_does_not_compile_shows_the_compiler_output(

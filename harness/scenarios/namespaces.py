@@ -1,0 +1,172 @@
+"""Namespaces that come and go while the controller resets.
+
+A reset ends by scanning the controller's namespaces; an attach or detach makes the
+controller send a "namespace attribute changed" event, which starts a scan of its own. Both
+walk the namespace list and freeze and unfreeze request queues: races between them are a
+known source of hangs. These scenarios run with the guest's hung-task detector at 10 s, and a
+task it reports fails the iteration at once with the task's stack (see ``Context.detect_hangs``).
+Attach, detach and rescans are nvme-cli and sysfs in the guest, so they also run on a real
+drive with namespace management.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from harness.nvme import Controller, block_device_of
+from harness.scenario import Context, FailureKind, scenario
+from harness.topology import Topology
+
+HUNG_TASK_S = 10  # the guest reports a task blocked this long
+COMMAND_KILL_S = 20  # an nvme-cli command still running after this long has hung
+CHURNED = 2  # the namespace that comes and goes
+# Two controllers in one subsystem: the load's namespace has two paths (native multipath),
+# the churned one starts detached and is attached to both.
+SHARED = Topology.build(controllers=2, subsystem=True, namespaces=["512M", "256M:detached"])
+# The load runs on the churned namespace itself.
+CHURN_UNDER_LOAD = Topology.build(subsystem=True, namespaces=["256M", "512M"])
+
+
+@dataclass(frozen=True)
+class LoopResult:
+    """What a guest loop of management commands did."""
+
+    ok: int
+    failed: int
+    hung: str  # the command killed after COMMAND_KILL_S, or ""
+
+    @classmethod
+    def parse(cls, text: str) -> LoopResult:
+        ok = failed = 0
+        hung = ""
+        for line in text.splitlines():
+            if line.startswith("HUNG "):
+                hung = line[5:]
+            elif line.startswith("DONE "):
+                ok, failed = (int(x) for x in line.split()[1:3])
+        return cls(ok, failed, hung)
+
+
+def command_loop(steps: list[tuple[str, float]]) -> str:
+    """A guest script running each (command, pause after it) in turn. A command may fail (the
+    controller may be resetting: that is its answer), but one still running after
+    COMMAND_KILL_S is reported as hung and ends the loop. Prints "DONE ok failed"."""
+    lines = ["ok=0; failed=0"]
+    for command, pause in steps:
+        lines.append(f"timeout -s KILL {COMMAND_KILL_S} sh -c {shlex.quote(command)} "
+                     ">/dev/null 2>&1; rc=$?; "
+                     f"if [ $rc -eq 137 ]; then echo HUNG {shlex.quote(command)}; exit 1; fi; "
+                     "if [ $rc -eq 0 ]; then ok=$((ok + 1)); else failed=$((failed + 1)); fi; "
+                     f"sleep {pause:.2f}")
+    lines.append('echo "DONE $ok $failed"')
+    return "\n".join(lines)
+
+
+def _run_loop_against_resets(ctx: Context, steps: list[tuple[str, float]],
+                             what: str) -> LoopResult:
+    """``steps`` in the background while seeded resets run; hung commands fail the iteration."""
+    loop = ctx.guest.background(command_loop(steps))
+    ctx.event("fault", f"{what}: {len(steps)} commands in a loop")
+    ctx.resets([ctx.rng.uniform(0.3, 1.5) for _ in range(ctx.rng.randint(4, 7))])
+    while loop.running:
+        ctx.sleep(0.5)  # a hung task reported meanwhile ends the iteration here
+    result = LoopResult.parse(loop.wait(10).stdout)
+    ctx.event("loop_done", f"{what}: {result.ok} succeeded, {result.failed} failed")
+    if result.hung:
+        ctx.fail(FailureKind.HANG, f"{result.hung!r} was still running after "
+                 f"{COMMAND_KILL_S}s while the controller was reset")
+    if result.ok == 0:
+        ctx.fail(FailureKind.NOT_RECOVERED, f"no command of the {what} loop succeeded: "
+                 "nothing raced with the resets")
+    return result
+
+
+def _settled(ctx: Context, ctrl: Controller, nsid: int) -> None:
+    """Once the commands stop, the guest's view must follow the controller's: a block device
+    for the namespace exactly when the controller reports it attached."""
+    attached = nsid in ctrl.attached_nsids()
+    device = None
+    for _ in range(40):
+        device = block_device_of(ctx.guest, nsid)
+        if (device is not None) == attached:
+            ctx.event("settled", f"namespace {nsid} " + (f"attached as {device}" if device
+                                                          else "detached"))
+            return
+        ctx.sleep(0.25)
+    ctx.fail(FailureKind.NOT_RECOVERED, f"namespace {nsid} is {'' if attached else 'not '}attached "
+             f"to {ctrl.name}, but the guest {'has no' if attached else 'still has a'} block "
+             f"device for it{' (' + device + ')' if device else ''} 10s later: a scan was lost")
+
+
+@scenario("ns-churn-during-reset",
+          "a namespace of a two-controller subsystem is attached and detached (nvme-cli) in "
+          "a loop while sysfs resets of either controller run and the verifying load runs on "
+          "another namespace that stays attached: no command or task hangs (hung-task "
+          f"detector at {HUNG_TASK_S} s), the controllers end live, the churned namespace's "
+          "block device matches its attachment, no I/O error, every completed write intact",
+          SHARED)
+def ns_churn_during_reset(ctx: Context) -> None:
+    ctx.detect_hangs(HUNG_TASK_S)
+    ctrl = ctx.controller("nvme0")
+    both = ",".join(str(c.cntlid) for c in ctx.controllers())
+    steps = []
+    for i in range(ctx.rng.randint(8, 14)):
+        make = ctrl.attach_command if i % 2 == 0 else ctrl.detach_command
+        steps.append((make(CHURNED, both), ctx.rng.uniform(0.1, 0.8)))
+    loads = ctx.start_loads(runtime=30)
+    _run_loop_against_resets(ctx, steps, f"attach/detach of namespace {CHURNED}")
+    for c in ctx.controllers():
+        ctx.wait_live(c)
+    _settled(ctx, ctrl, CHURNED)
+    ctx.finish_loads(loads)
+
+
+@scenario("rescan-during-reset",
+          "rescan_controller (sysfs) and nvme ns-rescan in a loop while sysfs resets run under "
+          "the verifying load: no command or task hangs (hung-task detector at "
+          f"{HUNG_TASK_S} s), live, no I/O error, every completed write intact")
+def rescan_during_reset(ctx: Context) -> None:
+    ctx.detect_hangs(HUNG_TASK_S)
+    ctrl = ctx.controller("nvme0")
+    commands = [f"echo 1 > {ctrl.sysfs}/rescan_controller", f"nvme ns-rescan /dev/{ctrl.name}"]
+    steps = [(ctx.rng.choice(commands), ctx.rng.uniform(0.05, 0.5))
+             for _ in range(ctx.rng.randint(10, 20))]
+    loads = ctx.start_loads(runtime=30)
+    _run_loop_against_resets(ctx, steps, "namespace rescans")
+    ctx.wait_live(ctrl)
+    ctx.finish_loads(loads)
+
+
+@scenario("ns-churn-under-load",
+          "the namespace under a load is detached (nvme-cli) and attached again, one to three "
+          "times: I/O to the detached namespace fails cleanly (nothing hangs; hung-task "
+          f"detector at {HUNG_TASK_S} s), the namespace comes back, and every write completed "
+          "before the detach is intact",
+          CHURN_UNDER_LOAD)
+def ns_churn_under_load(ctx: Context) -> None:
+    ctx.detect_hangs(HUNG_TASK_S)
+    ctrl = ctx.controller("nvme0")
+    for _ in range(ctx.rng.randint(1, 3)):
+        device = block_device_of(ctx.guest, CHURNED)
+        if device is None:
+            ctx.fail(FailureKind.NOT_RECOVERED, f"namespace {CHURNED} has no block device")
+        before = ctx.start_load(ctx.rng.uniform(3.0, 5.0), device, size="128M")
+        ctx.warm_up([before])
+        before.end()
+        under = ctx.start_load(30, device, offset="256M", size="128M")
+        ctx.warm_up([under])
+        ctx.sleep(ctx.rng.uniform(0.5, 2.0))
+        ctx.vm.tainted = True
+        ctx.act(ctrl.detach_command(CHURNED), f"detach namespace {CHURNED} under load",
+                timeout=COMMAND_KILL_S)
+        ctx.finish_load(under, transparent=False)  # must end on its own, with errors
+        ctx.sleep(ctx.rng.uniform(0.2, 1.5))
+        ctx.act(ctrl.attach_command(CHURNED), f"attach namespace {CHURNED} again",
+                timeout=COMMAND_KILL_S)
+        _settled(ctx, ctrl, CHURNED)
+        back = block_device_of(ctx.guest, CHURNED)
+        assert back is not None  # _settled saw it
+        before.moved_to(back)
+        ctx.recovered(f"namespace {CHURNED} back as {back}")
+        ctx.finish_load(before)
