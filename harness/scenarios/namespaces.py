@@ -21,6 +21,7 @@ from harness.topology import Topology
 HUNG_TASK_S = 10  # the guest reports a task blocked this long
 COMMAND_KILL_S = 20  # an nvme-cli command still running after this long has hung
 CHURNED = 2  # the namespace that comes and goes
+NO_HANG = f"no command or task hangs (hung-task detector at {HUNG_TASK_S} s)"
 # Two controllers in one subsystem: the load's namespace has two paths (native multipath),
 # the churned one starts detached and is attached to both.
 SHARED = Topology.build(controllers=2, subsystem=True, namespaces=["512M", "256M:detached"])
@@ -102,10 +103,9 @@ def _settled(ctx: Context, ctrl: Controller, nsid: int) -> None:
 @scenario("ns-churn-during-reset",
           "a namespace of a two-controller subsystem is attached and detached (nvme-cli) in "
           "a loop while sysfs resets of either controller run and the verifying load runs on "
-          "another namespace that stays attached: no command or task hangs (hung-task "
-          f"detector at {HUNG_TASK_S} s), the controllers end live, the churned namespace's "
-          "block device matches its attachment, no I/O error, every completed write intact",
-          SHARED)
+          f"another namespace that stays attached: {NO_HANG}, the controllers end live, the "
+          "churned namespace's block device matches its attachment, no I/O error, every "
+          "completed write intact", SHARED)
 def ns_churn_during_reset(ctx: Context) -> None:
     ctx.detect_hangs(HUNG_TASK_S)
     ctrl = ctx.controller("nvme0")
@@ -124,8 +124,7 @@ def ns_churn_during_reset(ctx: Context) -> None:
 
 @scenario("rescan-during-reset",
           "rescan_controller (sysfs) and nvme ns-rescan in a loop while sysfs resets run under "
-          "the verifying load: no command or task hangs (hung-task detector at "
-          f"{HUNG_TASK_S} s), live, no I/O error, every completed write intact")
+          f"the verifying load: {NO_HANG}, live, no I/O error, every completed write intact")
 def rescan_during_reset(ctx: Context) -> None:
     ctx.detect_hangs(HUNG_TASK_S)
     ctrl = ctx.controller("nvme0")
@@ -140,10 +139,8 @@ def rescan_during_reset(ctx: Context) -> None:
 
 @scenario("ns-churn-under-load",
           "the namespace under a load is detached (nvme-cli) and attached again, one to three "
-          "times: I/O to the detached namespace fails cleanly (nothing hangs; hung-task "
-          f"detector at {HUNG_TASK_S} s), the namespace comes back, and every write completed "
-          "before the detach is intact",
-          CHURN_UNDER_LOAD)
+          f"times: I/O to the detached namespace fails cleanly ({NO_HANG}), the namespace "
+          "comes back, and every write completed before the detach is intact", CHURN_UNDER_LOAD)
 def ns_churn_under_load(ctx: Context) -> None:
     ctx.detect_hangs(HUNG_TASK_S)
     ctrl = ctx.controller("nvme0")
