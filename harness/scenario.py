@@ -182,7 +182,7 @@ class Context:
                     fsync: int = 0, polled: bool = False) -> list[fio.VerifyLoad]:
         """One verifying load per namespace (each job of it writes ``size`` from ``offset``;
         ``fsync=N``: a flush after every N writes; ``polled``: io_uring HIPRI), warmed up."""
-        loads = [self.start_load(runtime, dev, offset, size, fsync, polled)
+        loads = [self.start_load(runtime, dev, offset, size, fsync, polled, warm_up=False)
                  for dev in self.namespaces()]
         self.warm_up(loads)
         return loads
@@ -197,7 +197,10 @@ class Context:
             self.finish_load(load, transparent)
 
     def start_load(self, runtime: float, device: str = "/dev/nvme0n1", offset: str = "0",
-                   size: str = "256M", fsync: int = 0, polled: bool = False) -> fio.VerifyLoad:
+                   size: str = "256M", fsync: int = 0, polled: bool = False,
+                   warm_up: bool = True) -> fio.VerifyLoad:
+        """A verifying load on ``device``, warmed up (see :meth:`warm_up`) unless told not
+        to (several loads are warmed up together)."""
         load = fio.VerifyLoad(self.guest, device, seed=self.seed, runtime=runtime,
                               name=f"load{len(self.loads)}", offset=offset, size=size,
                               fsync=fsync, polled=polled,
@@ -207,6 +210,8 @@ class Context:
         self.loads.append(load)
         self.load_started[load.name] = self.now()
         self.event("load_started", f"{load.name} {device}")
+        if warm_up:
+            self.warm_up([load])
         return load
 
     def reset(self, ctrl: Controller) -> float:

@@ -149,10 +149,8 @@ def ns_churn_under_load(ctx: Context) -> None:
         if device is None:
             ctx.fail(FailureKind.NOT_RECOVERED, f"namespace {CHURNED} has no block device")
         before = ctx.start_load(ctx.rng.uniform(3.0, 5.0), device, size="128M")
-        ctx.warm_up([before])
         before.end()
         under = ctx.start_load(30, device, offset="256M", size="128M")
-        ctx.warm_up([under])
         ctx.sleep(ctx.rng.uniform(0.5, 2.0))
         ctx.vm.tainted = True
         ctx.act(ctrl.detach_command(CHURNED), f"detach namespace {CHURNED} under load",

@@ -113,8 +113,8 @@ def poll_queues(ctx: Context) -> None:
                            "take effect, and the scenario would test nothing")
     gaps = [ctx.rng.uniform(0.5, 2.0) for _ in range(ctx.rng.randint(3, 5))]
     runtime = sum(gaps) + 6
-    loads = [ctx.start_load(runtime, size="256M", polled=True),
-             ctx.start_load(runtime, offset="512M", size="128M")]
+    loads = [ctx.start_load(runtime, size="256M", polled=True, warm_up=False),
+             ctx.start_load(runtime, offset="512M", size="128M", warm_up=False)]
     ctx.warm_up(loads)
     ctx.sleep(ctx.rng.uniform(1.0, 2.0))
     ctx.resets(gaps)

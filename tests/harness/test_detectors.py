@@ -64,7 +64,7 @@ def test_lost_write_is_detected(lab: Lab, artifacts: Path) -> None:
     """A block fio saw completed is zeroed on the medium, as a write the device dropped."""
     def lose_a_write(ctx: Context) -> None:
         load = ctx.start_load(runtime=3)
-        load.wait(timeout=120)
+        load.end()
         backing = ctx.vm.namespace(0, 1).backing
         _zero(backing, [next(_fio_blocks(backing))])
         ctx.finish_load(load)
