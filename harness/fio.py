@@ -6,6 +6,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -184,8 +185,8 @@ class VerifyLoad:
             return  # not a block device: nothing to watch
         deadline = time.monotonic() + flowing_within
         # Watched in the guest, two seconds per command, so that fio's early exit is seen.
-        watch = (f"for i in $(seq 40); do read -r _ _ _ _ w _ < {self._stat}; "
-                 f"[ $w -gt {before} ] && exit 0; sleep 0.05; done; exit 1")
+        watch = (f"for i in $(seq 40); do {self._count_writes}; "
+                 f'[ "${{w:-0}}" -gt {before} ] && exit 0; sleep 0.05; done; exit 1')
         while self.running:
             if self.guest.run(watch, timeout=60).exit_code == 0:
                 self.ends_at = time.monotonic() + self.runtime
@@ -248,13 +249,21 @@ class VerifyLoad:
         return f"sync {shlex.quote(self.params['FILENAME'])}"
 
     @property
-    def _stat(self) -> str:
-        return f"/sys/class/block/{shlex.quote(os.path.basename(self.params['FILENAME']))}/stat"
+    def _count_writes(self) -> str:
+        """A guest shell snippet setting ``w`` to the device's completed writes, or to
+        nothing if it is not a block device. An NVMe multipath node (nvme0n1 over nvme0c0n1,
+        nvme0c1n1, ...) counts nothing itself before Linux 6.2: its paths are added in."""
+        name = os.path.basename(self.params["FILENAME"])
+        paths = ""
+        if (m := re.fullmatch(r"(nvme\d+)(n\d+)", name)) is not None:
+            paths = f" /sys/class/block/{m.group(1)}c*{m.group(2)}/stat"
+        return (f"w=; for f in /sys/class/block/{shlex.quote(name)}/stat{paths}; do "
+                '[ -e "$f" ] && { read -r _ _ _ _ x _ < "$f"; w=$((${w:-0} + x)); }; done')
 
     def _writes_completed(self) -> int | None:
         """The device's completed-write count, None if it is not a block device."""
-        out = self.guest.run(f"cat {self._stat} 2>/dev/null", timeout=30).stdout.split()
-        return int(out[4]) if len(out) > 4 else None
+        out = self.guest.run(f'{self._count_writes}; echo "$w"', timeout=30).stdout.strip()
+        return int(out) if out.isdigit() else None
 
     @property
     def running(self) -> bool:

@@ -139,14 +139,21 @@ class Controller:
             return f"unreadable: {exc}"
 
 
-def block_device_of(guest: Guest, nsid: int, subsystem: str = "nvme0") -> str | None:
+def ns_device_script(nsid: int, prefix: str = "nvme*") -> str:
+    """A guest shell snippet printing the block device names (``nvme0n2``) of namespace
+    ``nsid`` on the controllers or subsystems matching ``prefix`` (path devices excluded)."""
+    return (f"for d in /sys/block/{prefix}n*; do case ${{d##*/}} in *c*) continue;; esac; "
+            f'[ "$(cat $d/nsid 2>/dev/null)" = {nsid} ] && echo ${{d##*/}}; done; true')
+
+
+def block_device_of(guest: Guest, nsid: int, prefix: str = "nvme*") -> str | None:
     """The block device (``/dev/nvme0n2``) the guest shows for namespace ``nsid``, or None.
 
-    Looked up by the namespace's ID: the kernel numbers its disks in the order it finds them,
-    so after a detach and attach the name need not be what it was."""
-    out = guest.run(f"for d in /sys/block/{subsystem}n*; do case ${{d##*/}} in *c*) continue;; "
-                    f'esac; [ "$(cat $d/nsid 2>/dev/null)" = {nsid} ] && echo ${{d##*/}}; done; '
-                    "true", timeout=30).stdout.split()
+    Looked up by the namespace's ID: Linux numbers a subsystem's disks after whichever of its
+    controllers identified itself first, and its namespaces in the order it finds them, so
+    the name is known only in the guest, and may change after a detach and attach. With
+    several controllers outside a subsystem, ``prefix`` (``nvme1``) says whose."""
+    out = guest.run(ns_device_script(nsid, prefix), timeout=30).stdout.split()
     return f"/dev/{out[0]}" if out else None
 
 

@@ -151,8 +151,9 @@ def command_line(spec: LaunchSpec) -> list[str]:
             continue
         if topo.subsystem:
             queues = f",max_ioqpairs={ctrl.io_queues}" if ctrl.io_queues else ""
-            args += ["-device", f"nvme,id=nvme{i},serial=nvmeh{i},bus=rp{i},subsys=subsys0"
-                     f"{queues}"]
+            # QEMU wants one serial number for all controllers of a subsystem
+            args += ["-device", f"nvme,id=nvme{i},serial=nvmeh-subsys0,bus=rp{i},"
+                     f"subsys=subsys0{queues}"]
             continue
         if len(ctrl.namespaces) == 1:
             args += ["-device", _device_arg(controller_device(topo, i))]

@@ -27,7 +27,13 @@ from harness.errors import (
 from harness.hostcpu import CpuSampler
 from harness.kernels import KernelImage
 from harness.lab import Lab
-from harness.nvme import IO_RESUMED, Controller, NotRecovered, StateMonitor
+from harness.nvme import (
+    IO_RESUMED,
+    Controller,
+    NotRecovered,
+    StateMonitor,
+    block_device_of,
+)
 from harness.ssh import Guest
 from harness.throughput import Criterion, Judgement, Series
 from harness.timeline import Timeline
@@ -172,6 +178,13 @@ class Context:
         """Block devices of the topology's namespaces attached at start, as the guest names
         them."""
         topo = self.vm.topology
+        if topo.subsystem:
+            found = [(nsid, block_device_of(self.guest, nsid)) for nsid in topo.attached_nsids()]
+            missing = [nsid for nsid, dev in found if dev is None]
+            if missing:
+                raise HarnessError(f"the guest shows no block device for namespace(s) "
+                                   f"{missing} of the subsystem")
+            return [dev for _, dev in found if dev is not None]
         return [f"/dev/{dev}" for i in range(len(topo.controllers))
                 for dev in topo.block_devices(i)]
 
@@ -568,7 +581,7 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path) -> Iterat
         except CommandTimeout as exc:
             ctx.failures.append(Failure(FailureKind.HANG, str(exc), exc.detail))
         except GuestHang as exc:  # the message carries the stack: it is the finding itself
-            ctx.failures.append(Failure(FailureKind.HANG, f"{exc}\n{exc.detail}", exc.detail))
+            ctx.failures.append(Failure(FailureKind.HANG, f"{exc}\n{exc.detail}"))
         except GuestUnreachable:
             try:
                 vm.explain_lost_connection()

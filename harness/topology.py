@@ -180,14 +180,16 @@ class Topology:
         return f"cpus={self.cpus},mem={format_size(self.memory)},nvme=[{ctrls}]{subsys}{extra}"
 
     def block_devices(self, ctrl: int) -> list[str]:
-        """The guest's block devices of controller ``ctrl``'s namespaces attached at start
-        (``nvme0n1``, ...). A subsystem's namespaces appear once, under the first controller
-        (the driver's multipath node, named after the subsystem)."""
-        if not self.subsystem:
-            return [f"nvme{ctrl}n{j}" for j in range(1, len(self.controllers[ctrl].namespaces) + 1)]
-        if ctrl:
-            return []
-        return [f"nvme0n{j}" for j, ns in enumerate(self.controllers[0].namespaces, start=1)
+        """The guest's block devices of controller ``ctrl``'s namespaces (``nvme0n1``, ...).
+        Not for a subsystem: Linux names its namespaces after the subsystem's number, which
+        is the number of whichever controller identified itself first (see
+        :func:`harness.nvme.block_device_of`)."""
+        assert not self.subsystem, "a subsystem's block device names are known in the guest"
+        return [f"nvme{ctrl}n{j}" for j in range(1, len(self.controllers[ctrl].namespaces) + 1)]
+
+    def attached_nsids(self) -> list[int]:
+        """The subsystem's namespaces attached at start."""
+        return [j for j, ns in enumerate(self.controllers[0].namespaces, start=1)
                 if not ns.detached]
 
 

@@ -39,6 +39,7 @@ from harness.errors import (
 from harness.hostcpu import process_cpu_seconds
 from harness.images import GuestImage, check_image
 from harness.kmsg import Oops
+from harness.nvme import ns_device_script
 from harness.qemu import (
     LaunchSpec,
     NamespaceNames,
@@ -295,8 +296,12 @@ class VM:
 
     def _await_controller(self, i: int, deadline: float, before: str = "true") -> None:
         """Run ``before``, then wait until ``nvme{i}`` is live with its namespaces present."""
-        conditions = [f'[ "$(cat /sys/class/nvme/nvme{i}/state 2>/dev/null)" = live ]'] + [
-            f"[ -b /dev/{dev} ]" for dev in self.topology.block_devices(i)]
+        conditions = [f'[ "$(cat /sys/class/nvme/nvme{i}/state 2>/dev/null)" = live ]']
+        if not self.topology.subsystem:
+            conditions += [f"[ -b /dev/{dev} ]" for dev in self.topology.block_devices(i)]
+        elif i == 0:  # the subsystem's namespaces, whatever the guest names them
+            conditions += [f'[ -n "$({ns_device_script(nsid)})" ]'
+                           for nsid in self.topology.attached_nsids()]
         try:
             self.guest.run(f"{before} && until {' && '.join(conditions)}; do sleep 0.02; done",
                            timeout=max(1.0, deadline - time.monotonic()), check=True)

@@ -91,8 +91,8 @@ def test_a_subsystem_links_its_controllers_and_shares_its_namespaces():
     nvme = [d for d in devs if d.startswith(("nvme-subsys", "nvme,", "nvme-ns"))]
     assert nvme == [
         "nvme-subsys,id=subsys0,nqn=nvmeh-subsys0",
-        "nvme,id=nvme0,serial=nvmeh0,bus=rp0,subsys=subsys0",
-        "nvme,id=nvme1,serial=nvmeh1,bus=rp1,subsys=subsys0",
+        "nvme,id=nvme0,serial=nvmeh-subsys0,bus=rp0,subsys=subsys0",
+        "nvme,id=nvme1,serial=nvmeh-subsys0,bus=rp1,subsys=subsys0",
         # after both controllers: a shared namespace attaches to the controllers that exist
         "nvme-ns,id=nvme0n1,drive=nvme0n1-disk,bus=nvme0,nsid=1,logical_block_size=512,"
         "physical_block_size=512,shared=on,detached=off",

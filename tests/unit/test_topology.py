@@ -70,6 +70,6 @@ def test_a_subsystem_shares_its_namespaces_some_detached():
     assert t.subsystem and t.controllers[1].namespaces == ns
     assert str(t) == ("cpus=1,mem=1G,nvme=[1G:512+512M:512:detached+256M:4096:detached;"
                       "1G:512+512M:512:detached+256M:4096:detached],subsystem")
-    assert t.block_devices(0) == ["nvme0n1"] and t.block_devices(1) == []
+    assert t.attached_nsids() == [1]
     assert Topology.build(controllers=2, namespaces=2).block_devices(1) == ["nvme1n1", "nvme1n2"]
     assert t != Topology.parse("controllers=2,namespaces=1G+512M+256M:4096")
