@@ -73,3 +73,8 @@ def test_a_subsystem_shares_its_namespaces_some_detached():
     assert t.attached_nsids() == [1]
     assert Topology.build(controllers=2, namespaces=2).block_devices(1) == ["nvme1n1", "nvme1n2"]
     assert t != Topology.parse("controllers=2,namespaces=1G+512M+256M:4096")
+
+
+def test_the_marker_form_of_a_subsystem_equals_the_cli_form():
+    marker = Topology.build(controllers=2, subsystem=True, namespaces=["512M", "256M:detached"])
+    assert marker == Topology.parse("controllers=2,subsystem=on,namespaces=512M+256M:detached")
