@@ -162,8 +162,7 @@ class Context:
         else:
             time.sleep(seconds)
         self.vm.check_alive()
-        if (hang := self.vm.hang_report()) is not None and self.guest.interrupt is not None:
-            self.guest.interrupt = None  # reported once, here; cleanup commands must run
+        if (hang := self.vm.hang_report()) is not None:
             raise GuestHang(*hang)
 
     def detect_hangs(self, seconds: int = 10) -> None:

@@ -22,6 +22,8 @@ import paramiko
 
 from harness.errors import CommandTimeout, GuestHang, GuestUnreachable, HarnessError
 
+STOP_AFTER_S = 1.0  # a running command is interrupted (Guest.interrupt) only after this long
+
 _tags = itertools.count(1)
 
 
@@ -84,7 +86,8 @@ class Guest:
         self._agent: _Agent | None = None
         self._agent_lock = threading.Lock()
         # Asked about once a second while a command runs: a (message, detail) pair ends the
-        # command at once with GuestHang (the VM sets it to "the kernel reported a hung task").
+        # command at once with GuestHang (the VM sets it to "the kernel reported a hung task",
+        # each report once).
         self.interrupt: Callable[[], tuple[str, str] | None] | None = None
         self._interrupted: tuple[str, str] | None = None
 
@@ -179,7 +182,6 @@ class Guest:
                 self._record(res, "INTERRUPTED")
                 message, detail = self._interrupted
                 self._interrupted = None
-                self.interrupt = None  # once: the commands that clean up must still run
                 raise GuestHang(f"{message} (while running {command!r})", detail) from None
             self._record(res, "TIMEOUT")
             raise CommandTimeout(f"guest command {command!r} timed out after {timeout:g}s",
@@ -209,6 +211,7 @@ class Guest:
 
     def _run_channel(self, command: str, tag: str, stdin: str | None,
                      deadline: float) -> tuple[int, str, str]:
+        started = time.monotonic()
         chan = self._channel(command, tag)
         if stdin is not None:
             chan.sendall(stdin.encode())
@@ -218,7 +221,8 @@ class Guest:
             while not (chan.exit_status_ready() and not chan.recv_ready()
                        and not chan.recv_stderr_ready()):
                 left = deadline - time.monotonic()
-                if left <= 0 or self._should_stop():
+                if left <= 0 or (time.monotonic() - started > STOP_AFTER_S
+                                 and self._should_stop()):
                     self._kill(tag)
                     raise _TimedOut(out, err)
                 _read_ready(chan, out, err, min(left, 1.0))
@@ -338,17 +342,20 @@ class _Agent:
 
     def run(self, command: str, tag: str, deadline: float, kill: Callable[[], None],
             stop: Callable[[], bool] = lambda: False) -> tuple[int, str, str]:
-        """``stop()`` true ends the command as a timeout would."""
+        """``stop()`` true ends the command as a timeout would (asked once it has run for
+        STOP_AFTER_S: a quick command, such as one cleaning up after a hang, just runs)."""
         marker = f"__nvmeh_{self.token}_{next(self._seq)}__".encode()
         body = command.encode()
         script = b"%d %s %s\n%s" % (len(body), tag.encode(), marker, body)
         out, err = bytearray(), bytearray()
+        started = time.monotonic()
         try:
             self.chan.sendall(script)
             killed = False
             while marker not in out or marker not in err or not out.endswith(b"\n"):
                 left = deadline - time.monotonic()
-                if left <= 0 or (not killed and stop()):
+                if left <= 0 or (not killed and time.monotonic() - started > STOP_AFTER_S
+                                 and stop()):
                     if killed:
                         self.usable = False  # the shell did not come back: start a new one
                         raise _TimedOut(out, err)

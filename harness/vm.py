@@ -97,6 +97,7 @@ class VM:
         self.artifacts = artifacts or self.scratch / "artifacts"
         self.artifacts.mkdir(parents=True, exist_ok=True)
         self.proc: subprocess.Popen[bytes] | None = None
+        self._hangs_reported = 0
         self.console: Console | None = None
         self._qmp: Qmp | None = None
         self._guest: Guest | None = None
@@ -254,11 +255,16 @@ class VM:
         self._phase("ssh_connected")
 
     def hang_report(self) -> tuple[str, str] | None:
-        """The guest's first hung-task report as (message, report), once it is whole."""
+        """A hung-task report of the guest not returned before, as (message, report), once
+        it is whole: each report interrupts one wait, and the commands after it run."""
         console = self.console
-        oops = console.hung_task if console is not None else None
-        if oops is None:
+        if console is None:
             return None
+        hangs = [o for o in console.oopses if o.kind == "hung_task"]
+        if len(hangs) <= self._hangs_reported:
+            return None
+        oops = hangs[self._hangs_reported]
+        self._hangs_reported += 1
         return f"the guest kernel reported a hung task: {oops.title}", "\n".join(oops.lines)
 
     def _restore(self, snap: Snapshot, deadline: float) -> None:
