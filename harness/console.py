@@ -83,10 +83,10 @@ class Console:
     def panic(self) -> Oops | None:
         return next((o for o in self.oopses if o.fatal), None)
 
-    @property
-    def hung_task(self) -> Oops | None:
-        """The first hung-task report (the kernel's hung-task detector)."""
-        return next((o for o in self.oopses if o.kind == "hung_task"), None)
+    def hung_tasks(self) -> list[Oops]:
+        """The hung-task reports so far (the kernel's hung-task detector), oldest first."""
+        with self._cond:
+            return [o for o in self.oopses if o.kind == "hung_task"]
 
     def tail(self, lines: int = 25) -> str:
         with self._cond:

@@ -157,8 +157,8 @@ class Context:
         """Wait, but notice a guest panic, a hung task or a dead QEMU at once."""
         console = self.vm.console
         if console is not None:
-            console.wait_for(lambda: console.panic is not None
-                             or console.hung_task is not None, seconds)
+            console.wait_for(lambda: console.panic is not None or self.vm.hang_pending(),
+                             seconds)
         else:
             time.sleep(seconds)
         self.vm.check_alive()
@@ -425,8 +425,8 @@ class Context:
         """Keep ``load`` running for the criterion's time after its last recovery, plus the
         seconds in which the host starved the VM of CPU (up to the criterion's cap)."""
         started = self.load_started[load.name]
-        recoveries = self._recoveries_since(started)
-        faults = [e.at for e in self.timeline.events if e.kind == "fault" and e.at >= started]
+        recoveries = self._times("recovered", started)
+        faults = self._times("fault", started)
         if not recoveries or not faults:
             return
         crit, cpu = self.throughput, self._cpu_samples()
@@ -444,9 +444,10 @@ class Context:
     def _cpu_samples(self) -> Series:
         return self.cpu.snapshot() if self.cpu is not None else []
 
-    def _recoveries_since(self, since: float) -> list[float]:
+    def _times(self, kind: str, since: float, until: float = float("inf")) -> list[float]:
+        """When the timeline's ``kind`` events happened between ``since`` and ``until``."""
         return sorted(e.at for e in self.timeline.events
-                      if e.kind == "recovered" and e.at >= since)
+                      if e.kind == kind and since <= e.at <= until)
 
     def check_throughput(self, load: fio.VerifyLoad) -> None:
         """After each recovery the load must come back to a share of its pre-fault IOPS
@@ -456,10 +457,8 @@ class Context:
             raise HarnessError(f"{load.name} left no per-second IOPS log in {load.workdir}")
         self.timeline.series[load.name] = series
         started, ended = self.load_started[load.name], series[-1][0]
-        faults = [e.at for e in self.timeline.events
-                  if e.kind == "fault" and started <= e.at <= ended]
-        recoveries = [r for r in self._recoveries_since(min(faults, default=ended))
-                      if r <= ended]
+        faults = self._times("fault", started, ended)
+        recoveries = self._times("recovered", min(faults, default=ended), ended)
         cpu = self._cpu_samples()
         if cpu:
             self.timeline.series["vm_cpu"] = [

@@ -254,16 +254,18 @@ class VM:
         self._guest = guest
         self._phase("ssh_connected")
 
+    def hang_pending(self) -> bool:
+        """Has the guest reported a hung task that :meth:`hang_report` did not return yet?"""
+        console = self.console
+        return console is not None and len(console.hung_tasks()) > self._hangs_reported
+
     def hang_report(self) -> tuple[str, str] | None:
         """A hung-task report of the guest not returned before, as (message, report), once
         it is whole: each report interrupts one wait, and the commands after it run."""
-        console = self.console
-        if console is None:
+        if not self.hang_pending():
             return None
-        hangs = [o for o in console.oopses if o.kind == "hung_task"]
-        if len(hangs) <= self._hangs_reported:
-            return None
-        oops = hangs[self._hangs_reported]
+        assert self.console is not None
+        oops = self.console.hung_tasks()[self._hangs_reported]
         self._hangs_reported += 1
         return f"the guest kernel reported a hung task: {oops.title}", "\n".join(oops.lines)
 
