@@ -274,14 +274,12 @@ class VerifyLoad:
         res = self._bg.wait(timeout)
         return self._result("load.json", res.stderr)
 
-    def end(self, not_before: float = 0.0, timeout: float = 300.0) -> FioResult:
-        """Let the load run to the end of its runtime, or until ``not_before`` (host
-        monotonic) if that is later, then stop it the way a checkpoint does (completed
-        writes kept, verify state saved) and return its result."""
+    def end(self, timeout: float = 300.0) -> FioResult:
+        """Let the load run to the end of its runtime, then stop it the way a checkpoint
+        does (completed writes kept, verify state saved) and return its result."""
         assert self._bg is not None and self.ends_at is not None, "start() first"
-        until = max(self.ends_at, not_before)
         with contextlib.suppress(CommandTimeout):
-            self._bg.wait(max(0.0, until - time.monotonic()))
+            self._bg.wait(max(0.0, self.ends_at - time.monotonic()))
         if self.running:
             self.guest.run(f"touch {self.workdir}/trigger", check=True)
         return self.wait(timeout)

@@ -83,9 +83,9 @@ def _run_loop_against_resets(ctx: Context, steps: list[tuple[str, float]],
     return result
 
 
-def _settled(ctx: Context, ctrl: Controller, nsid: int) -> None:
+def _settled(ctx: Context, ctrl: Controller, nsid: int) -> str | None:
     """Once the commands stop, the guest's view must follow the controller's: a block device
-    for the namespace exactly when the controller reports it attached."""
+    for the namespace exactly when the controller reports it attached; that device."""
     attached = nsid in ctrl.attached_nsids()
     device = None
     for _ in range(40):
@@ -93,7 +93,7 @@ def _settled(ctx: Context, ctrl: Controller, nsid: int) -> None:
         if (device is not None) == attached:
             ctx.event("settled", f"namespace {nsid} " + (f"attached as {device}" if device
                                                           else "detached"))
-            return
+            return device
         ctx.sleep(0.25)
     ctx.fail(FailureKind.NOT_RECOVERED, f"namespace {nsid} is {'' if attached else 'not '}attached "
              f"to {ctrl.name}, but the guest {'has no' if attached else 'still has a'} block "
@@ -159,9 +159,8 @@ def ns_churn_under_load(ctx: Context) -> None:
         ctx.sleep(ctx.rng.uniform(0.2, 1.5))
         ctx.act(ctrl.attach_command(CHURNED), f"attach namespace {CHURNED} again",
                 timeout=COMMAND_KILL_S)
-        _settled(ctx, ctrl, CHURNED)
-        back = block_device_of(ctx.guest, CHURNED)
-        assert back is not None  # _settled saw it
+        back = _settled(ctx, ctrl, CHURNED)
+        assert back is not None  # attached: _settled saw its device
         before.moved_to(back)
         ctx.recovered(f"namespace {CHURNED} back as {back}")
         ctx.finish_load(before)
