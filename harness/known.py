@@ -29,10 +29,13 @@ class KnownFailure:
     scenarios: tuple[str, ...]  # the scenarios it makes fail
     first: str  # first affected kernel, "6.1"
     fixed_in: str | None  # first kernel with the fix, None while unfixed
-    kind: FailureKind
+    kind: FailureKind | tuple[FailureKind, ...]  # what each failure of the iteration may be
     pattern: str  # a regular expression every failure message of the iteration must match
     reference: str  # bug report, mailing-list thread or fixing commit
     evidence: str  # what showed it, and where the console, dmesg and timeline are kept
+    # A regular expression one failure's message or evidence must match: what tells this bug
+    # apart from others failing the same way (a hang is a hang; where it hangs is the bug).
+    signature: str | None = None
 
     def affects(self, release: str) -> bool:
         version = kernel_version(release)
@@ -40,15 +43,23 @@ class KnownFailure:
             return False
         return self.fixed_in is None or version < kernel_version(self.fixed_in)
 
+    @property
+    def kinds(self) -> tuple[FailureKind, ...]:
+        return self.kind if isinstance(self.kind, tuple) else (self.kind,)
+
     def explains(self, scenario: str, release: str, failures: Sequence[Failure]) -> bool:
         """True if this record accounts for every failure of an iteration, and nothing else."""
         return (scenario in self.scenarios and self.affects(release) and bool(failures)
-                and all(f.kind == self.kind and re.search(self.pattern, f.message)
-                        for f in failures))
+                and all(f.kind in self.kinds and re.search(self.pattern, f.message)
+                        for f in failures)
+                and (self.signature is None
+                     or any(re.search(self.signature, f"{f.message}\n{f.evidence}")
+                            for f in failures)))
 
     def describe(self) -> str:
         kernels = f"{self.first}..{self.fixed_in}" if self.fixed_in else f"{self.first} and later"
-        return (f"known kernel bug on {kernels}: {self.reference} ({self.kind.value}); "
+        kinds = ", ".join(k.value for k in self.kinds)
+        return (f"known kernel bug on {kernels}: {self.reference} ({kinds}); "
                 f"evidence: {self.evidence}")
 
 
@@ -80,6 +91,17 @@ KNOWN: tuple[KnownFailure, ...] = (
                   "so it times out again, and every reset after that does the same",
         evidence="known-bugs/linux-6.1-doorbell-config-after-requeue/: fails on debian:6.1 "
                  "(6.1.192), passes on 6.12 and on 6.1 with the fix backported (--nvme-src)"),
+    KnownFailure(
+        scenarios=("ns-churn-during-reset",),
+        first="5.10", fixed_in="6.7", kind=(FailureKind.HANG, FailureKind.OOPS),
+        pattern=r"task hung in ",
+        signature=r"nvme_wait_freeze\+\S+ \[nvme_core\]\s+nvme_reset_work",
+        reference="839a40d1e730 \"nvme: fix deadlock between reset and scan\" (v6.7, "
+                  "6.6.13; not in 6.1.y): a namespace the scan adds after the reset froze "
+                  "the queues is never frozen, and the reset waits for it to freeze forever",
+        evidence="known-bugs/linux-6.1-scan-reset-deadlock/: hangs on debian:6.1 (6.1.192) "
+                 "in 2 of 4 runs of seed 20261121 and in every run with the window widened; "
+                 "passes on 6.12 and on 6.1 with the fix backported (--nvme-src)"),
 )
 
 

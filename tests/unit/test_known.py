@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from harness import known
+from harness import kmsg, known
 from harness.known import KnownFailure, kernel_version
 from harness.scenario import Failure, FailureKind
 
@@ -12,6 +14,7 @@ RECORD = KnownFailure(("reset-storm",), first="6.1", fixed_in="6.3", kind=Failur
                       pattern=r"nvme_reset_work", reference="https://example.invalid/bug",
                       evidence="seed 42")
 HANG = Failure(FailureKind.HANG, "INFO: task hung in nvme_reset_work")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_kernel_version() -> None:
@@ -72,3 +75,34 @@ def test_the_5_10_shadow_doorbell_bug_explains_what_it_did_on_5_10_only(message:
     assert known.explain("flr-under-load", "6.1.0-56-amd64", failure) is None
     assert known.explain("flr-under-load", "5.10.0-46-amd64",
                          [Failure(FailureKind.LOST_DATA, "verify-only pass: EILSEQ")]) is None
+
+
+def _recorded_hung_tasks(name: str) -> list[Failure]:
+    """The failures the scenario reports for a recorded console log: one per hung task."""
+    text = (ROOT / "known-bugs" / name).read_text()
+    return [Failure(FailureKind.OOPS, o.title, "\n".join(o.lines)) for o in kmsg.scan(text)]
+
+
+def test_the_6_1_scan_reset_deadlock_is_recognised_by_where_the_reset_waits() -> None:
+    failures = _recorded_hung_tasks(
+        "linux-6.1-scan-reset-deadlock/console-6.1-seed20261121.txt")
+    assert len(failures) == 3  # the reset worker, fio and the sysfs writer, all stuck
+    bug = known.explain("ns-churn-during-reset", "6.1.0-56-amd64", failures)
+    assert bug is not None and "839a40d1e730" in bug.reference
+    hang = Failure(FailureKind.HANG, f"the guest kernel reported a hung task: "
+                   f"{failures[0].message}\n{failures[0].evidence}")
+    assert known.explain("ns-churn-during-reset", "6.1.0-56-amd64", [hang, *failures]) is bug
+    # fixed in 6.7; another scenario; another failure besides: not excused
+    assert known.explain("ns-churn-during-reset", "6.12.117+deb13-amd64", failures) is None
+    assert known.explain("rescan-during-reset", "6.1.0-56-amd64", failures) is None
+    lost = Failure(FailureKind.LOST_DATA, "verify-only pass: EILSEQ")
+    assert known.explain("ns-churn-during-reset", "6.1.0-56-amd64", [*failures, lost]) is None
+
+
+def test_a_hang_somewhere_else_is_not_the_scan_reset_deadlock() -> None:
+    # the same cascade of hung tasks, but the reset is not waiting for a queue to freeze
+    failures = [f for f in _recorded_hung_tasks(
+        "linux-6.1-scan-reset-deadlock/console-6.1-seed20261121.txt")
+        if "nvme_wait_freeze" not in f.evidence]
+    assert failures
+    assert known.explain("ns-churn-during-reset", "6.1.0-56-amd64", failures) is None
