@@ -27,6 +27,12 @@ STOP_AFTER_S = 1.0  # a running command is interrupted (Guest.interrupt) only af
 _tags = itertools.count(1)
 
 
+def brief(command: str, limit: int = 160) -> str:
+    """A command as a failure message quotes it: its start (the whole is in the commands log)."""
+    flat = " ".join(command.split())
+    return repr(flat if len(flat) <= limit else flat[:limit] + " ...")
+
+
 @dataclass(frozen=True)
 class CommandResult:
     command: str
@@ -182,7 +188,7 @@ class Guest:
                 self._record(res, "INTERRUPTED")
                 message, detail = self._interrupted
                 self._interrupted = None
-                raise GuestHang(f"{message} (while running {command!r})", detail) from None
+                raise GuestHang(f"{message} (while running {brief(command)})", detail) from None
             self._record(res, "TIMEOUT")
             raise CommandTimeout(f"guest command {command!r} timed out after {timeout:g}s",
                                  res.stdout[-2000:] + res.stderr[-2000:]) from None
@@ -227,10 +233,10 @@ class Guest:
                     raise _TimedOut(out, err)
                 _read_ready(chan, out, err, min(left, 1.0))
                 if chan.closed and not chan.exit_status_ready():
-                    raise GuestUnreachable(f"SSH connection lost while running {command!r}")
+                    raise GuestUnreachable(f"SSH connection lost while running {brief(command)}")
             code = chan.recv_exit_status()
             if code == -1:
-                raise GuestUnreachable(f"SSH connection lost while running {command!r}")
+                raise GuestUnreachable(f"SSH connection lost while running {brief(command)}")
         finally:
             chan.close()
         return code, out.decode(errors="replace"), err.decode(errors="replace")
@@ -366,7 +372,7 @@ class _Agent:
                 _read_ready(self.chan, out, err, min(left, 1.0))
                 if self.chan.closed or self.chan.exit_status_ready():
                     self.usable = False
-                    raise GuestUnreachable(f"SSH connection lost while running {command!r}")
+                    raise GuestUnreachable(f"SSH connection lost while running {brief(command)}")
         except (OSError, EOFError, paramiko.SSHException) as exc:
             self.usable = False
             raise GuestUnreachable(f"SSH session to the guest failed: {exc}") from None
