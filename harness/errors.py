@@ -65,3 +65,5 @@ class CommandTimeout(HarnessError):
 class GuestHang(HarnessError):
     """The guest kernel reported a task hung (hung-task detector) while a command ran;
     ``detail`` holds the report with its stack trace."""
+
+    exit_code = EXIT_TIMEOUT  # the command would never have finished: the kernel is bad

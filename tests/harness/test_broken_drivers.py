@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import EXIT_HARNESS
+from harness.errors import EXIT_HARNESS, EXIT_TIMEOUT
 from tests.harness.test_cli import ROOT, harness
 
 PATCHES = ROOT / "tests" / "patches"
@@ -31,10 +31,12 @@ def stock_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dest
 
 
-def patched(stock: Path, dest: Path, patch: str) -> Path:
+def patched(stock: Path, dest: Path, *patches: str | Path) -> Path:
+    """A copy of ``stock`` with ``patches`` applied (names in tests/patches, or paths)."""
     shutil.copytree(stock, dest)
-    # git apply works outside a repository too, and git is there wherever this was cloned
-    subprocess.run(["git", "apply", "-p1", str(PATCHES / patch)], cwd=dest, check=True)
+    for patch in patches:
+        # git apply works outside a repository too, and git is there wherever this was cloned
+        subprocess.run(["git", "apply", "-p1", str(PATCHES / patch)], cwd=dest, check=True)
     return dest
 
 
@@ -109,3 +111,32 @@ def test_a_driver_that_does_not_compile_shows_the_compiler_output(
     assert "does not compile" in proc.stderr and "Traceback" not in proc.stderr
     assert re.search(r"[‘']undeclared_thing[’'] undeclared", proc.stderr)  # gcc's own words
     assert f"{src}/pci.c:" in proc.stderr  # naming the user's file, not the build copy
+
+
+DEADLOCK = ROOT / "known-bugs" / "linux-6.1-scan-reset-deadlock"
+
+
+@pytest.mark.parametrize("fixed", [False, True], ids=["widened", "widened+fix"])
+def test_the_6_1_scan_reset_deadlock_reproduced_on_purpose(
+        stock_sources: Path, tmp_path: Path, fixed: bool) -> None:
+    # The known bug ns-churn-during-reset found, with its window widened (sleeps only) and a
+    # reset started inside a scan: the stock 6.1 logic deadlocks every time, the fix never.
+    patches = [DEADLOCK / "widen-window.patch"]
+    if fixed:
+        patches.append(DEADLOCK / "fix-839a40d1e730-backport.patch")
+    src = patched(stock_sources, tmp_path / "host", *patches)
+    proc = harness("run", "--kernel", "debian:6.1", "--nvme-src", str(src),
+                   "--topology", "controllers=2,subsystem=on,namespaces=512M+256M:detached",
+                   "--timeout", "120", "--", "bash", "-c",
+                   (DEADLOCK / "directed-repro.sh").read_text(), timeout=600)
+    if fixed:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "jobs still running: 0" in proc.stdout, proc.stdout
+        # the scan after the reset attached the namespace on both paths
+        assert re.search(r"namespace 2 devices: nvme\d+c\d+n2 nvme\d+c\d+n2 nvme\d+n2",
+                         proc.stdout), proc.stdout
+    else:
+        assert proc.returncode == EXIT_TIMEOUT, proc.stdout + proc.stderr
+        assert "reported a hung task" in proc.stderr, proc.stderr
+        assert re.search(r"nvme_wait_freeze\+\S+ \[nvme_core\]\s+nvme_reset_work",
+                         proc.stderr), proc.stderr
