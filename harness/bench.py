@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import fio, snapshot
+from harness import fio, hostcpu, snapshot
 from harness.lab import Lab
 from harness.nvme import Controller
 from harness.ssh import Background, Guest
@@ -112,11 +112,15 @@ def _time_to_ready(lab: Lab, topology: Topology, snapshots: bool,
 def run(lab: Lab, topology: Topology, runs: int = 3) -> BenchResult:
     image = lab.image  # built before any timing starts
     phases: dict[str, list[float]] = {}
+    cpu_before = hostcpu.host_cpu_times()
     boots = [_time_to_ready(lab, topology, False, phases) for _ in range(runs)]
     figures = [_figure("boot_to_ready_s", "s", boots)]
     if snapshot.unsupported_reason(topology) is None:
         restores = [_time_to_ready(lab, topology, True, phases) for _ in range(runs)]
         figures.append(_figure("restore_to_ready_s", "s", restores))
+    # A noisy host makes every start slower: the figures are only comparable with this.
+    figures.append(_figure("host_steal_during_starts_pct", "%", [
+        100 * hostcpu.steal_share(cpu_before, hostcpu.host_cpu_times())]))
     rtts: list[float] = []
     with lab.vm(topology, name="bench") as vm:
         guest = vm.guest

@@ -24,6 +24,27 @@ def process_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def host_cpu_times(stat: str | None = None) -> tuple[int, int]:
+    """(steal, total) clock ticks of all the host's CPUs so far, from ``/proc/stat``.
+
+    Steal is time the hypervisor ran someone else while this machine's CPU wanted to run:
+    on a shared cloud host it comes in bursts, and every figure measured meanwhile is slower.
+    """
+    text = Path("/proc/stat").read_text() if stat is None else stat
+    for line in text.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "cpu":
+            ticks = [int(x) for x in fields[1:9]]  # user .. steal; guest time is in user
+            return (ticks[7] if len(ticks) > 7 else 0), sum(ticks)
+    raise ValueError("no aggregate cpu line in /proc/stat")
+
+
+def steal_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of the host's CPU time stolen between two :func:`host_cpu_times` readings."""
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total > 0 else 0.0
+
+
 class CpuSampler:
     """Samples ``read()`` (CPU seconds so far of whatever runs the VM now, None when nothing
     does) every ``period`` seconds, stamped with ``clock()``. The total is kept cumulative

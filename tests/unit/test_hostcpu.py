@@ -1,6 +1,7 @@
 import os
 import time
 
+from harness import hostcpu
 from harness.hostcpu import CpuSampler, process_cpu_seconds
 
 
@@ -20,3 +21,19 @@ def test_this_process_has_used_some_cpu():
     used = process_cpu_seconds(os.getpid())
     assert used is not None and used > 0
     assert process_cpu_seconds(2**22 + 12345) is None
+
+
+STAT = """cpu  100 5 50 800 10 0 5 30 20 0
+cpu0 50 2 25 400 5 0 2 15 10 0
+intr 12345
+"""
+
+
+def test_host_cpu_times_reads_steal_and_the_total_without_guest_time() -> None:
+    assert hostcpu.host_cpu_times(STAT) == (30, 1000)
+    assert hostcpu.host_cpu_times()[1] > 0  # this machine's own /proc/stat parses
+
+
+def test_steal_share_is_the_stolen_part_of_the_time_between_two_readings() -> None:
+    assert hostcpu.steal_share((30, 1000), (130, 2000)) == 0.1
+    assert hostcpu.steal_share((30, 1000), (30, 1000)) == 0.0
