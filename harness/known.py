@@ -93,16 +93,18 @@ KNOWN: tuple[KnownFailure, ...] = (
                  "(6.1.192), passes on 6.12 and on 6.1 with the fix backported (--nvme-src)"),
     KnownFailure(
         scenarios=("ns-churn-during-reset",),
-        first="5.10", fixed_in="6.7", kind=(FailureKind.HANG, FailureKind.OOPS),
+        first="6.1", fixed_in="6.7", kind=(FailureKind.HANG, FailureKind.OOPS),
         pattern=r"task hung in ",
         signature=r"nvme_wait_freeze\+\S+ \[nvme_core\]\s+nvme_reset_work",
         reference="839a40d1e730 \"nvme: fix deadlock between reset and scan\" (v6.7, "
                   "6.6.13; not in 6.1.y): a namespace the scan adds after the reset froze "
                   "the queues is never frozen, and the reset waits for it to freeze forever",
         evidence="known-bugs/linux-6.1-scan-reset-deadlock/: hangs on debian:6.1 (6.1.192) "
-                 "and 5.10 (5.10.262) with seed 20261121, every time when a reset is started "
-                 "inside a widened scan (directed-repro.sh); passes on 6.12 and on 6.1 with "
-                 "the fix backported (--nvme-src)"),
+                 "with seed 20261121, every time when a reset is started inside a widened "
+                 "scan (directed-repro.sh); passes on 6.12 and on 6.1 with the fix backported "
+                 "(--nvme-src). 5.10 lacks the fix too, but hangs there are not yet told apart "
+                 "from its stale shadow doorbells (known-bugs/unconfirmed-5.10-namespace-"
+                 "scenarios/)"),
 )
 
 
