@@ -26,6 +26,7 @@ from harness.errors import (
 )
 from harness.lab import Lab, LabConfig
 from harness.progress import Progress
+from harness.report import ReportDir
 from harness.topology import Topology
 from harness.vm import VM
 
@@ -54,6 +55,12 @@ def _add_vm_options(p: argparse.ArgumentParser) -> None:
                    help="keep console, QMP and command logs in DIR")
     p.add_argument("--no-snapshot", action="store_true",
                    help="boot cold instead of starting from a saved snapshot")
+
+
+def _add_report_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--report-dir", type=Path, default=None, metavar="DIR",
+                   help="write a report to DIR: JUnit XML, a KCIDB-shaped summary.json, an "
+                   "HTML page with plots, a reproduce.sh per test")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="repeat with fresh seeds until an iteration fails or the budget ends")
     p.add_argument("--budget", type=float, default=None, metavar="SECONDS",
                    help="time budget of --until-fail (default: 3600)")
+    _add_report_option(p)
 
     p = sub.add_parser("matrix", help="run scenarios on several kernels and print a table",
                        epilog="exit codes: 0 no unexpected failure; 1 a driver failure that is "
@@ -133,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-snapshot", action="store_true")
     p.add_argument("--artifacts", type=Path, default=None, metavar="DIR")
     p.add_argument("--json", action="store_true", help="print the cells as JSON")
+    _add_report_option(p)
 
     p = sub.add_parser("bench", help="measure boot-to-ready and SSH round trip")
     _add_vm_options(p)
@@ -313,7 +322,11 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     seeds = [seed + i for i in range(args.iterations)]
     root = args.artifacts or Path(tempfile.mkdtemp(prefix="nvmeh-matrix-"))
     print(f"nvmeh: matrix of {len(scns)} scenario(s) on {', '.join(wanted)}, seeds "
-          f"{seeds[0]}..{seeds[-1]}; artifacts in {root}", file=sys.stderr, flush=True)
+          f"{seeds[0]}..{seeds[-1]}; artifacts in {root}"
+          + (f"; report in {args.report_dir}/index.html" if args.report_dir else ""),
+          file=sys.stderr, flush=True)
+    report_dir = (ReportDir(args.report_dir, f"matrix {','.join(wanted)}")
+                  if args.report_dir else None)
     cells = []
     for spec in wanted:
         lab = Lab(LabConfig(kernel=spec, qemu=args.qemu, accel=args.accel,
@@ -322,7 +335,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         for scn in scns:
             cells.append(matrix.run_cell(lab, scn, seeds, root / spec.replace("/", "_"),
                                          lambda line: print(line, file=sys.stderr,
-                                                            flush=True)))
+                                                            flush=True), report_dir))
     if args.json:  # the table still goes to stderr, for the human watching
         print(json.dumps([c.as_dict() for c in cells], indent=2))
         print(matrix.table(cells), file=sys.stderr)

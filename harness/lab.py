@@ -14,9 +14,11 @@ from pathlib import Path
 from harness import accel as accel_mod
 from harness import images, paths, snapshot
 from harness.accel import Accel
+from harness.doctor import qemu_version
 from harness.images import GuestImage
 from harness.progress import Progress
 from harness.topology import Topology
+from harness.util import find_tool
 from harness.vm import VM, require_qemu
 
 # paramiko logs every refused connection attempt (expected while a guest boots) as a traceback.
@@ -52,6 +54,18 @@ class Lab:
             self._image = images.prepare(self.config.kernel, self.progress,
                                           self.config.nvme_src)
         return self._image
+
+    def properties(self) -> dict[str, str]:
+        """What a report records of this lab with each test: kernel, QEMU, accelerator,
+        driver. The image is built if it was not (its failure is the caller's to report)."""
+        version = qemu_version(find_tool(self.config.qemu) or self.config.qemu)
+        image = self.image
+        return {"kernel": self.config.kernel, "kernel_release": image.kernel.release,
+                "qemu": self.config.qemu,
+                "qemu_version": ".".join(map(str, version)) if version else "unknown",
+                "accel": str(self.accel),
+                "nvme_driver": (f"{image.driver.source} ({image.driver.hash})"
+                                if image.driver else "stock")}
 
     def vm(self, topology: Topology, artifacts: Path | None = None, name: str = "vm",
            snapshots: bool | None = None) -> VM:

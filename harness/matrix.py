@@ -8,7 +8,7 @@ or ERROR (the harness could not test: the kernel would not boot, QEMU failed, ..
 
 from __future__ import annotations
 
-import enum
+import shlex
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -18,15 +18,10 @@ from pathlib import Path
 from harness import known
 from harness.errors import HarnessError
 from harness.lab import Lab
+from harness.report import ReportDir, RunRecord, Status
 from harness.scenario import IterationResult, Scenario, ScenarioSkipped, run_iteration
 
-
-class Status(enum.Enum):
-    PASS = "pass"
-    FAIL = "FAIL"
-    KNOWN = "known"
-    SKIP = "skip"
-    ERROR = "ERROR"
+__all__ = ["Cell", "Status", "exit_status", "run_cell", "table"]
 
 
 @dataclass
@@ -63,9 +58,9 @@ class Cell:
 
 
 def run_cell(lab: Lab, scn: Scenario, seeds: Sequence[int], root: Path,
-             report: Callable[[str], None]) -> Cell:
+             report: Callable[[str], None], report_dir: ReportDir | None = None) -> Cell:
     cell = Cell(lab.config.kernel, "?", scn.name)
-    t0 = time.monotonic()
+    t0, started = time.monotonic(), time.time()
     try:
         cell.release = lab.image.kernel.release
         for seed in seeds:
@@ -85,7 +80,28 @@ def run_cell(lab: Lab, scn: Scenario, seeds: Sequence[int], root: Path,
     cell.duration_s = time.monotonic() - t0
     report(f"{cell.kernel} {scn.name}: {cell.text()}"
            + (f" ({'; '.join(cell.reasons)})" if cell.reasons else ""))
+    if report_dir is not None:
+        report_dir.add(_record(lab, scn, cell, seeds, started))
     return cell
+
+
+def _record(lab: Lab, scn: Scenario, cell: Cell, seeds: Sequence[int],
+            started: float) -> RunRecord:
+    try:
+        props = lab.properties()
+    except HarnessError:  # the kernel or driver could not be prepared: the cell says why
+        props = {"kernel": lab.config.kernel}
+    seed = cell.seeds[-1] if cell.seeds else seeds[0]
+    cmd = ["python", "-m", "harness", "repro", scn.name, "--kernel", lab.config.kernel,
+           "--seed", str(seed), "--iterations", "1"]
+    if lab.config.nvme_src is not None:
+        cmd += ["--nvme-src", str(lab.config.nvme_src)]
+    return RunRecord(f"{scn.name}[{cell.kernel}]", cell.status, cell.duration_s,
+                     {**props, "topology": str(scn.topology),
+                      "seeds": ",".join(map(str, cell.seeds or seeds))},
+                     "; ".join(cell.reasons), "", cell.recovery_ms_max,
+                     Path(cell.artifacts[-1]) if cell.artifacts else None,
+                     shlex.join(cmd), started)
 
 
 def _record_failure(cell: Cell, result: IterationResult) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from harness import known
 from harness.errors import EXIT_HARNESS, EXIT_OK, HarnessError
 from harness.lab import Lab
+from harness.report import ReportDir, RunRecord, Status
 from harness.scenario import (
     MAX_SEED,
     IterationResult,
@@ -76,21 +77,39 @@ def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
     deadline = time.monotonic() + (budget or DEFAULT_BUDGET_S) if until_fail else None
     plan = (f"until it fails (at most {iterations} iterations, "
             f"{budget or DEFAULT_BUDGET_S:g}s)" if until_fail else f"{iterations} iteration(s)")
-    print(f"nvmeh: {scn.name}, {plan} from seed {seed}, {lab.accel}; artifacts in {root}",
-          flush=True)
+    report_dir = getattr(args, "report_dir", None)
+    print(f"nvmeh: {scn.name}, {plan} from seed {seed}, {lab.accel}; artifacts in {root}"
+          + (f"; report in {report_dir}/index.html" if report_dir else ""), flush=True)
     total = "" if until_fail else f"/{iterations}"
+    report = ReportDir(report_dir, f"repro {scn.name}") if report_dir else None
+    props = {**lab.properties(), "topology": str(scn.topology)} if report else {}
+
+    def record(status: Status, seed: int, started: float, artifacts: Path, message: str = "",
+               detail: str = "", result: IterationResult | None = None) -> None:
+        if report is None:
+            return
+        report.add(RunRecord(
+            f"{scn.name}[seed {seed}]", status, time.time() - started,
+            {**props, "seed": str(seed)}, message, detail,
+            max(result.recovery_s) * 1000 if result and result.recovery_s else None,
+            artifacts,
+            reproduce_command(args, scn, seed), started))
+
     for i in range(iterations):
         if deadline is not None and time.monotonic() >= deadline:
             print(f"nvmeh: budget spent: {i} iteration(s) passed, seeds {seed}..{seed + i - 1}",
                   flush=True)
             return EXIT_OK
         s = seed + i
+        started, artifacts = time.time(), Path(root) / f"iter{i:04d}-seed{s}"
         try:
-            result = run_iteration(lab, scn, s, Path(root) / f"iter{i:04d}-seed{s}")
+            result = run_iteration(lab, scn, s, artifacts)
         except ScenarioSkipped as exc:
             print(f"nvmeh: skipped: {exc}", file=sys.stderr)
+            record(Status.SKIP, s, started, artifacts, str(exc))
             return EXIT_HARNESS
         except HarnessError as exc:
+            record(Status.ERROR, s, started, artifacts, str(exc), exc.detail)
             # QEMU crashed, the guest was unreachable before the scenario began, ...: this
             # iteration tested nothing, which is 125 for git bisect, whatever the cause.
             print(f"nvmeh: error: iteration {i + 1} seed {s} could not run: {exc}",
@@ -100,6 +119,11 @@ def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
             print(f"reproduce: {reproduce_command(args, scn, s)}", file=sys.stderr)
             return EXIT_HARNESS
         print(f"iteration {i + 1}{total} seed {s}: {describe(result)}", flush=True)
+        bug = known.explain(scn.name, lab.image.kernel.release, result.failures)
+        record(Status.PASS if result.passed else Status.KNOWN if bug else Status.FAIL, s,
+               started, artifacts, "; ".join(str(f) for f in result.failures)
+               + (f" ({bug.describe()})" if bug else ""),
+               "\n\n".join(f.evidence for f in result.failures if f.evidence), result)
         if not result.passed:
             for failure in result.failures:
                 if failure.evidence:
@@ -107,7 +131,6 @@ def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
                           f"{failure.evidence.strip()[-3000:]}", file=sys.stderr)
             print(f"artifacts: {result.artifacts}", file=sys.stderr)
             print(f"reproduce: {reproduce_command(args, scn, s)}", file=sys.stderr)
-            bug = known.explain(scn.name, lab.image.kernel.release, result.failures)
             if bug is not None:  # still a failure: a bisect must see it
                 print(f"nvmeh: {bug.describe()}", file=sys.stderr)
             return EXIT_DRIVER_FAILED

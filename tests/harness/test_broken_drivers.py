@@ -7,6 +7,7 @@ Everything runs as a kernel developer would: ``kernel nvme-src`` for the stock s
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -58,12 +59,22 @@ def test_the_stock_driver_built_from_source_passes(stock_sources: Path) -> None:
 
 def test_a_driver_that_acknowledges_writes_it_never_sent_is_caught(
         stock_sources: Path, tmp_path: Path) -> None:
+    report = tmp_path / "report"
     proc, _ = repro(patched(stock_sources, tmp_path / "host", "lost-write.patch"), 600,
-                    "--until-fail", "--budget", "900")
+                    "--until-fail", "--budget", "900", "--report-dir", str(report))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "FAIL: lost or corrupted data" in proc.stdout, proc.stdout
     assert "EILSEQ" in proc.stdout and "verify: bad magic header" in proc.stderr
     assert "--nvme-src" in proc.stderr  # the reproduce line rebuilds the same driver
+    # the report says FAIL (the driver), names the driver built, and plots the iteration
+    failed = [t for t in json.loads((report / "summary.json").read_text())["tests"]
+              if t["status"] != "PASS"]
+    assert [(t["status"], t["waived"]) for t in failed] == [("FAIL", False)]
+    assert "lost or corrupted data" in failed[0]["misc"]["message"]
+    assert str(tmp_path / "host") in failed[0]["misc"]["nvme_driver"]
+    assert "--nvme-src" in failed[0]["misc"]["reproduce"]
+    page = (report / "index.html").read_text()
+    assert '<tr class="FAIL">' in page and "data:image/png;base64," in page
 
 
 def test_a_reset_that_never_marks_the_controller_live_is_caught_in_bounded_time(

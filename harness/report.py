@@ -1,0 +1,247 @@
+"""Reports people can act on: one directory per run, readable by CI, KernelCI and a browser.
+
+``--report-dir DIR`` (``repro``, ``matrix``) writes, and rewrites after every test, so that a
+run cut short still leaves a report:
+
+- ``junit.xml``: one testcase per test, with the run's properties (kernel release, QEMU
+  version, accelerator, seed, topology, the hash of a ``--nvme-src`` driver);
+- ``summary.json``: one record per test shaped after KernelCI's KCIDB test records (a known
+  kernel bug is a FAIL with ``waived``);
+- ``index.html``: self-contained (plots embedded): a summary table, then per test the IOPS of
+  each load over time with the faults and the recovery windows marked;
+- ``reproduce.sh`` in each test's artifacts directory: the command that re-runs it.
+
+Statuses keep apart what the kernel did (FAIL) from what the harness could not do (ERROR):
+only FAIL means the driver is at fault; KNOWN is a failure recorded as a kernel bug.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import enum
+import html
+import io
+import json
+import os
+import shlex
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ORIGIN = "nvmeh"  # the KCIDB origin of the records
+PLOTTED_PASSES = 20  # a long campaign plots its first passes and every run that did not pass
+
+
+class Status(enum.Enum):
+    PASS = "pass"
+    FAIL = "FAIL"  # the driver misbehaved
+    KNOWN = "known"  # it did, the way a recorded kernel bug does
+    SKIP = "skip"
+    ERROR = "ERROR"  # the harness could not test
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One test's outcome: a scenario iteration, a matrix cell, a pytest test."""
+
+    name: str
+    status: Status
+    duration_s: float
+    properties: dict[str, str] = field(default_factory=dict)  # kernel, qemu, accel, seed...
+    message: str = ""  # why it did not pass
+    detail: str = ""  # the evidence: stack traces, kernel log, fio's errors
+    recovery_ms_max: float | None = None
+    artifacts: Path | None = None
+    reproduce: str = ""  # a shell command that re-runs exactly this test
+    started: float = 0.0  # Unix time
+
+    @property
+    def timeline(self) -> Path | None:
+        path = self.artifacts / "timeline.json" if self.artifacts else None
+        return path if path is not None and path.is_file() else None
+
+
+class ReportDir:
+    """Collects test runs and keeps the report files of ``path`` up to date."""
+
+    def __init__(self, path: Path, title: str) -> None:
+        self.path, self.title = path, title
+        self.runs: list[RunRecord] = []
+        self.plots: dict[int, str] = {}  # run index -> its plot, base64 PNG (made once)
+        path.mkdir(parents=True, exist_ok=True)
+
+    def add(self, run: RunRecord) -> None:
+        if run.artifacts is not None and run.reproduce:
+            run.artifacts.mkdir(parents=True, exist_ok=True)
+            script = run.artifacts / "reproduce.sh"
+            script.write_text("#!/bin/sh\n# re-runs this test with the same seed, kernel and "
+                              f"driver\nset -e\ncd {shlex.quote(os.getcwd())}\n"
+                              f"exec {run.reproduce}\n")
+            script.chmod(0o755)
+        self.runs.append(run)
+        plotted = len(self.plots)
+        if (path := run.timeline) is not None and (
+                run.status is not Status.PASS or plotted < PLOTTED_PASSES):
+            try:
+                png = plot_timeline(json.loads(path.read_text()), run.name)
+            except (OSError, ValueError, KeyError):
+                pass  # a timeline cut short by a harness error: the table still has the run
+            else:
+                self.plots[len(self.runs) - 1] = base64.b64encode(png).decode()
+        self.write()
+
+    def write(self) -> None:
+        write_junit(self.runs, self.path / "junit.xml", self.title)
+        (self.path / "summary.json").write_text(
+            json.dumps(kcidb_tests(self.runs), indent=1) + "\n")
+        (self.path / "index.html").write_text(
+            render_html(self.runs, self.title, self.path, self.plots))
+
+
+def write_junit(runs: Sequence[RunRecord], path: Path, title: str) -> None:
+    suite = ET.Element("testsuite", name=title, tests=str(len(runs)),
+                       failures=str(sum(r.status in (Status.FAIL, Status.KNOWN) for r in runs)),
+                       errors=str(sum(r.status is Status.ERROR for r in runs)),
+                       skipped=str(sum(r.status is Status.SKIP for r in runs)),
+                       time=f"{sum(r.duration_s for r in runs):.3f}")
+    for run in runs:
+        case = ET.SubElement(suite, "testcase", classname=title, name=run.name,
+                             time=f"{run.duration_s:.3f}")
+        props = ET.SubElement(case, "properties")
+        for key, value in run.properties.items():
+            ET.SubElement(props, "property", name=key, value=value)
+        if run.artifacts is not None:
+            ET.SubElement(props, "property", name="artifacts", value=str(run.artifacts))
+        if run.reproduce:
+            ET.SubElement(props, "property", name="reproduce", value=run.reproduce)
+        if run.status in (Status.FAIL, Status.KNOWN):
+            kind = "known kernel bug" if run.status is Status.KNOWN else "driver failure"
+            ET.SubElement(case, "failure", message=run.message, type=kind).text = run.detail
+        elif run.status is Status.ERROR:
+            ET.SubElement(case, "error", message=run.message).text = run.detail
+        elif run.status is Status.SKIP:
+            ET.SubElement(case, "skipped", message=run.message)
+    ET.indent(suite)
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+_KCIDB_STATUS = {Status.PASS: "PASS", Status.FAIL: "FAIL", Status.KNOWN: "FAIL",
+                 Status.SKIP: "SKIP", Status.ERROR: "ERROR"}
+
+
+def kcidb_tests(runs: Sequence[RunRecord]) -> dict[str, Any]:
+    """The runs as KCIDB (v4) test records; ``misc`` keeps what KCIDB has no field for."""
+    tests = []
+    for i, run in enumerate(runs):
+        record: dict[str, Any] = {
+            "id": f"{ORIGIN}:{run.name}:{int(run.started)}:{i}",
+            "origin": ORIGIN,
+            "path": "nvme." + run.name.split("[", 1)[0].replace(" ", "_"),
+            "status": _KCIDB_STATUS[run.status],
+            "waived": run.status is Status.KNOWN,
+            "duration": round(run.duration_s, 3),
+            "environment": {"description": ", ".join(f"{k}={v}"
+                                                      for k, v in run.properties.items())},
+            "misc": {"name": run.name, "harness_status": run.status.name,
+                     "message": run.message, "reproduce": run.reproduce,
+                     "recovery_ms_max": run.recovery_ms_max, **run.properties},
+        }
+        if run.started:
+            record["start_time"] = datetime.datetime.fromtimestamp(
+                run.started, datetime.UTC).isoformat(timespec="seconds")
+        if run.artifacts is not None:
+            record["output_files"] = [{"name": p.name, "url": p.resolve().as_uri()}
+                                      for p in sorted(run.artifacts.rglob("*")) if p.is_file()]
+        tests.append(record)
+    return {"version": {"major": 4, "minor": 0}, "tests": tests}
+
+
+# ----------------------------------------------------------------------------- plots
+
+def plot_timeline(timeline: dict[str, Any], title: str) -> bytes:
+    """A PNG: each load's IOPS per second, faults as red lines, the time from each fault to
+    its recovery shaded, recoveries as green lines."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 3.2), dpi=90)
+    try:
+        for name, points in timeline.get("iops", {}).items():
+            if name == "vm_cpu" or not points:
+                continue
+            ax.plot([p[0] for p in points], [p[1] for p in points], label=f"{name} IOPS",
+                    linewidth=1.2)
+        fault_at: float | None = None
+        for ev in timeline.get("events", []):
+            if ev["kind"] == "fault":
+                ax.axvline(ev["t"], color="tab:red", linewidth=0.8, alpha=0.7)
+                fault_at = ev["t"] if fault_at is None else fault_at
+            elif ev["kind"] == "recovered":
+                ax.axvline(ev["t"], color="tab:green", linewidth=0.8, alpha=0.7)
+                if fault_at is not None:
+                    ax.axvspan(fault_at, ev["t"], color="tab:orange", alpha=0.25, linewidth=0)
+                    fault_at = None
+        ax.set_xlabel("seconds (guest clock)")
+        ax.set_ylabel("IOPS")
+        ax.set_title(title, fontsize=10)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="upper right", fontsize=8)
+        out = io.BytesIO()
+        fig.tight_layout()
+        fig.savefig(out, format="png")
+        return out.getvalue()
+    finally:
+        plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- HTML
+
+_CSS = """body{font-family:sans-serif;margin:1.5em;color:#222}
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
+.pass{background:#dfd}.FAIL{background:#fbb}.ERROR{background:#fd9}.known{background:#eef}
+.skip{background:#eee}pre{background:#f6f6f6;padding:.5em;overflow-x:auto;font-size:85%}
+code{font-size:90%}"""
+
+
+def render_html(runs: Sequence[RunRecord], title: str, base: Path,
+                plots: dict[int, str]) -> str:
+    counts = {s: sum(r.status is s for r in runs) for s in Status}
+    summary = ", ".join(f"{n} {s.name}" for s, n in counts.items() if n)
+    rows = []
+    for i, r in enumerate(runs):
+        rec = f"{r.recovery_ms_max:.0f} ms" if r.recovery_ms_max is not None else "-"
+        rows.append(f'<tr class="{r.status.value}"><td><a href="#t{i}">{html.escape(r.name)}'
+                    f'</a></td><td>{html.escape(r.properties.get("kernel_release", "?"))}</td>'
+                    f"<td>{r.status.name}</td><td>{rec}</td><td>{r.duration_s:.1f} s</td></tr>")
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+             f"</title><style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
+             f"<p>{len(runs)} test(s): {summary or 'none yet'}. Only FAIL means the kernel's "
+             "driver misbehaved; ERROR means the harness could not test; KNOWN is a recorded "
+             "kernel bug.</p>",
+             "<table id='summary'><tr><th>test</th><th>kernel</th><th>status</th>"
+             "<th>slowest recovery</th><th>duration</th></tr>", *rows, "</table>"]
+    for i, r in enumerate(runs):
+        parts.append(f"<h2 id='t{i}'>{html.escape(r.name)}: {r.status.name}</h2>")
+        if r.message:
+            parts.append(f"<p>{html.escape(r.message)}</p>")
+        props = ", ".join(f"{k}={v}" for k, v in r.properties.items())
+        parts.append(f"<p><small>{html.escape(props)}</small></p>")
+        if r.reproduce:
+            parts.append(f"<p>reproduce: <code>{html.escape(r.reproduce)}</code></p>")
+        if r.artifacts is not None:
+            rel = os.path.relpath(r.artifacts, base)
+            parts.append(f"<p>artifacts: <a href='{html.escape(rel)}/'>{html.escape(rel)}</a>"
+                         "</p>")
+        if i in plots:
+            parts.append(f"<img class='plot' alt='IOPS of {html.escape(r.name)}' "
+                         f"src='data:image/png;base64,{plots[i]}'>")
+        if r.detail:
+            parts.append(f"<pre>{html.escape(r.detail[-6000:])}</pre>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)

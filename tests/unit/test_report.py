@@ -1,0 +1,117 @@
+"""The report directory: JUnit, KCIDB-shaped summary, reproduce.sh and the HTML page, built
+from recorded timelines of real iterations (tests/unit/data)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from harness.report import ReportDir, RunRecord, Status, plot_timeline
+
+DATA = Path(__file__).parent / "data"
+PROPS = {"kernel": "debian:6.1", "kernel_release": "6.1.0-56-amd64", "qemu": "7.2.22",
+         "accel": "tcg", "seed": "1", "topology": "cpus=1,mem=1G,nvme=[1x256M]"}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _artifacts(tmp_path: Path, name: str, timeline: str | None) -> Path:
+    art = tmp_path / "art" / name
+    art.mkdir(parents=True)
+    if timeline:
+        shutil.copy(DATA / timeline, art / "timeline.json")
+    (art / "console.log").write_text("[    1.0] nvme nvme0: 1/0/0 default/read/poll queues\n")
+    return art
+
+
+@pytest.fixture
+def report(tmp_path: Path) -> ReportDir:
+    rep = ReportDir(tmp_path / "report", "repro ns-churn-during-reset")
+    rep.add(RunRecord("ns-churn-during-reset[seed 1]", Status.PASS, 64.7, PROPS,
+                    recovery_ms_max=111.0,
+                    artifacts=_artifacts(tmp_path, "seed1", "timeline-ns-churn-pass.json"),
+                    reproduce="python -m harness repro ns-churn-during-reset --seed 1",
+                    started=1795326000.0))
+    rep.add(RunRecord("ns-churn-during-reset[seed 20261121]", Status.KNOWN, 62.0,
+                    {**PROPS, "seed": "20261121"},
+                    message="hang: the guest kernel reported a hung task: INFO: task hung in "
+                            "blk_mq_freeze_queue_wait",
+                    detail="nvme_wait_freeze+0x31/0x50 [nvme_core]\n nvme_reset_work",
+                    artifacts=_artifacts(tmp_path, "seed20261121", "timeline-ns-churn-hang.json"),
+                    reproduce="python -m harness repro ns-churn-during-reset --seed 20261121"))
+    rep.add(RunRecord("ns-churn-during-reset[seed 3]", Status.ERROR, 3.0, PROPS,
+                    message="QEMU exited with status 1 during boot"))
+    rep.add(RunRecord("lockdep-scenario", Status.SKIP, 0.0, PROPS,
+                    message="needs CONFIG_PROVE_LOCKING=y"))
+    return rep
+
+
+def test_junit_keeps_failures_errors_and_skips_apart_with_the_run_properties(
+        report: ReportDir) -> None:
+    suite = ET.parse(report.path / "junit.xml").getroot()
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors"),
+            suite.get("skipped")) == ("4", "1", "1", "1")
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == [r.name for r in report.runs]
+    props = {p.get("name"): p.get("value") for p in cases[0].iter("property")}
+    assert props["kernel_release"] == "6.1.0-56-amd64" and props["qemu"] == "7.2.22"
+    assert props["seed"] == "1" and props["accel"] == "tcg" and "topology" in props
+    assert props["reproduce"].endswith("--seed 1")
+    failure = cases[1].find("failure")
+    assert failure is not None and failure.get("type") == "known kernel bug"
+    assert "nvme_wait_freeze" in (failure.text or "")
+    assert cases[2].find("error") is not None and cases[3].find("skipped") is not None
+
+
+def test_summary_records_are_kcidb_tests(report: ReportDir) -> None:
+    summary = json.loads((report.path / "summary.json").read_text())
+    assert summary["version"]["major"] == 4
+    tests = summary["tests"]
+    assert [t["status"] for t in tests] == ["PASS", "FAIL", "ERROR", "SKIP"]
+    assert [t["waived"] for t in tests] == [False, True, False, False]  # KNOWN: waived FAIL
+    assert all(t["origin"] == "nvmeh" and t["path"] == "nvme.ns-churn-during-reset"
+               for t in tests[:3])
+    assert len({t["id"] for t in tests}) == 4
+    assert tests[0]["start_time"].startswith("2026-11-22T")
+    assert tests[0]["misc"]["seed"] == "1" and tests[0]["misc"]["recovery_ms_max"] == 111.0
+    names = {f["name"] for f in tests[0]["output_files"]}
+    assert {"timeline.json", "console.log", "reproduce.sh"} <= names
+
+
+def test_each_test_with_artifacts_gets_its_reproduce_script(report: ReportDir) -> None:
+    script = report.runs[1].artifacts / "reproduce.sh"  # type: ignore[operator]
+    text = script.read_text()
+    assert script.stat().st_mode & 0o111
+    assert text.startswith("#!/bin/sh\n")
+    assert "exec python -m harness repro ns-churn-during-reset --seed 20261121\n" in text
+
+
+def test_html_has_the_table_and_a_plot_per_timeline_with_iops(report: ReportDir) -> None:
+    page = (report.path / "index.html").read_text()
+    assert page.count("<tr class=") == 4
+    assert re.search(r"<tr class=\"known\">.*seed 20261121.*KNOWN", page)
+    assert "<tr class=\"ERROR\">" in page and "QEMU exited with status 1" in page
+    images = re.findall(r"src='data:image/png;base64,([^']+)'", page)
+    assert len(images) == 2  # the runs with a timeline (the hang's: its faults, no IOPS)
+    assert all(base64.b64decode(i).startswith(PNG_MAGIC) for i in images)
+    assert "reproduce: <code>python -m harness repro" in page
+
+
+def test_the_report_is_rewritten_after_every_test(tmp_path: Path) -> None:
+    rep = ReportDir(tmp_path / "r", "t")
+    rep.add(RunRecord("a", Status.PASS, 1.0))
+    assert ET.parse(rep.path / "junit.xml").getroot().get("tests") == "1"
+    rep.add(RunRecord("b", Status.FAIL, 1.0, message="lost or corrupted data"))
+    assert ET.parse(rep.path / "junit.xml").getroot().get("tests") == "2"
+
+
+def test_plot_marks_faults_and_recoveries() -> None:
+    timeline = json.loads((DATA / "timeline-ns-churn-pass.json").read_text())
+    png = plot_timeline(timeline, "ns-churn-during-reset seed 1")
+    assert png.startswith(PNG_MAGIC) and len(png) > 5000
+    assert plot_timeline({"events": [], "iops": {}}, "empty").startswith(PNG_MAGIC)
