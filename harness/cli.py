@@ -1,4 +1,6 @@
-"""``python -m harness``: doctor, images, run, shell, bench. A thin layer over the library."""
+"""``python -m harness``: doctor, images, kernel, run, shell, repro, matrix, report, bench.
+
+A thin layer over the library."""
 
 from __future__ import annotations
 
@@ -142,6 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--artifacts", type=Path, default=None, metavar="DIR")
     p.add_argument("--json", action="store_true", help="print the cells as JSON")
     _add_report_option(p)
+
+    p = sub.add_parser("report", help="merge the report dirs of several runs (shards)")
+    p.add_argument("action", choices=("merge",))
+    p.add_argument("sources", nargs="+", type=Path, metavar="DIR",
+                   help="report dirs written with --report-dir")
+    p.add_argument("--into", type=Path, required=True, metavar="DIR",
+                   help="the merged report dir")
+    p.add_argument("--title", default=None)
 
     p = sub.add_parser("bench", help="measure boot-to-ready and SSH round trip")
     _add_vm_options(p)
@@ -307,6 +317,17 @@ def cmd_repro(args: argparse.Namespace) -> int:
     return repro.run(_lab, args, scn)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness import report
+
+    merged = report.merge(args.into, args.sources, args.title)
+    counts = ", ".join(f"{n} {s.name}" for s in report.Status
+                       if (n := sum(r.status is s for r in merged.runs)))
+    print(f"nvmeh: {len(merged.runs)} test(s) from {len(args.sources)} report dir(s) "
+          f"({counts or 'none'}): {args.into / 'index.html'}")
+    return EXIT_OK
+
+
 def cmd_matrix(args: argparse.Namespace) -> int:
     from harness import matrix
 
@@ -345,7 +366,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"doctor": cmd_doctor, "images": cmd_images, "kernel": cmd_kernel, "run": cmd_run,
-            "shell": cmd_shell, "repro": cmd_repro, "matrix": cmd_matrix, "bench": cmd_bench}
+            "shell": cmd_shell, "repro": cmd_repro, "matrix": cmd_matrix, "report": cmd_report,
+            "bench": cmd_bench}
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

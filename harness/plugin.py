@@ -8,8 +8,13 @@ printed when a test fails.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
+import shlex
 import shutil
+import sys
+import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
@@ -19,6 +24,7 @@ from harness import images
 from harness.errors import GuestUnreachable, HarnessError
 from harness.lab import Lab, LabConfig, VMPool
 from harness.qmp import Qmp
+from harness.report import ReportDir, RunRecord, Status
 from harness.ssh import Guest
 from harness.topology import Topology
 from harness.vm import VM
@@ -26,6 +32,8 @@ from harness.vm import VM
 _ARTIFACTS = pytest.StashKey[Path]()
 _VM = pytest.StashKey[VM]()
 _MARKS = pytest.StashKey[dict[str, int]]()
+_RECORD = "nvmeh_record"  # a test's RunRecord as JSON, in its report's user_properties
+_report_dir: ReportDir | None = None  # --report-dir of this pytest process (not of a worker)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -45,10 +53,32 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="seed of the recovery scenarios (repro uses the same procedures)")
     group.addoption("--no-snapshot", action="store_true",
                     help="boot every VM cold instead of starting from a saved snapshot")
+    group.addoption("--report-dir", default=None, type=Path, metavar="DIR",
+                    help="write a report to DIR: JUnit XML, a KCIDB-shaped summary.json, an "
+                    "HTML page with plots, a reproduce.sh per test")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "nvme(**topology): the NVMe topology the test's VM needs")
+    global _report_dir
+    path = config.getoption("report_dir", None)
+    if path is not None and not hasattr(config, "workerinput"):  # xdist: the controller writes
+        _report_dir = ReportDir(Path(path).resolve(), "pytest " + " ".join(
+            str(a) for a in config.invocation_params.args))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _report_dir
+    _report_dir = None
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Add the test's record (made where it ran, see :func:`_record`) to the report dir."""
+    if _report_dir is None:
+        return
+    for name, value in report.user_properties:
+        if name == _RECORD and isinstance(value, str):
+            _report_dir.add(RunRecord.from_dict(json.loads(value)))
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -186,6 +216,10 @@ def pytest_runtest_makereport(item: pytest.Item,
     report = yield
     path = item.stash.get(_ARTIFACTS, None)
     failed = getattr(report, "failed", False)
+    if isinstance(report, pytest.TestReport) and item.config.getoption("report_dir", None):
+        record = _record(item, report, path)
+        if record is not None:
+            report.user_properties.append((_RECORD, json.dumps(record.as_dict())))
     if path is not None and failed:
         machine = item.stash.get(_VM, None)
         if machine is not None:
@@ -194,3 +228,48 @@ def pytest_runtest_makereport(item: pytest.Item,
         if isinstance(sections, list):
             sections.append(("nvmeh artifacts", str(path)))
     return report
+
+
+def _record(item: pytest.Item, report: pytest.TestReport, artifacts: Path | None
+            ) -> RunRecord | None:
+    """The test's record, once: at its call, or at a setup that failed or skipped it."""
+    if report.when == "call":
+        status = (Status.PASS if report.passed else
+                  Status.KNOWN if hasattr(report, "wasxfail") else
+                  Status.SKIP if report.skipped else Status.FAIL)
+    elif report.when == "setup" and not report.passed:
+        status = Status.SKIP if report.skipped else Status.ERROR
+    else:
+        return None
+    if hasattr(report, "wasxfail"):
+        message = str(report.wasxfail)
+    elif report.skipped and isinstance(report.longrepr, tuple):
+        message = str(report.longrepr[2])
+    elif report.failed:
+        crash = getattr(report.longrepr, "reprcrash", None)  # the exception, not the traceback
+        text = str(crash.message) if crash is not None else report.longreprtext.strip()
+        message = text.splitlines()[0] if text else ""
+    else:
+        message = ""
+    config = item.config
+    props: dict[str, str] = {"kernel": str(config.getoption("kernel")),
+                             "seed": str(config.getoption("seed"))}
+    lab_ = getattr(item, "funcargs", {}).get("lab")
+    if isinstance(lab_, Lab):
+        with contextlib.suppress(HarnessError):  # the test failed on it already
+            props.update(lab_.properties())
+    if item.get_closest_marker("nvme") is not None:
+        with contextlib.suppress(HarnessError, TypeError):  # the vm fixture failed on it
+            props["topology"] = str(topology_of(item))
+    options = [f"--kernel={config.getoption('kernel')}", f"--seed={config.getoption('seed')}"]
+    if config.getoption("nvme_src"):
+        options.append(f"--nvme-src={config.getoption('nvme_src')}")
+    reproduce = shlex.join([sys.executable, "-m", "pytest", item.nodeid, *options])
+    recovery_ms = None
+    if artifacts is not None and (timeline := artifacts / "timeline.json").is_file():
+        with contextlib.suppress(OSError, ValueError):
+            recoveries = json.loads(timeline.read_text()).get("recovery_s") or []
+            recovery_ms = max(recoveries) * 1000 if recoveries else None
+    return RunRecord(item.nodeid, status, report.duration, props, message,
+                     report.longreprtext[-6000:] if report.failed else "",
+                     recovery_ms, artifacts, reproduce, time.time() - report.duration)

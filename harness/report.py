@@ -18,6 +18,7 @@ only FAIL means the driver is at fault; KNOWN is a failure recorded as a kernel 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime
 import enum
 import html
@@ -31,7 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.errors import BadInput
+
 ORIGIN = "nvmeh"  # the KCIDB origin of the records
+RUNS = "runs.json"  # every record in full, for merging report dirs
 PLOTTED_PASSES = 20  # a long campaign plots its first passes and every run that did not pass
 
 
@@ -57,6 +61,18 @@ class RunRecord:
     artifacts: Path | None = None
     reproduce: str = ""  # a shell command that re-runs exactly this test
     started: float = 0.0  # Unix time
+    plot: str = ""  # base64 PNG of its timeline, made when it joined a report
+
+    def as_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["status"] = self.status.name
+        out["artifacts"] = str(self.artifacts) if self.artifacts else None
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
+        return cls(**{**data, "status": Status[data["status"]],
+                      "artifacts": Path(data["artifacts"]) if data["artifacts"] else None})
 
     @property
     def timeline(self) -> Path | None:
@@ -70,7 +86,6 @@ class ReportDir:
     def __init__(self, path: Path, title: str) -> None:
         self.path, self.title = path, title
         self.runs: list[RunRecord] = []
-        self.plots: dict[int, str] = {}  # run index -> its plot, base64 PNG (made once)
         path.mkdir(parents=True, exist_ok=True)
 
     def add(self, run: RunRecord) -> None:
@@ -81,24 +96,42 @@ class ReportDir:
                               f"driver\nset -e\ncd {shlex.quote(os.getcwd())}\n"
                               f"exec {run.reproduce}\n")
             script.chmod(0o755)
-        self.runs.append(run)
-        plotted = len(self.plots)
-        if (path := run.timeline) is not None and (
+        plotted = sum(bool(r.plot) for r in self.runs)
+        if not run.plot and (path := run.timeline) is not None and (
                 run.status is not Status.PASS or plotted < PLOTTED_PASSES):
             try:
                 png = plot_timeline(json.loads(path.read_text()), run.name)
             except (OSError, ValueError, KeyError):
                 pass  # a timeline cut short by a harness error: the table still has the run
             else:
-                self.plots[len(self.runs) - 1] = base64.b64encode(png).decode()
+                run = dataclasses.replace(run, plot=base64.b64encode(png).decode())
+        self.runs.append(run)
         self.write()
 
     def write(self) -> None:
         write_junit(self.runs, self.path / "junit.xml", self.title)
         (self.path / "summary.json").write_text(
             json.dumps(kcidb_tests(self.runs), indent=1) + "\n")
-        (self.path / "index.html").write_text(
-            render_html(self.runs, self.title, self.path, self.plots))
+        (self.path / "index.html").write_text(render_html(self.runs, self.title, self.path))
+        (self.path / RUNS).write_text(json.dumps(
+            {"title": self.title, "runs": [r.as_dict() for r in self.runs]}) + "\n")
+
+
+def merge(dest: Path, sources: Sequence[Path], title: str | None = None) -> ReportDir:
+    """One report of several report dirs (the shards of a run): their tests in order."""
+    loaded = []
+    for src in sources:
+        path = src / RUNS
+        try:
+            loaded.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as exc:
+            raise BadInput(f"{src} is not a report dir: cannot read {path}: {exc}") from None
+    report = ReportDir(dest, title or " + ".join(dict.fromkeys(d["title"] for d in loaded)))
+    for data in loaded:
+        for run in data["runs"]:
+            report.runs.append(RunRecord.from_dict(run))
+    report.write()
+    return report
 
 
 def write_junit(runs: Sequence[RunRecord], path: Path, title: str) -> None:
@@ -209,8 +242,7 @@ table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-
 code{font-size:90%}"""
 
 
-def render_html(runs: Sequence[RunRecord], title: str, base: Path,
-                plots: dict[int, str]) -> str:
+def render_html(runs: Sequence[RunRecord], title: str, base: Path) -> str:
     counts = {s: sum(r.status is s for r in runs) for s in Status}
     summary = ", ".join(f"{n} {s.name}" for s, n in counts.items() if n)
     rows = []
@@ -238,9 +270,9 @@ def render_html(runs: Sequence[RunRecord], title: str, base: Path,
             rel = os.path.relpath(r.artifacts, base)
             parts.append(f"<p>artifacts: <a href='{html.escape(rel)}/'>{html.escape(rel)}</a>"
                          "</p>")
-        if i in plots:
+        if r.plot:
             parts.append(f"<img class='plot' alt='IOPS of {html.escape(r.name)}' "
-                         f"src='data:image/png;base64,{plots[i]}'>")
+                         f"src='data:image/png;base64,{r.plot}'>")
         if r.detail:
             parts.append(f"<pre>{html.escape(r.detail[-6000:])}</pre>")
     parts.append("</body></html>\n")

@@ -227,3 +227,18 @@ def test_repro_passes_on_the_stock_driver_and_prints_the_seed(tmp_path: Path) ->
     assert "reset-under-load[seed 5]" in page and "data:image/png;base64," in page
     script = tmp_path / "iter0000-seed5" / "reproduce.sh"
     assert "repro reset-under-load --seed 5 --iterations 1" in script.read_text()
+
+
+def test_report_merge_joins_shards_and_names_a_bad_one(tmp_path: Path) -> None:
+    from harness.report import ReportDir, RunRecord, Status
+
+    for shard, status in (("a", Status.PASS), ("b", Status.KNOWN)):
+        ReportDir(tmp_path / shard, f"shard {shard}").add(
+            RunRecord(f"reset-storm[{shard}]", status, 1.0, {"kernel": "debian:6.1"}))
+    proc = harness("report", "merge", str(tmp_path / "a"), str(tmp_path / "b"),
+                   "--into", str(tmp_path / "all"))
+    assert proc.returncode == 0, proc.stderr
+    assert "2 test(s) from 2 report dir(s) (1 PASS, 1 KNOWN)" in proc.stdout
+    assert (tmp_path / "all" / "index.html").read_text().count("<tr class=") == 2
+    assert_one_line_error(harness("report", "merge", str(tmp_path / "nope"), "--into",
+                                  str(tmp_path / "x")), "nope is not a report dir")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.report import ReportDir, RunRecord, Status, plot_timeline
+from harness.errors import BadInput
+from harness.report import ReportDir, RunRecord, Status, merge, plot_timeline
 
 DATA = Path(__file__).parent / "data"
 PROPS = {"kernel": "debian:6.1", "kernel_release": "6.1.0-56-amd64", "qemu": "7.2.22",
@@ -115,3 +116,22 @@ def test_plot_marks_faults_and_recoveries() -> None:
     png = plot_timeline(timeline, "ns-churn-during-reset seed 1")
     assert png.startswith(PNG_MAGIC) and len(png) > 5000
     assert plot_timeline({"events": [], "iops": {}}, "empty").startswith(PNG_MAGIC)
+
+
+def test_merging_shards_keeps_every_test_and_its_plot(report: ReportDir, tmp_path: Path) -> None:
+    other = ReportDir(tmp_path / "shard2", "repro reset-under-load")
+    other.add(RunRecord("reset-under-load[seed 5]", Status.FAIL, 50.0, PROPS,
+                        message="lost or corrupted data: verify-only pass: EILSEQ"))
+    merged = merge(tmp_path / "merged", [report.path, other.path])
+    assert [r.name for r in merged.runs] == [r.name for r in report.runs + other.runs]
+    assert merged.title == "repro ns-churn-during-reset + repro reset-under-load"
+    assert merged.runs[0] == report.runs[0]  # round trip: properties, paths, plot
+    page = (merged.path / "index.html").read_text()
+    assert page.count("data:image/png;base64,") == 2 and page.count("<tr class=") == 5
+    suite = ET.parse(merged.path / "junit.xml").getroot()
+    assert (suite.get("tests"), suite.get("failures")) == ("5", "2")
+
+
+def test_merging_something_that_is_not_a_report_dir_names_it(tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match=r"not-a-report is not a report dir"):
+        merge(tmp_path / "merged", [tmp_path / "not-a-report"])
