@@ -14,6 +14,7 @@ from pathlib import Path
 from harness import known
 from harness.errors import EXIT_HARNESS, EXIT_OK, HarnessError
 from harness.lab import Lab
+from harness.progress import RunProgress
 from harness.report import ReportDir, RunRecord, Status
 from harness.scenario import (
     MAX_SEED,
@@ -95,6 +96,7 @@ def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
             artifacts,
             reproduce_command(args, scn, seed), started))
 
+    progress = RunProgress(scn.name, None if until_fail else iterations)
     for i in range(iterations):
         if deadline is not None and time.monotonic() >= deadline:
             print(f"nvmeh: budget spent: {i} iteration(s) passed, seeds {seed}..{seed + i - 1}",
@@ -102,13 +104,16 @@ def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
             return EXIT_OK
         s = seed + i
         started, artifacts = time.time(), Path(root) / f"iter{i:04d}-seed{s}"
+        progress.begin(s)
         try:
-            result = run_iteration(lab, scn, s, artifacts)
+            result = run_iteration(lab, scn, s, artifacts, progress.event)
         except ScenarioSkipped as exc:
+            progress.end()
             print(f"nvmeh: skipped: {exc}", file=sys.stderr)
             record(Status.SKIP, s, started, artifacts, str(exc))
             return EXIT_HARNESS
         except HarnessError as exc:
+            progress.end()
             record(Status.ERROR, s, started, artifacts, str(exc), exc.detail)
             # QEMU crashed, the guest was unreachable before the scenario began, ...: this
             # iteration tested nothing, which is 125 for git bisect, whatever the cause.
@@ -118,6 +123,7 @@ def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
                 print(exc.detail.rstrip()[-3000:], file=sys.stderr)
             print(f"reproduce: {reproduce_command(args, scn, s)}", file=sys.stderr)
             return EXIT_HARNESS
+        progress.end()
         print(f"iteration {i + 1}{total} seed {s}: {describe(result)}", flush=True)
         bug = known.explain(scn.name, lab.image.kernel.release, result.failures)
         record(Status.PASS if result.passed else Status.KNOWN if bug else Status.FAIL, s,

@@ -88,6 +88,7 @@ class Context:
     monitors: list[StateMonitor] = field(default_factory=list)
     stable_from: float | None = None  # kernel log time of the latest recovery
     load_started: dict[str, float] = field(default_factory=dict)  # writes flowing (guest time)
+    on_event: Callable[[str, str], None] | None = None  # (kind, detail): progress display
     judgements: list[Judgement] = field(default_factory=list)
     cpu: CpuSampler | None = None  # the VM's host CPU, where a host runs it
 
@@ -119,6 +120,8 @@ class Context:
 
     def event(self, kind: str, detail: str = "", at: float | None = None) -> None:
         self.timeline.add(kind, detail, self.now() if at is None else at)
+        if self.on_event is not None:
+            self.on_event(kind, detail)
 
     def act(self, command: str, what: str, timeout: float | None = None) -> str:
         """Run a fault-injecting guest command, timed on the guest's clock; its stdout."""
@@ -569,7 +572,8 @@ class IterationResult:
         return not self.failures
 
 
-def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path) -> IterationResult:
+def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path,
+                  on_event: Callable[[str, str], None] | None = None) -> IterationResult:
     """Run one seeded iteration on a fresh VM. A harness problem raises :class:`HarnessError`
     (before or outside the scenario); a driver problem is a failure in the result."""
     t0 = time.monotonic()
@@ -577,7 +581,8 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path) -> Iterat
         raise ScenarioSkipped(reason)
     artifacts.mkdir(parents=True, exist_ok=True)
     with lab.vm(scn.topology, artifacts, name=scn.name) as vm:
-        ctx = Context(vm, seed, artifacts, scn.live_bound, scn.throughput)
+        ctx = Context(vm, seed, artifacts, scn.live_bound, scn.throughput, on_event=on_event)
+        ctx.event("started", f"{scn.name} seed {seed}")
         ctx.start_monitors()
         ctx.cpu = CpuSampler(vm.cpu_seconds, ctx.now).start()
         try:
