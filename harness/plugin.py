@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shlex
 import shutil
@@ -34,6 +35,7 @@ _VM = pytest.StashKey[VM]()
 _MARKS = pytest.StashKey[dict[str, int]]()
 _RECORD = "nvmeh_record"  # a test's RunRecord as JSON, in its report's user_properties
 _report_dir: ReportDir | None = None  # --report-dir of this pytest process (not of a worker)
+VM_FOOTPRINT = 2 << 30  # bytes a worker's VM needs: 1 GiB guest RAM, QEMU, images' cache
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -65,6 +67,25 @@ def pytest_configure(config: pytest.Config) -> None:
     if path is not None and not hasattr(config, "workerinput"):  # xdist: the controller writes
         _report_dir = ReportDir(Path(path).resolve(), "pytest " + " ".join(
             str(a) for a in config.invocation_params.args))
+
+
+@pytest.hookimpl(optionalhook=True)  # only called with pytest-xdist
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one VM per worker, as many as the host's cores and memory carry."""
+    return auto_workers(os.cpu_count() or 1, available_memory())
+
+
+def auto_workers(cpus: int, memory: int, per_vm: int = VM_FOOTPRINT) -> int:
+    """Workers for ``cpus`` cores and ``memory`` bytes free: a VM (QEMU's RSS plus the
+    page cache its images need) per worker, one core each."""
+    return max(1, min(cpus, memory // per_vm))
+
+
+def available_memory() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

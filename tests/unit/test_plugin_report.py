@@ -34,11 +34,15 @@ def test_known_bug():
 """
 
 
-def test_report_dir_records_every_test_with_its_status(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_report_dir_records_every_test_with_its_status(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, workers: list[str]) -> None:
+    # with xdist the records are made in the workers and written by the controller alone
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
     pytester.makepyfile(test_sample=TESTS)
     report = pytester.path / "report"
-    result = pytester.runpytest("-p", "harness.plugin", "--report-dir", str(report),
-                                "--seed", "7")
+    run = pytester.runpytest_subprocess if workers else pytester.runpytest
+    result = run("-p", "harness.plugin", "--report-dir", str(report), "--seed", "7", *workers)
     result.assert_outcomes(passed=1, failed=1, errors=1, skipped=1, xfailed=1)
     runs = {r["name"].rsplit("::", 1)[1]: r
             for r in json.loads((report / "runs.json").read_text())["runs"]}
@@ -54,3 +58,11 @@ def test_report_dir_records_every_test_with_its_status(pytester: pytest.Pytester
     assert sorted(t["status"] for t in summary) == ["ERROR", "FAIL", "FAIL", "PASS", "SKIP"]
     assert (report / "index.html").read_text().count("<tr class=") == 5
     assert Path(report / "junit.xml").exists()
+
+
+def test_auto_workers_fit_the_cores_and_the_memory() -> None:
+    from harness.plugin import VM_FOOTPRINT, auto_workers
+
+    assert auto_workers(2, 24 << 30) == 2  # this machine: the cores decide
+    assert auto_workers(64, 10 * VM_FOOTPRINT + 1) == 10  # a big host: the memory does
+    assert auto_workers(8, 0) == 1
