@@ -145,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the cells as JSON")
     _add_report_option(p)
 
-    p = sub.add_parser("report", help="merge the report dirs of several runs (shards)")
+    p = sub.add_parser("report", help="merge the report dirs of several runs (shards)",
+                       epilog="exit codes, as matrix: 0 no unexpected failure; 1 a driver "
+                       "failure that is not a known bug; 125 some test could not run")
     p.add_argument("action", choices=("merge",))
     p.add_argument("sources", nargs="+", type=Path, metavar="DIR",
                    help="report dirs written with --report-dir")
@@ -325,7 +327,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                        if (n := sum(r.status is s for r in merged.runs)))
     print(f"nvmeh: {len(merged.runs)} test(s) from {len(args.sources)} report dir(s) "
           f"({counts or 'none'}): {args.into / 'index.html'}")
-    return EXIT_OK
+    return report.exit_status(r.status for r in merged.runs)
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import known
+from harness import report as report_mod
 from harness.errors import HarnessError
 from harness.lab import Lab
 from harness.report import ReportDir, RunRecord, Status
@@ -139,10 +140,4 @@ def table(cells: Sequence[Cell]) -> str:
 
 
 def exit_status(cells: Sequence[Cell]) -> int:
-    """1 if the driver failed anywhere in a way not recorded as a known bug, else 125 if
-    anything could not be tested, else 0 (``repro`` is the command that exits 1 on a known
-    bug, for bisecting it)."""
-    statuses = {c.status for c in cells}
-    if Status.FAIL in statuses:
-        return 1
-    return 125 if Status.ERROR in statuses else 0
+    return report_mod.exit_status(c.status for c in cells)

@@ -53,6 +53,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--boot-timeout", type=float, default=180.0)
     group.addoption("--seed", type=int, default=20261121,
                     help="seed of the recovery scenarios (repro uses the same procedures)")
+    group.addoption("--iterations", type=int, default=1, metavar="N",
+                    help="seeded iterations of each recovery scenario (seeds S..S+N-1)")
     group.addoption("--no-snapshot", action="store_true",
                     help="boot every VM cold instead of starting from a saved snapshot")
     group.addoption("--report-dir", default=None, type=Path, metavar="DIR",
@@ -273,8 +275,10 @@ def _record(item: pytest.Item, report: pytest.TestReport, artifacts: Path | None
     else:
         message = ""
     config = item.config
+    callspec = getattr(item, "callspec", None)
+    seed = callspec.params.get("seed") if callspec is not None else None
     props: dict[str, str] = {"kernel": str(config.getoption("kernel")),
-                             "seed": str(config.getoption("seed"))}
+                             "seed": str(seed if seed is not None else config.getoption("seed"))}
     lab_ = getattr(item, "funcargs", {}).get("lab")
     if isinstance(lab_, Lab):
         with contextlib.suppress(HarnessError):  # the test failed on it already
@@ -283,6 +287,8 @@ def _record(item: pytest.Item, report: pytest.TestReport, artifacts: Path | None
         with contextlib.suppress(HarnessError, TypeError):  # the vm fixture failed on it
             props["topology"] = str(topology_of(item))
     options = [f"--kernel={config.getoption('kernel')}", f"--seed={config.getoption('seed')}"]
+    if config.getoption("iterations") > 1:  # the test's id names one of the seeds
+        options.append(f"--iterations={config.getoption('iterations')}")
     if config.getoption("nvme_src"):
         options.append(f"--nvme-src={config.getoption('nvme_src')}")
     reproduce = shlex.join([sys.executable, "-m", "pytest", item.nodeid, *options])

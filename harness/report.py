@@ -27,7 +27,7 @@ import json
 import os
 import shlex
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +132,16 @@ def merge(dest: Path, sources: Sequence[Path], title: str | None = None) -> Repo
             report.runs.append(RunRecord.from_dict(run))
     report.write()
     return report
+
+
+def exit_status(statuses: Iterable[Status]) -> int:
+    """1 if the driver failed anywhere in a way not recorded as a known bug, else 125 if
+    anything could not be tested, else 0 (``repro`` is the command that exits 1 on a known
+    bug, for bisecting it)."""
+    seen = set(statuses)
+    if Status.FAIL in seen:
+        return 1
+    return 125 if Status.ERROR in seen else 0
 
 
 def write_junit(runs: Sequence[RunRecord], path: Path, title: str) -> None:

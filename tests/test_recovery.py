@@ -24,10 +24,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("scenario_name", [
             pytest.param(name, marks=() if scenario.get(name).ci else pytest.mark.full)
             for name in scenario.names()])
+    count = int(metafunc.config.getoption("iterations"))
+    if "seed" in metafunc.fixturenames and count > 1:  # seeds S..S+N-1, S from --seed
+        first = int(metafunc.config.getoption("seed"))
+        metafunc.parametrize("seed", [first + i for i in range(count)],
+                             ids=[f"seed{first + i}" for i in range(count)])
 
 
 @pytest.fixture
 def seed(request: pytest.FixtureRequest) -> int:
+    """--seed, when --iterations does not parametrize it."""
     return int(request.config.getoption("seed"))
 
 
