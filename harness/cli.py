@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qemu", default="qemu-system-x86_64")
     p.add_argument("--kernel-build", action="store_true",
                    help="also check the tools `kernel build` needs (gcc, flex, bison, ...)")
+    p.add_argument("--browser", action="store_true",
+                   help="also check for the headless Chromium the report's test renders with")
 
     p = sub.add_parser("images", help="build or reuse the guest kernel and root filesystem")
     _add_kernel_options(p)
@@ -175,7 +177,7 @@ def _print_checks(found: list[doctor_mod.Check]) -> None:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    found = doctor_mod.checks(args.qemu, args.kernel_build)
+    found = doctor_mod.checks(args.qemu, args.kernel_build, args.browser)
     _print_checks(found)
     commands = doctor_mod.fixes(found)
     if args.install and commands:
@@ -183,7 +185,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         if code != 0:
             print(f"a fix failed with exit code {code}", file=sys.stderr)
             return EXIT_HARNESS
-        found = doctor_mod.checks(args.qemu, args.kernel_build)
+        found = doctor_mod.checks(args.qemu, args.kernel_build, args.browser)
         print("after the install:")
         _print_checks(found)
         commands = doctor_mod.fixes(found)

@@ -57,8 +57,10 @@ def qemu_version(binary: str) -> tuple[int, ...] | None:
     return tuple(int(g) for g in m.groups() if g is not None) if m else None
 
 
-def checks(qemu: str = "qemu-system-x86_64", kernel_build: bool = False) -> list[Check]:
-    """What the harness needs on this host; ``kernel_build`` adds what `kernel build` needs."""
+def checks(qemu: str = "qemu-system-x86_64", kernel_build: bool = False,
+           browser: bool = False) -> list[Check]:
+    """What the harness needs on this host; ``kernel_build`` adds what `kernel build` needs,
+    ``browser`` the headless browser the report's rendering test uses."""
     result: list[Check] = []
     missing = [tool for tool in PACKAGES if tool != qemu and not find_tool(tool)]
     busybox = Path("/bin/busybox")
@@ -103,6 +105,10 @@ def checks(qemu: str = "qemu-system-x86_64", kernel_build: bool = False) -> list
         lacking = tuple(missing_packages())
         result.append(Check("kernel build tools", not lacking,
                             "missing: " + " ".join(lacking) if lacking else "found", lacking))
+    if browser:
+        found = browser_binary()
+        result.append(Check("browser", found is not None, found or "chromium missing",
+                            () if found else ("chromium",)))
     if os.geteuid() != 0 and not find_tool("newuidmap"):
         result.append(Check("unprivileged image build", False, "newuidmap missing",
                             ("uidmap",)))
@@ -138,3 +144,9 @@ def install(commands: list[str]) -> int:
         if code != 0:
             return code
     return 0
+
+
+def browser_binary() -> str | None:
+    """A Chromium that can render the HTML report headless (Debian's, or Google's)."""
+    return next((path for name in ("chromium", "chromium-browser", "google-chrome")
+                 if (path := find_tool(name))), None)

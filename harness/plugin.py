@@ -171,7 +171,9 @@ def vm(request: pytest.FixtureRequest, vm_pool: VMPool, artifacts: Path) -> Iter
         failure = f"bad nvme marker on {request.node.nodeid}: {exc}"
     if failure is not None:
         pytest.fail(failure, pytrace=False)
-    vms_dir = Path(request.config.getoption("artifacts_dir")).resolve() / "vms"
+    # one directory per xdist worker: each worker's pool numbers its VMs from 1
+    vms_dir = (Path(request.config.getoption("artifacts_dir")).resolve() / "vms"
+               / os.environ.get("PYTEST_XDIST_WORKER", "main"))
     vms_dir.mkdir(parents=True, exist_ok=True)
     try:
         machine = vm_pool.acquire(topology, vms_dir)
