@@ -23,6 +23,7 @@ from harness import scenario as scenario_mod
 from harness.errors import (
     EXIT_HARNESS,
     EXIT_OK,
+    BadInput,
     GuestUnreachable,
     HarnessError,
 )
@@ -147,14 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the cells as JSON")
     _add_report_option(p)
 
-    p = sub.add_parser("report", help="merge the report dirs of several runs (shards)",
-                       epilog="exit codes, as matrix: 0 no unexpected failure; 1 a driver "
+    p = sub.add_parser("report", help="merge report dirs (shards); durations for shards",
+                       epilog="merge exits as matrix: 0 no unexpected failure; 1 a driver "
                        "failure that is not a known bug; 125 some test could not run")
-    p.add_argument("action", choices=("merge",))
+    p.add_argument("action", choices=("merge", "durations"),
+                   help="merge: one report of several; durations: pytest-split's "
+                   ".test_durations (JSON, stdout) from pytest report dirs")
     p.add_argument("sources", nargs="+", type=Path, metavar="DIR",
                    help="report dirs written with --report-dir")
-    p.add_argument("--into", type=Path, required=True, metavar="DIR",
-                   help="the merged report dir")
+    p.add_argument("--into", type=Path, default=None, metavar="DIR",
+                   help="the merged report dir (merge)")
     p.add_argument("--title", default=None)
 
     p = sub.add_parser("bench", help="measure boot-to-ready and SSH round trip")
@@ -324,6 +327,11 @@ def cmd_repro(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from harness import report
 
+    if args.action == "durations":
+        print(json.dumps(report.durations(args.sources), indent=1))
+        return EXIT_OK
+    if args.into is None:
+        raise BadInput("report merge needs --into DIR")
     merged = report.merge(args.into, args.sources, args.title)
     counts = ", ".join(f"{n} {s.name}" for s in report.Status
                        if (n := sum(r.status is s for r in merged.runs)))

@@ -117,15 +117,29 @@ class ReportDir:
             {"title": self.title, "runs": [r.as_dict() for r in self.runs]}) + "\n")
 
 
+def durations(sources: Sequence[Path]) -> dict[str, float]:
+    """Seconds per pytest node ID in report dirs: pytest-split's ``.test_durations``, so that
+    shards are balanced by what the tests really took on this kind of machine."""
+    out: dict[str, float] = {}
+    for src in sources:
+        for run in _load(src)["runs"]:
+            if "::" in run["name"]:  # a pytest test, not a repro iteration
+                out[run["name"]] = round(run["duration_s"], 3)
+    return dict(sorted(out.items()))
+
+
+def _load(src: Path) -> dict[str, Any]:
+    path = src / RUNS
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"{src} is not a report dir: cannot read {path}: {exc}") from None
+    return data
+
+
 def merge(dest: Path, sources: Sequence[Path], title: str | None = None) -> ReportDir:
     """One report of several report dirs (the shards of a run): their tests in order."""
-    loaded = []
-    for src in sources:
-        path = src / RUNS
-        try:
-            loaded.append(json.loads(path.read_text()))
-        except (OSError, ValueError) as exc:
-            raise BadInput(f"{src} is not a report dir: cannot read {path}: {exc}") from None
+    loaded = [_load(src) for src in sources]
     report = ReportDir(dest, title or " + ".join(dict.fromkeys(d["title"] for d in loaded)))
     for data in loaded:
         for run in data["runs"]:

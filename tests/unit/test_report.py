@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import BadInput
-from harness.report import ReportDir, RunRecord, Status, merge, plot_timeline
+from harness.report import ReportDir, RunRecord, Status, durations, merge, plot_timeline
 
 DATA = Path(__file__).parent / "data"
 PROPS = {"kernel": "debian:6.1", "kernel_release": "6.1.0-56-amd64", "qemu": "7.2.22",
@@ -135,3 +135,12 @@ def test_merging_shards_keeps_every_test_and_its_plot(report: ReportDir, tmp_pat
 def test_merging_something_that_is_not_a_report_dir_names_it(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match=r"not-a-report is not a report dir"):
         merge(tmp_path / "merged", [tmp_path / "not-a-report"])
+
+
+def test_durations_for_pytest_split_come_from_pytest_runs_only(tmp_path: Path) -> None:
+    rep = ReportDir(tmp_path / "r", "pytest")
+    rep.add(RunRecord("tests/test_recovery.py::test_scenario[reset-storm]", Status.PASS, 61.25))
+    rep.add(RunRecord("tests/test_recovery.py::test_scenario[vm-pause]", Status.KNOWN, 40.0))
+    rep.add(RunRecord("reset-storm[seed 5]", Status.PASS, 55.0))  # a repro iteration
+    assert durations([rep.path]) == {"tests/test_recovery.py::test_scenario[reset-storm]": 61.25,
+                                     "tests/test_recovery.py::test_scenario[vm-pause]": 40.0}
