@@ -233,6 +233,18 @@ class PciFunction:
         out = self.guest.run(f"setpci -s {self.address} COMMAND", timeout=30, check=True)
         return int(out.stdout.strip(), 16)
 
+    def command_while(self, state_file: str, state: str = "live") -> int | None:
+        """The command register, read between two reads of ``state_file`` that both say
+        ``state``; None when they do not (the driver was resetting meanwhile, and a reset
+        clears Bus Master Enable while it disables the device)."""
+        out = self.guest.run(f"f={shlex.quote(state_file)}; read -r a < $f; "
+                             f"c=$(setpci -s {self.address} COMMAND); read -r b < $f; "
+                             'echo "$a $c $b"', timeout=30, check=True).stdout.split()
+        if len(out) != 3:
+            raise HarnessError(f"reading {self.address}'s command register: {out}")
+        before, value, after = out
+        return int(value, 16) if before == after == state else None
+
     def set_command(self, bits: int, enabled: bool) -> str:
         """The setpci command that sets or clears ``bits`` (value:mask, others untouched)."""
         return f"setpci -s {self.address} COMMAND={bits if enabled else 0:x}:{bits:x}"
