@@ -46,6 +46,7 @@ class Lab:
         self.accel: Accel = accel_mod.choose(config.accel)
         require_qemu(config.qemu)  # fail before any image or snapshot work
         self._image: GuestImage | None = None
+        self._properties: dict[str, str] | None = None
         paths.sweep_stale_scratch()
 
     @property
@@ -57,15 +58,19 @@ class Lab:
 
     def properties(self) -> dict[str, str]:
         """What a report records of this lab with each test: kernel, QEMU, accelerator,
-        driver. The image is built if it was not (its failure is the caller's to report)."""
-        version = qemu_version(find_tool(self.config.qemu) or self.config.qemu)
-        image = self.image
-        return {"kernel": self.config.kernel, "kernel_release": image.kernel.release,
+        driver. The image is built if it was not (its failure is the caller's to report).
+        Worked out once: the pytest plugin asks for every test."""
+        if self._properties is None:
+            version = qemu_version(find_tool(self.config.qemu) or self.config.qemu)
+            image = self.image
+            self._properties = {
+                "kernel": self.config.kernel, "kernel_release": image.kernel.release,
                 "qemu": self.config.qemu,
                 "qemu_version": ".".join(map(str, version)) if version else "unknown",
                 "accel": str(self.accel),
                 "nvme_driver": (f"{image.driver.source} ({image.driver.hash})"
                                 if image.driver else "stock")}
+        return dict(self._properties)
 
     def vm(self, topology: Topology, artifacts: Path | None = None, name: str = "vm",
            snapshots: bool | None = None) -> VM:

@@ -8,7 +8,7 @@ or ERROR (the harness could not test: the kernel would not boot, QEMU failed, ..
 
 from __future__ import annotations
 
-import shlex
+import argparse
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +20,7 @@ from harness import report as report_mod
 from harness.errors import HarnessError
 from harness.lab import Lab
 from harness.report import ReportDir, RunRecord, Status
+from harness.repro import reproduce_command
 from harness.scenario import IterationResult, Scenario, ScenarioSkipped, run_iteration
 
 __all__ = ["Cell", "Status", "exit_status", "run_cell", "table"]
@@ -92,17 +93,16 @@ def _record(lab: Lab, scn: Scenario, cell: Cell, seeds: Sequence[int],
         props = lab.properties()
     except HarnessError:  # the kernel or driver could not be prepared: the cell says why
         props = {"kernel": lab.config.kernel}
+    cfg = lab.config  # the options repro would have been given for this lab
+    options = argparse.Namespace(kernel=cfg.kernel, nvme_src=cfg.nvme_src, qemu=cfg.qemu,
+                                 accel=cfg.accel, no_snapshot=not cfg.snapshots)
     seed = cell.seeds[-1] if cell.seeds else seeds[0]
-    cmd = ["python", "-m", "harness", "repro", scn.name, "--kernel", lab.config.kernel,
-           "--seed", str(seed), "--iterations", "1"]
-    if lab.config.nvme_src is not None:
-        cmd += ["--nvme-src", str(lab.config.nvme_src)]
     return RunRecord(f"{scn.name}[{cell.kernel}]", cell.status, cell.duration_s,
                      {**props, "topology": str(scn.topology),
                       "seeds": ",".join(map(str, cell.seeds or seeds))},
                      "; ".join(cell.reasons), "", cell.recovery_ms_max,
                      Path(cell.artifacts[-1]) if cell.artifacts else None,
-                     shlex.join(cmd), started)
+                     reproduce_command(options, scn, seed), started)
 
 
 def _record_failure(cell: Cell, result: IterationResult) -> None:

@@ -229,10 +229,6 @@ class PciFunction:
     def __repr__(self) -> str:
         return f"PciFunction({self.address})"
 
-    def command(self) -> int:
-        out = self.guest.run(f"setpci -s {self.address} COMMAND", timeout=30, check=True)
-        return int(out.stdout.strip(), 16)
-
     def command_while(self, state_file: str, state: str = "live") -> int | None:
         """The command register, read between two reads of ``state_file`` that both say
         ``state``; None when they do not (the driver was resetting meanwhile, and a reset
