@@ -307,13 +307,24 @@ class VerifyLoad:
     def _result(self, name: str, stderr: str) -> FioResult:
         return read_result(self.guest, f"{self.workdir}/{name}", stderr)
 
-    def iops_per_second(self) -> throughput.Series:
-        """(guest epoch second ending a window, write IOPS of all jobs) from fio's logs,
-        which fio writes when the load ends."""
-        out = self.guest.run(f"for f in {self.workdir}/load_iops.*.log; do "
+    def _job_logs(self, kind: str) -> list[str]:
+        """The text of each job's fio log of ``kind`` (iops, lat, bw), written when the load
+        ended."""
+        out = self.guest.run(f"for f in {self.workdir}/load_{kind}.*.log; do "
                              '[ -e "$f" ] && { echo "@@job"; cat "$f"; }; done', timeout=30)
-        return throughput.sum_jobs([throughput.parse_log(job)
-                                    for job in out.stdout.split("@@job")])
+        return out.stdout.split("@@job")
+
+    def iops_per_second(self) -> throughput.Series:
+        """(guest epoch second ending a window, write IOPS of all jobs) from fio's logs."""
+        return throughput.sum_jobs([throughput.parse_log(job, throughput.WRITE)
+                                    for job in self._job_logs("iops")])
+
+    def latency_per_second(self) -> throughput.Series:
+        """(guest epoch second ending a window, mean write latency in ms, submission to
+        completion, over the jobs). A second in which no write completed has no entry: a
+        stalled queue shows as a gap, then as the latency of the writes it held."""
+        return throughput.mean_jobs([throughput.parse_log(job, throughput.WRITE, 1e-6)
+                                     for job in self._job_logs("lat")])
 
     def fetch(self, dest: Path) -> None:
         """Copy fio's JSON, per-second logs and verify state into ``dest`` (the artifacts)."""

@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from harness.report import Status
 from harness.scenario import Failure, FailureKind
 
 
@@ -112,3 +113,12 @@ def explain(scenario: str, release: str, failures: Sequence[Failure],
             known: Sequence[KnownFailure] = KNOWN) -> KnownFailure | None:
     """The recorded bug that accounts for these failures, if one does."""
     return next((k for k in known if k.explains(scenario, release, failures)), None)
+
+
+def verdict(scenario: str, release: str, failures: Sequence[Failure],
+            known: Sequence[KnownFailure] = KNOWN) -> tuple[Status, KnownFailure | None]:
+    """An iteration's status in a report: PASS, KNOWN (with the bug), or FAIL."""
+    if not failures:
+        return Status.PASS, None
+    bug = explain(scenario, release, failures, known)
+    return (Status.KNOWN if bug else Status.FAIL), bug

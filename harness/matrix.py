@@ -8,7 +8,6 @@ or ERROR (the harness could not test: the kernel would not boot, QEMU failed, ..
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -20,7 +19,7 @@ from harness import report as report_mod
 from harness.errors import HarnessError
 from harness.lab import Lab
 from harness.report import ReportDir, RunRecord, Status
-from harness.repro import reproduce_command
+from harness.repro import lab_reproduce_command
 from harness.scenario import IterationResult, Scenario, ScenarioSkipped, run_iteration
 
 __all__ = ["Cell", "Status", "exit_status", "run_cell", "table"]
@@ -93,21 +92,17 @@ def _record(lab: Lab, scn: Scenario, cell: Cell, seeds: Sequence[int],
         props = lab.properties()
     except HarnessError:  # the kernel or driver could not be prepared: the cell says why
         props = {"kernel": lab.config.kernel}
-    cfg = lab.config  # the options repro would have been given for this lab
-    options = argparse.Namespace(kernel=cfg.kernel, nvme_src=cfg.nvme_src, qemu=cfg.qemu,
-                                 accel=cfg.accel, no_snapshot=not cfg.snapshots)
     seed = cell.seeds[-1] if cell.seeds else seeds[0]
     return RunRecord(f"{scn.name}[{cell.kernel}]", cell.status, cell.duration_s,
                      {**props, "topology": str(scn.topology),
                       "seeds": ",".join(map(str, cell.seeds or seeds))},
                      "; ".join(cell.reasons), "", cell.recovery_ms_max,
                      Path(cell.artifacts[-1]) if cell.artifacts else None,
-                     reproduce_command(options, scn, seed), started)
+                     lab_reproduce_command(lab.config, scn, seed), started)
 
 
 def _record_failure(cell: Cell, result: IterationResult) -> None:
-    bug = known.explain(cell.scenario, cell.release, result.failures)
-    cell.status = Status.KNOWN if bug else Status.FAIL
+    cell.status, bug = known.verdict(cell.scenario, cell.release, result.failures)
     cell.reasons = [f"seed {result.seed}: {f}" for f in result.failures]
     if bug:
         cell.reasons.append(bug.reference)

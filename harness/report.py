@@ -7,8 +7,8 @@ run cut short still leaves a report:
   version, accelerator, seed, topology, the hash of a ``--nvme-src`` driver);
 - ``summary.json``: one record per test shaped after KernelCI's KCIDB test records (a known
   kernel bug is a FAIL with ``waived``);
-- ``index.html``: self-contained (plots embedded): a summary table, then per test the IOPS of
-  each load over time with the faults and the recovery windows marked;
+- ``index.html``: self-contained (plots embedded): a summary table, then per test the IOPS and
+  write latency of each load over time with the faults and the recovery windows marked;
 - ``reproduce.sh`` in each test's artifacts directory: the command that re-runs it.
 
 Statuses keep apart what the kernel did (FAIL) from what the harness could not do (ERROR):
@@ -62,17 +62,20 @@ class RunRecord:
     reproduce: str = ""  # a shell command that re-runs exactly this test
     started: float = 0.0  # Unix time
     plot: str = ""  # base64 PNG of its timeline, made when it joined a report
+    files: tuple[str, ...] = ()  # its artifacts (relative paths), listed when it joined
 
     def as_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["status"] = self.status.name
         out["artifacts"] = str(self.artifacts) if self.artifacts else None
+        out["files"] = list(self.files)
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:
         return cls(**{**data, "status": Status[data["status"]],
-                      "artifacts": Path(data["artifacts"]) if data["artifacts"] else None})
+                      "artifacts": Path(data["artifacts"]) if data["artifacts"] else None,
+                      "files": tuple(data.get("files", ()))})
 
     @property
     def timeline(self) -> Path | None:
@@ -81,11 +84,17 @@ class RunRecord:
 
 
 class ReportDir:
-    """Collects test runs and keeps the report files of ``path`` up to date."""
+    """Collects test runs and keeps the report files of ``path`` up to date.
+
+    Every file is rewritten at each run: a few milliseconds per run even for a campaign of
+    thousands (a run takes seconds), and whatever stops the campaign, the report is whole.
+    The expensive parts are done once per run, when it joins: its plot, its file listing.
+    """
 
     def __init__(self, path: Path, title: str) -> None:
         self.path, self.title = path, title
         self.runs: list[RunRecord] = []
+        self._plotted_passes = 0
         path.mkdir(parents=True, exist_ok=True)
 
     def add(self, run: RunRecord) -> None:
@@ -96,15 +105,20 @@ class ReportDir:
                               f"driver\nset -e\ncd {shlex.quote(os.getcwd())}\n"
                               f"exec {run.reproduce}\n")
             script.chmod(0o755)
-        plotted = sum(bool(r.plot) for r in self.runs)
+        if run.artifacts is not None and not run.files:
+            run = dataclasses.replace(run, files=tuple(
+                str(p.relative_to(run.artifacts)) for p in sorted(run.artifacts.rglob("*"))
+                if p.is_file()))
+        passed = run.status is Status.PASS
         if not run.plot and (path := run.timeline) is not None and (
-                run.status is not Status.PASS or plotted < PLOTTED_PASSES):
+                not passed or self._plotted_passes < PLOTTED_PASSES):
             try:
                 png = plot_timeline(json.loads(path.read_text()), run.name)
             except (OSError, ValueError, KeyError):
                 pass  # a timeline cut short by a harness error: the table still has the run
             else:
                 run = dataclasses.replace(run, plot=base64.b64encode(png).decode())
+                self._plotted_passes += passed
         self.runs.append(run)
         self.write()
 
@@ -210,8 +224,9 @@ def kcidb_tests(runs: Sequence[RunRecord]) -> dict[str, Any]:
             record["start_time"] = datetime.datetime.fromtimestamp(
                 run.started, datetime.UTC).isoformat(timespec="seconds")
         if run.artifacts is not None:
-            record["output_files"] = [{"name": p.name, "url": p.resolve().as_uri()}
-                                      for p in sorted(run.artifacts.rglob("*")) if p.is_file()]
+            base = run.artifacts.resolve()
+            record["output_files"] = [{"name": f, "url": (base / f).as_uri()}
+                                      for f in run.files]
         tests.append(record)
     return {"version": {"major": 4, "minor": 0}, "tests": tests}
 
@@ -219,42 +234,60 @@ def kcidb_tests(runs: Sequence[RunRecord]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- plots
 
 def plot_timeline(timeline: dict[str, Any], title: str) -> bytes:
-    """A PNG: each load's IOPS per second, faults as red lines, the time from each fault to
-    its recovery shaded, recoveries as green lines."""
+    """A PNG: above, each load's IOPS per second; below, its mean write latency per second
+    (log scale: a reset turns milliseconds into seconds). Faults are red lines, recoveries
+    green ones, the time from each fault to its recovery is shaded."""
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 3.2), dpi=90)
+    latency = {k: v for k, v in timeline.get("latency_ms", {}).items() if v}
+    panels = 2 if latency else 1
+    fig, axes = plt.subplots(panels, 1, sharex=True, squeeze=False, dpi=90,
+                             figsize=(9, 3.2 + 1.8 * (panels - 1)),
+                             gridspec_kw={"height_ratios": [3, 2][:panels]})
+    iops_ax = axes[0][0]
     try:
         for name, points in timeline.get("iops", {}).items():
             if name == "vm_cpu" or not points:
                 continue
-            ax.plot([p[0] for p in points], [p[1] for p in points], label=f"{name} IOPS",
-                    linewidth=1.2)
-        fault_at: float | None = None
-        for ev in timeline.get("events", []):
-            if ev["kind"] == "fault":
-                ax.axvline(ev["t"], color="tab:red", linewidth=0.8, alpha=0.7)
-                fault_at = ev["t"] if fault_at is None else fault_at
-            elif ev["kind"] == "recovered":
-                ax.axvline(ev["t"], color="tab:green", linewidth=0.8, alpha=0.7)
-                if fault_at is not None:
-                    ax.axvspan(fault_at, ev["t"], color="tab:orange", alpha=0.25, linewidth=0)
-                    fault_at = None
-        ax.set_xlabel("seconds (guest clock)")
-        ax.set_ylabel("IOPS")
-        ax.set_title(title, fontsize=10)
-        ax.set_ylim(bottom=0)
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="upper right", fontsize=8)
+            iops_ax.plot([p[0] for p in points], [p[1] for p in points],
+                         label=f"{name} IOPS", linewidth=1.2)
+        iops_ax.set_ylabel("IOPS")
+        iops_ax.set_ylim(bottom=0)
+        iops_ax.set_title(title, fontsize=10)
+        if latency:
+            lat_ax = axes[1][0]
+            for name, points in latency.items():
+                lat_ax.plot([p[0] for p in points], [p[1] for p in points], marker=".",
+                            markersize=3, linewidth=1, label=f"{name} write latency")
+            lat_ax.set_yscale("log")
+            lat_ax.set_ylabel("ms (mean)")
+        for ax in (row[0] for row in axes):
+            _mark_faults(ax, timeline.get("events", []))
+            ax.grid(alpha=0.3)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(loc="upper right", fontsize=8)
+        axes[-1][0].set_xlabel("seconds (guest clock)")
         out = io.BytesIO()
         fig.tight_layout()
         fig.savefig(out, format="png")
         return out.getvalue()
     finally:
         plt.close(fig)
+
+
+def _mark_faults(ax: Any, events: list[dict[str, Any]]) -> None:
+    fault_at: float | None = None
+    for ev in events:
+        if ev["kind"] == "fault":
+            ax.axvline(ev["t"], color="tab:red", linewidth=0.8, alpha=0.7)
+            fault_at = ev["t"] if fault_at is None else fault_at
+        elif ev["kind"] == "recovered":
+            ax.axvline(ev["t"], color="tab:green", linewidth=0.8, alpha=0.7)
+            if fault_at is not None:
+                ax.axvspan(fault_at, ev["t"], color="tab:orange", alpha=0.25, linewidth=0)
+                fault_at = None
 
 
 # ----------------------------------------------------------------------------- HTML
@@ -295,7 +328,7 @@ def render_html(runs: Sequence[RunRecord], title: str, base: Path) -> str:
             parts.append(f"<p>artifacts: <a href='{html.escape(rel)}/'>{html.escape(rel)}</a>"
                          "</p>")
         if r.plot:
-            parts.append(f"<img class='plot' alt='IOPS of {html.escape(r.name)}' "
+            parts.append(f"<img class='plot' alt='IOPS and latency of {html.escape(r.name)}' "
                          f"src='data:image/png;base64,{r.plot}'>")
         if r.detail:
             parts.append(f"<pre>{html.escape(r.detail[-6000:])}</pre>")

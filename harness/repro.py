@@ -13,7 +13,7 @@ from pathlib import Path
 
 from harness import known
 from harness.errors import EXIT_HARNESS, EXIT_OK, HarnessError
-from harness.lab import Lab
+from harness.lab import Lab, LabConfig
 from harness.progress import RunProgress
 from harness.report import ReportDir, RunRecord, Status
 from harness.scenario import (
@@ -30,6 +30,8 @@ DEFAULT_BUDGET_S = 3600.0
 
 
 def reproduce_command(args: argparse.Namespace, scn: Scenario, seed: int) -> str:
+    """The ``repro`` command line that re-runs one iteration (options as ``repro`` names
+    them, defaults left out)."""
     cmd = ["python", "-m", "harness", "repro", scn.name, "--seed", str(seed), "--iterations", "1"]
     defaults = {"kernel": "debian:6.1", "nvme_src": None, "qemu": "qemu-system-x86_64",
                 "accel": None, "topology": ""}
@@ -40,6 +42,13 @@ def reproduce_command(args: argparse.Namespace, scn: Scenario, seed: int) -> str
     if getattr(args, "no_snapshot", False):
         cmd.append("--no-snapshot")
     return shlex.join(cmd)
+
+
+def lab_reproduce_command(config: LabConfig, scn: Scenario, seed: int) -> str:
+    """The same, for an iteration run in a lab made by other means (matrix, pytest)."""
+    return reproduce_command(argparse.Namespace(
+        kernel=config.kernel, nvme_src=config.nvme_src, qemu=config.qemu, accel=config.accel,
+        no_snapshot=not config.snapshots), scn, seed)
 
 
 def describe(result: IterationResult) -> str:
@@ -125,9 +134,8 @@ def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
             return EXIT_HARNESS
         progress.end()
         print(f"iteration {i + 1}{total} seed {s}: {describe(result)}", flush=True)
-        bug = known.explain(scn.name, lab.image.kernel.release, result.failures)
-        record(Status.PASS if result.passed else Status.KNOWN if bug else Status.FAIL, s,
-               started, artifacts, "; ".join(str(f) for f in result.failures)
+        status, bug = known.verdict(scn.name, lab.image.kernel.release, result.failures)
+        record(status, s, started, artifacts, "; ".join(str(f) for f in result.failures)
                + (f" ({bug.describe()})" if bug else ""),
                "\n\n".join(f.evidence for f in result.failures if f.evidence), result)
         if not result.passed:

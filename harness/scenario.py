@@ -464,6 +464,7 @@ class Context:
         if not series:
             raise HarnessError(f"{load.name} left no per-second IOPS log in {load.workdir}")
         self.timeline.series[load.name] = series
+        self.timeline.latency[load.name] = load.latency_per_second()
         cpu = self._cpu_samples()
         if cpu:
             self.timeline.series["vm_cpu"] = [

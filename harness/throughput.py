@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import bisect
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 
-Series = list[tuple[float, float]]  # (end of a one-second window, IOPS in it)
+Series = list[tuple[float, float]]  # (end of a one-second window, IOPS or latency in it)
 
 
 @dataclass(frozen=True)
@@ -117,32 +118,51 @@ class NoBaseline(ValueError):
     """The load ran no whole second before the fault: there is nothing to compare with."""
 
 
-def sum_jobs(jobs: list[Series]) -> Series:
+def combine_jobs(jobs: list[Series], reduce: Callable[[list[float]], float]) -> Series:
     """One series for the whole load: each job's window matched to the nearest window of the
-    job with the most samples (fio ticks every job at nearly the same moment)."""
+    job with the most samples (fio ticks every job at nearly the same moment), the matched
+    values reduced to one."""
     jobs = [j for j in jobs if j]
     if not jobs:
         return []
     ref = max(jobs, key=len)
-    total: Series = []
+    out: Series = []
     for t, v in ref:
+        values = [v]
         for other in jobs:
             if other is ref:
                 continue
             near = min(other, key=lambda s: abs(s[0] - t))
             if abs(near[0] - t) < 0.5:
-                v += near[1]
-        total.append((t, v))
-    return total
+                values.append(near[1])
+        out.append((t, reduce(values)))
+    return out
 
 
-def parse_log(text: str) -> Series:
-    """One fio iops log ("msec, value, ddir, bs, ...") as (seconds, IOPS)."""
+def sum_jobs(jobs: list[Series]) -> Series:
+    """The load's IOPS: its jobs' added up."""
+    return combine_jobs(jobs, sum)
+
+
+def mean_jobs(jobs: list[Series]) -> Series:
+    """The load's latency: the mean of its jobs' (they run the same job file)."""
+    return combine_jobs(jobs, statistics.fmean)
+
+
+WRITE = 1  # fio's data direction of writes in its logs (0: reads, such as verify_backlog's)
+
+
+def parse_log(text: str, ddir: int | None = None, scale: float = 1.0) -> Series:
+    """One fio log ("msec, value, ddir, bs, ...") as (seconds, value × ``scale``), only the
+    lines of data direction ``ddir`` if given."""
     out: Series = []
     for line in text.splitlines():
         fields = [f.strip() for f in line.split(",")]
-        if len(fields) >= 2 and fields[0].isdigit():
-            out.append((int(fields[0]) / 1000, float(fields[1])))
+        if len(fields) < 2 or not fields[0].isdigit():
+            continue
+        if ddir is not None and (len(fields) < 3 or fields[2] != str(ddir)):
+            continue
+        out.append((int(fields[0]) / 1000, float(fields[1]) * scale))
     return out
 
 

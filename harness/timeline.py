@@ -24,6 +24,8 @@ class Timeline:
     events: list[Event] = field(default_factory=list)
     # per-second IOPS of each load: (end of the window, IOPS), for the throughput verdicts
     series: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    # mean write latency of each load per second, in ms: (end of the window, ms)
+    latency: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
     def add(self, kind: str, detail: str = "", at: float | None = None) -> Event:
         event = Event(time.time() if at is None else at, kind, detail)
@@ -83,5 +85,7 @@ class Timeline:
              "io_resume_s": self.io_resume_times(),
              "events": [{**asdict(e), "t": round(e.at - start, 4)} for e in self.sorted()],
              "iops": {name: [[round(t - start, 3), v] for t, v in points]
-                      for name, points in self.series.items()}},
+                      for name, points in self.series.items()},
+             "latency_ms": {name: [[round(t - start, 3), round(v, 3)] for t, v in points]
+                            for name, points in self.latency.items()}},
             indent=1) + "\n")

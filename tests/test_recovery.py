@@ -15,6 +15,8 @@ import pytest
 
 from harness import known, scenario
 from harness.lab import Lab
+from harness.report import Status
+from harness.repro import lab_reproduce_command
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -42,11 +44,11 @@ def test_scenario(scenario_name: str, lab: Lab, artifacts: Path, seed: int) -> N
     if (reason := scn.skip_reason(lab.image.kernel)) is not None:
         pytest.skip(reason)
     result = scenario.run_iteration(lab, scn, seed, artifacts)
-    bug = known.explain(scenario_name, lab.image.kernel.release, result.failures)
+    status, bug = known.verdict(scenario_name, lab.image.kernel.release, result.failures)
     if bug is not None:
         pytest.xfail(bug.describe())
     failures = "\n".join(f"{f}\n{f.evidence.strip()[-1500:]}" for f in result.failures)
-    assert result.passed, (
-        f"{scenario_name} seed {seed} failed:\n{failures}\nreproduce: python -m harness repro "
-        f"{scenario_name} --seed {seed} --iterations 1")
+    assert status is Status.PASS, (
+        f"{scenario_name} seed {seed} failed:\n{failures}\n"
+        f"reproduce: {lab_reproduce_command(lab.config, scn, seed)}")
     assert result.recovery_s, "the scenario recorded no recovery"

@@ -8,6 +8,7 @@ import pytest
 
 from harness import kmsg, known
 from harness.known import KnownFailure, kernel_version
+from harness.report import Status
 from harness.scenario import Failure, FailureKind
 
 RECORD = KnownFailure(("reset-storm",), first="6.1", fixed_in="6.3", kind=FailureKind.HANG,
@@ -107,3 +108,9 @@ def test_a_hang_somewhere_else_is_not_the_scan_reset_deadlock() -> None:
         if "nvme_wait_freeze" not in f.evidence]
     assert failures
     assert known.explain("ns-churn-during-reset", "6.1.0-56-amd64", failures) is None
+
+
+def test_verdict_tells_a_pass_a_known_bug_and_a_driver_failure_apart() -> None:
+    assert known.verdict("reset-storm", "6.2.0", [], [RECORD]) == (Status.PASS, None)
+    assert known.verdict("reset-storm", "6.2.0", [HANG], [RECORD]) == (Status.KNOWN, RECORD)
+    assert known.verdict("reset-storm", "6.3.0", [HANG], [RECORD]) == (Status.FAIL, None)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import report as report_mod
 from harness.errors import BadInput
 from harness.report import ReportDir, RunRecord, Status, durations, merge, plot_timeline
 
@@ -116,6 +117,39 @@ def test_plot_marks_faults_and_recoveries() -> None:
     png = plot_timeline(timeline, "ns-churn-during-reset seed 1")
     assert png.startswith(PNG_MAGIC) and len(png) > 5000
     assert plot_timeline({"events": [], "iops": {}}, "empty").startswith(PNG_MAGIC)
+
+
+def _png_height(png: bytes) -> int:
+    return int.from_bytes(png[20:24], "big")  # IHDR: width, then height
+
+
+def test_plot_has_a_latency_panel_when_the_timeline_has_latencies() -> None:
+    # reset-under-load seed 7 on 6.1: 4 resets, write latency up to 236 ms around them
+    timeline = json.loads((DATA / "timeline-reset-under-load-latency.json").read_text())
+    assert max(v for _, v in timeline["latency_ms"]["load0"]) > 200
+    with_latency = plot_timeline(timeline, "t")
+    without = plot_timeline({**timeline, "latency_ms": {}}, "t")
+    assert _png_height(with_latency) > _png_height(without)
+
+
+def test_a_campaign_plots_its_first_passes_and_every_failure(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(report_mod, "PLOTTED_PASSES", 1)
+    rep = ReportDir(tmp_path / "r", "campaign")
+    for i, status in enumerate([Status.FAIL, Status.PASS, Status.PASS, Status.KNOWN]):
+        rep.add(RunRecord(f"run{i}", status, 1.0, artifacts=_artifacts(
+            tmp_path, f"run{i}", "timeline-ns-churn-pass.json")))
+    assert [bool(r.plot) for r in rep.runs] == [True, True, False, True]
+
+
+def test_artifacts_are_listed_once_when_a_run_joins(report: ReportDir) -> None:
+    run = report.runs[0]
+    assert set(run.files) == {"timeline.json", "console.log", "reproduce.sh"}
+    assert run.artifacts is not None
+    (run.artifacts / "later.txt").write_text("written after the run joined\n")
+    report.write()
+    tests = json.loads((report.path / "summary.json").read_text())["tests"]
+    assert "later.txt" not in {f["name"] for f in tests[0]["output_files"]}
 
 
 def test_merging_shards_keeps_every_test_and_its_plot(report: ReportDir, tmp_path: Path) -> None:

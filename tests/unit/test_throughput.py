@@ -1,12 +1,14 @@
 import pytest
 
 from harness.throughput import (
+    WRITE,
     Criterion,
     NoBaseline,
     contended_seconds,
     cpu_in,
     cpu_share,
     judge,
+    mean_jobs,
     parse_log,
     sum_jobs,
 )
@@ -34,6 +36,25 @@ def test_jobs_are_summed_window_by_window_despite_their_ms_offsets():
     assert [round(t - T0, 3) for t, _ in total] == [1.001, 2.0, 3.001, 4.0, 5.001, 6.001]
     assert [v for _, v in total] == [1023, 810, 853, 12, 1049, 448]
     assert parse_log("garbage\n") == [] and sum_jobs([[], []]) == []
+
+
+# The same run's lat logs (ns): writes (ddir 1) and the verify_backlog's reads (ddir 0); in
+# the fourth second a reset held the writes for most of a second.
+LAT1 = """1795312001000, 6119026, 0, 0, 0
+1795312001029, 4095783, 1, 0, 0
+1795312002000, 4934080, 1, 0, 0
+1795312004004, 812000000, 1, 0, 0
+"""
+LAT2 = """1795312001001, 3904217, 1, 0, 0
+1795312002001, 5065920, 1, 0, 0
+1795312004000, 788000000, 1, 0, 0
+"""
+
+
+def test_write_latency_is_the_mean_over_jobs_in_ms_without_the_verify_reads():
+    lat = mean_jobs([parse_log(LAT1, WRITE, 1e-6), parse_log(LAT2, WRITE, 1e-6)])
+    assert [round(t - T0, 3) for t, _ in lat] == [1.029, 2.0, 4.004]  # no write in second 3
+    assert [round(v, 3) for _, v in lat] == [4.0, 5.0, 800.0]
 
 
 def test_throughput_back_within_the_time_passes_with_its_figures():
