@@ -43,7 +43,7 @@ class Driver:
     source: Path  # the user's sources
     hash: str  # of the sources and the kernel: the cache key
     modules: tuple[Path, ...]  # built .ko files, in load order
-    depends: tuple[str, ...]  # stock modules they need, loaded first with modprobe
+    depends: tuple[str, ...]  # stock modules they need, loaded first (by stage 1)
     srcversions: dict[str, str]  # module name -> srcversion, to check what the guest loaded
     seconds: float  # how long the build took (0 when it came from the cache)
 

@@ -181,8 +181,8 @@ def initrd_files() -> list[Path]:
 
 
 def build_initrd(kernel: KernelImage, progress: Progress, drv: Driver | None = None) -> Path:
-    """The initramfs: busybox, the modules that reach the root image, the guest scripts, and
-    a --nvme-src driver under guest/driver (stage 2 loads it instead of the stock one)."""
+    """The initramfs: busybox, every module the guest loads, the guest scripts, and a
+    --nvme-src driver under guest/driver (stage 1 loads it instead of the stock one)."""
     if not BUSYBOX.exists():
         raise HostNotReady("busybox is missing: run `python -m harness doctor --install`")
     busybox = BUSYBOX.read_bytes()
@@ -197,7 +197,9 @@ def build_initrd(kernel: KernelImage, progress: Progress, drv: Driver | None = N
         return dest
     progress.step("building initramfs")
     recipe = json.loads((paths.IMAGES / "initramfs.json").read_text())
-    order = module_closure((kernel.modules_dir / "modules.dep").read_text(), recipe["modules"],
+    # The NVMe driver last: the stock one, or the stock modules a --nvme-src one needs.
+    wanted = recipe["modules"] + (list(drv.depends) if drv is not None else ["nvme"])
+    order = module_closure((kernel.modules_dir / "modules.dep").read_text(), wanted,
                            kernel.builtin, frozenset(recipe.get("optional", ())))
     entries = [cpio.directory(d) for d in ("bin", "dev", "proc", "sys", "modules", "guest")]
     entries += [cpio.chardev("dev/console", 5, 1), cpio.file("bin/busybox", busybox, 0o755)]
@@ -216,8 +218,6 @@ def build_initrd(kernel: KernelImage, progress: Progress, drv: Driver | None = N
             entries.append(cpio.file(f"guest/driver/{ko.name}", ko.read_bytes()))
         entries.append(cpio.file("guest/driver/order",
                                  "".join(ko.name + "\n" for ko in drv.modules).encode()))
-        entries.append(cpio.file("guest/driver/depends",
-                                 "".join(d + "\n" for d in drv.depends).encode()))
     buf = io.BytesIO()
     cpio.write(buf, entries)
     dest.parent.mkdir(parents=True, exist_ok=True)
