@@ -167,26 +167,34 @@ class VerifyLoad:
         return env_assignments(self.params)
 
     def start(self, flowing_within: float = 60.0) -> None:
-        """Start fio and return once its first writes have completed on the device.
+        """Start fio and return once it has sent writes and writes have completed on the
+        device.
 
-        fio takes a while to start under TCG; a fault injected before writes flow would hit
-        nothing, and the scenario would pass without testing anything.
+        fio takes a while to start under TCG (seconds, on a busy host); a fault injected
+        before its writes flow would hit nothing, and the scenario would pass without testing
+        anything. Its own writes are told from those of another load on the same device by
+        its process's I/O accounting (its jobs are threads of one process: verify-load.fio).
         """
         self._install()
         before = self._writes_completed()
         # The trigger file makes fio save its verify state, stop, and flush (see checkpoint).
         flush = f"{self._flush} && touch {self.workdir}/flushed"
         self._bg = self.guest.background(
-            f"cd {self.workdir} && exec env {self._env()} fio --output-format=json "
-            f"--output=load.json --trigger-file={self.workdir}/trigger "
+            f"cd {self.workdir} && echo $$ > fio.pid && exec env {self._env()} fio "
+            f"--output-format=json --output=load.json --trigger-file={self.workdir}/trigger "
             f"--trigger={shlex.quote(flush)} verify-load.fio")
         self.ends_at = time.monotonic() + self.runtime
         if before is None:
             return  # not a block device: nothing to watch
         deadline = time.monotonic() + flowing_within
         # Watched in the guest, two seconds per command, so that fio's early exit is seen.
-        watch = (f"for i in $(seq 40); do {self._count_writes}; "
-                 f'[ "${{w:-0}}" -gt {before} ] && exit 0; sleep 0.05; done; exit 1')
+        # A kernel without task I/O accounting (no /proc/PID/io) counts as sending.
+        sent = (f"s=0; read -r p < {self.workdir}/fio.pid && "
+                f'if [ -e /proc/$p/io ]; then while read -r k v; do '
+                f'[ "$k" = write_bytes: ] && s=$v; done < /proc/$p/io; else s=1; fi')
+        watch = (f"for i in $(seq 40); do {sent}; {self._count_writes}; "
+                 f'[ "$s" -gt 0 ] && [ "${{w:-0}}" -gt {before} ] && exit 0; sleep 0.05; '
+                 "done; exit 1")
         while self.running:
             if self.guest.run(watch, timeout=60).exit_code == 0:
                 self.ends_at = time.monotonic() + self.runtime

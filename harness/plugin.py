@@ -242,7 +242,7 @@ def pytest_runtest_makereport(item: pytest.Item,
     path = item.stash.get(_ARTIFACTS, None)
     failed = getattr(report, "failed", False)
     if isinstance(report, pytest.TestReport) and item.config.getoption("report_dir", None):
-        record = _record(item, report, path)
+        record = _record(item, report, path, call)
         if record is not None:
             report.user_properties.append((_RECORD, json.dumps(record.as_dict())))
     if path is not None and failed:
@@ -255,13 +255,18 @@ def pytest_runtest_makereport(item: pytest.Item,
     return report
 
 
-def _record(item: pytest.Item, report: pytest.TestReport, artifacts: Path | None
-            ) -> RunRecord | None:
-    """The test's record, once: at its call, or at a setup that failed or skipped it."""
+def _record(item: pytest.Item, report: pytest.TestReport, artifacts: Path | None,
+            call: pytest.CallInfo[None]) -> RunRecord | None:
+    """The test's record, once: at its call, or at a setup that failed or skipped it. A
+    test that failed on a HarnessError (QEMU died, the guest was unreachable, a figure
+    could not be judged) is an ERROR: the harness could not test, the driver is not at
+    fault."""
     if report.when == "call":
+        harness_broke = call.excinfo is not None and call.excinfo.errisinstance(HarnessError)
         status = (Status.PASS if report.passed else
                   Status.KNOWN if hasattr(report, "wasxfail") else
-                  Status.SKIP if report.skipped else Status.FAIL)
+                  Status.SKIP if report.skipped else
+                  Status.ERROR if harness_broke else Status.FAIL)
     elif report.when == "setup" and not report.passed:
         status = Status.SKIP if report.skipped else Status.ERROR
     else:

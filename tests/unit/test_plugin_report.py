@@ -26,6 +26,10 @@ def test_driver_failed():
 def test_harness_failed(broken):
     pass
 
+def test_harness_broke_mid_test():
+    from harness.errors import HarnessError
+    raise HarnessError("cannot judge throughput: load1 ran no whole second")
+
 def test_skipped():
     pytest.skip("needs CONFIG_FAULT_INJECTION=y")
 
@@ -43,20 +47,22 @@ def test_report_dir_records_every_test_with_its_status(
     report = pytester.path / "report"
     run = pytester.runpytest_subprocess if workers else pytester.runpytest
     result = run("-p", "harness.plugin", "--report-dir", str(report), "--seed", "7", *workers)
-    result.assert_outcomes(passed=1, failed=1, errors=1, skipped=1, xfailed=1)
+    result.assert_outcomes(passed=1, failed=2, errors=1, skipped=1, xfailed=1)
     runs = {r["name"].rsplit("::", 1)[1]: r
             for r in json.loads((report / "runs.json").read_text())["runs"]}
     assert {n: r["status"] for n, r in runs.items()} == {
         "test_ok": "PASS", "test_driver_failed": "FAIL", "test_harness_failed": "ERROR",
-        "test_skipped": "SKIP", "test_known_bug": "KNOWN"}
+        "test_harness_broke_mid_test": "ERROR", "test_skipped": "SKIP",
+        "test_known_bug": "KNOWN"}
     assert "EILSEQ" in runs["test_driver_failed"]["message"]
     assert "839a40d1e730" in runs["test_known_bug"]["message"]
     assert "CONFIG_FAULT_INJECTION" in runs["test_skipped"]["message"]
     assert runs["test_ok"]["properties"]["seed"] == "7"
     assert "pytest test_sample.py::test_driver_failed" in runs["test_driver_failed"]["reproduce"]
     summary = json.loads((report / "summary.json").read_text())["tests"]
-    assert sorted(t["status"] for t in summary) == ["ERROR", "FAIL", "FAIL", "PASS", "SKIP"]
-    assert (report / "index.html").read_text().count("<tr class=") == 5
+    assert sorted(t["status"] for t in summary) == ["ERROR", "ERROR", "FAIL", "FAIL", "PASS",
+                                                    "SKIP"]
+    assert (report / "index.html").read_text().count("<tr class=") == 6
     assert Path(report / "junit.xml").exists()
 
 
