@@ -280,11 +280,11 @@ def cmd_shell(args: argparse.Namespace) -> int:
     topology = _topology(args)
     lab = _lab(args)
     with lab.running(topology, args.artifacts) as vm:
-        key = vm.scratch / "id_ecdsa"
-        vm.client_key.write_private_key_file(str(key))
+        key = vm.scratch / "id_ed25519"
+        vm.client_key.save(key)
         known = vm.scratch / "known_hosts"
-        known.write_text(f"[127.0.0.1]:{vm.ssh_port} {vm.host_key.get_name()} "
-                         f"{vm.host_key.get_base64()}\n")
+        host = vm.host_key.pkey
+        known.write_text(f"[127.0.0.1]:{vm.ssh_port} {host.get_name()} {host.get_base64()}\n")
         ssh = ["ssh", "-i", str(key), "-p", str(vm.ssh_port), "-o", "IdentitiesOnly=yes",
                "-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes",
                "root@127.0.0.1"]

@@ -23,18 +23,18 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import paramiko
-
 from harness import paths
 from harness.accel import Accel
 from harness.errors import QemuError
 from harness.images import GuestImage
+from harness.keys import KeyPair
 from harness.progress import Progress
 from harness.qemu import hotpluggable
 from harness.topology import Controller, Topology
 from harness.util import digest
 
-SNAPSHOT_VERSION = "snapshot-1"  # bump when what a snapshot holds or how it is made changes
+# Bumped when what a snapshot holds or how it is made changes (2: Ed25519 keys).
+SNAPSHOT_VERSION = "snapshot-2"
 
 
 @dataclass(frozen=True)
@@ -47,12 +47,12 @@ class Snapshot:
         return self.path / "state"
 
     @property
-    def client_key(self) -> paramiko.PKey:
-        return paramiko.ECDSAKey.from_private_key_file(str(self.path / "client_key"))
+    def client_key(self) -> KeyPair:
+        return KeyPair.load(self.path / "client_key")
 
     @property
-    def host_key(self) -> paramiko.PKey:
-        return paramiko.ECDSAKey.from_private_key_file(str(self.path / "host_key"))
+    def host_key(self) -> KeyPair:
+        return KeyPair.load(self.path / "host_key")
 
 
 def unsupported_reason(topology: Topology) -> str | None:
@@ -130,8 +130,8 @@ def _save(work: Path, image: GuestImage, topology: Topology, accel: Accel, qemu:
 
     with VM(image, topology, accel, qemu=qemu, artifacts=work / "base-vm", name="snapshot",
             base=True) as vm:
-        vm.client_key.write_private_key_file(str(work / "client_key"))
-        vm.host_key.write_private_key_file(str(work / "host_key"))
+        vm.client_key.save(work / "client_key")
+        vm.host_key.save(work / "host_key")
         qmp = vm.qmp
         qmp.cmd("stop")
         target = work / "state"

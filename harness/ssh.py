@@ -1,8 +1,10 @@
 """Guest access over SSH: commands with timeouts, background commands, file transfer.
 
-Nothing here knows about QEMU: the same :class:`Guest` drives a physical test machine.
-Each command runs with a unique ``NVMEH_TAG`` in its environment, so a command that overruns
-its timeout is killed with everything it started (even daemonised children).
+Nothing here knows about QEMU: the same :class:`Guest` drives a physical test machine,
+through any SSH server (commands are shell source, files go by SFTP; no environment
+requests, which dropbear ignores). Each command runs with a unique ``NVMEH_TAG`` in its
+environment, so a command that overruns its timeout is killed with everything it started
+(even daemonised children).
 """
 
 from __future__ import annotations
@@ -153,8 +155,7 @@ class Guest:
                                    "is closed")
         try:
             chan = transport.open_session(timeout=10)
-            chan.update_environment({"NVMEH_TAG": tag})
-            chan.exec_command(command)
+            chan.exec_command(f"export NVMEH_TAG={tag}; {command}")
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise GuestUnreachable(f"SSH session to the guest failed: {exc}") from None
         return chan
@@ -331,8 +332,8 @@ class _Agent:
     so no command output can forge it.
     """
 
-    # The shell sshd starts runs this loop itself: no further process start. Each request is
-    # a line "LENGTH TAG MARKER" followed by LENGTH bytes of shell source.
+    # The shell the SSH server starts runs this loop itself: no further process start. Each
+    # request is a line "LENGTH TAG MARKER" followed by LENGTH bytes of shell source.
     # The loop's variables are unset before the command runs, so it sees a clean shell.
     LOOP = ("while read -r _nv_n _nv_t _nv_m && LC_ALL=C read -r -N \"$_nv_n\" _nv_c; do "
             "( export NVMEH_TAG=$_nv_t; eval \"unset _nv_n _nv_t _nv_m _nv_c; $_nv_c\" ) "

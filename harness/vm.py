@@ -22,8 +22,6 @@ import weakref
 from pathlib import Path
 from types import TracebackType
 
-import paramiko
-
 from harness import paths
 from harness import snapshot as snapshot_mod
 from harness.accel import Accel
@@ -38,6 +36,7 @@ from harness.errors import (
 )
 from harness.hostcpu import process_cpu_seconds
 from harness.images import GuestImage, check_image
+from harness.keys import KeyPair
 from harness.kmsg import Oops
 from harness.nvme import ns_device_script
 from harness.qemu import (
@@ -55,6 +54,9 @@ from harness.topology import Topology
 _PR_SET_PDEATHSIG = 1
 _PORT_RETRIES = 5
 _LIVE: weakref.WeakSet[VM] = weakref.WeakSet()
+
+# Where the guest's SSH server (dropbear) looks for root's login keys; guests/stage2 fills it.
+AUTHORIZED_KEYS = "/root/.ssh/authorized_keys"
 
 
 @atexit.register
@@ -103,10 +105,10 @@ class VM:
         self._guest: Guest | None = None
         self._commands_log = open(self.artifacts / "commands.log", "w")
         self.snapshot, self.base = snapshot, base
-        self.client_key = paramiko.ECDSAKey.generate()
-        # A restored guest keeps the sshd host key it was saved with (it is pinned all the
+        self.client_key = KeyPair.generate()
+        # A restored guest keeps the SSH host key it was saved with (it is pinned all the
         # same); its authorized key is replaced by this VM's own right after the restore.
-        self.host_key = snapshot.host_key if snapshot else paramiko.ECDSAKey.generate()
+        self.host_key = snapshot.host_key if snapshot else KeyPair.generate()
         self.boot_mode = "restore" if snapshot else "cold"
         # (phase, seconds since start) in order: where a start's time went (see bench).
         self.boot_phases: list[tuple[str, float]] = []
@@ -135,14 +137,10 @@ class VM:
 
     # --- start -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _authorized_line(key: paramiko.PKey) -> str:
-        return f"{key.get_name()} {key.get_base64()} nvmeh\n"
-
     def _write_secrets(self, spec: LaunchSpec) -> None:
         key = self.snapshot.client_key if self.snapshot else self.client_key
-        spec.authorized_keys.write_text(self._authorized_line(key))
-        self.host_key.write_private_key_file(str(spec.host_key))
+        spec.authorized_keys.write_text(key.authorized_line())
+        spec.host_key.write_bytes(self.host_key.dropbear())
 
     def _create_backing_files(self) -> None:
         for i, ctrl in enumerate(self.topology.controllers):
@@ -236,8 +234,9 @@ class VM:
         self._connect(self.client_key, time.monotonic() + self.boot_timeout,
                       "guest printed ready but")
 
-    def _connect(self, key: paramiko.PKey, deadline: float, context: str) -> None:
-        guest = Guest(SSHTarget("127.0.0.1", self.ssh_port, "root", key, self.host_key),
+    def _connect(self, key: KeyPair, deadline: float, context: str) -> None:
+        guest = Guest(SSHTarget("127.0.0.1", self.ssh_port, "root", key.pkey,
+                                self.host_key.pkey),
                       log=self._commands_log)
         while True:
             try:
@@ -286,8 +285,8 @@ class VM:
         # The guest's wall clock stopped when the snapshot was saved; the snapshot's key is
         # retired in favour of this VM's own. (Controller 0 is awaited in the same command.)
         self._await_controller(0, deadline, f"date -s @{time.time():.3f} >/dev/null && "
-                               f"printf %s {shlex.quote(self._authorized_line(self.client_key))}"
-                               " > /run/nvmeh/authorized_keys")
+                               f"printf %s {shlex.quote(self.client_key.authorized_line())}"
+                               f" > {AUTHORIZED_KEYS}")
 
     def _wait_controllers(self, deadline: float) -> None:
         """Wait until every controller is live and its namespaces are block devices.

@@ -23,11 +23,12 @@ def test_restored_vm_is_ready_at_once(lab: Lab, artifacts: Path) -> None:
         assert abs(skew) < 2.0, f"guest clock is {skew:+.1f}s off after the restore"
         # The snapshot's login key was retired in favour of this VM's own key.
         assert vm.snapshot is not None
-        stale = Guest(SSHTarget("127.0.0.1", vm.ssh_port, "root", vm.snapshot.client_key,
-                                vm.host_key))
+        stale = Guest(SSHTarget("127.0.0.1", vm.ssh_port, "root", vm.snapshot.client_key.pkey,
+                                vm.host_key.pkey))
         with pytest.raises(GuestUnreachable, match="Authentication failed"):
             stale.connect(timeout=20)
-        fresh = Guest(SSHTarget("127.0.0.1", vm.ssh_port, "root", vm.client_key, vm.host_key))
+        fresh = Guest(SSHTarget("127.0.0.1", vm.ssh_port, "root", vm.client_key.pkey,
+                                vm.host_key.pkey))
         fresh.connect(timeout=20)
         assert fresh.run("echo ok").stdout == "ok\n"
         fresh.close()
