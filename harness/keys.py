@@ -34,8 +34,10 @@ class KeyPair:
         return cls(path.read_bytes())
 
     def save(self, path: Path) -> None:
-        path.touch(mode=0o600)
-        path.write_bytes(self.openssh)
+        _write_private(path, self.openssh)
+
+    def save_dropbear(self, path: Path) -> None:
+        _write_private(path, self.dropbear())
 
     @property
     def pkey(self) -> paramiko.PKey:
@@ -56,3 +58,9 @@ class KeyPair:
         msg.add_string(KEY_TYPE)
         msg.add_string(raw)
         return msg.asbytes()
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """A key file only its owner can read, from its first byte on."""
+    path.touch(mode=0o600)
+    path.write_bytes(data)

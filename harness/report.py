@@ -94,7 +94,6 @@ class ReportDir:
     def __init__(self, path: Path, title: str) -> None:
         self.path, self.title = path, title
         self.runs: list[RunRecord] = []
-        self._plotted_passes = 0
         path.mkdir(parents=True, exist_ok=True)
 
     def add(self, run: RunRecord) -> None:
@@ -109,16 +108,15 @@ class ReportDir:
             run = dataclasses.replace(run, files=tuple(
                 str(p.relative_to(run.artifacts)) for p in sorted(run.artifacts.rglob("*"))
                 if p.is_file()))
-        passed = run.status is Status.PASS
+        plotted_passes = sum(bool(r.plot) for r in self.runs if r.status is Status.PASS)
         if not run.plot and (path := run.timeline) is not None and (
-                not passed or self._plotted_passes < PLOTTED_PASSES):
+                run.status is not Status.PASS or plotted_passes < PLOTTED_PASSES):
             try:
                 png = plot_timeline(json.loads(path.read_text()), run.name)
             except (OSError, ValueError, KeyError):
                 pass  # a timeline cut short by a harness error: the table still has the run
             else:
                 run = dataclasses.replace(run, plot=base64.b64encode(png).decode())
-                self._plotted_passes += passed
         self.runs.append(run)
         self.write()
 

@@ -140,7 +140,7 @@ class VM:
     def _write_secrets(self, spec: LaunchSpec) -> None:
         key = self.snapshot.client_key if self.snapshot else self.client_key
         spec.authorized_keys.write_text(key.authorized_line())
-        spec.host_key.write_bytes(self.host_key.dropbear())
+        self.host_key.save_dropbear(spec.host_key)
 
     def _create_backing_files(self) -> None:
         for i, ctrl in enumerate(self.topology.controllers):

@@ -35,3 +35,11 @@ def test_dropbear_gets_the_key_type_then_private_and_public_halves() -> None:
     public = paramiko.Message(key.pkey.asbytes())
     assert public.get_text() == "ssh-ed25519" and public.get_binary() == raw[32:]
     assert KeyPair.generate().dropbear() != key.dropbear()
+
+
+def test_the_dropbear_file_is_private_too(tmp_path: Path) -> None:
+    key = KeyPair.generate()
+    path = tmp_path / "ssh_host_key"
+    key.save_dropbear(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_bytes() == key.dropbear()
