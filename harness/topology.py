@@ -149,13 +149,23 @@ class Topology:
 
     @classmethod
     def parse(cls, spec: str) -> Topology:
-        """Parse the CLI form, e.g. ``controllers=2,namespaces=1G+256M:4096,cpus=2``."""
+        """Parse the CLI form, e.g. ``controllers=2,namespaces=1G+256M:4096,cpus=2``.
+
+        Kernel arguments may hold commas (``kernel_args=module_blacklist=a,b``): an item that
+        does not start with a topology key continues the ``kernel_args`` before it.
+        """
         kwargs: dict[str, Any] = {}
         ints = {"controllers", "io_queues", "cpus"}
+        keys = ints | {"namespaces", "memory", "kernel_args", "subsystem"}
+        last = ""
         for item in filter(None, (p.strip() for p in spec.split(","))):
             key, sep, value = item.partition("=")
             key = key.strip().replace("-", "_")
-            if not sep or key not in ints | {"namespaces", "memory", "kernel_args", "subsystem"}:
+            if last == "kernel_args" and not (sep and key in keys):
+                kwargs[last] += "," + item
+                continue
+            last = key
+            if not sep or key not in keys:
                 raise BadInput(
                     f"bad topology item {item!r}: expected KEY=VALUE with KEY one of "
                     "controllers, namespaces, io_queues, cpus, memory, kernel_args, subsystem"

@@ -58,6 +58,14 @@ def test_bad_topologies_name_the_culprit(spec, message):
         Topology.parse(spec)
 
 
+def test_kernel_args_keep_their_commas():
+    t = Topology.parse("kernel_args=module_blacklist=virtio_net,virtio_console nvme.x=1,cpus=2")
+    assert t.kernel_args == ("module_blacklist=virtio_net,virtio_console", "nvme.x=1")
+    assert t.cpus == 2
+    with pytest.raises(BadInput, match="bad topology item 'virtio_console'"):
+        Topology.parse("cpus=2,virtio_console")
+
+
 def test_namespace_size_must_be_block_multiple():
     with pytest.raises(BadInput, match="multiple of its block size 4096"):
         Namespace.parse("1025K:4096")
