@@ -31,6 +31,7 @@ class Console:
         self._cond = threading.Condition()
         self.oopses: list[Oops] = []
         self.ready_count = 0  # how many times the ready marker was printed (one per boot)
+        self.ready_line = ""  # the last one, with what the guest reports after the marker
         self.fatal_line: str | None = None
         self.eof = False
         self._thread = threading.Thread(target=self._drain, name="console", daemon=True)
@@ -62,6 +63,7 @@ class Console:
                 self._tail.append(line)
                 if READY_MARKER in line:
                     self.ready_count += 1
+                    self.ready_line = line.strip()
                 elif FATAL_MARKER in line:
                     self.fatal_line = line.strip()
             self.oopses.extend(found)

@@ -83,7 +83,7 @@ class Lab:
         if (self.config.snapshots if snapshots is None else snapshots) and \
                 snapshot.unsupported_reason(topology) is None:
             snap = snapshot.get(self.image, topology, self.accel, self.config.qemu,
-                                self.progress)
+                                self.progress, self.config.boot_timeout)
         return VM(self.image, topology, self.accel, qemu=self.config.qemu, artifacts=artifacts,
                   name=name, boot_timeout=self.config.boot_timeout, snapshot=snap)
 

@@ -29,6 +29,8 @@ KERNEL_ARGS = (
     "random.trust_cpu=on",
     "8250.nr_uarts=1",
 )
+# The virtio-serial port carrying the harness's SSH session (guests/stage2 looks it up by name).
+SSH_RELAY_PORT = "org.nvmeh.ssh"
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,10 @@ class LaunchSpec:
     def host_key(self) -> Path:
         return self.scratch / "ssh_host_key"
 
+    @property
+    def ssh_relay_socket(self) -> Path:
+        return self.scratch / "ssh-relay.sock"
+
 
 def _ro_disk(path: Path, name: str, serial: str) -> list[str]:
     return [
@@ -137,10 +143,19 @@ def command_line(spec: LaunchSpec) -> list[str]:
         # A new generation ID at every QEMU start makes a restored guest reseed its RNG, so
         # clones of one snapshot do not share random state.
         "-device", "vmgenid,guid=auto",
+        # The harness's SSH session: a virtio-serial port the guest relays to its SSH server.
+        # Unlike a TCP connection through the user-mode network, a port's connection outlives
+        # a snapshot, so a restored guest takes the login its snapshot had already accepted.
+        # The socket sits in the run's private directory: no other user reaches it.
+        "-device", "virtio-serial-pci,id=vser0",
+        "-chardev", f"socket,id=sshrelay,path={spec.ssh_relay_socket},server=on,wait=off",
+        "-device", f"virtserialport,bus=vser0.0,chardev=sshrelay,name={SSH_RELAY_PORT}",
     ]
+    # -S: the guest runs once the harness holds the SSH relay port (and, for a restore, once
+    # the controllers are added after loading).
+    args += ["-S"]
     if spec.incoming:
-        # -S: stay paused after loading, so controllers are added before the guest runs.
-        args += ["-incoming", "defer", "-S"]
+        args += ["-incoming", "defer"]
     if topo.subsystem:
         args += ["-device", "nvme-subsys,id=subsys0,nqn=nvmeh-subsys0"]
     for i, ctrl in enumerate(topo.controllers):

@@ -33,8 +33,9 @@ from harness.qemu import hotpluggable
 from harness.topology import Controller, Topology
 from harness.util import digest
 
-# Bumped when what a snapshot holds or how it is made changes (2: Ed25519 keys).
-SNAPSHOT_VERSION = "snapshot-2"
+# Bumped when what a snapshot holds or how it is made changes (2: Ed25519 keys; 3: the SSH
+# session waiting on the relay port, and its greeting).
+SNAPSHOT_VERSION = "snapshot-3"
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,13 @@ class Snapshot:
     @property
     def host_key(self) -> KeyPair:
         return KeyPair.load(self.path / "host_key")
+
+    @property
+    def relay_greeting(self) -> bytes | None:
+        """What the SSH server sent on the relay port before the save, read then (None: the
+        guest had no relay port, a restored VM logs in over TCP)."""
+        path = self.path / "relay_greeting"
+        return path.read_bytes() if path.exists() else None
 
 
 def unsupported_reason(topology: Topology) -> str | None:
@@ -88,7 +96,7 @@ def snapshot_key(image: GuestImage, topology: Topology, accel: Accel, qemu: str)
 
 
 def get(image: GuestImage, topology: Topology, accel: Accel, qemu: str,
-        progress: Progress) -> Snapshot:
+        progress: Progress, boot_timeout: float = 120.0) -> Snapshot:
     """The snapshot for this VM shape, made now if it does not exist yet."""
     key = snapshot_key(image, topology, accel, qemu)
     snap = Snapshot(key, paths.cache_dir() / "snapshots" / key)
@@ -97,7 +105,7 @@ def get(image: GuestImage, topology: Topology, accel: Accel, qemu: str,
     with paths.locked(snap.path.with_suffix(".lock")):
         if not (snap.path / "done").exists():
             progress.step(f"making a snapshot for {base_topology(topology)}")
-            _make(snap, image, base_topology(topology), accel, qemu)
+            _make(snap, image, base_topology(topology), accel, qemu, boot_timeout)
             progress.done()
     return snap
 
@@ -107,13 +115,13 @@ def discard(snap: Snapshot) -> None:
 
 
 def _make(snap: Snapshot, image: GuestImage, topology: Topology, accel: Accel,
-          qemu: str) -> None:
+          qemu: str, boot_timeout: float) -> None:
     work = snap.path.with_name(snap.path.name + ".tmp")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     os.chmod(work, 0o700)
     try:
-        _save(work, image, topology, accel, qemu)
+        _save(work, image, topology, accel, qemu, boot_timeout)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -125,13 +133,16 @@ def _make(snap: Snapshot, image: GuestImage, topology: Topology, accel: Accel,
     os.rename(work, snap.path)
 
 
-def _save(work: Path, image: GuestImage, topology: Topology, accel: Accel, qemu: str) -> None:
+def _save(work: Path, image: GuestImage, topology: Topology, accel: Accel, qemu: str,
+          boot_timeout: float) -> None:
     from harness.vm import VM  # the VM module restores from snapshots: import late
 
     with VM(image, topology, accel, qemu=qemu, artifacts=work / "base-vm", name="snapshot",
-            base=True) as vm:
+            boot_timeout=boot_timeout, base=True) as vm:
         vm.client_key.save(work / "client_key")
         vm.host_key.save(work / "host_key")
+        if vm.relay_greeting is not None:
+            (work / "relay_greeting").write_bytes(vm.relay_greeting)
         qmp = vm.qmp
         qmp.cmd("stop")
         target = work / "state"
@@ -141,6 +152,6 @@ def _save(work: Path, image: GuestImage, topology: Topology, accel: Accel, qemu:
             raise QemuError(f"saving the snapshot failed: "
                             f"{status.get('error-desc', status.get('status'))}")
         # Only a guest that can be logged into is worth keeping: check it after the save, so
-        # the saved state holds no SSH session.
+        # the saved state holds no logged-in session (only the relay's, waiting for a client).
         qmp.cmd("cont")
         vm.connect_ssh()

@@ -13,6 +13,7 @@ import itertools
 import secrets
 import select
 import shlex
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -65,13 +66,18 @@ class CommandFailed(HarnessError):
 
 @dataclass(frozen=True)
 class SSHTarget:
-    """Where and how to log in; ``host_key`` pins the server key (no trust on first use)."""
+    """Where and how to log in; ``host_key`` pins the server key (no trust on first use).
+
+    ``sock``: a stream already connected to the SSH server (a VM's relay port); ``host`` and
+    ``port`` then only name the server in messages and in the host key check.
+    """
 
     host: str
     port: int
     user: str
     key: paramiko.PKey
     host_key: paramiko.PKey | None = None
+    sock: socket.socket | None = None
 
 
 def _kill_script(tag: str) -> str:
@@ -119,11 +125,12 @@ class Guest:
         try:
             client.connect(self.target.host, self.target.port, username=self.target.user,
                            pkey=self.target.key, timeout=timeout, banner_timeout=timeout,
-                           auth_timeout=timeout, look_for_keys=False, allow_agent=False)
-        except (OSError, paramiko.SSHException) as exc:
+                           auth_timeout=timeout, look_for_keys=False, allow_agent=False,
+                           sock=self.target.sock)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
             client.close()
             raise GuestUnreachable(f"SSH to {self.target.host}:{self.target.port} failed: "
-                                   f"{exc}") from None
+                                   f"{exc or 'the server closed the connection'}") from None
         transport = client.get_transport()
         assert transport is not None
         transport.set_keepalive(5)

@@ -77,6 +77,45 @@ def require_qemu(qemu: str) -> None:
                         "(run `python -m harness doctor --install` or pass --qemu PATH)")
 
 
+class _RelaySocket(socket.socket):
+    """The host end of the guest's SSH relay port (see ``SSH_RELAY_PORT``).
+
+    ``replay``: bytes the guest sent before a snapshot was saved, which the harness read then
+    (the server's greeting); a restored VM's SSH client reads them first, as if sent now.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.replay = b""
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        if self.replay:
+            data, self.replay = self.replay[:bufsize], self.replay[bufsize:]
+            return data
+        return super().recv(bufsize, flags)
+
+    def read_greeting(self, timeout: float) -> bytes:
+        """What an SSH server sends unasked, consumed: its banner line and its first packet
+        (KEXINIT; dropbear sends it without waiting for the client's)."""
+        self.settimeout(timeout)
+        greeting = b""
+        while not greeting.endswith(b"\n"):
+            greeting += self._read(1)
+        header = self._read(4)
+        greeting += header + self._read(int.from_bytes(header, "big"))
+        self.settimeout(None)
+        return greeting
+
+    def _read(self, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = super().recv(n - len(data))
+            if not chunk:
+                raise OSError("the relay port closed")
+            data += chunk
+        return data
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -103,6 +142,11 @@ class VM:
         self.console: Console | None = None
         self._qmp: Qmp | None = None
         self._guest: Guest | None = None
+        self._relay: _RelaySocket | None = None
+        self._relay_path = Path()
+        # The SSH server's greeting, read off the relay port by a base VM (its snapshot keeps it)
+        self.relay_greeting: bytes | None = None
+        self.login_via = ""  # "relay" (the virtio-serial port) or "tcp"
         self._commands_log = open(self.artifacts / "commands.log", "w")
         self.snapshot, self.base = snapshot, base
         self.client_key = KeyPair.generate()
@@ -209,7 +253,28 @@ class VM:
                             err) from None
         self._qmp = qmp
         self._phase("qmp_connected")
+        self._relay_path = spec.ssh_relay_socket
+        if not spec.incoming:  # a restore opens the relay port once the saved state is in
+            self._relay = self._open_relay(self._relay_path)
+            qmp.cmd("cont")
         return True
+
+    def _open_relay(self, path: Path) -> _RelaySocket:
+        """Hold the host side of the SSH relay port before the guest runs (QEMU creates the
+        socket just after it takes the QMP connection)."""
+        relay = _RelaySocket()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                relay.connect(str(path))
+                return relay
+            except OSError as exc:
+                self.check_alive()
+                if time.monotonic() > deadline:
+                    relay.close()
+                    raise QemuError(f"QEMU did not open the SSH relay socket {path}: {exc}") \
+                        from None
+                time.sleep(0.005)
 
     def _wait_ready(self, deadline: float) -> None:
         console = self.console
@@ -226,22 +291,45 @@ class VM:
                 f"guest not ready after {self.boot_timeout:g}s (console tail below; full log "
                 f"{console.log_path})", console.tail() or "(the console printed nothing)")
         self._phase("guest_printed_ready")
+        if not console.ready_line.endswith("ssh-relay"):
+            self._close_relay()  # the guest has no relay port: log in over TCP
         if not self.base:
             self._connect(self.client_key, deadline, "guest printed ready but")
+        elif self._relay is not None:
+            # A snapshot is saved with the server's greeting read, its session waiting for the
+            # client's (the greeting is replayed to each restored VM's client).
+            try:
+                self.relay_greeting = self._relay.read_greeting(
+                    max(1.0, deadline - time.monotonic()))
+            except OSError as exc:
+                raise GuestUnreachable(f"no SSH greeting on the relay port: {exc}",
+                                       console.tail()) from None
 
     def connect_ssh(self) -> None:
         """Log in to a VM started with ``base=True`` (one that was not logged into)."""
         self._connect(self.client_key, time.monotonic() + self.boot_timeout,
-                      "guest printed ready but")
+                      "guest printed ready but", replay=self.relay_greeting or b"")
 
-    def _connect(self, key: KeyPair, deadline: float, context: str) -> None:
+    def _connect(self, key: KeyPair, deadline: float, context: str, replay: bytes = b"") -> None:
+        """Log in: over the relay port if the guest has one (``replay``: what of it was read
+        before a snapshot), else over TCP."""
+        relay, self._relay = self._relay, None
+        if relay is not None:
+            relay.replay = replay
         guest = Guest(SSHTarget("127.0.0.1", self.ssh_port, "root", key.pkey,
-                                self.host_key.pkey),
+                                self.host_key.pkey, sock=relay),
                       log=self._commands_log)
-        while True:
+        if relay is not None:
+            try:
+                guest.connect(timeout=max(10.0, deadline - time.monotonic()))
+            except GuestUnreachable as exc:
+                self.check_alive()
+                tail = self.console.tail() if self.console else ""
+                raise GuestUnreachable(f"{context} the login over the relay port failed: "
+                                       f"{exc}; console tail below", tail) from None
+        while not guest.connected:
             try:
                 guest.connect(timeout=10)
-                break
             except GuestUnreachable as exc:
                 self.check_alive()
                 if time.monotonic() > deadline:
@@ -251,6 +339,7 @@ class VM:
                 time.sleep(0.05)
         guest.interrupt = self.hang_report
         self._guest = guest
+        self.login_via = "relay" if relay is not None else "tcp"
         self._phase("ssh_connected")
 
     def hang_pending(self) -> bool:
@@ -278,10 +367,15 @@ class VM:
             raise QemuError(f"restoring snapshot {snap.path} failed ({status}); it was "
                             "discarded and will be made again")
         self._phase("state_loaded")
+        if snap.relay_greeting is not None:
+            # Connected after the load, so QEMU sees a guest ready to take input at once, and
+            # before the guest runs, so the guest never sees the port closed.
+            self._relay = self._open_relay(self._relay_path)
         qmp.cmd("device_add", **controller_device(self.topology, 0))
         qmp.cmd("cont")
         self._phase("resumed")
-        self._connect(snap.client_key, deadline, "restored guest unreachable:")
+        self._connect(snap.client_key, deadline, "restored guest unreachable:",
+                      replay=snap.relay_greeting or b"")
         # The guest's wall clock stopped when the snapshot was saved; the snapshot's key is
         # retired in favour of this VM's own. (Controller 0 is awaited in the same command.)
         self._await_controller(0, deadline, f"date -s @{time.time():.3f} >/dev/null && "
@@ -432,6 +526,7 @@ class VM:
         """
         self._earlier_oopses += self.oopses
         self._close_guest()
+        self._close_relay()
         self.kill()
         self._reap()
         self._close_qmp()
@@ -467,6 +562,7 @@ class VM:
             return
         self._stopped.set()
         self._close_guest()
+        self._close_relay()
         if self.proc and self.proc.poll() is None and self._qmp:
             with contextlib.suppress(Exception):
                 self._qmp.timeout = graceful_timeout
@@ -481,6 +577,11 @@ class VM:
         if qmp is not None:
             with contextlib.suppress(Exception):
                 qmp.close()
+
+    def _close_relay(self) -> None:
+        relay, self._relay = self._relay, None
+        if relay is not None:
+            relay.close()
 
     def _close_guest(self, timeout: float = 5.0) -> None:
         """Close the SSH session, but never wait for it longer than ``timeout``.

@@ -95,9 +95,9 @@ def test_corrupt_root_image_is_named(tmp_path: Path) -> None:
 
 
 def test_unreachable_guest_shows_the_console_tail() -> None:
-    """The guest boots but never gets a network interface, so SSH cannot reach it."""
+    """The guest boots without a network interface or the SSH relay port: no way in."""
     proc = harness("run", "--boot-timeout", "20", "--topology",
-                   "kernel_args=module_blacklist=virtio_net", "--", "true")
+                   "kernel_args=module_blacklist=virtio_net,virtio_console", "--", "true")
     assert_one_line_error(proc, "guest printed ready but SSH to 127.0.0.1:")
     tail = proc.stderr.split("nvmeh: error: ", 1)[1].splitlines()[1:]
     assert any("nvmeh-init: ready" in line for line in tail), proc.stderr

@@ -16,6 +16,8 @@ from harness.topology import Topology
 def test_restored_vm_is_ready_at_once(lab: Lab, artifacts: Path) -> None:
     with lab.vm(Topology(), artifacts) as vm:
         assert vm.boot_mode == "restore"
+        # The login the snapshot had waiting on the relay port, taken over.
+        assert vm.login_via == "relay"
         guest = vm.guest
         assert guest.run("cat /sys/class/nvme/nvme0/state").stdout == "live\n"
         assert guest.run("cat /sys/class/nvme/nvme0/serial").stdout.strip() == "nvmeh0"
@@ -57,7 +59,7 @@ def test_each_restored_vm_starts_clean(lab: Lab, artifacts: Path) -> None:
 def test_controllers_come_back_in_order_or_boot_cold(lab: Lab, artifacts: Path,
                                                      topology: Topology, mode: str) -> None:
     with lab.vm(topology, artifacts) as vm:
-        assert vm.boot_mode == mode
+        assert vm.boot_mode == mode and vm.login_via == "relay"
         for i, ctrl in enumerate(topology.controllers):
             g = vm.guest
             assert g.run(f"cat /sys/class/nvme/nvme{i}/serial").stdout.strip() == f"nvmeh{i}"
@@ -71,3 +73,14 @@ def test_no_snapshot_boots_cold(lab: Lab, artifacts: Path) -> None:
     with lab.vm(Topology(), artifacts, snapshots=False) as vm:
         assert vm.boot_mode == "cold" and vm.snapshot is None
         assert vm.guest.run("cat /sys/class/nvme/nvme0/state").stdout == "live\n"
+
+
+def test_a_guest_without_the_relay_port_logs_in_over_tcp(lab: Lab, artifacts: Path) -> None:
+    """A kernel without virtio_console (here: the module refused) still gets a working VM,
+    from a snapshot as well: its snapshot holds no relay session, and the login uses TCP."""
+    topology = Topology.build(kernel_args="module_blacklist=virtio_console")
+    with lab.vm(topology, artifacts) as vm:
+        assert vm.login_via == "tcp"
+        assert vm.snapshot is None or vm.snapshot.relay_greeting is None
+        assert vm.guest.run("cat /sys/class/nvme/nvme0/state").stdout == "live\n"
+        assert vm.guest.run("ls /sys/class/virtio-ports 2>/dev/null | wc -l").stdout == "0\n"

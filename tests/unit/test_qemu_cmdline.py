@@ -46,6 +46,17 @@ def test_ssh_only_on_loopback_and_guest_isolated():
     assert "hostfwd=tcp:127.0.0.1:40022-:22" in netdev
 
 
+def test_ssh_relay_port_is_a_private_socket_and_the_guest_waits_for_it():
+    cmd = command_line(_spec(Topology()))
+    chardevs = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-chardev"]
+    assert "socket,id=sshrelay,path=/s/ssh-relay.sock,server=on,wait=off" in chardevs
+    assert "virtserialport,bus=vser0.0,chardev=sshrelay,name=org.nvmeh.ssh" in _devices(cmd)
+    # Paused until the harness holds the relay port: both for a cold boot and a restore.
+    assert "-S" in cmd and "-incoming" not in cmd
+    restore = command_line(replace(_spec(Topology()), incoming=True))
+    assert "-S" in restore and restore[restore.index("-incoming") + 1] == "defer"
+
+
 def test_accel_and_cpu_model():
     tcg = command_line(_spec(Topology.build(cpus=2, memory="512M")))
     assert tcg[tcg.index("-machine") + 1] == "q35,accel=tcg"
