@@ -13,6 +13,7 @@ VM's shape. A changed input means another key, so a snapshot is never reused acr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -32,6 +33,11 @@ from harness.progress import Progress
 from harness.qemu import hotpluggable
 from harness.topology import Controller, Topology
 from harness.util import digest
+
+# Snapshots kept in the cache: the most recently used ones (each is about 100 MB; a matrix
+# over three kernels and a handful of shapes uses about 20). Older ones go once idle this long.
+KEEP = 24
+IDLE_BEFORE_PRUNE_S = 3600.0
 
 # Bumped when what a snapshot holds or how it is made changes (2: Ed25519 keys; 3: the SSH
 # session waiting on the relay port, and its greeting).
@@ -100,14 +106,44 @@ def get(image: GuestImage, topology: Topology, accel: Accel, qemu: str,
     """The snapshot for this VM shape, made now if it does not exist yet."""
     key = snapshot_key(image, topology, accel, qemu)
     snap = Snapshot(key, paths.cache_dir() / "snapshots" / key)
-    if (snap.path / "done").exists():
-        return snap
-    with paths.locked(snap.path.with_suffix(".lock")):
-        if not (snap.path / "done").exists():
-            progress.step(f"making a snapshot for {base_topology(topology)}")
-            _make(snap, image, base_topology(topology), accel, qemu, boot_timeout)
-            progress.done()
+    if not (snap.path / "done").exists():
+        with paths.locked(snap.path.with_suffix(".lock")):
+            if not (snap.path / "done").exists():
+                progress.step(f"making a snapshot for {base_topology(topology)}")
+                _make(snap, image, base_topology(topology), accel, qemu, boot_timeout)
+                progress.done()
+                prune(snap.path.parent)
+    (snap.path / "used").touch()
     return snap
+
+
+def prune(root: Path, keep: int = KEEP, idle: float = IDLE_BEFORE_PRUNE_S) -> list[Path]:
+    """Remove the snapshots beyond the ``keep`` most recently used that nobody used for
+    ``idle`` seconds, and half-made ones as old (a crashed run's); return what went.
+
+    Snapshots are only ever made, each change of an input makes another: without this the
+    cache grows by one at every change of the guest image, QEMU or a shape.
+    """
+    now = time.time()
+
+    def last_use(path: Path) -> float:
+        for stamp in ("used", "done"):
+            with contextlib.suppress(OSError):
+                return (path / stamp).stat().st_mtime
+        return path.stat().st_mtime
+
+    made = sorted((p for p in root.iterdir() if p.is_dir() and (p / "done").exists()),
+                  key=last_use, reverse=True)
+    old = [p for p in made[keep:] if now - last_use(p) > idle]
+    for path in old:
+        shutil.rmtree(path, ignore_errors=True)
+        path.with_suffix(".lock").unlink(missing_ok=True)
+    # A half-made one's lock may be held again by a run making it anew: left alone.
+    crashed = [p for p in root.iterdir() if p.is_dir() and not (p / "done").exists()
+               and now - last_use(p) > idle]
+    for path in crashed:
+        shutil.rmtree(path, ignore_errors=True)
+    return old + crashed
 
 
 def discard(snap: Snapshot) -> None:
