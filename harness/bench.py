@@ -40,6 +40,8 @@ class BenchResult:
     kernel: str
     topology: str
     figures: tuple[Figure, ...]
+    # What went wrong in the guest while it was measured (the figures stay, with this beside)
+    warnings: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {"accelerator": self.accel, "kernel": self.kernel,
@@ -47,6 +49,7 @@ class BenchResult:
         for f in self.figures:
             out[f.name] = round(f.value, 4)
             out[f"{f.name}_runs"] = f.runs
+        out["warnings"] = list(self.warnings)
         return out
 
     def table(self) -> str:
@@ -55,6 +58,7 @@ class BenchResult:
         for f in self.figures:
             lines.append(f"{f.name:30} {f.value:10.3f} {f.unit:5} ({f.stat} of {f.runs}; "
                          f"min {min(f.samples):.3f}, max {max(f.samples):.3f})")
+        lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
 
@@ -87,6 +91,15 @@ def reset_times_ms(guest: Guest, count: int, controller: str = "nvme0") -> list[
 
 def _load(guest: Guest) -> Background:
     return guest.background(f"exec fio {LOAD} --time_based --runtime=3600 --output=/dev/null")
+
+
+def stranded_io(guest: Guest, disk: str = "nvme0n1", wait: float = 5.0) -> int:
+    """Requests still in flight on ``disk`` ``wait`` seconds after its load stopped: a driver
+    that recovered from its resets has none."""
+    out = guest.run(f"i=0; while read -r r w < /sys/block/{disk}/inflight && "
+                    f"[ $((r + w)) -gt 0 ] && [ $i -lt {int(wait * 10)} ]; do sleep 0.1; "
+                    "i=$((i + 1)); done; echo $((r + w))", timeout=wait + 30, check=True)
+    return int(out.stdout.split()[-1])
 
 
 def rss_mib(pid: int) -> float:
@@ -122,6 +135,7 @@ def run(lab: Lab, topology: Topology, runs: int = 3) -> BenchResult:
     figures.append(_figure("host_steal_during_starts_pct", "%", [
         100 * hostcpu.steal_share(cpu_before, hostcpu.host_cpu_times())]))
     rtts: list[float] = []
+    warnings = []
     with lab.vm(topology, name="bench") as vm:
         guest = vm.guest
         for _ in range(SSH_SAMPLES):
@@ -129,12 +143,8 @@ def run(lab: Lab, topology: Topology, runs: int = 3) -> BenchResult:
             guest.run("true", check=True)
             rtts.append((time.monotonic() - t1) * 1000)
         figures.append(_figure("ssh_rtt_ms", "ms", rtts))
-        figures += _reset_figures("reset_recovery_ms", reset_times_ms(guest, RESETS))
-        load = _load(guest)
-        try:
-            figures += _reset_figures("reset_recovery_loaded_ms", reset_times_ms(guest, RESETS))
-        finally:
-            load.kill()
+        # IOPS first, on a controller no reset has touched yet: a driver that does not
+        # recover from the resets below would leave nothing to measure.
         iops = []
         for _ in range(runs):
             res = fio.parse_json(guest.run(f"fio {LOAD} --time_based --runtime=10 "
@@ -142,9 +152,22 @@ def run(lab: Lab, topology: Topology, runs: int = 3) -> BenchResult:
                                            check=True).stdout)
             iops.append(sum(j.write_iops for j in res.jobs))
         figures.append(_figure("randwrite_4k_iops", "IOPS", iops))
+        figures += _reset_figures("reset_recovery_ms", reset_times_ms(guest, RESETS))
+        load = _load(guest)
+        try:
+            figures += _reset_figures("reset_recovery_loaded_ms", reset_times_ms(guest, RESETS))
+        finally:
+            load.kill()
+        stranded = stranded_io(guest)
+        if stranded:
+            warnings.append(
+                f"{stranded} request(s) still in flight on nvme0n1 5 s after the load under "
+                f"the resets stopped: the driver did not recover from a reset under load (a "
+                f"bug of {image.kernel.spec}'s driver? see known-bugs/ and `python -m harness "
+                f"repro reset-under-load`)")
         assert vm.proc is not None
         figures.append(_figure("vm_rss_mib", "MiB", [rss_mib(vm.proc.pid)]))
     # Where a start's time goes: seconds from QEMU's start to the end of each phase.
     figures += [_figure(f"phase.{name}_s", "s", samples) for name, samples in phases.items()]
     return BenchResult(str(lab.accel), f"{image.kernel.spec} ({image.kernel.release})",
-                       str(topology), tuple(figures))
+                       str(topology), tuple(figures), tuple(warnings))

@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from harness.bench import stranded_io
 from harness.faults import InjectErrors, Throttle
 from harness.lab import Lab
 from harness.scenario import (
@@ -19,6 +20,7 @@ from harness.scenario import (
     Scenario,
     run_iteration,
 )
+from harness.topology import Topology
 
 FIO_MAGIC = b"\xca\xac"  # fio's verify header magic (0xacca, little endian)
 
@@ -149,3 +151,19 @@ def test_clean_procedure_passes(lab: Lab, artifacts: Path) -> None:
     assert len(result.recovery_s) == 1
     assert (artifacts / "timeline.json").exists()
     assert list((artifacts / "load0").glob("load_iops.*.log"))
+
+
+def test_stranded_io_is_counted_and_a_drained_device_has_none(lab: Lab, artifacts: Path) -> None:
+    """bench's check after its resets under load: requests stuck on a stalled device are
+    counted; once the device moves again and the load is gone, there are none."""
+    with lab.vm(Topology(), artifacts) as vm:
+        guest = vm.guest
+        load = guest.background("exec fio --name=s --filename=/dev/nvme0n1 --rw=randwrite "
+                                "--bs=4k --iodepth=16 --direct=1 --ioengine=libaio --size=16M "
+                                "--time_based --runtime=3600 --output=/dev/null")
+        with Throttle(vm.qmp, vm.namespace(0, 1), iops=1):
+            guest.run("until read -r r w < /sys/block/nvme0n1/inflight && [ $((r + w)) -gt 1 ];"
+                      " do sleep 0.1; done", timeout=60, check=True)  # fio has started
+            assert stranded_io(guest, wait=1) > 0
+        load.kill()
+        assert stranded_io(guest) == 0
