@@ -102,7 +102,10 @@ class _RelaySocket(socket.socket):
         while not greeting.endswith(b"\n"):
             greeting += self._read(1)
         header = self._read(4)
-        greeting += header + self._read(int.from_bytes(header, "big"))
+        size = int.from_bytes(header, "big")
+        if size > 35000:  # RFC 4253's largest packet: this is not an SSH server talking
+            raise OSError(f"not an SSH packet after the banner {greeting!r} (length {size})")
+        greeting += header + self._read(size)
         self.settimeout(None)
         return greeting
 
@@ -374,8 +377,13 @@ class VM:
         qmp.cmd("device_add", **controller_device(self.topology, 0))
         qmp.cmd("cont")
         self._phase("resumed")
-        self._connect(snap.client_key, deadline, "restored guest unreachable:",
-                      replay=snap.relay_greeting or b"")
+        try:
+            self._connect(snap.client_key, deadline, "restored guest unreachable:",
+                          replay=snap.relay_greeting or b"")
+        except GuestUnreachable as exc:
+            snapshot_mod.discard(snap)  # whatever broke its session, the next VM makes another
+            raise GuestUnreachable(f"{exc.args[0]} (snapshot {snap.path} discarded: it will be "
+                                   "made again)", exc.detail) from None
         # The guest's wall clock stopped when the snapshot was saved; the snapshot's key is
         # retired in favour of this VM's own. (Controller 0 is awaited in the same command.)
         self._await_controller(0, deadline, f"date -s @{time.time():.3f} >/dev/null && "

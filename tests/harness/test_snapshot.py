@@ -84,3 +84,18 @@ def test_a_guest_without_the_relay_port_logs_in_over_tcp(lab: Lab, artifacts: Pa
         assert vm.snapshot is None or vm.snapshot.relay_greeting is None
         assert vm.guest.run("cat /sys/class/nvme/nvme0/state").stdout == "live\n"
         assert vm.guest.run("ls /sys/class/virtio-ports 2>/dev/null | wc -l").stdout == "0\n"
+
+
+def test_a_snapshot_whose_waiting_session_fails_is_made_again(lab: Lab, artifacts: Path) -> None:
+    with lab.vm(Topology(), artifacts / "a") as vm:
+        snap = vm.snapshot
+    assert snap is not None and snap.relay_greeting is not None
+    # Not what the saved server sent: the restored VM's login fails on it.
+    (snap.path / "relay_greeting").write_bytes(b"SSH-1.0-broken\r\n")
+    with pytest.raises(GuestUnreachable, match=r"login over the relay port failed.*discarded"), \
+            lab.vm(Topology(), artifacts / "b"):
+        pass
+    assert not snap.path.exists()
+    with lab.vm(Topology(), artifacts / "c") as again:
+        assert again.boot_mode == "restore" and again.login_via == "relay"
+        assert again.guest.run("echo ok").stdout == "ok\n"

@@ -65,3 +65,12 @@ def test_the_replayed_greeting_comes_first_then_the_live_stream(tmp_path: Path) 
     assert got == GREETING
     assert relay.recv(100) == b"live"
     relay.close()
+
+
+def test_something_else_than_an_ssh_server_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "relay.sock"
+    _serve(path, b"hello\n" + b"\xff\xff\xff\xff" + b"x" * 16)
+    relay = _relay(path)
+    with pytest.raises(OSError, match="not an SSH packet after the banner b'hello\\\\n'"):
+        relay.read_greeting(5)
+    relay.close()
