@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import math
 import random
 import time
 from collections.abc import Callable
@@ -435,15 +436,15 @@ class Context:
         started = self.load_started[load.name]
         recoveries = self._times("recovered", started)
         faults = self._times("fault", started)
-        crit, cpu = self.throughput, self._cpu_samples()
+        crit, compute = self.throughput, self._compute_samples()
         if not recoveries or not faults or crit is None:
             return
-        share = throughput.cpu_share(cpu, started, min(faults))
+        level = throughput.cpu_share(compute, started, min(faults))
         while load.running:
             now = self.now()
-            cpu = self._cpu_samples()
+            compute = self._compute_samples()
             extra = min(crit.max_extension, throughput.contended_seconds(
-                cpu, share, crit, recoveries[-1], now))
+                compute, level, crit, recoveries[-1], now))
             left = recoveries[-1] + crit.within + extra + 1.5 - now
             if left <= 0:
                 return
@@ -451,6 +452,9 @@ class Context:
 
     def _cpu_samples(self) -> Series:
         return self.cpu.snapshot() if self.cpu is not None else []
+
+    def _compute_samples(self) -> Series:
+        return self.cpu.compute() if self.cpu is not None else []
 
     def _times(self, kind: str, since: float, until: float = float("inf")) -> list[float]:
         """When the timeline's ``kind`` events happened between ``since`` and ``until``."""
@@ -465,11 +469,11 @@ class Context:
             raise HarnessError(f"{load.name} left no per-second IOPS log in {load.workdir}")
         self.timeline.series[load.name] = series
         self.timeline.latency[load.name] = load.latency_per_second()
-        cpu = self._cpu_samples()
+        cpu, compute = self._cpu_samples(), self._compute_samples()
         if cpu:
-            self.timeline.series["vm_cpu"] = [
-                (t, round(c, 3)) for t in range(int(cpu[0][0]) + 1, int(cpu[-1][0]))
-                if (c := throughput.cpu_in(cpu, t - 1.0, t)) is not None]
+            self.timeline.series["vm_cpu"] = throughput.per_second(cpu)
+        if self.cpu is not None and (speeds := self.cpu.speeds()):
+            self.timeline.series["host_speed"] = throughput.medians_per_second(speeds)
         if self.throughput is None:
             return
         started, ended = self.load_started[load.name], series[-1][0]
@@ -477,7 +481,7 @@ class Context:
         recoveries = self._times("recovered", min(faults, default=ended), ended)
         try:
             verdicts = throughput.judge(load.name, series, started, faults, recoveries,
-                                        self.throughput, cpu)
+                                        self.throughput, cpu, compute)
         except throughput.NoBaseline as exc:
             raise HarnessError(f"cannot judge throughput: {exc}") from None
         for v in verdicts:
@@ -486,11 +490,12 @@ class Context:
         slow = [v for v in verdicts if not v.ok]
         if slow:
             vm_cpu = dict(self.timeline.series.get("vm_cpu", []))
+            speed = dict(self.timeline.series.get("host_speed", []))
             self.fail(FailureKind.SLOW, slow[0].describe(),
-                      "IOPS per second, and the VM's host CPU in that second (guest time from "
-                      "the load's start):\n" + "\n".join(
-                          f"{t - started:7.1f} {v:8.0f} {vm_cpu.get(int(t), float('nan')):5.2f}"
-                          for t, v in series))
+                      "IOPS per second, the VM's host CPU in that second and the host's speed "
+                      "(of its median; guest time from the load's start):\n" + "\n".join(
+                          f"{t - started:7.1f} {v:8.0f} {vm_cpu.get(int(t), math.nan):5.2f} "
+                          f"{speed.get(int(t), math.nan):5.2f}" for t, v in series))
 
 
 @dataclass(frozen=True)

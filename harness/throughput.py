@@ -6,12 +6,17 @@ The criterion: after each recovery, some one-second window must reach ``share`` 
 level measured before the first fault, within ``within`` seconds. Times are seconds of the
 epoch on the guest's clock (fio logs with ``log_unix_epoch``), like the timeline's.
 
-The host is not always the VM's alone: on a shared machine the hypervisor steals CPU in
-bursts (up to 80% of a core for seconds, measured here), and under TCG the guest's IOPS fall
-with it. So the CPU time the VM's process got is sampled too: a second in which it got less
-than ``contended`` of its share before the fault does not count towards ``within`` (the
-load is kept running longer instead, up to a cap). An idle guest looks the same, so a driver
-that limps by waiting runs into the cap and fails all the same.
+The host is not always the VM's alone, and under TCG a guest's IOPS follow the compute the
+host gives it. On a shared machine that varies in two ways, both measured here: the hypervisor
+steals CPU in bursts (up to 80% of a core for seconds), and the host slows down without taking
+CPU away (a busy neighbour on the core or its cache: the same load ran at half its IOPS for
+seconds with its CPU share unchanged). So the VM's compute is sampled, its CPU seconds weighted
+by the host's speed (:class:`harness.hostcpu.CpuSampler`), and compared with its level before
+the fault: a second in which the VM got less than ``contended`` of it does not count towards
+``within`` (the load is kept running longer instead, up to a cap). An idle guest gets little
+CPU too, so a driver that limps by waiting runs into the cap and fails all the same. In the
+other seconds the IOPS wanted shrink with the host's speed (never grow, and never with the
+CPU time, which a limping driver lowers itself).
 """
 
 from __future__ import annotations
@@ -28,11 +33,12 @@ Series = list[tuple[float, float]]  # (end of a one-second window, IOPS or laten
 class Criterion:
     share: float = 0.5  # of the pre-fault level
     within: float = 5.0  # seconds after the recovery, contended ones not counted
-    contended: float = 0.6  # a second in which the VM got less of its pre-fault CPU share
+    contended: float = 0.6  # a second in which the VM got less of its pre-fault compute
     max_extension: float = 30.0  # contended seconds the observation may be extended by
 
     def describe(self) -> str:
-        return f"{self.share:.0%} of the pre-fault IOPS within {self.within:g}s of recovering"
+        return f"{self.share:.0%} of the pre-fault IOPS within {self.within:g}s of recovering " \
+               "(less where the host ran slower)"
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,8 @@ class Judgement:
     back_iops: float  # the IOPS of that window (0 if none)
     best: float  # the best window within the allowed time
     criterion: Criterion
-    contended_s: int = 0  # windows after the recovery in which the VM's CPU was short
+    contended_s: int = 0  # windows after the recovery in which the VM's compute was short
+    slowest_host: float = 1.0  # the lowest host speed (of its pre-fault one) a window had
 
     @property
     def ok(self) -> bool:
@@ -58,7 +65,10 @@ class Judgement:
                  f"(median of {self.baseline_windows} s)"
         if self.contended_s:
             before += f", {self.contended_s} s after it not counted (the VM got under " \
-                      f"{self.criterion.contended:.0%} of its CPU)"
+                      f"{self.criterion.contended:.0%} of its compute)"
+        if self.slowest_host < 0.9:
+            before += f", the host down to {self.slowest_host:.0%} of its pre-fault speed " \
+                      "after it"
         if self.ok:
             assert self.back_after is not None
             share = self.back_iops / self.baseline if self.baseline else 0.0
@@ -71,8 +81,8 @@ class Judgement:
 
 
 def cpu_in(cpu: Series, t0: float, t1: float) -> float | None:
-    """CPU seconds per second the VM got between ``t0`` and ``t1``, from cumulative samples
-    (time, CPU seconds so far); None where the samples do not cover the span."""
+    """Per second, what the VM got between ``t0`` and ``t1`` from cumulative samples (time,
+    CPU seconds or compute so far); None where the samples do not cover the span."""
     times = [t for t, _ in cpu]
 
     def at(t: float) -> float | None:
@@ -90,26 +100,48 @@ def cpu_in(cpu: Series, t0: float, t1: float) -> float | None:
     return (b - a) / (t1 - t0)
 
 
+def per_second(cumulative: Series) -> Series:
+    """(whole second t, what was got per second between t - 1 and t) from cumulative samples."""
+    if not cumulative:
+        return []
+    return [(t, round(c, 3)) for t in range(int(cumulative[0][0]) + 1, int(cumulative[-1][0]))
+            if (c := cpu_in(cumulative, t - 1.0, t)) is not None]
+
+
+def medians_per_second(points: Series) -> Series:
+    """(whole second t, the median of the points between t - 1 and t), where there are any."""
+    seconds: dict[int, list[float]] = {}
+    for at, v in points:
+        seconds.setdefault(int(at) + 1, []).append(v)
+    return [(t, round(statistics.median(vs), 3)) for t, vs in sorted(seconds.items())]
+
+
 def cpu_share(cpu: Series, started: float, first_fault: float) -> float | None:
-    """The VM's CPU per second before the fault (median over whole seconds), None if
-    unmeasured."""
+    """The VM's CPU (or compute) per second before the fault (median over whole seconds),
+    None if unmeasured."""
     got = [c for i in range(int(first_fault - started))
            if (c := cpu_in(cpu, started + i, started + i + 1)) is not None]
     return statistics.median(got) if got else None
 
 
+def capacity(cpu: Series, share: float | None, t0: float, t1: float) -> float | None:
+    """The share of its pre-fault compute the VM got between ``t0`` and ``t1``, or None."""
+    if share is None or share <= 0 or not cpu:
+        return None
+    got = cpu_in(cpu, t0, t1)
+    return None if got is None else got / share
+
+
 def contended(cpu: Series, share: float | None, criterion: Criterion, t0: float,
               t1: float) -> bool:
-    """Did the VM get less than its share of CPU between ``t0`` and ``t1``?"""
-    if share is None or not cpu:
-        return False
-    got = cpu_in(cpu, t0, t1)
-    return got is not None and got < criterion.contended * share
+    """Did the VM get less than its share of compute between ``t0`` and ``t1``?"""
+    got = capacity(cpu, share, t0, t1)
+    return got is not None and got < criterion.contended
 
 
 def contended_seconds(cpu: Series, share: float | None, criterion: Criterion,
                       since: float, until: float) -> int:
-    """Whole seconds from ``since`` to ``until`` in which the VM's CPU was short."""
+    """Whole seconds from ``since`` to ``until`` in which the VM's compute was short."""
     return sum(contended(cpu, share, criterion, since + i, since + i + 1)
                for i in range(int(until - since)))
 
@@ -168,10 +200,11 @@ def parse_log(text: str, ddir: int | None = None, scale: float = 1.0) -> Series:
 
 def judge(load: str, series: Series, started: float, faults: list[float],
           recoveries: list[float], criterion: Criterion,
-          cpu: Series | None = None) -> list[Judgement]:
+          cpu: Series | None = None, compute: Series | None = None) -> list[Judgement]:
     """Judge every recovery in ``recoveries`` that has ``criterion.within`` seconds of load
     after it before the next fault; the last recovery always counts (the caller makes the load
-    run that long). ``cpu``: the VM's cumulative CPU seconds (see the module's docstring).
+    run that long). ``cpu`` and ``compute``: the VM's cumulative CPU seconds and compute (see
+    the module's docstring; without ``compute`` the host's speed counts as constant).
     Raises :class:`NoBaseline` without a whole window before the first fault."""
     if not faults or not recoveries:
         return []
@@ -181,7 +214,17 @@ def judge(load: str, series: Series, started: float, faults: list[float],
         raise NoBaseline(f"{load} ran no whole second between its start and the first fault "
                          f"({first - started:.1f}s)")
     baseline = statistics.median(before)
-    share = cpu_share(cpu or [], started, first)
+    cpu = cpu or []
+    compute = compute or cpu
+    cpu_level, level = cpu_share(cpu, started, first), cpu_share(compute, started, first)
+
+    def speed(t0: float, t1: float) -> float:
+        """The host's speed between ``t0`` and ``t1``, of its pre-fault speed (at most 1)."""
+        got, cpu_got = capacity(compute, level, t0, t1), capacity(cpu, cpu_level, t0, t1)
+        if got is None or not cpu_got:
+            return 1.0
+        return max(criterion.contended, min(1.0, got / cpu_got))
+
     out = []
     recoveries = sorted(recoveries)
     for i, rec in enumerate(recoveries):
@@ -193,7 +236,8 @@ def judge(load: str, series: Series, started: float, faults: list[float],
         for t, v in series:
             if t - 1.0 < rec or (next_fault is not None and t > next_fault):
                 continue
-            if contended(cpu or [], share, criterion, t - 1.0, t):
+            got = capacity(compute, level, t - 1.0, t)
+            if got is not None and got < criterion.contended:
                 if skipped >= criterion.max_extension:
                     break
                 skipped += 1
@@ -201,9 +245,12 @@ def judge(load: str, series: Series, started: float, faults: list[float],
                 counted += 1
             if counted > criterion.within:
                 break
-            after.append((t, v))
-        good = [(t - rec, v) for t, v in after if v >= criterion.share * baseline]
+            after.append((t, v, speed(t - 1.0, t)))
+        good = [(t - rec, v) for t, v, scale in after
+                if v >= criterion.share * baseline * scale]
+        least = min((scale for _, _, scale in after), default=1.0)
         out.append(Judgement(load, baseline, len(before), rec,
                              good[0][0] if good else None, good[0][1] if good else 0.0,
-                             max((v for _, v in after), default=0.0), criterion, skipped))
+                             max((v for _, v, _ in after), default=0.0), criterion, skipped,
+                             least))
     return out

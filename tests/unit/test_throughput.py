@@ -125,7 +125,7 @@ def test_seconds_the_host_starved_the_vm_do_not_count_towards_the_time():
     [v] = judge("load0", series, T0, [T0 + 3], [T0 + 3.5], Criterion(0.5, 5.0),
                 cpu_samples(cpu))
     assert v.ok and v.contended_s == 8 and v.back_after == 9.5
-    assert "8 s after it not counted (the VM got under 60% of its CPU)" in v.describe()
+    assert "8 s after it not counted (the VM got under 60% of its compute)" in v.describe()
     # Without the CPU figures the same series fails: that is what this protects against.
     [v] = judge("load0", series, T0, [T0 + 3], [T0 + 3.5], Criterion(0.5, 5.0))
     assert not v.ok
@@ -145,3 +145,25 @@ def test_contended_seconds_are_counted_live():
     cpu = cpu_samples([1.0, 1.0, 0.2, 0.2, 1.0])
     assert contended_seconds(cpu, cpu_share(cpu, T0, T0 + 2), Criterion(), T0, T0 + 5) == 2
     assert contended_seconds(cpu, None, Criterion(), T0, T0 + 5) == 0
+
+
+def test_a_slower_host_lowers_the_iops_wanted_but_not_a_lower_cpu_time():
+    # The CI case of 2026-11-21: the VM kept its CPU share after the recovery while the host
+    # ran at 70% of its speed (its compute fell with it), and the load at 45% of its IOPS.
+    iops = [2250] * 3 + [1000] * 7
+    cpu = [1.2] * 3 + [1.15] * 7
+    compute = [1.2] * 3 + [1.15 * 0.7] * 7
+    series = [(T0 + i + 1, float(v)) for i, v in enumerate(iops)]
+    [v] = judge("load0", series, T0, [T0 + 3], [T0 + 3.5], Criterion(0.5, 5.0),
+                cpu_samples(cpu), cpu_samples(compute))
+    assert v.ok and v.contended_s == 0 and v.slowest_host == pytest.approx(0.7)
+    assert "the host down to 70% of its pre-fault speed" in v.describe()
+    # The host at full speed: 44% is a driver that limps, whatever its CPU time.
+    [v] = judge("load0", series, T0, [T0 + 3], [T0 + 3.5], Criterion(0.5, 5.0),
+                cpu_samples(cpu), cpu_samples(cpu))
+    assert not v.ok
+    # A guest idling at 70% of its CPU (a driver waiting) is wanted at the full 50%.
+    idle = [1.2] * 3 + [0.84] * 7
+    [v] = judge("load0", series, T0, [T0 + 3], [T0 + 3.5], Criterion(0.5, 5.0),
+                cpu_samples(idle), cpu_samples(idle))
+    assert not v.ok
