@@ -110,6 +110,12 @@ class Guest:
             self._interrupted = self.interrupt()
         return self._interrupted is not None
 
+    def take_interrupt(self) -> tuple[str, str] | None:
+        """The pending interruption (see ``interrupt``), which the caller now reports."""
+        self._should_stop()
+        got, self._interrupted = self._interrupted, None
+        return got
+
     # --- connection --------------------------------------------------------------------------
 
     def connect(self, timeout: float = 10.0) -> None:
@@ -432,10 +438,24 @@ class Background:
     def running(self) -> bool:
         return not self._done.is_set()
 
-    def wait(self, timeout: float | None = None) -> CommandResult:
-        if not self._done.wait(timeout):
-            raise CommandTimeout(f"background command {self.command!r} still running after "
-                                 f"{timeout:g}s")
+    def wait(self, timeout: float | None = None, interruptible: bool = True) -> CommandResult:
+        """Wait for the command to end. As in :meth:`Guest.run`, once the command has run for
+        STOP_AFTER_S a hung task the guest reports (``Guest.interrupt``) ends the wait at once
+        with :class:`GuestHang`: a wait for a load or a verify pass would otherwise hold the
+        report back until they end (and report it as an oops after the fact). The command
+        itself runs on."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = 1.0 if end is None else max(0.0, min(1.0, end - time.monotonic()))
+            if self._done.wait(left):
+                break
+            if interruptible and time.monotonic() - self._t0 > STOP_AFTER_S and \
+                    (hang := self.guest.take_interrupt()) is not None:
+                message, detail = hang
+                raise GuestHang(f"{message} (while waiting for {brief(self.command)})", detail)
+            if end is not None and time.monotonic() >= end:
+                raise CommandTimeout(f"background command {self.command!r} still running "
+                                     f"after {timeout:g}s")
         code = self._chan.recv_exit_status() if self._chan.exit_status_ready() else -1
         self._chan.close()
         res = CommandResult(self.command, code, self._out.decode(errors="replace"),
@@ -446,10 +466,10 @@ class Background:
     def kill(self) -> CommandResult:
         self.guest._kill(self.tag)
         try:
-            return self.wait(10)
+            return self.wait(10, interruptible=False)
         except CommandTimeout:
             self._chan.close()
-            return self.wait(5)
+            return self.wait(5, interruptible=False)
 
 
 def shell_quote(args: list[str]) -> str:

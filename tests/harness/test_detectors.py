@@ -139,6 +139,30 @@ def test_hang_is_detected(lab: Lab, artifacts: Path) -> None:
     assert "timed out after 5s" in result.failures[0].message
 
 
+def test_hung_task_ends_a_wait_for_a_background_command(lab: Lab, artifacts: Path) -> None:
+    """A task the guest reports hung ends the iteration at once with its stack, also while
+    the procedure waits for a background command (a load, a verify pass) rather than runs
+    one: before, such a report waited for the command and came out as an oops afterwards."""
+    def stuck_in_background(ctx: Context) -> None:
+        ctx.detect_hangs(2)
+        # Three 64 KiB extents written back at 4 KiB/s: the first passes (the bucket starts
+        # empty), each of the others takes 16 s, and sync waits for them uninterruptibly.
+        # (A direct write would not do: Linux waits for those in slices, which the hung
+        # task detector does not count.)
+        with Throttle(ctx.vm.qmp, ctx.vm.namespace(0, 1), bps=4096):
+            writeback = ctx.guest.background(
+                "for i in 0 16 32; do dd if=/dev/zero of=/dev/nvme0n1 bs=64k count=1 seek=$i "
+                "2>/dev/null; done; sync")
+            writeback.wait(90)
+
+    result = _run(lab, artifacts, stuck_in_background)
+    assert _kinds(result) == [FailureKind.HANG], result.failures
+    message = result.failures[0].message
+    assert "the guest kernel reported a hung task: INFO: task hung in" in message
+    assert "(while waiting for 'for i in 0 16 32" in message
+    assert "Call Trace" in message  # the stack is the finding itself
+
+
 def test_clean_procedure_passes(lab: Lab, artifacts: Path) -> None:
     """The same machinery with nothing broken finds nothing: the detectors are not trigger-happy."""
     def clean(ctx: Context) -> None:
