@@ -1,8 +1,9 @@
-"""How much host CPU the VM got, second by second: evidence for the throughput criterion.
+"""How much host CPU the VM got and how fast the host ran, second by second: evidence for
+the throughput criterion.
 
-On a shared host the hypervisor steals CPU in bursts, and under TCG a guest's throughput falls
-with it; a verdict on the driver's throughput has to know when that happened (see
-:mod:`harness.throughput`).
+On a shared host the hypervisor steals CPU in bursts, and the host slows down without taking
+CPU away; under TCG a guest's throughput falls with either, and a verdict on the driver's
+throughput has to know when that happened (see :mod:`harness.throughput`).
 """
 
 from __future__ import annotations
