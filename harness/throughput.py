@@ -236,8 +236,7 @@ def judge(load: str, series: Series, started: float, faults: list[float],
         for t, v in series:
             if t - 1.0 < rec or (next_fault is not None and t > next_fault):
                 continue
-            got = capacity(compute, level, t - 1.0, t)
-            if got is not None and got < criterion.contended:
+            if contended(compute, level, criterion, t - 1.0, t):
                 if skipped >= criterion.max_extension:
                     break
                 skipped += 1
