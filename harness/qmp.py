@@ -76,10 +76,17 @@ class Qmp:
                        while_waiting: Callable[[], None] | None = None) -> dict[str, Any]:
         """Poll ``query-migrate`` until the migration completes or fails, or ``deadline``
         (time.monotonic) passes; returns the last status. ``while_waiting`` runs between
-        polls (e.g. to notice a dead QEMU)."""
+        polls (e.g. to notice a dead QEMU).
+
+        A completed outgoing migration is reported before QEMU leaves its finish-migrate run
+        state, and ``cont`` is refused until it has ("Migration is not finalized yet"): the
+        wait lasts until the run state has moved on too."""
         while True:
             status: dict[str, Any] = self.cmd("query-migrate")
-            if status.get("status") in ("completed", "failed") or time.monotonic() > deadline:
+            done = status.get("status") in ("completed", "failed")
+            if done and self.cmd("query-status").get("status") != "finish-migrate":
+                return status
+            if time.monotonic() > deadline:
                 return status
             if while_waiting is not None:
                 while_waiting()
