@@ -136,5 +136,9 @@ class Qmp:
             pass
         try:
             self._mon.close()
+        except Exception:  # noqa: BLE001 - an interrupt inside a QMP call breaks its loop
+            pass
         finally:
+            # qemu.qmp closes once more when collected, and prints that failure at exit
+            self._mon.close = lambda: None  # type: ignore[method-assign]
             self._log.close()
