@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -542,10 +542,72 @@ def last_stamp(text: str) -> float:
     return max(stamps, default=0.0)
 
 
-def lines_after(text: str, mark: float) -> list[str]:
-    """The lines of ``dmesg`` output stamped after ``mark``."""
-    return [ln for ln in text.splitlines() if (s := stamp(ln)) is not None and s > mark]
+def lines_after(text: str, mark: float, until: float = float("inf")) -> list[str]:
+    """The lines of ``dmesg`` output stamped after ``mark`` (and not after ``until``)."""
+    return [ln for ln in text.splitlines()
+            if (s := stamp(ln)) is not None and mark < s <= until]
 
 
 def is_recovery_trouble(line: str) -> bool:
     return _TROUBLE_RE.search(strip_prefix(line)) is not None
+
+
+
+# ------------------------------------------------------------------ requeues (ftrace)
+
+@dataclass(frozen=True)
+class Requeue:
+    """One request the block layer put back on its queue (the block_rq_requeue tracepoint)."""
+
+    at: float  # seconds since boot, the kernel log's clock
+    device: str  # "major,minor"
+    sector: int
+
+
+# "  kworker/0:1H-35  [000] d..1.  14.061234: block_rq_requeue: 259,0 W () 1234 + 8 [0]"
+_REQUEUE_RE: Final = re.compile(
+    r"\s(?P<at>\d+\.\d+): block_rq_requeue: (?P<dev>\d+,\d+) \S+ \(.*?\) (?P<sector>\d+) \+")
+
+
+def parse_requeues(trace: str) -> list[Requeue]:
+    """The requeues in the text of the guest's ftrace buffer."""
+    return [Requeue(float(m.group("at")), m.group("dev"), int(m.group("sector")))
+            for m in map(_REQUEUE_RE.search, trace.splitlines()) if m]
+
+
+@dataclass(frozen=True)
+class Instability:
+    """A recovery that did not hold, as the kernel log (and the requeue trace) tell it."""
+
+    trouble: tuple[str, ...]  # timeouts, aborts, resets after the recovery
+    requeued: tuple[Requeue, ...]  # what the last reset put back (before the recovery)
+
+    @property
+    def message(self) -> str:
+        text = (f"{len(self.trouble)} kernel log line(s) of timeouts or resets after the last "
+                f"recovery, first: {self.trouble[0].strip()}")
+        if self.requeued:
+            text += f"; {len(self.requeued)} request(s) had been requeued by the last reset"
+        return text
+
+    @property
+    def evidence(self) -> str:
+        requeued = [f"[{r.at:12.6f}] requeued by the last reset: {r.device} sector {r.sector}"
+                    for r in self.requeued[:16]]
+        return "\n".join([*requeued, *self.trouble[-20:]])
+
+
+def instability(text: str, previous: float, recovered: float,
+                requeues: Callable[[], Sequence[Requeue]] = tuple) -> Instability | None:
+    """What ``dmesg`` output shows of trouble after the recovery at ``recovered`` (the one
+    before it at ``previous``); None if the recovery held.
+
+    A reset that finds commands in flight requeues them. When requests time out on a healthy
+    device right after a reset that requeued some, the reset's requeue path went wrong: that
+    tells such a bug from others that also end in timeouts.
+    """
+    trouble = tuple(ln for ln in lines_after(text, recovered) if is_recovery_trouble(ln))
+    if not trouble:
+        return None
+    # read only when there is trouble to explain
+    return Instability(trouble, tuple(r for r in requeues() if previous < r.at <= recovered))

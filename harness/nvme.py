@@ -9,6 +9,7 @@ import shlex
 from dataclasses import dataclass
 
 from harness.errors import CommandTimeout, HarnessError
+from harness.kmsg import Requeue, parse_requeues
 from harness.ssh import Background, Guest
 
 SYS_NVME = "/sys/class/nvme"
@@ -137,6 +138,35 @@ class Controller:
             return self.state
         except HarnessError as exc:
             return f"unreadable: {exc}"
+
+
+class RequeueTrace:
+    """The block layer's requeue tracepoint, switched on in the guest.
+
+    A reset that finds commands in flight cancels and requeues them: the driver's requeue
+    path, where resets race with I/O. The kernel log does not tell which resets did (the
+    driver's own line is debug-only and rate-limited); the tracepoint records every request.
+    Needs tracefs (CONFIG_FTRACE, as Debian's kernels have); a kernel without it is reported,
+    not refused.
+    """
+
+    TRACEFS = "/sys/kernel/tracing"
+
+    def __init__(self, guest: Guest) -> None:
+        self.guest = guest
+
+    def start(self) -> bool:
+        t = self.TRACEFS
+        res = self.guest.run(
+            f"{{ [ -d {t}/events ] || mount -t tracefs nodev {t}; }} && "
+            f"echo 1 > {t}/events/block/block_rq_requeue/enable && echo 1 > {t}/tracing_on",
+            timeout=30)
+        return res.exit_code == 0
+
+    def read(self) -> list[Requeue]:
+        """Every requeue since :meth:`start` (the buffer holds thousands)."""
+        res = self.guest.run(f"grep -F block_rq_requeue {self.TRACEFS}/trace", timeout=30)
+        return parse_requeues(res.stdout)
 
 
 def ns_device_script(nsid: int, prefix: str = "nvme*") -> str:

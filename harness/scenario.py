@@ -32,6 +32,7 @@ from harness.nvme import (
     IO_RESUMED,
     Controller,
     NotRecovered,
+    RequeueTrace,
     StateMonitor,
     block_device_of,
 )
@@ -83,11 +84,13 @@ class Context:
     live_bound: float
     throughput: Criterion | None = field(default_factory=lambda: THROUGHPUT)  # None: not judged
     rng: random.Random = field(init=False)
+    requeue_trace: RequeueTrace = field(init=False)  # what resets put back (the trace)
     timeline: Timeline = field(default_factory=Timeline)
     failures: list[Failure] = field(default_factory=list)
     loads: list[fio.VerifyLoad] = field(default_factory=list)
     monitors: list[StateMonitor] = field(default_factory=list)
     stable_from: float | None = None  # kernel log time of the latest recovery
+    previous_recovery: float = 0.0  # kernel log time of the recovery before it (0: boot)
     load_started: dict[str, float] = field(default_factory=dict)  # writes flowing (guest time)
     on_event: Callable[[str, str], None] | None = None  # (kind, detail): progress display
     judgements: list[Judgement] = field(default_factory=list)
@@ -95,6 +98,7 @@ class Context:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+        self.requeue_trace = RequeueTrace(self.vm.guest)
         self.clock_offset = self._measure_clock_offset()
 
     def resync_clock(self) -> None:
@@ -281,6 +285,7 @@ class Context:
     def recovered(self, detail: str, at: float | None = None) -> None:
         """Record a recovery; the kernel log from here on must show no further trouble."""
         self.event("recovered", detail, at)
+        self.previous_recovery = self.stable_from or 0.0
         self.stable_from = self.log_mark()
 
     def log_mark(self) -> float:
@@ -296,11 +301,11 @@ class Context:
         the scenario did not cause itself (it caused none after recovering)."""
         if self.stable_from is None:
             return
-        trouble = [ln for ln in self.log_since(self.stable_from) if kmsg.is_recovery_trouble(ln)]
-        if trouble:
-            self.fail(FailureKind.UNSTABLE, f"{len(trouble)} kernel log line(s) of timeouts or "
-                      f"resets after the last recovery, first: {trouble[0].strip()}",
-                      "\n".join(trouble[-20:]))
+        log = self.guest.run("dmesg", timeout=30).stdout
+        found = kmsg.instability(log, self.previous_recovery, self.stable_from,
+                                 self.requeue_trace.read)
+        if found is not None:
+            self.fail(FailureKind.UNSTABLE, found.message, found.evidence)
 
     def remove_and_restore(self, remove: Callable[[], object],
                            restore: Callable[[], object]) -> None:
@@ -590,6 +595,9 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path,
         ctx = Context(vm, seed, artifacts, scn.live_bound, scn.throughput, on_event=on_event)
         ctx.event("started", f"{scn.name} seed {seed}")
         ctx.start_monitors()
+        if not ctx.requeue_trace.start():
+            ctx.event("note", "no requeue trace (the guest kernel has no tracefs): an "
+                      "unstable recovery is reported without what the reset requeued")
         ctx.cpu = CpuSampler(vm.cpu_seconds, ctx.now).start()
         try:
             scn.procedure(ctx)

@@ -1,0 +1,87 @@
+"""An unstable recovery told apart by what the last reset requeued (block_rq_requeue).
+
+The text is from `repro reset-under-load --seed 1` on debian:6.1 with the window-widening
+patch of known-bugs/linux-6.1-doorbell-config-after-requeue (three resets; the last one
+requeued what it found in flight, then the requests timed out and the controller reset).
+"""
+
+from __future__ import annotations
+
+from harness import kmsg, known
+from harness.report import Status
+from harness.scenario import Failure, FailureKind
+
+DMESG = """\
+[   21.638732] nvme nvme0: 1/0/0 default/read/poll queues
+[   21.789997] nvme nvme0: Ignoring bogus Namespace Identifiers
+[   23.543834] nvme nvme0: 1/0/0 default/read/poll queues
+[   23.570592] nvme nvme0: Ignoring bogus Namespace Identifiers
+[   25.540680] nvme nvme0: 1/0/0 default/read/poll queues
+[   25.558271] nvme nvme0: Ignoring bogus Namespace Identifiers
+[   56.337799] nvme nvme0: I/O 288 (I/O Cmd) QID 1 timeout, aborting
+[   56.338393] nvme nvme0: I/O 289 (I/O Cmd) QID 1 timeout, aborting
+[   56.341238] nvme nvme0: Abort status: 0x0
+[   56.341456] nvme nvme0: Abort status: 0x0
+[   87.001131] nvme nvme0: I/O 288 QID 1 timeout, reset controller
+"""
+TRACE = """\
+# tracer: nop
+        kworker/u2:4-158     [000] .....    21.566050: block_rq_requeue: 259,0 WS () 611704 + 8 [0]
+        kworker/u2:4-158     [000] .N...    21.567250: block_rq_requeue: 259,0 R () 37928 + 8 [0]
+        kworker/u2:4-158     [000] .N...    25.535207: block_rq_requeue: 259,0 W () 839336 + 8 [0]
+        kworker/u2:4-158     [000] .N...    25.535311: block_rq_requeue: 259,0 W () 792800 + 8 [0]
+        kworker/u2:4-158     [000] .N...    25.535326: block_rq_requeue: 259,0 R () 629856 + 8 [0]
+        kworker/u2:1-40      [000] .....    87.030110: block_rq_requeue: 259,0 W () 839336 + 8 [0]
+"""
+PREVIOUS, LAST = 23.58, 25.56  # the kernel log's time at the last two recoveries
+
+
+def test_requeues_are_read_from_the_trace_buffer() -> None:
+    found = kmsg.parse_requeues(TRACE)
+    assert len(found) == 6
+    assert found[0] == kmsg.Requeue(21.56605, "259,0", 611704)
+    assert found[4].sector == 629856
+
+
+def test_a_recovery_that_held_needs_no_trace() -> None:
+    def unread() -> list[kmsg.Requeue]:
+        raise AssertionError("the trace was read for a stable recovery")
+    assert kmsg.instability(DMESG, PREVIOUS, 100.0, unread) is None
+
+
+def test_trouble_after_a_reset_that_requeued_says_how_many_it_requeued() -> None:
+    found = kmsg.instability(DMESG, PREVIOUS, LAST, lambda: kmsg.parse_requeues(TRACE))
+    assert found is not None
+    # only the last reset's requeues: not the earlier reset's, not the one after the recovery
+    assert [r.sector for r in found.requeued] == [839336, 792800, 629856]
+    assert found.message.startswith("5 kernel log line(s) of timeouts or resets after the last "
+                                    "recovery, first: [   56.337799] nvme nvme0: I/O 288")
+    assert found.message.endswith("; 3 request(s) had been requeued by the last reset")
+    assert found.evidence.splitlines()[0] == (
+        "[   25.535207] requeued by the last reset: 259,0 sector 839336")
+    assert found.evidence.splitlines()[-1].endswith("I/O 288 QID 1 timeout, reset controller")
+
+
+def test_without_requeues_the_message_says_nothing_of_them() -> None:
+    found = kmsg.instability(DMESG, 25.55, LAST, lambda: kmsg.parse_requeues(TRACE))
+    assert found is not None and not found.requeued
+    assert "requeued" not in found.message and "requeued" not in found.evidence
+
+
+def test_the_6_1_doorbell_record_takes_a_reset_scenario_only_with_requeues() -> None:
+    requeued = kmsg.instability(DMESG, PREVIOUS, LAST, lambda: kmsg.parse_requeues(TRACE))
+    plain = kmsg.instability(DMESG, 25.55, LAST, lambda: kmsg.parse_requeues(TRACE))
+    assert requeued is not None and plain is not None
+    with_requeues = [Failure(FailureKind.UNSTABLE, requeued.message, requeued.evidence)]
+    without = [Failure(FailureKind.UNSTABLE, plain.message, plain.evidence)]
+    status, bug = known.verdict("reset-under-load", "6.1.0-56-amd64", with_requeues)
+    assert status is Status.KNOWN and bug is not None and "06c59d427017" in bug.reference
+    assert known.verdict("admin-during-reset", "6.1.0-56-amd64", with_requeues)[0] \
+        is Status.KNOWN
+    # the fix is in 6.8: a later kernel failing so is a new finding
+    assert known.verdict("reset-under-load", "6.12.117+deb13-amd64", with_requeues)[0] \
+        is Status.FAIL
+    # timeouts after a reset that requeued nothing are not this bug
+    assert known.verdict("reset-under-load", "6.1.0-56-amd64", without)[0] is Status.FAIL
+    # a device gone silent needs no requeue evidence (its record predates the trace)
+    assert known.verdict("bus-master-off", "6.1.0-56-amd64", without)[0] is Status.KNOWN
