@@ -151,3 +151,27 @@ def test_the_6_1_scan_reset_deadlock_reproduced_on_purpose(
         assert "reported a hung task" in proc.stderr, proc.stderr
         assert re.search(r"nvme_wait_freeze\+\S+ \[nvme_core\]\s+nvme_reset_work",
                          proc.stderr), proc.stderr
+
+
+DOORBELL = ROOT / "known-bugs" / "linux-6.1-doorbell-config-after-requeue"
+
+
+@pytest.mark.parametrize("fixed", [False, True], ids=["widened", "widened+fix"])
+def test_the_6_1_doorbell_config_bug_after_a_sysfs_reset_reproduced_on_purpose(
+        stock_sources: Path, tmp_path: Path, fixed: bool) -> None:
+    # A sysfs reset rarely finds commands the device has not fetched yet; the patch makes
+    # every reset under load find some (it holds the doorbells for 20 ms before the reset
+    # disables the controller). Stock 6.1 then loses what the reset requeued, every time:
+    # the suite names the recorded bug and exits 1; with the fix it passes.
+    patches = [DOORBELL / "widen-unfetched-at-reset.patch"]
+    if fixed:
+        patches.append(DOORBELL / "fix-06c59d427017-backport.patch")
+    proc, _ = repro(patched(stock_sources, tmp_path / "host", *patches), 900)
+    if fixed:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert f"iteration 1/1 seed {SEED}: PASS" in proc.stdout, proc.stdout
+    else:
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert re.search(r"FAIL: no stable recovery: .* timeout, aborting; \d+ request\(s\) had "
+                         r"been requeued by the last reset", proc.stdout), proc.stdout
+        assert "known kernel bug on 4.12..6.8: 06c59d427017" in proc.stderr, proc.stderr
