@@ -575,6 +575,18 @@ def parse_requeues(trace: str) -> list[Requeue]:
             for m in map(_REQUEUE_RE.search, trace.splitlines()) if m]
 
 
+def requeue_bursts(requeues: Sequence[Requeue], gap: float = 0.5) -> list[tuple[float, int]]:
+    """(time, count) of each burst of requeues: one burst per reset that requeued."""
+    bursts: list[tuple[float, int]] = []
+    last = float("-inf")
+    for r in sorted(requeues, key=lambda r: r.at):
+        if r.at - last > gap:
+            bursts.append((r.at, 0))
+        bursts[-1] = (bursts[-1][0], bursts[-1][1] + 1)
+        last = r.at
+    return bursts
+
+
 @dataclass(frozen=True)
 class Instability:
     """A recovery that did not hold, as the kernel log (and the requeue trace) tell it."""

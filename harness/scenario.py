@@ -373,6 +373,15 @@ class Context:
                     self.event("state", f"{m.controller} {sample.state}", at=sample.at)
         self.monitors = []
 
+    def record_requeues(self) -> None:
+        """Say in the timeline which resets requeued requests: only those ran the driver's
+        requeue path (a reset that finds nothing in flight does not)."""
+        with contextlib.suppress(HarnessError):
+            bursts = kmsg.requeue_bursts(self.requeue_trace.read())
+            if bursts:
+                self.event("requeued", ", ".join(f"{n} at {at:.1f}s" for at, n in bursts)
+                           + " (kernel uptime)")
+
     def _judge(self, result: fio.FioResult) -> None:
         """A load where recovery should be transparent may see no error at all."""
         if not result.ok:
@@ -625,6 +634,7 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path,
         finally:
             if vm.connected:
                 ctx.stop_monitors()
+                ctx.record_requeues()
                 for load in ctx.loads:
                     load.stop()
                     load.fetch(artifacts / load.workdir.rsplit("/", 1)[-1])

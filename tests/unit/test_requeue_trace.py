@@ -85,3 +85,9 @@ def test_the_6_1_doorbell_record_takes_a_reset_scenario_only_with_requeues() -> 
     assert known.verdict("reset-under-load", "6.1.0-56-amd64", without)[0] is Status.FAIL
     # a device gone silent needs no requeue evidence (its record predates the trace)
     assert known.verdict("bus-master-off", "6.1.0-56-amd64", without)[0] is Status.KNOWN
+
+
+def test_requeues_group_into_one_burst_per_reset() -> None:
+    assert kmsg.requeue_bursts(kmsg.parse_requeues(TRACE)) == [
+        (21.56605, 2), (25.535207, 3), (87.03011, 1)]
+    assert kmsg.requeue_bursts([]) == []
