@@ -552,7 +552,6 @@ def is_recovery_trouble(line: str) -> bool:
     return _TROUBLE_RE.search(strip_prefix(line)) is not None
 
 
-
 # ------------------------------------------------------------------ requeues (ftrace)
 
 @dataclass(frozen=True)
@@ -592,7 +591,7 @@ class Instability:
     """A recovery that did not hold, as the kernel log (and the requeue trace) tell it."""
 
     trouble: tuple[str, ...]  # timeouts, aborts, resets after the recovery
-    requeued: tuple[Requeue, ...]  # what the last reset put back (before the recovery)
+    requeued: tuple[Requeue, ...]  # what the last reset put back (before the trouble)
 
     @property
     def message(self) -> str:
@@ -621,5 +620,7 @@ def instability(text: str, previous: float, recovered: float,
     trouble = tuple(ln for ln in lines_after(text, recovered) if is_recovery_trouble(ln))
     if not trouble:
         return None
-    # read only when there is trouble to explain
-    return Instability(trouble, tuple(r for r in requeues() if previous < r.at <= recovered))
+    began = stamp(trouble[0]) or recovered
+    # read only when there is trouble to explain; up to the trouble, not to the recovery's
+    # mark, which is only the latest log line when the recovery was seen
+    return Instability(trouble, tuple(r for r in requeues() if previous < r.at < began))

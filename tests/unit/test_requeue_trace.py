@@ -91,3 +91,10 @@ def test_requeues_group_into_one_burst_per_reset() -> None:
     assert kmsg.requeue_bursts(kmsg.parse_requeues(TRACE)) == [
         (21.56605, 2), (25.535207, 3), (87.03011, 1)]
     assert kmsg.requeue_bursts([]) == []
+
+
+def test_requeues_logged_after_the_recovery_mark_still_count_until_the_trouble() -> None:
+    # the mark is the latest log line when the recovery was seen, which may come before the
+    # reset's own requeues (a reset that logs nothing): up to the first timeout they count
+    found = kmsg.instability(DMESG, PREVIOUS, 25.5, lambda: kmsg.parse_requeues(TRACE))
+    assert found is not None and len(found.requeued) == 3
