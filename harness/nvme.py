@@ -147,7 +147,7 @@ class RequeueTrace:
     path, where resets race with I/O. The kernel log does not tell which resets did (the
     driver's own line is debug-only and rate-limited); the tracepoint records every request.
     Needs tracefs (CONFIG_FTRACE, as Debian's kernels have); a kernel without it is reported,
-    not refused.
+    not refused. Starting clears the trace buffer.
     """
 
     TRACEFS = "/sys/kernel/tracing"
@@ -155,17 +155,21 @@ class RequeueTrace:
     def __init__(self, guest: Guest) -> None:
         self.guest = guest
 
+    EVENT = f"{TRACEFS}/events/block/block_rq_requeue/enable"
+
     def start(self) -> bool:
         t = self.TRACEFS
         res = self.guest.run(
             f"{{ [ -d {t}/events ] || mount -t tracefs nodev {t}; }} && "
-            f"echo 1 > {t}/events/block/block_rq_requeue/enable && echo 1 > {t}/tracing_on",
+            f"echo > {t}/trace && echo 1 > {self.EVENT} && echo 1 > {t}/tracing_on",
             timeout=30)
         return res.exit_code == 0
 
-    def read(self) -> list[Requeue]:
-        """Every requeue since :meth:`start` (the buffer holds thousands)."""
-        res = self.guest.run(f"grep -F block_rq_requeue {self.TRACEFS}/trace", timeout=30)
+    def read(self, stop: bool = False) -> list[Requeue]:
+        """Every requeue since :meth:`start` (the buffer holds thousands); ``stop``: switch
+        the tracepoint off again (a physical machine is left as it was found)."""
+        off = f"; echo 0 > {self.EVENT}" if stop else ""
+        res = self.guest.run(f"grep -F block_rq_requeue {self.TRACEFS}/trace{off}", timeout=30)
         return parse_requeues(res.stdout)
 
 

@@ -377,7 +377,7 @@ class Context:
         """Say in the timeline which resets requeued requests: only those ran the driver's
         requeue path (a reset that finds nothing in flight does not)."""
         with contextlib.suppress(HarnessError):
-            bursts = kmsg.requeue_bursts(self.requeue_trace.read())
+            bursts = kmsg.requeue_bursts(self.requeue_trace.read(stop=True))
             if bursts:
                 self.event("requeued", ", ".join(f"{n} at {at:.1f}s" for at, n in bursts)
                            + " (kernel uptime)")
