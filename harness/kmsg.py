@@ -586,6 +586,17 @@ def requeue_bursts(requeues: Sequence[Requeue], gap: float = 0.5) -> list[tuple[
     return bursts
 
 
+def requeued_note(requeued: Sequence[Requeue]) -> str:
+    """What a failure's message adds when the reset before it requeued requests."""
+    return f"; {len(requeued)} request(s) had been requeued by the last reset" if requeued else ""
+
+
+def requeued_lines(requeued: Sequence[Requeue], most: int = 16) -> list[str]:
+    """Evidence lines for requeued requests, stamped like the kernel log."""
+    return [f"[{r.at:12.6f}] requeued by the last reset: {r.device} sector {r.sector}"
+            for r in requeued[:most]]
+
+
 @dataclass(frozen=True)
 class Instability:
     """A recovery that did not hold, as the kernel log (and the requeue trace) tell it."""
@@ -595,17 +606,12 @@ class Instability:
 
     @property
     def message(self) -> str:
-        text = (f"{len(self.trouble)} kernel log line(s) of timeouts or resets after the last "
-                f"recovery, first: {self.trouble[0].strip()}")
-        if self.requeued:
-            text += f"; {len(self.requeued)} request(s) had been requeued by the last reset"
-        return text
+        return (f"{len(self.trouble)} kernel log line(s) of timeouts or resets after the last "
+                f"recovery, first: {self.trouble[0].strip()}{requeued_note(self.requeued)}")
 
     @property
     def evidence(self) -> str:
-        requeued = [f"[{r.at:12.6f}] requeued by the last reset: {r.device} sector {r.sector}"
-                    for r in self.requeued[:16]]
-        return "\n".join([*requeued, *self.trouble[-20:]])
+        return "\n".join([*requeued_lines(self.requeued), *self.trouble[-20:]])
 
 
 def instability(text: str, previous: float, recovered: float,

@@ -169,7 +169,7 @@ class RequeueTrace:
         """Every requeue since :meth:`start` (the buffer holds thousands); ``stop``: switch
         the tracepoint off again (a physical machine is left as it was found)."""
         off = f"; echo 0 > {self.EVENT}" if stop else ""
-        res = self.guest.run(f"grep -F block_rq_requeue {self.TRACEFS}/trace{off}", timeout=30)
+        res = self.guest.run(f"grep -F block_rq_requeue {self.TRACEFS}/trace{off}", timeout=10)
         return parse_requeues(res.stdout)
 
 

@@ -242,7 +242,7 @@ class Context:
             fault, live = ctrl.reset_and_wait(self.live_bound)
         except NotRecovered as exc:
             self.event("fault", f"reset_controller {ctrl.name}", at=started)
-            self.fail(FailureKind.NOT_RECOVERED, str(exc), exc.detail)
+            self.not_recovered(exc)
         except GuestHang:
             self.event("fault", f"reset_controller {ctrl.name} (hung)", at=started)
             raise
@@ -262,8 +262,18 @@ class Context:
         try:
             samples = ctrl.wait_state("live", timeout=self.live_bound)
         except NotRecovered as exc:
-            self.fail(FailureKind.NOT_RECOVERED, str(exc), exc.detail)
+            self.not_recovered(exc)
         self.recovered(f"{ctrl.name} live", at=samples[-1].at if samples else None)
+
+    def not_recovered(self, exc: NotRecovered) -> NoReturn:
+        """A controller that did not come back, and what the reset had requeued: a reset
+        that waits for requeued requests it lost never goes live."""
+        try:
+            requeued = [r for r in self.requeue_trace.read() if r.at > (self.stable_from or 0.0)]
+        except (CommandTimeout, GuestUnreachable):  # the guest may be gone with its controller
+            requeued = []
+        self.fail(FailureKind.NOT_RECOVERED, str(exc) + kmsg.requeued_note(requeued),
+                  "\n".join(filter(None, [*kmsg.requeued_lines(requeued), exc.detail])))
 
     def driver_reacts(self, ctrl: Controller, within: float, since: float) -> None:
         """Wait for the driver to take ``ctrl`` out of ``live`` (its reaction to a fault it
@@ -613,7 +623,8 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path,
         except ScenarioFailed:
             pass
         except NotRecovered as exc:
-            ctx.failures.append(Failure(FailureKind.NOT_RECOVERED, str(exc), exc.detail))
+            with contextlib.suppress(ScenarioFailed):
+                ctx.not_recovered(exc)
         except CommandTimeout as exc:
             ctx.failures.append(Failure(FailureKind.HANG, str(exc), exc.detail))
         except GuestHang as exc:  # the message carries the stack: it is the finding itself

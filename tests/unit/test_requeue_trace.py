@@ -98,3 +98,17 @@ def test_requeues_logged_after_the_recovery_mark_still_count_until_the_trouble()
     # reset's own requeues (a reset that logs nothing): up to the first timeout they count
     found = kmsg.instability(DMESG, PREVIOUS, 25.5, lambda: kmsg.parse_requeues(TRACE))
     assert found is not None and len(found.requeued) == 3
+
+
+def test_a_reset_that_never_went_live_after_requeueing_is_the_same_record() -> None:
+    # reset-under-load-2ns, widened: the requeued requests themselves were never fetched, so
+    # the reset waited for them until the timeout removed the controller
+    requeued = kmsg.parse_requeues(TRACE)[2:5]
+    message = ("nvme0 not live within 60s of a reset (state: unreadable: guest command 'cat "
+               "/sys/class/nvme/nvme0/state' exited 1)" + kmsg.requeued_note(requeued))
+    assert message.endswith("; 3 request(s) had been requeued by the last reset")
+    failure = [Failure(FailureKind.NOT_RECOVERED, message)]
+    assert known.verdict("reset-under-load-2ns", "6.1.0-56-amd64", failure)[0] is Status.KNOWN
+    plain = [Failure(FailureKind.NOT_RECOVERED, message.split(";")[0])]
+    assert known.verdict("reset-under-load-2ns", "6.1.0-56-amd64", plain)[0] is Status.FAIL
+    assert kmsg.requeued_note([]) == "" and kmsg.requeued_lines([]) == []
