@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import EXIT_HARNESS, EXIT_TIMEOUT
-from tests.harness.test_cli import ROOT, harness
+from tests.harness.test_cli import ROOT, harness, xfail_on_a_known_bug
 
 PATCHES = ROOT / "tests" / "patches"
 SEED = "5"
@@ -52,6 +52,7 @@ def repro(src: Path, timeout: float, *extra: str, scenario: str = "reset-under-l
 def test_the_stock_driver_built_from_source_passes(stock_sources: Path) -> None:
     # --until-fail with a budget smaller than one iteration: exactly one runs, then exit 0
     proc, _ = repro(stock_sources, 600, "--until-fail", "--budget", "1")
+    xfail_on_a_known_bug(proc)  # stock 6.1 and its doorbell-config bug, now and then
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"iteration 1 seed {SEED}: PASS" in proc.stdout, proc.stdout
     assert "budget spent: 1 iteration(s) passed" in proc.stdout
@@ -62,6 +63,7 @@ def test_a_driver_that_acknowledges_writes_it_never_sent_is_caught(
     report = tmp_path / "report"
     proc, _ = repro(patched(stock_sources, tmp_path / "host", "lost-write.patch"), 600,
                     "--until-fail", "--budget", "900", "--report-dir", str(report))
+    xfail_on_a_known_bug(proc)  # 6.1's own doorbell-config bug came first
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "FAIL: lost or corrupted data" in proc.stdout, proc.stdout
     assert "EILSEQ" in proc.stdout and "verify: bad magic header" in proc.stderr
@@ -92,6 +94,7 @@ def test_a_driver_that_limps_after_a_reset_is_caught_by_its_throughput(
         stock_sources: Path, tmp_path: Path) -> None:
     # Live, no error, nothing lost: only the per-second IOPS show that it never came back.
     proc, _ = repro(patched(stock_sources, tmp_path / "host", "slow-after-reset.patch"), 600)
+    xfail_on_a_known_bug(proc)  # 6.1's own doorbell-config bug came first
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "FAIL: throughput did not come back after recovering" in proc.stdout, proc.stdout
     assert re.search(r"load0: \d+ IOPS before the fault .*, at best \d+ IOPS \(\d+%\)",

@@ -10,6 +10,9 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import pytest
+
+from harness import known
 from harness.bench import stranded_io
 from harness.faults import InjectErrors, Throttle
 from harness.lab import Lab
@@ -171,6 +174,11 @@ def test_clean_procedure_passes(lab: Lab, artifacts: Path) -> None:
         ctx.finish_load(load)
 
     result = _run(lab, artifacts, clean)
+    # Not nothing broken after all, now and then: stock 6.1 loses what a reset requeued
+    # (known-bugs/linux-6.1-doorbell-config-after-requeue, first seen here by CI). The
+    # procedure is a reset under load; its record names it, and nothing else is excused.
+    if (bug := known.explain("reset-under-load", lab.image.kernel.release, result.failures)):
+        pytest.xfail(bug.describe())
     assert result.passed, result.failures
     assert len(result.recovery_s) == 1
     assert (artifacts / "timeline.json").exists()
