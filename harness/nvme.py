@@ -151,11 +151,10 @@ class RequeueTrace:
     """
 
     TRACEFS = "/sys/kernel/tracing"
+    EVENT = f"{TRACEFS}/events/block/block_rq_requeue/enable"
 
     def __init__(self, guest: Guest) -> None:
         self.guest = guest
-
-    EVENT = f"{TRACEFS}/events/block/block_rq_requeue/enable"
 
     def start(self) -> bool:
         t = self.TRACEFS
