@@ -62,9 +62,18 @@ class FailureKind(enum.Enum):
 
 @dataclass(frozen=True)
 class Failure:
+    """What broke, in English and as facts: known-bug records match on the facts (its stable
+    ``code`` and mechanism), never on the message, so rewording one changes no verdict."""
+
     kind: FailureKind
     message: str
     evidence: str = ""
+    code: str = ""  # a stable reason code; the kind's name where no finer one is given
+    requeued: int = 0  # requests the reset before the failure requeued (block_rq_requeue)
+
+    def __post_init__(self) -> None:
+        if not self.code:
+            object.__setattr__(self, "code", self.kind.name.lower().replace("_", "-"))
 
     def __str__(self) -> str:
         return f"{self.kind.value}: {self.message}"
@@ -145,10 +154,11 @@ class Context:
     def controller(self, name: str = "nvme0") -> Controller:
         return Controller(self.guest, name)
 
-    def fail(self, kind: FailureKind, message: str, evidence: str = "") -> NoReturn:
+    def fail(self, kind: FailureKind, message: str, evidence: str = "", code: str = "",
+             requeued: int = 0) -> NoReturn:
         if kind in (FailureKind.NOT_RECOVERED, FailureKind.HANG):
             evidence = "\n".join(filter(None, (evidence.strip(), self.driver_log())))
-        self.failures.append(Failure(kind, message, evidence))
+        self.failures.append(Failure(kind, message, evidence, code, requeued))
         raise ScenarioFailed(message)
 
     def driver_log(self, lines: int = 15) -> str:
@@ -273,7 +283,8 @@ class Context:
         except HarnessError:  # the guest may be gone with its controller, or hung (its
             requeued = []     # hung-task report still comes out among the oopses)
         self.fail(FailureKind.NOT_RECOVERED, str(exc) + kmsg.requeued_note(requeued),
-                  "\n".join(filter(None, [*kmsg.requeued_lines(requeued), exc.detail])))
+                  "\n".join(filter(None, [*kmsg.requeued_lines(requeued), exc.detail])),
+                  code="not-live", requeued=len(requeued))
 
     def driver_reacts(self, ctrl: Controller, within: float, since: float) -> None:
         """Wait for the driver to take ``ctrl`` out of ``live`` (its reaction to a fault it
@@ -315,7 +326,8 @@ class Context:
         found = kmsg.instability(log, self.previous_recovery, self.stable_from,
                                  self.requeue_trace.read)
         if found is not None:
-            self.fail(FailureKind.UNSTABLE, found.message, found.evidence)
+            self.fail(FailureKind.UNSTABLE, found.message, found.evidence,
+                      requeued=len(found.requeued))
 
     def remove_and_restore(self, remove: Callable[[], object],
                            restore: Callable[[], object]) -> None:
@@ -626,9 +638,11 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path,
             with contextlib.suppress(ScenarioFailed):
                 ctx.not_recovered(exc)
         except CommandTimeout as exc:
-            ctx.failures.append(Failure(FailureKind.HANG, str(exc), exc.detail))
+            ctx.failures.append(Failure(FailureKind.HANG, str(exc), exc.detail,
+                                        code="command-timeout"))
         except GuestHang as exc:  # the message carries the stack: it is the finding itself
-            ctx.failures.append(Failure(FailureKind.HANG, f"{exc}\n{exc.detail}"))
+            ctx.failures.append(Failure(FailureKind.HANG, f"{exc}\n{exc.detail}", exc.detail,
+                                        code="hung-task"))
         except GuestUnreachable:
             try:
                 vm.explain_lost_connection()
@@ -655,7 +669,9 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path,
         for oops in vm.take_oopses():
             if oops.kind == "hung_task" and oops.title in hangs:
                 continue  # already the iteration's HANG failure
-            ctx.failures.append(Failure(FailureKind.OOPS, oops.title, "\n".join(oops.lines)))
+            ctx.failures.append(Failure(FailureKind.OOPS, oops.title, "\n".join(oops.lines),
+                                        code="hung-task" if oops.kind == "hung_task"
+                                        else "oops-" + oops.kind.replace("_", "-")))
     return IterationResult(scn.name, seed, tuple(ctx.failures),
                            tuple(ctx.timeline.recovery_times()),
                            tuple(ctx.timeline.io_resume_times()), tuple(ctx.judgements),

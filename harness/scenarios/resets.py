@@ -42,7 +42,8 @@ def reset_storm(ctx: Context) -> None:
         codes = ctx.act(script, f"{width} concurrent resets of {ctrl.name}").split()
         if not codes or set(codes) - {"0", "1"} or "0" not in codes:
             ctx.fail(FailureKind.NOT_RECOVERED,
-                     f"concurrent resets returned {codes}: none was accepted")
+                     f"concurrent resets returned {codes}: none was accepted",
+                     code="resets-refused")
         ctx.wait_live(ctrl)
         ctx.sleep(ctx.rng.uniform(0.2, 1.0))
     ctx.finish_loads(loads)
