@@ -14,13 +14,30 @@ from typing import Any
 from harness.errors import BadInput
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
+# ASCII only: str.isdigit() and \d accept digits such as '²' that int() refuses, and
+# re.IGNORECASE alone matches the Kelvin sign as a K.
+_SIZE_RE = re.compile(r"^\s*([0-9]+)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE | re.ASCII)
+_INTEGER_RE = re.compile(r"\s*([0-9]+)\s*", re.ASCII)
+MAX_DIGITS = 20  # beyond any count or size here; int() refuses over 4300 digits
 
 BLOCK_SIZES = (512, 4096)
 MAX_CONTROLLERS = 8
 MAX_NAMESPACES = 16
 MAX_IO_QUEUES = 64
 MIN_MEMORY = 256 << 20
+# A namespace's backing file is sparse; ext4 refuses files of 16T and more (EFBIG).
+MAX_NAMESPACE_SIZE = 8 << 40
+
+
+def _integer(text: str, what: str) -> int:
+    """``text`` as a decimal integer of ASCII digits."""
+    m = _INTEGER_RE.fullmatch(text)
+    if not m:
+        raise BadInput(f"{what} must be an integer, not {text.strip()!r}")
+    digits = m.group(1).lstrip("0") or "0"
+    if len(digits) > MAX_DIGITS:
+        raise BadInput(f"{what} {digits[:MAX_DIGITS]}... has more than {MAX_DIGITS} digits")
+    return int(digits)
 
 
 def parse_size(text: str | int, what: str = "size") -> int:
@@ -30,7 +47,7 @@ def parse_size(text: str | int, what: str = "size") -> int:
     m = _SIZE_RE.match(str(text))
     if not m:
         raise BadInput(f"bad {what} {text!r}: expected a number with an optional K/M/G/T suffix")
-    return int(m.group(1)) * _UNITS[m.group(2).upper()]
+    return _integer(m.group(1), what) * _UNITS[m.group(2).upper()]
 
 
 def format_size(n: int) -> str:
@@ -59,6 +76,9 @@ class Namespace:
                 f"namespace size {self.size} must be at least 1M and a multiple of its "
                 f"block size {self.block_size}"
             )
+        if self.size > MAX_NAMESPACE_SIZE:
+            raise BadInput(f"namespace size {format_size(self.size)} is larger than the maximum "
+                           f"{format_size(MAX_NAMESPACE_SIZE)}")
 
     @classmethod
     def parse(cls, spec: str) -> Namespace:
@@ -67,9 +87,10 @@ class Namespace:
         detached = bool(rest) and rest[-1].lower() == "detached"
         if detached:
             rest.pop()
-        if len(rest) > 1 or (rest and not rest[0].isdigit()):
+        if len(rest) > 1 or (rest and not _INTEGER_RE.fullmatch(rest[0])):
             raise BadInput(f"bad namespace {spec!r}: expected SIZE[:BLOCKSIZE][:detached]")
-        return cls(parse_size(size, "namespace size"), int(rest[0]) if rest else 512, detached)
+        block_size = _integer(rest[0], "namespace block size") if rest else 512
+        return cls(parse_size(size, "namespace size"), block_size, detached)
 
     def __str__(self) -> str:
         return f"{format_size(self.size)}:{self.block_size}" + (":detached" * self.detached)
@@ -128,15 +149,20 @@ class Topology:
 
         ``namespaces`` is a count (1G, 512-byte blocks each) or a list of ``SIZE[:BS]``.
         """
+        # Counts are checked before building: a huge one would take minutes and all memory.
         if isinstance(namespaces, int):
             if namespaces < 1:
                 raise BadInput("namespaces must be at least 1")
+            if namespaces > MAX_NAMESPACES:
+                raise BadInput(f"a controller needs 1 to {MAX_NAMESPACES} namespaces")
             ns = tuple(Namespace() for _ in range(namespaces))
         else:
             specs = namespaces.split("+") if isinstance(namespaces, str) else list(namespaces)
             ns = tuple(Namespace.parse(s) for s in specs)
         if not isinstance(controllers, int) or controllers < 1:
             raise BadInput(f"controllers must be a positive integer, not {controllers!r}")
+        if controllers > MAX_CONTROLLERS:
+            raise BadInput(f"controllers must be between 1 and {MAX_CONTROLLERS}")
         if isinstance(kernel_args, str):
             kernel_args = tuple(kernel_args.split())
         if isinstance(subsystem, str):
@@ -170,12 +196,8 @@ class Topology:
                     f"bad topology item {item!r}: expected KEY=VALUE with KEY one of "
                     "controllers, namespaces, io_queues, cpus, memory, kernel_args, subsystem"
                 )
-            if key in ints:
-                if not value.strip().isdigit():
-                    raise BadInput(f"bad topology item {item!r}: {key} must be an integer")
-                kwargs[key] = int(value)
-            elif key == "namespaces" and value.strip().isdigit():
-                kwargs[key] = int(value)
+            if key in ints or (key == "namespaces" and _INTEGER_RE.fullmatch(value)):
+                kwargs[key] = _integer(value, key)
             else:
                 kwargs[key] = value.strip()
         return cls.build(**kwargs)
