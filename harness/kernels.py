@@ -12,6 +12,7 @@ import gzip
 import json
 import lzma
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -38,6 +39,9 @@ class KernelImage:
     modules_image: Path  # ext4 image holding <release>/..., mounted at /usr/lib/modules
     suite: str | None = None  # Debian suite of a debian:* kernel (where its headers live)
     build_tree: Path | None = None  # a user's kernel build tree (out-of-tree modules build here)
+    # The upstream version of a distribution's kernel package ("6.1.192" of Debian's 6.1.192-3,
+    # whose release is 6.1.0-57-amd64); None for a kernel the user built
+    version: str | None = None
 
     @property
     def config(self) -> Path | None:
@@ -125,7 +129,8 @@ def _debian_kernel(spec: str, progress: Progress) -> KernelImage:
                              boot=root / "boot" / f"vmlinuz-{release}",
                              moddir=_modules_dir(root, release),
                              config=root / "boot" / f"config-{release}")
-    return _load(spec, key, dest, suite=suite.name)
+    return _load(spec, key, dest, suite=suite.name,
+                 version=re.split(r"[-+~]", version.partition(":")[2] or version)[0])
 
 
 def _kernel_from_install_dir(spec: str, path: Path, progress: Progress) -> KernelImage:
@@ -306,11 +311,12 @@ def check_required_modules(spec: str, moddir: Path) -> None:
 
 
 def _load(spec: str, key: str, dest: Path, suite: str | None = None,
-          build_tree: Path | None = None) -> KernelImage:
+          build_tree: Path | None = None, version: str | None = None) -> KernelImage:
     release = (dest / "release").read_text().strip()
     boot = dest / "vmlinux" if (dest / "vmlinux").exists() else dest / "bzImage"
     return KernelImage(spec, key, release, boot, dest / "modules" / release,
-                       dest / "modules.img", suite=suite, build_tree=build_tree)
+                       dest / "modules.img", suite=suite, build_tree=build_tree,
+                       version=version)
 
 
 def bzimage_release(header: bytes) -> str | None:

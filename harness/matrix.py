@@ -70,7 +70,7 @@ def run_cell(lab: Lab, scn: Scenario, seeds: Sequence[int], root: Path,
             cell.recovery_s += result.recovery_s
             cell.artifacts.append(str(result.artifacts))
             if not result.passed:
-                _record_failure(cell, result)
+                _record_failure(cell, result, known.Driver.of(lab.image))
                 break
     except ScenarioSkipped as exc:
         cell.status = Status.SKIP
@@ -101,11 +101,14 @@ def _record(lab: Lab, scn: Scenario, cell: Cell, seeds: Sequence[int],
                      lab_reproduce_command(lab.config, scn, seed), started)
 
 
-def _record_failure(cell: Cell, result: IterationResult) -> None:
-    cell.status, bug = known.verdict(cell.scenario, cell.release, result.failures)
+def _record_failure(cell: Cell, result: IterationResult, driver: known.Driver) -> None:
+    verdict = known.verdict(cell.scenario, driver, result.failures)
+    cell.status = verdict.status
     cell.reasons = [f"seed {result.seed}: {f}" for f in result.failures]
-    if bug:
-        cell.reasons.append(bug.reference)
+    if verdict.bug:
+        cell.reasons.append(verdict.bug.reference)
+    elif verdict.resembles:
+        cell.reasons.append(verdict.describe())
 
 
 def table(cells: Sequence[Cell]) -> str:

@@ -134,9 +134,10 @@ def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
             return EXIT_HARNESS
         progress.end()
         print(f"iteration {i + 1}{total} seed {s}: {describe(result)}", flush=True)
-        status, bug = known.verdict(scn.name, lab.image.kernel.release, result.failures)
-        record(status, s, started, artifacts, "; ".join(str(f) for f in result.failures)
-               + (f" ({bug.describe()})" if bug else ""),
+        verdict = known.verdict(scn.name, known.Driver.of(lab.image), result.failures)
+        said = verdict.describe()
+        record(verdict.status, s, started, artifacts, "; ".join(str(f) for f in result.failures)
+               + (f" ({said})" if said else ""),
                "\n\n".join(f.evidence for f in result.failures if f.evidence), result)
         if not result.passed:
             for failure in result.failures:
@@ -145,7 +146,7 @@ def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
                           f"{failure.evidence.strip()[-3000:]}", file=sys.stderr)
             print(f"artifacts: {result.artifacts}", file=sys.stderr)
             print(f"reproduce: {reproduce_command(args, scn, s)}", file=sys.stderr)
-            if bug is not None:  # still a failure: a bisect must see it
-                print(f"nvmeh: {bug.describe()}", file=sys.stderr)
+            if said:  # a known bug is still a failure: a bisect must see it
+                print(f"nvmeh: {said}", file=sys.stderr)
             return EXIT_DRIVER_FAILED
     return EXIT_OK

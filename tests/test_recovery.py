@@ -44,11 +44,11 @@ def test_scenario(scenario_name: str, lab: Lab, artifacts: Path, seed: int) -> N
     if (reason := scn.skip_reason(lab.image.kernel)) is not None:
         pytest.skip(reason)
     result = scenario.run_iteration(lab, scn, seed, artifacts)
-    status, bug = known.verdict(scenario_name, lab.image.kernel.release, result.failures)
-    if bug is not None:
-        pytest.xfail(bug.describe())
+    verdict = known.verdict(scenario_name, known.Driver.of(lab.image), result.failures)
+    if verdict.bug is not None:
+        pytest.xfail(verdict.bug.describe())
     failures = "\n".join(f"{f}\n{f.evidence.strip()[-1500:]}" for f in result.failures)
-    assert status is Status.PASS, (
-        f"{scenario_name} seed {seed} failed:\n{failures}\n"
+    assert verdict.status is Status.PASS, (
+        f"{scenario_name} seed {seed} failed:\n{failures}\n{verdict.describe()}\n"
         f"reproduce: {lab_reproduce_command(lab.config, scn, seed)}")
     assert result.recovery_s, "the scenario recorded no recovery"

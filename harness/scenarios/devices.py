@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from harness.faults import InjectErrors, Throttle
-from harness.known import kernel_version
+from harness.known import version_tuple
 from harness.qemu import controller_device
 from harness.scenario import Context, FailureKind, scenario
 from harness.topology import Topology
@@ -71,7 +71,7 @@ def media_error(ctx: Context) -> None:
     log = _kernel_log(ctx)
     # Every kernel logs the block layer's view, a medium error naming the request's
     # direction; since 5.18 the driver also logs the NVMe status itself.
-    verbose = kernel_version(ctx.vm.image.kernel.release) >= (5, 18)
+    verbose = version_tuple(ctx.vm.image.kernel.release)[:2] >= (5, 18)
     for status, op, what in (("sc 0x81", "op 0x0:(READ)", "Unrecovered Read Error"),
                              ("sc 0x80", "op 0x1:(WRITE)", "Write Fault")):
         if not any("critical medium error" in line and op in line

@@ -177,8 +177,9 @@ def test_clean_procedure_passes(lab: Lab, artifacts: Path) -> None:
     # Not nothing broken after all, now and then: stock 6.1 loses what a reset requeued
     # (known-bugs/linux-6.1-doorbell-config-after-requeue, first seen here by CI). The
     # procedure is a reset under load; its record names it, and nothing else is excused.
-    if (bug := known.explain("reset-under-load", lab.image.kernel.release, result.failures)):
-        pytest.xfail(bug.describe())
+    verdict = known.verdict("reset-under-load", known.Driver.of(lab.image), result.failures)
+    if verdict.bug is not None:
+        pytest.xfail(verdict.bug.describe())
     assert result.passed, result.failures
     assert len(result.recovery_s) == 1
     assert (artifacts / "timeline.json").exists()

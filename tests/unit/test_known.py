@@ -1,4 +1,4 @@
-"""Recorded kernel bugs: which kernels and which failures a record accounts for."""
+"""Recorded kernel bugs: which drivers, failures and mechanisms a record accounts for."""
 
 from __future__ import annotations
 
@@ -7,98 +7,193 @@ from pathlib import Path
 import pytest
 
 from harness import kmsg, known
-from harness.known import KnownFailure, kernel_version
+from harness.known import Driver, KnownFailure, Mechanism, version_tuple
 from harness.report import Status
 from harness.scenario import Failure, FailureKind
 
-RECORD = KnownFailure(("reset-storm",), first="6.1", fixed_in="6.3", kind=FailureKind.HANG,
-                      pattern=r"nvme_reset_work", reference="https://example.invalid/bug",
-                      evidence="seed 42")
-HANG = Failure(FailureKind.HANG, "INFO: task hung in nvme_reset_work")
 ROOT = Path(__file__).resolve().parents[2]
+SOURCES = Path(__file__).parent / "data" / "nvme-src"  # excerpts of Debian's drivers/nvme/host
+RECORD = KnownFailure(("reset-storm",), kernels=("debian:6.1",), first="6.1", fixed_in=("6.3",),
+                      codes=("hung-task",), mechanism=Mechanism(kernel_log=r"nvme_reset_work"),
+                      reference="0123456789ab \"nvme: a bug\"",
+                      evidence="known-bugs/linux-6.1-scan-reset-deadlock/")
+HANG = Failure(FailureKind.HANG, "the guest kernel reported a hung task",
+               "INFO: task kworker blocked\n nvme_reset_work+0x1c/0x40 [nvme]", code="hung-task")
+STOCK_6_1 = Driver("debian:6.1", "6.1.0-57-amd64", "6.1.192")
+STOCK_6_12 = Driver("debian:6.12", "6.12.118+deb13-amd64", "6.12.118")
+STOCK_5_10 = Driver("debian:5.10", "5.10.0-46-amd64", "5.10.262")
 
 
-def test_kernel_version() -> None:
-    assert kernel_version("6.1.0-56-amd64") == (6, 1)
-    assert kernel_version("6.12.9+bpo-amd64") == (6, 12)
-    with pytest.raises(ValueError, match="not a kernel release"):
-        kernel_version("linux")
+def test_version_tuple() -> None:
+    assert version_tuple("6.1.192") == (6, 1, 192)
+    assert version_tuple("6.1.0-56-amd64") == (6, 1, 0)
+    assert version_tuple("6.12") == (6, 12)
+    with pytest.raises(ValueError, match="not a kernel version"):
+        version_tuple("linux")
 
 
-@pytest.mark.parametrize(("release", "affected"), [
-    ("6.0.5", False), ("6.1.0-56-amd64", True), ("6.2.1", True), ("6.3.0", False),
+@pytest.mark.parametrize(("version", "affected"), [
+    ("6.0.5", False), ("6.1.192", True), ("6.2.1", True), ("6.3", False), ("6.3.0", False),
     ("6.12.9", False)])
-def test_affected_range_excludes_the_fix(release: str, affected: bool) -> None:
-    assert RECORD.affects(release) is affected
+def test_affected_range_excludes_the_fix(version: str, affected: bool) -> None:
+    assert RECORD.affects(version) is affected
 
 
-def test_unfixed_bug_affects_every_later_kernel() -> None:
-    open_ended = KnownFailure(("reset-storm",), "6.1", None, FailureKind.HANG, "x", "ref", "ev")
-    assert open_ended.affects("6.12.9")
-    assert "6.1 and later" in open_ended.describe()
+@pytest.mark.parametrize(("version", "affected"), [
+    ("6.1.192", True), ("6.6.12", True), ("6.6.13", False), ("6.6.70", False),
+    ("6.7.0", False), ("6.12.118", False)])
+def test_a_fix_in_a_stable_release_counts_in_its_own_series(version: str,
+                                                            affected: bool) -> None:
+    stable = KnownFailure(("reset-storm",), ("debian:6.1",), "6.1", ("6.6.13", "6.7"),
+                          ("hung-task",), Mechanism(kernel_log="x"), "ref", "ev")
+    assert stable.affects(version) is affected
 
 
 def test_explains_only_its_own_failure() -> None:
-    assert known.explain("reset-storm", "6.1.0", [HANG], [RECORD]) is RECORD
-    # another scenario, another kernel, another kind, another message: not this bug
-    assert known.explain("reset-under-load", "6.1.0", [HANG], [RECORD]) is None
-    assert known.explain("reset-storm", "6.3.0", [HANG], [RECORD]) is None
-    assert known.explain("reset-storm", "6.1.0",
-                         [Failure(FailureKind.LOST_DATA, "nvme_reset_work")], [RECORD]) is None
-    assert known.explain("reset-storm", "6.1.0",
-                         [Failure(FailureKind.HANG, "task hung in blk_mq_freeze_queue")],
-                         [RECORD]) is None
+    assert known.verdict("reset-storm", STOCK_6_1, [HANG], [RECORD]).bug is RECORD
+    # another scenario, another kernel, another code, another mechanism: not this bug
+    assert known.verdict("reset-under-load", STOCK_6_1, [HANG], [RECORD]).status is Status.FAIL
+    assert known.verdict("reset-storm", STOCK_6_12, [HANG], [RECORD]).status is Status.FAIL
+    assert known.verdict("reset-storm", STOCK_6_1, [
+        Failure(FailureKind.LOST_DATA, "nvme_reset_work", HANG.evidence)], [RECORD]
+    ).status is Status.FAIL
+    assert known.verdict("reset-storm", STOCK_6_1, [
+        Failure(FailureKind.HANG, HANG.message, "blk_mq_freeze_queue+0x1/0x2",
+                code="hung-task")], [RECORD]).status is Status.FAIL
+
+
+def test_the_message_is_never_read() -> None:
+    # the mechanism is in the evidence and the code, so a reworded message changes nothing,
+    # and a message that names the mechanism without the evidence excuses nothing
+    reworded = Failure(FailureKind.HANG, "something else entirely", HANG.evidence,
+                       code="hung-task")
+    assert known.verdict("reset-storm", STOCK_6_1, [reworded], [RECORD]).bug is RECORD
+    claimed = Failure(FailureKind.HANG, "nvme_reset_work", "", code="hung-task")
+    assert known.verdict("reset-storm", STOCK_6_1, [claimed], [RECORD]).status is Status.FAIL
 
 
 def test_a_second_unexplained_failure_is_not_excused() -> None:
     lost = Failure(FailureKind.LOST_DATA, "verify-only pass: EILSEQ")
-    assert known.explain("reset-storm", "6.1.0", [HANG, lost], [RECORD]) is None
-    assert known.explain("reset-storm", "6.1.0", [], [RECORD]) is None
+    assert known.verdict("reset-storm", STOCK_6_1, [HANG, lost], [RECORD]).status \
+        is Status.FAIL
+    assert known.verdict("reset-storm", STOCK_6_1, [], [RECORD]) == known.Verdict(Status.PASS)
 
 
-def test_nothing_is_recorded_without_evidence() -> None:
+def test_a_driver_built_from_source_gets_no_stock_waiver() -> None:
+    built = Driver("debian:6.1", "6.1.0-57-amd64", "6.1.192", Path("/src/nvme"))
+    verdict = known.verdict("reset-storm", built, [HANG], [RECORD])
+    assert verdict.status is Status.FAIL and verdict.resembles is RECORD
+    assert verdict.describe() == ("resembles 0123456789ab (known kernel bug); not excused: "
+                                  "this driver was built from /src/nvme, and the record has "
+                                  "no check of a driver's source")
+
+
+@pytest.mark.parametrize(("absent", "status"), [(True, Status.KNOWN), (False, Status.FAIL)])
+def test_a_source_check_lets_a_record_excuse_a_driver_that_lacks_the_fix(
+        absent: bool, status: Status) -> None:
+    record = KnownFailure(**{**RECORD.__dict__, "fix_absent": lambda src: absent})
+    built = Driver("debian:6.1", "6.1.0-57-amd64", "6.1.192", Path("/src/nvme"))
+    verdict = known.verdict("reset-storm", built, [HANG], [record])
+    assert verdict.status is status
+    if status is Status.FAIL:
+        assert "/src/nvme, which has the fix" in verdict.why
+
+
+def test_an_unreadable_source_excuses_nothing(tmp_path: Path) -> None:
+    verdict = known.verdict("reset-storm", STOCK_6_1.__class__(
+        "debian:6.1", "6.1.0-57-amd64", "6.1.192", tmp_path / "gone"), [HANG], [
+        KnownFailure(**{**RECORD.__dict__, "fix_absent": known._no_frozen_flag})])
+    assert verdict.status is Status.FAIL and "cannot be read" in verdict.why
+
+
+def test_a_kernel_the_user_built_gets_no_stock_waiver() -> None:
+    built = Driver("/home/dev/linux", "6.1.192", None)
+    verdict = known.verdict("reset-storm", built, [HANG], [RECORD])
+    assert verdict.status is Status.FAIL
+    assert verdict.why.startswith("the kernel /home/dev/linux was built by you")
+    # nor a stock kernel of another series the record was not established on
+    other = Driver("debian:5.10", "5.10.0-46-amd64", "5.10.262")
+    assert "established on debian:6.1, not debian:5.10" in known.verdict(
+        "reset-storm", other, [HANG], [RECORD]).why
+
+
+@pytest.mark.parametrize(("release", "dbbuf_after_unquiesce", "dbbuf_kept", "no_frozen"), [
+    ("5.10", False, True, True),  # 5.10 sets the doorbell config elsewhere: cannot tell
+    ("6.1", True, False, True),
+    ("6.12", False, False, False)])
+def test_the_fix_checks_read_the_real_sources(release: str, dbbuf_after_unquiesce: bool,
+                                              dbbuf_kept: bool, no_frozen: bool) -> None:
+    src = SOURCES / release
+    assert known._dbbuf_set_after_unquiesce(src) is dbbuf_after_unquiesce
+    assert known._dbbuf_kept_across_resets(src) is dbbuf_kept
+    assert known._no_frozen_flag(src) is no_frozen
+
+
+def test_every_record_is_fit_to_excuse() -> None:
     for record in known.KNOWN:
-        assert record.reference and record.evidence
-        kernel_version(record.first)
+        assert known.problems(record) == [], record.reference
+        assert record.fix_absent is not None  # each can judge a driver built from source
 
 
-@pytest.mark.parametrize("message", [
-    "nvme0 not live within 60s of a reset (state: unreadable: guest command 'cat "
-    "/sys/class/nvme/nvme0/state' exited 1: cat: /sys/class/nvme/nvme0/state: No such file or "
-    "directory)",
-    "nvme0 did not reach 'live' within 60s (last state: gone)",
-    "concurrent resets returned ['1', '1', '1', '1']: none was accepted",
+def test_a_record_without_a_mechanism_or_naming_what_does_not_exist_is_refused() -> None:
+    with pytest.raises(ValueError, match="a mechanism needs"):
+        Mechanism()
+    bogus = KnownFailure(("no-such-scenario", "reset-storm"), ("debian:4.19",), "6.1", ("6.x",),
+                         (), Mechanism(requeued=True), "ref", "seen once, somewhere")
+    assert known.problems(bogus) == [
+        "no scenario 'no-such-scenario'", "no kernel 'debian:4.19'",
+        "accounts for no failure code", "not a kernel version: '6.x'",
+        "its evidence names no folder of known-bugs/ that exists"]
+
+
+NOT_LIVE_5_10 = """\
+kernel log:
+[   42.171791] nvme nvme0: I/O 262 QID 1 timeout, disable controller
+[   42.196279] nvme nvme0: failed to mark controller live state
+[   42.196994] nvme nvme0: Removing after probe failure status: -19"""  # kernel-log-5.10.txt
+
+
+@pytest.mark.parametrize(("message", "code"), [
+    ("nvme0 not live within 60s of a reset (state: unreadable)", "not-live"),
+    ("concurrent resets returned ['1', '1', '1', '1']: none was accepted", "resets-refused"),
 ])
-def test_the_5_10_shadow_doorbell_bug_explains_what_it_did_on_5_10_only(message: str) -> None:
-    failure = [Failure(FailureKind.NOT_RECOVERED, message)]
-    bug = known.explain("flr-under-load", "5.10.0-46-amd64", failure)
-    assert bug is not None and "58847f12fe78" in bug.reference
-    assert known.explain("flr-under-load", "6.1.0-56-amd64", failure) is None
-    assert known.explain("flr-under-load", "5.10.0-46-amd64",
-                         [Failure(FailureKind.LOST_DATA, "verify-only pass: EILSEQ")]) is None
+def test_the_5_10_shadow_doorbell_bug_explains_what_it_did_on_5_10_only(message: str,
+                                                                         code: str) -> None:
+    failure = [Failure(FailureKind.NOT_RECOVERED, message, NOT_LIVE_5_10, code=code)]
+    verdict = known.verdict("flr-under-load", STOCK_5_10, failure)
+    assert verdict.bug is not None and "58847f12fe78" in verdict.bug.reference
+    assert known.verdict("flr-under-load", STOCK_6_1, failure).status is Status.FAIL
+    # a controller lost without the reset timing out on I/O is something else
+    plain = [Failure(FailureKind.NOT_RECOVERED, message, "kernel log:", code=code)]
+    assert known.verdict("flr-under-load", STOCK_5_10, plain).status is Status.FAIL
+    assert known.verdict("flr-under-load", STOCK_5_10,
+                         [Failure(FailureKind.LOST_DATA, "verify-only pass: EILSEQ")]
+                         ).status is Status.FAIL
 
 
 def _recorded_hung_tasks(name: str) -> list[Failure]:
     """The failures the scenario reports for a recorded console log: one per hung task."""
     text = (ROOT / "known-bugs" / name).read_text()
-    return [Failure(FailureKind.OOPS, o.title, "\n".join(o.lines)) for o in kmsg.scan(text)]
+    return [Failure(FailureKind.OOPS, o.title, "\n".join(o.lines), code="hung-task")
+            for o in kmsg.scan(text)]
 
 
 def test_the_6_1_scan_reset_deadlock_is_recognised_by_where_the_reset_waits() -> None:
     failures = _recorded_hung_tasks(
         "linux-6.1-scan-reset-deadlock/console-6.1-seed20261121.txt")
     assert len(failures) == 3  # the reset worker, fio and the sysfs writer, all stuck
-    bug = known.explain("ns-churn-during-reset", "6.1.0-56-amd64", failures)
+    bug = known.verdict("ns-churn-during-reset", STOCK_6_1, failures).bug
     assert bug is not None and "839a40d1e730" in bug.reference
     hang = Failure(FailureKind.HANG, f"the guest kernel reported a hung task: "
-                   f"{failures[0].message}\n{failures[0].evidence}")
-    assert known.explain("ns-churn-during-reset", "6.1.0-56-amd64", [hang, *failures]) is bug
+                   f"{failures[0].message}", failures[0].evidence, code="hung-task")
+    assert known.verdict("ns-churn-during-reset", STOCK_6_1, [hang, *failures]).bug is bug
     # fixed in 6.7; another scenario; another failure besides: not excused
-    assert known.explain("ns-churn-during-reset", "6.12.117+deb13-amd64", failures) is None
-    assert known.explain("ns-churn-during-reset", "5.10.0-46-amd64", failures) is None
-    assert known.explain("rescan-during-reset", "6.1.0-56-amd64", failures) is None
+    assert known.verdict("ns-churn-during-reset", STOCK_6_12, failures).status is Status.FAIL
+    assert known.verdict("ns-churn-during-reset", STOCK_5_10, failures).status is Status.FAIL
+    assert known.verdict("rescan-during-reset", STOCK_6_1, failures).status is Status.FAIL
     lost = Failure(FailureKind.LOST_DATA, "verify-only pass: EILSEQ")
-    assert known.explain("ns-churn-during-reset", "6.1.0-56-amd64", [*failures, lost]) is None
+    assert known.verdict("ns-churn-during-reset", STOCK_6_1, [*failures, lost]).status \
+        is Status.FAIL
 
 
 def test_a_hang_somewhere_else_is_not_the_scan_reset_deadlock() -> None:
@@ -107,10 +202,4 @@ def test_a_hang_somewhere_else_is_not_the_scan_reset_deadlock() -> None:
         "linux-6.1-scan-reset-deadlock/console-6.1-seed20261121.txt")
         if "nvme_wait_freeze" not in f.evidence]
     assert failures
-    assert known.explain("ns-churn-during-reset", "6.1.0-56-amd64", failures) is None
-
-
-def test_verdict_tells_a_pass_a_known_bug_and_a_driver_failure_apart() -> None:
-    assert known.verdict("reset-storm", "6.2.0", [], [RECORD]) == (Status.PASS, None)
-    assert known.verdict("reset-storm", "6.2.0", [HANG], [RECORD]) == (Status.KNOWN, RECORD)
-    assert known.verdict("reset-storm", "6.3.0", [HANG], [RECORD]) == (Status.FAIL, None)
+    assert known.verdict("ns-churn-during-reset", STOCK_6_1, failures).status is Status.FAIL
