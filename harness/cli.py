@@ -382,6 +382,20 @@ COMMANDS = {"doctor": cmd_doctor, "images": cmd_images, "kernel": cmd_kernel, "r
             "bench": cmd_bench}
 
 
+# The options naming a directory a command writes to: tried before the command starts, so that
+# an unwritable one is a line at once, not a traceback after a boot.
+_OUTPUT_DIRS = ("artifacts", "report_dir", "into")
+
+
+def _check_writable(path: Path, option: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError as exc:
+        raise BadInput(f"{option} {path} is not a directory the harness can write to "
+                       f"({exc.strerror or exc})") from None
+
+
 def _terminate(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -394,6 +408,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
     try:
+        for name in _OUTPUT_DIRS:
+            if (path := getattr(args, name, None)) is not None:
+                _check_writable(path, "--" + name.replace("_", "-"))
         return COMMANDS[args.command](args)
     except HarnessError as exc:
         print(f"nvmeh: error: {exc}", file=sys.stderr)

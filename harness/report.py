@@ -140,13 +140,58 @@ def durations(sources: Sequence[Path]) -> dict[str, float]:
     return dict(sorted(out.items()))
 
 
+# The JSON types of a record's fields in runs.json (RunRecord.as_dict); without a default,
+# the first four are required.
+_NUMBER = (int, float)
+_RUN_FIELDS: dict[str, tuple[type, ...]] = {
+    "name": (str,), "status": (str,), "duration_s": _NUMBER, "artifacts": (str, type(None)),
+    "properties": (dict,), "message": (str,), "detail": (str,),
+    "recovery_ms_max": (*_NUMBER, type(None)), "reproduce": (str,), "started": _NUMBER,
+    "plot": (str,), "files": (list,)}
+_REQUIRED = ("name", "status", "duration_s", "artifacts")
+
+
 def _load(src: Path) -> dict[str, Any]:
+    """A report dir's runs.json, refused whole (BadInput naming it) unless every record in it
+    is one the report can be written from."""
     path = src / RUNS
     try:
-        data: dict[str, Any] = json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise BadInput(f"{src} is not a report dir: cannot read {path}: {exc}") from None
+    if not (isinstance(data, dict) and isinstance(data.get("title"), str)
+            and isinstance(data.get("runs"), list)):
+        raise BadInput(f"{path} is not a report's {RUNS}: expected "
+                       '{"title": TEXT, "runs": [RECORD, ...]}')
+    for i, run in enumerate(data["runs"], start=1):
+        if problem := _record_problem(run):
+            raise BadInput(f"{path}: run {i} {problem}")
     return data
+
+
+def _record_problem(run: Any) -> str:
+    """Why ``run`` is not a RunRecord.as_dict(), or ''."""
+    if not isinstance(run, dict):
+        return "is not an object"
+    if missing := [key for key in _REQUIRED if key not in run]:
+        return f"lacks {', '.join(missing)}"
+    for key, value in run.items():
+        if key not in _RUN_FIELDS:
+            return f"has an unknown field {key!r}"
+        if not isinstance(value, _RUN_FIELDS[key]):
+            allowed = " or ".join(t.__name__ for t in _RUN_FIELDS[key])
+            return f"has {key} of type {type(value).__name__}, not {allowed}"
+    if run["status"] not in Status.__members__:
+        return f"has status {run['status']!r}, not one of {', '.join(Status.__members__)}"
+    if not all(isinstance(v, str) for v in run.get("properties", {}).values()):
+        return "has properties whose values are not all strings"
+    if not all(isinstance(f, str) for f in run.get("files", [])):
+        return "has files that are not all strings"
+    try:  # the KCIDB record gives its start time as a date
+        datetime.datetime.fromtimestamp(run.get("started", 0), datetime.UTC)
+    except (OverflowError, ValueError, OSError):
+        return f"has started {run['started']!r}, not a Unix time"
+    return ""
 
 
 def merge(dest: Path, sources: Sequence[Path], title: str | None = None) -> ReportDir:

@@ -3,7 +3,10 @@ that once gave a traceback, an OverflowError or minutes of building a huge list.
 
 from __future__ import annotations
 
+import json
+import re
 import time
+from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
@@ -72,3 +75,66 @@ def test_bad_topology_on_the_command_line_is_one_line(
 def test_the_largest_namespace_is_accepted() -> None:
     t = Topology.parse("namespaces=8T:4096")
     assert t.controllers[0].namespaces[0].size == 8 << 40
+
+
+def _unwritable(tmp_path: Path) -> list[Path]:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    return [Path("/proc/foo"), a_file, a_file / "sub"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "--artifacts", "{}", "--", "true"],
+    ["shell", "--artifacts", "{}"],
+    ["bench", "--artifacts", "{}"],
+    ["repro", "--artifacts", "{}", "ns-churn-during-reset"],
+    ["repro", "--report-dir", "{}", "ns-churn-during-reset"],
+    ["matrix", "--kernels", "debian:6.1", "--artifacts", "{}"],
+    ["matrix", "--kernels", "debian:6.1", "--report-dir", "{}"],
+    ["report", "merge", "{src}", "--into", "{}"],
+])
+def test_an_unwritable_output_dir_is_one_line_naming_it(
+        argv: list[str], tmp_path: Path, no_vm: None,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "runs.json").write_text('{"title": "t", "runs": []}\n')
+    for bad in _unwritable(tmp_path):
+        line = _one_line_error([a.format(bad, src=src) for a in argv], capsys)
+        assert str(bad) in line
+
+
+_RECORD = {"name": "t", "status": "PASS", "duration_s": 1.0, "artifacts": None}
+
+
+@pytest.mark.parametrize("runs_json, message", [
+    ("{not json", "cannot read"),
+    ("[]", "expected"),
+    ('{"title": "t"}', "expected"),
+    ('{"title": "t", "runs": {}}', "expected"),
+    ('{"title": 1, "runs": []}', "expected"),
+    ('{"title": "t", "runs": [1]}', "run 1"),
+    ('{"title": "t", "runs": [{"name": "t"}]}', "run 1"),
+    ('{"title": "t", "runs": [{"name": "t", "status": "PASS", "duration_s": 1}]}', "run 1"),
+    ('{"title": "t", "runs": [{"name": "t", "status": "BOGUS", "duration_s": 1, '
+     '"artifacts": null}]}', "run 1"),
+    ('{"title": "t", "runs": [{"name": "t", "status": "PASS", "duration_s": "long", '
+     '"artifacts": null}]}', "run 1.*duration_s"),
+    ('{"title": "t", "runs": [{"name": "t", "status": "PASS", "duration_s": 1, '
+     '"artifacts": null, "colour": "blue"}]}', "run 1.*colour"),
+    ('{"title": "t", "runs": [{"name": "t", "status": "PASS", "duration_s": 1, '
+     '"artifacts": null, "properties": {"seed": 1}}]}', "run 1.*properties"),
+])
+def test_a_malformed_runs_json_is_one_line_naming_it(
+        runs_json: str, message: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    for src in good, bad:
+        src.mkdir()
+    (good / "runs.json").write_text(json.dumps({"title": "t", "runs": [_RECORD]}))
+    (bad / "runs.json").write_text(runs_json)
+    line = _one_line_error(["report", "merge", str(good), str(bad), "--into",
+                            str(tmp_path / "out")], capsys)
+    assert str(bad / "runs.json") in line
+    assert re.search(message, line), line
+    assert not (tmp_path / "out" / "index.html").exists()  # refused before writing
