@@ -14,15 +14,20 @@ import dataclasses
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, TypeVar
 
 __all__ = [
+    "ALARMS",
+    "CONTROLLER_GIVEN_UP",
     "IDLE_LINE_LIMIT",
     "MAX_REPORT_LINES",
     "Oops",
     "OopsDetector",
     "OopsKind",
+    "accepted_alarms",
+    "accepts_give_up",
     "dedupe",
+    "find_alarms",
     "scan",
     "strip_prefix",
 ]
@@ -630,3 +635,129 @@ def instability(text: str, previous: float, recovered: float,
     # read only when there is trouble to explain; up to the trouble, not to the recovery's
     # mark, which is only the latest log line when the recovery was seen
     return Instability(trouble, tuple(r for r in requeues() if previous < r.at < began))
+
+
+# ------------------------------------------------------------------ the driver's own alarms
+
+@dataclass(frozen=True)
+class Alarm:
+    """A line the NVMe driver prints, not as a WARNING, when it meets an impossible state or
+    gives a controller up: a finding of its own kind (syzkaller's pkg/report style table)."""
+
+    code: str  # stable: failures and known-bug records name it
+    pattern: re.Pattern[str]  # searched in a prefix-stripped kernel log line
+    meaning: str
+    kernels: tuple[str, ...]  # Debian series whose driver prints it (sources checked)
+    # A give-up: some scenarios end that way by design and may declare it accepted
+    # (accepts_give_up); the rest are never acceptable.
+    give_up: bool = False
+
+
+_HEX = r"0x[0-9a-f]+"  # the kernel's %#x (0 is "0x0")
+
+ALARMS: Final[tuple[Alarm, ...]] = (
+    Alarm("alarm-invalid-cqe-id",
+          re.compile(r"nvme\d+: invalid id \d+ completed on queue \d+"),
+          "a completion queue entry matched no request in flight and was dropped (a stale, "
+          "duplicate or corrupt completion: nvme_handle_cqe)",
+          ("5.10", "6.1", "6.12")),
+    Alarm("alarm-genctr-mismatch",
+          re.compile(rf"nvme\d+: request {_HEX} genctr mismatch \(got {_HEX} expected {_HEX}\)"),
+          "a completion named a request of an older generation of its tag: a stale completion "
+          "of a request already reused (nvme_find_rq)",
+          ("5.10", "6.1", "6.12")),
+    Alarm("alarm-unknown-tag",
+          re.compile(rf"^could not locate request for tag {_HEX}"),
+          "a completion named a tag with no request at all (nvme_find_rq)",
+          ("5.10", "6.1", "6.12")),
+    Alarm("alarm-removed-after-probe-failure",
+          re.compile(r"nvme\d+: Removing after probe failure status: -?\d+"),
+          "a reset or probe failed and the driver removed the controller (nvme_reset_work)",
+          ("5.10", "6.1"), give_up=True),
+    Alarm("alarm-disabled-after-reset-failure",
+          re.compile(r"nvme\d+: Disabling device after reset failure: -?\d+"),
+          "a reset failed and the driver disabled the controller for good (nvme_reset_work; "
+          "6.12's wording of the removal above)",
+          ("6.12",), give_up=True),
+    Alarm("alarm-not-marked-live",
+          re.compile(r"nvme\d+: failed to mark controller live state"),
+          "a reset brought the controller up but its state could no longer become live, so "
+          "the driver gave it up (nvme_reset_work, 6.12's nvme_probe too)",
+          ("5.10", "6.1", "6.12"), give_up=True),
+    Alarm("alarm-not-marked-connecting",
+          re.compile(r"nvme\d+: failed to mark controller CONNECTING"),
+          "a reset could not move the controller to connecting and gave it up "
+          "(nvme_reset_work)",
+          ("5.10", "6.1", "6.12"), give_up=True),
+    Alarm("alarm-reset-not-resetting",
+          re.compile(r"nvme\d+: ctrl state \d+ is not RESETTING"),
+          "a reset ran on a controller no longer resetting and gave it up (nvme_reset_work)",
+          ("5.10", "6.1", "6.12"), give_up=True),
+    Alarm("alarm-io-queues-lost",
+          re.compile(r"nvme\d+: IO queues (?:not created|lost)"),
+          "the controller came back with its admin queue only: the driver dropped its "
+          "namespaces (nvme_reset_work; 'lost' is 6.12's wording after a reset)",
+          ("5.10", "6.1", "6.12"), give_up=True),
+)
+# Left out on purpose: "I/O N QID M timeout, completion polled" (a lost interrupt, but also a
+# completion racing its timeout; no run of this suite has shown it yet) and the timeouts,
+# aborts and resets a recovery prints (judged by the scenarios, not by their words).
+
+_ALARM_CODES: Final = {a.code: a for a in ALARMS}
+# The driver giving a controller up after a failed reset, in each kernel's words: what a
+# scenario whose fault may legitimately end that way declares (and nothing more)
+CONTROLLER_GIVEN_UP: Final = ("alarm-removed-after-probe-failure",
+                              "alarm-disabled-after-reset-failure")
+
+
+@dataclass(frozen=True)
+class AlarmReport:
+    """Every line of one alarm in a log: the first says what happened, the count how often."""
+
+    alarm: Alarm
+    lines: tuple[str, ...]  # as printed, time stamps kept
+
+    @property
+    def message(self) -> str:
+        more = f" ({len(self.lines)} times)" if len(self.lines) > 1 else ""
+        return f"{strip_prefix(self.lines[0])}{more}: {self.alarm.meaning}"
+
+    @property
+    def evidence(self) -> str:
+        return "\n".join(self.lines[:20])
+
+
+def find_alarms(text: str, accepted: Iterable[str] = ()) -> list[AlarmReport]:
+    """The driver's alarms in a kernel log, one report per code in order of first line;
+    codes in ``accepted`` (give-ups a scenario declared) are left out."""
+    skip = frozenset(accepted)
+    found: dict[str, list[str]] = {}
+    for raw in re.split(r"[\r\n]+", text):
+        line = strip_prefix(raw)
+        for alarm in ALARMS:
+            if alarm.code not in skip and alarm.pattern.search(line):
+                found.setdefault(alarm.code, []).append(raw.strip())
+                break
+    return [AlarmReport(_ALARM_CODES[code], tuple(lines)) for code, lines in found.items()]
+
+
+_Procedure = TypeVar("_Procedure", bound=Callable[..., object])
+
+
+def accepts_give_up(*codes: str) -> Callable[[_Procedure], _Procedure]:
+    """Declare, on a scenario's procedure, the give-ups that are an accepted outcome of it
+    (a device made to go silent may be given up); impossible states cannot be accepted."""
+    for code in codes:
+        alarm = _ALARM_CODES.get(code)
+        if alarm is None or not alarm.give_up:
+            raise ValueError(f"{code!r} is not a give-up alarm of the table")
+
+    def declare(procedure: _Procedure) -> _Procedure:
+        procedure.__dict__["accepted_alarms"] = frozenset(codes)
+        return procedure
+    return declare
+
+
+def accepted_alarms(procedure: Callable[..., object]) -> frozenset[str]:
+    """The give-ups ``procedure`` declared with :func:`accepts_give_up` (none by default)."""
+    return frozenset(getattr(procedure, "accepted_alarms", ()))

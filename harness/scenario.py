@@ -56,6 +56,7 @@ class FailureKind(enum.Enum):
     NOT_RECOVERED = "controller did not return to live"
     HANG = "hang"
     OOPS = "kernel oops"
+    DRIVER_ALARM = "the driver reported an impossible state"
     UNSTABLE = "no stable recovery: timeouts or resets after it"
     SLOW = "throughput did not come back after recovering"
 
@@ -622,6 +623,8 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path,
     if (reason := scn.skip_reason(lab.image.kernel)) is not None:
         raise ScenarioSkipped(reason)
     artifacts.mkdir(parents=True, exist_ok=True)
+    console_log = artifacts / "console.log"  # appended to: this iteration's part starts here
+    console_from = console_log.stat().st_size if console_log.exists() else 0
     with lab.vm(scn.topology, artifacts, name=scn.name) as vm:
         ctx = Context(vm, seed, artifacts, scn.live_bound, scn.throughput, on_event=on_event)
         ctx.event("started", f"{scn.name} seed {seed}")
@@ -672,6 +675,14 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path,
             ctx.failures.append(Failure(FailureKind.OOPS, oops.title, "\n".join(oops.lines),
                                         code="hung-task" if oops.kind == "hung_task"
                                         else "oops-" + oops.kind.replace("_", "-")))
+    # The driver's own alarms, read from the serial console like the oopses (complete now
+    # that the VM is stopped, and there whether or not SSH outlived the guest)
+    with open(console_log, "rb") as log:
+        log.seek(console_from)
+        text = log.read().decode("utf-8", "replace")
+    for alarm in kmsg.find_alarms(text, kmsg.accepted_alarms(scn.procedure)):
+        ctx.failures.append(Failure(FailureKind.DRIVER_ALARM, alarm.message, alarm.evidence,
+                                    code=alarm.alarm.code))
     return IterationResult(scn.name, seed, tuple(ctx.failures),
                            tuple(ctx.timeline.recovery_times()),
                            tuple(ctx.timeline.io_resume_times()), tuple(ctx.judgements),

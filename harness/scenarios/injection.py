@@ -14,6 +14,7 @@ from harness.injection import (
     StatusInjection,
     TimeoutInjection,
 )
+from harness.kmsg import CONTROLLER_GIVEN_UP, accepts_give_up
 from harness.scenario import Context, FailureKind, scenario
 from harness.topology import Topology
 
@@ -87,6 +88,7 @@ def fi_status(ctx: Context) -> None:
           "controller up cleanly (I/O fails, nothing hangs); then the driver is bound again, "
           "the controller is live, and every write completed before the fault is intact",
           live_bound=60, kernel_config=NVME_FAULT_INJECTION)
+@accepts_give_up(*CONTROLLER_GIVEN_UP)  # the failed admin command may fail the reset
 def fi_admin_during_reset(ctx: Context) -> None:
     ctrl = ctx.controller("nvme0")
     address = ctrl.pci_address

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 
+from harness.kmsg import CONTROLLER_GIVEN_UP, accepts_give_up
 from harness.nvme import PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY, Controller, PciFunction
 from harness.scenario import Context, FailureKind, scenario
 from harness.topology import Topology
@@ -90,6 +91,7 @@ def bus_master_off(ctx: Context) -> None:
           "nothing hangs) or recover it; after the bit is restored and the bus rescanned the "
           "controller is live and every write completed before the fault is intact",
           SILENT, live_bound=120)
+@accepts_give_up(*CONTROLLER_GIVEN_UP)  # the reset that meets the silent device may fail
 def mmio_off(ctx: Context) -> None:
     ctrl = ctx.controller("nvme0")
     pci = PciFunction(ctx.guest, ctrl.pci_address)
@@ -134,6 +136,7 @@ def _settle(ctx: Context, name: str) -> str:
           "cleanly; after the bit is restored the controller is live and every write "
           "completed before the fault is intact",
           SILENT, live_bound=120)
+@accepts_give_up(*CONTROLLER_GIVEN_UP)  # the reset it silences may fail
 def dead_during_reset(ctx: Context) -> None:
     ctrl = ctx.controller("nvme0")
     pci = PciFunction(ctx.guest, ctrl.pci_address)
