@@ -179,3 +179,17 @@ def test_the_6_1_doorbell_config_bug_after_a_sysfs_reset_reproduced_on_purpose(
                          r"been requeued by the last reset", proc.stdout), proc.stdout
         assert ("known kernel bug on debian:6.1 (from 4.12, fixed in 6.8): 06c59d427017"
                 in proc.stderr), proc.stderr
+
+
+def test_a_stale_completion_the_driver_only_logs_is_a_failure(
+        stock_sources: Path, tmp_path: Path) -> None:
+    # No WARNING, nothing lost, always live: the driver's own "genctr mismatch" and "invalid
+    # id" lines (one completion in 1024 also looked up as its tag's previous generation) are
+    # the only sign, and they are the finding
+    proc, _ = repro(patched(stock_sources, tmp_path / "host", "stale-completion.patch"), 600)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"seed {SEED}: FAIL: the driver reported an impossible state: " in proc.stdout
+    assert re.search(r"nvme nvme0: request 0x[0-9a-f]+ genctr mismatch \(got 0x[0-9a-f]+ "
+                     r"expected 0x[0-9a-f]+\)", proc.stdout), proc.stdout
+    assert re.search(r"nvme nvme0: invalid id \d+ completed on queue 1", proc.stdout)
+    assert "--- evidence (the driver reported an impossible state) ---" in proc.stderr
