@@ -7,6 +7,7 @@ from the host's at every start), so guest-side samples and host-side actions lin
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -77,6 +78,51 @@ class Timeline:
                 times.append(min(ev.at, back if back is not None else ev.at) - fault)
                 fault = None
         return times
+
+    def stalls(self, reset_bound: float | None, resume_bound: float | None,
+               loads: dict[str, tuple[float, float]]) -> list[tuple[str, str]]:
+        """What the state monitor saw stall: a controller out of ``live`` for longer than
+        ``reset_bound`` seconds, and a return to ``live`` after which no write completed on
+        it for ``resume_bound`` seconds while a load was writing to it (``loads``: controller
+        -> the first and last second its load wrote). None: not judged. Each stall is
+        ("reset" or "resume", what it was)."""
+        found: list[tuple[str, str]] = []
+        state: dict[str, str] = {}
+        left: dict[str, float] = {}  # controller -> when it left live
+        back: dict[str, float] = {}  # controller -> when it was live again, no write since
+        start = self.events[0].at if self.events else 0.0
+
+        def resumed(ctrl: str, at: float) -> None:
+            """The wait for a write after ``ctrl``'s return to live ended at ``at``."""
+            since = back.pop(ctrl, None)
+            first, last = loads.get(ctrl, (math.inf, -math.inf))
+            if (since is None or resume_bound is None or at - since <= resume_bound
+                    or not first <= since <= last - resume_bound):
+                return
+            found.append(("resume", f"no write completed on {ctrl} for "
+                          f"{min(at, last) - since:.1f}s after it was live again "
+                          f"({since - start:.1f}s), while its load was writing: more than "
+                          f"{resume_bound:g}s"))
+
+        for ev in self.sorted():
+            ctrl, _, now = ev.detail.rpartition(" ")
+            if ev.kind == "io_resumed":
+                resumed(ev.detail, ev.at)
+            elif ev.kind == "state" and now != "live" and state.get(ctrl, "live") == "live":
+                resumed(ctrl, ev.at)
+                left[ctrl] = ev.at
+            elif ev.kind == "state" and now == "live" and ctrl in left:
+                away = ev.at - left.pop(ctrl)
+                if reset_bound is not None and away > reset_bound:
+                    found.append(("reset", f"{ctrl} was out of live for {away:.1f}s (from "
+                                  f"{ev.at - away - start:.1f}s): longer than the "
+                                  f"{reset_bound:g}s a reset may take"))
+                back[ctrl] = ev.at
+            if ev.kind == "state":
+                state[ctrl] = now
+        for ctrl in list(back):
+            resumed(ctrl, math.inf)
+        return found
 
     def write(self, path: Path) -> None:
         start = self.events[0].at if self.events else 0.0

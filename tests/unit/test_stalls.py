@@ -1,0 +1,63 @@
+"""A reset that takes seconds, or writes that wait seconds after live: stalls the state monitor
+saw, judged whatever the kernel log said. The recorded timeline is stock 6.1's
+reset-under-load (seed 7, four resets); the stalled ones are the same with its samples moved."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.timeline import Event, Timeline
+
+DATA = Path(__file__).parent / "data"
+
+
+def _recorded(shift: dict[int, float] | None = None) -> Timeline:
+    """The recorded timeline; ``shift`` moves the events at those indexes later."""
+    raw = json.loads((DATA / "timeline-reset-under-load-latency.json").read_text())
+    return Timeline([Event(raw["start"] + e["t"] + (shift or {}).get(i, 0.0), e["kind"],
+                           e["detail"]) for i, e in enumerate(raw["events"])])
+
+
+def _load_span(t: Timeline) -> dict[str, tuple[float, float]]:
+    started = next(e.at for e in t.events if e.kind == "load_started")
+    finished = next(e.at for e in t.events if e.kind == "load_finished")
+    return {"nvme0": (started, finished)}
+
+
+def test_the_stock_driver_stalls_nowhere() -> None:
+    t = _recorded()
+    assert t.stalls(3.0, 5.0, _load_span(t)) == []
+
+
+def test_a_reset_that_keeps_the_controller_out_of_live_for_seconds() -> None:
+    # the second reset's "connecting" lasts 4 s more: live again at 25.5 s instead of 21.5 s
+    t = _recorded({11: 4.0, 12: 4.0, 13: 4.0})
+    stalls = t.stalls(3.0, 5.0, _load_span(t))
+    assert stalls == [("reset", "nvme0 was out of live for 4.8s (from 20.6s): longer than "
+                                "the 3s a reset may take")]
+    assert t.stalls(None, 5.0, _load_span(t)) == []  # a scenario that holds it away
+
+
+def test_writes_that_wait_after_live_while_the_load_runs() -> None:
+    # after the second reset no write completes before the next reset, 5.2 s after live
+    # (instead of 0.6 s): the wait counts up to that reset
+    t = _recorded({13: 8.0})
+    assert t.stalls(3.0, 5.0, _load_span(t)) == [
+        ("resume", "no write completed on nvme0 for 5.2s after it was live again (21.5s), "
+                   "while its load was writing: more than 5s")]
+
+
+def test_writes_never_resumed_count_until_the_load_ended() -> None:
+    t = _recorded()
+    t.events = [e for e in t.events if not (e.kind == "io_resumed" and e.at > t.events[0].at
+                                             + 29)]
+    assert t.stalls(3.0, 5.0, _load_span(t)) == [
+        ("resume", "no write completed on nvme0 for 8.8s after it was live again (29.6s), "
+                   "while its load was writing: more than 5s")]
+
+
+def test_no_load_writing_no_resume_to_wait_for() -> None:
+    t = _recorded({13: 8.0})
+    assert t.stalls(3.0, 5.0, {}) == []
+    assert t.stalls(3.0, None, _load_span(t)) == []
