@@ -25,6 +25,12 @@ class FioError(HarnessError):
     """fio could not run at all (bad job, missing device): not a verdict on the driver."""
 
 
+class LoadStalled(HarnessError):
+    """fio runs, but the device completed none of its writes: a verdict on the driver."""
+
+    exit_code = 1
+
+
 @dataclass(frozen=True)
 class JobResult:
     name: str
@@ -200,7 +206,7 @@ class VerifyLoad:
                 self.ends_at = time.monotonic() + self.runtime
                 return
             if time.monotonic() > deadline:
-                raise FioError(f"the load on {self.params['FILENAME']} completed no write "
+                raise LoadStalled(f"the load on {self.params['FILENAME']} completed no write "
                                f"within {flowing_within:.0f}s of starting")
         # fio ended at once: wait() reports why.
 
@@ -282,12 +288,13 @@ class VerifyLoad:
         res = self._bg.wait(timeout)
         return self._result("load.json", res.stderr)
 
-    def end(self, timeout: float = 300.0) -> FioResult:
-        """Let the load run to the end of its runtime, then stop it the way a checkpoint
-        does (completed writes kept, verify state saved) and return its result."""
+    def end(self, timeout: float = 300.0, now: bool = False) -> FioResult:
+        """Let the load run to the end of its runtime (``now``: not that long), then stop it
+        the way a checkpoint does (completed writes kept, verify state saved) and return its
+        result."""
         assert self._bg is not None and self.ends_at is not None, "start() first"
         with contextlib.suppress(CommandTimeout):
-            self._bg.wait(max(0.0, self.ends_at - time.monotonic()))
+            self._bg.wait(0.0 if now else max(0.0, self.ends_at - time.monotonic()))
         if self.running:
             self.guest.run(f"touch {self.workdir}/trigger", check=True)
         return self.wait(timeout)

@@ -21,6 +21,12 @@ class NotRecovered(HarnessError):
     exit_code = 1
 
 
+class ResetRefused(HarnessError):
+    """The driver refused a reset (the write to ``reset_controller`` failed): its state."""
+
+    exit_code = 1
+
+
 @dataclass(frozen=True)
 class StateSample:
     at: float  # the guest's clock (epoch seconds) when the state was read
@@ -98,12 +104,16 @@ class Controller:
                   f' rc=$?; until read -r s < $f/state && [ "$s" = live ]; do {NAP}; done; '
                   'echo "$t0 $EPOCHREALTIME $rc"')
         try:
-            out = self.guest.run(script, timeout=bound).stdout.split()
+            res = self.guest.run(script, timeout=bound)
         except CommandTimeout as exc:
             raise NotRecovered(f"{self.name} not live within {bound:g}s of a reset (state: "
                                f"{self._last_state()})", exc.detail) from None
+        out = res.stdout.split()
         if len(out) != 3 or out[2] != "0":
-            raise HarnessError(f"writing {self.sysfs}/reset_controller failed: {out}")
+            said = res.stderr.strip().splitlines()
+            raise ResetRefused(f"{self.name} refused a reset: writing {self.sysfs}/"
+                               f"reset_controller failed: "
+                               f"{said[-1] if said else 'exit status ' + out[-1]}")
         return float(out[0]), float(out[1])
 
     def wait_state(self, want: str = "live", timeout: float = 60.0) -> list[StateSample]:

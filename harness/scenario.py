@@ -11,6 +11,7 @@ import contextlib
 import enum
 import math
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from harness.nvme import (
     Controller,
     NotRecovered,
     RequeueTrace,
+    ResetRefused,
     StateMonitor,
     block_device_of,
 )
@@ -47,18 +49,31 @@ VERIFY_WATCH_S = 3.0  # how often the kernel log is read while a verify pass run
 # After every recovery, half the IOPS of before the fault within 5 s: generous under TCG (a
 # second's IOPS varies by a third there), yet a driver that limps after a reset fails it.
 THROUGHPUT = Criterion(share=0.5, within=5.0)
+# A reset takes the stock driver 30-250 ms here under TCG (a hot-removed controller's return
+# about 1.2 s): seconds out of live is a stalled reset, whatever it logged. Likewise seconds
+# after live with a load waiting and no write completed: a stalled queue, not a slow host.
+RESET_BOUND_S = 3.0
+RESUME_BOUND_S = 5.0
 WARM_UP_S = 2.0  # a load runs this long before any fault: a whole second of baseline IOPS
 
 
 class FailureKind(enum.Enum):
+    """What broke, the most serious first: an iteration reports its failures in this order."""
+
     LOST_DATA = "lost or corrupted data"
     IO_ERROR = "I/O error where recovery should be transparent"
-    NOT_RECOVERED = "controller did not return to live"
     HANG = "hang"
+    NOT_RECOVERED = "controller did not return to live"
     OOPS = "kernel oops"
     DRIVER_ALARM = "the driver reported an impossible state"
     UNSTABLE = "no stable recovery: timeouts or resets after it"
     SLOW = "throughput did not come back after recovering"
+
+
+# Failures after which the guest is still usable: the loads can still be judged and verified
+LEAVES_GUEST_USABLE = frozenset({FailureKind.LOST_DATA, FailureKind.IO_ERROR,
+                                 FailureKind.UNSTABLE, FailureKind.SLOW})
+SALVAGE_VERIFY_S = 60.0  # a verify pass after such a failure: an unstable device may stall it
 
 
 @dataclass(frozen=True)
@@ -102,6 +117,8 @@ class Context:
     stable_from: float | None = None  # kernel log time of the latest recovery
     previous_recovery: float = 0.0  # kernel log time of the recovery before it (0: boot)
     load_started: dict[str, float] = field(default_factory=dict)  # writes flowing (guest time)
+    verified: set[str] = field(default_factory=set)  # loads whose verify-only pass ran
+    opaque: set[str] = field(default_factory=set)  # loads under a removal: judged by nobody
     on_event: Callable[[str, str], None] | None = None  # (kind, detail): progress display
     judgements: list[Judgement] = field(default_factory=list)
     cpu: CpuSampler | None = None  # the VM's host CPU, where a host runs it
@@ -145,8 +162,9 @@ class Context:
         out, _, tail = res.stdout.rpartition("@@act ")
         t0, rc = tail.split()
         self.event("fault", what, at=float(t0))
-        if rc != "0":
-            raise HarnessError(f"{what}: exit code {rc}: {res.stderr.strip()[-300:]}")
+        if rc != "0":  # the harness's commands work on a healthy driver: this one refused
+            self.fail(FailureKind.NOT_RECOVERED, f"{what} failed: exit code {rc}: "
+                      f"{res.stderr.strip()[-300:]}", code="fault-refused")
         return out
     @property
     def guest(self) -> Guest:
@@ -229,17 +247,24 @@ class Context:
 
     def start_load(self, runtime: float, device: str = "/dev/nvme0n1", offset: str = "0",
                    size: str = "256M", fsync: int = 0, polled: bool = False,
-                   warm_up: bool = True) -> fio.VerifyLoad:
+                   warm_up: bool = True, transparent: bool = True) -> fio.VerifyLoad:
         """A verifying load on ``device``, warmed up (see :meth:`warm_up`) unless told not
-        to (several loads are warmed up together)."""
+        to (several loads are warmed up together). ``transparent=False``: it runs while its
+        device is taken away, so neither its errors nor its data are judged (see
+        :meth:`finish_load`)."""
         load = fio.VerifyLoad(self.guest, device, seed=self.seed, runtime=runtime,
                               name=f"load{len(self.loads)}", offset=offset, size=size,
                               fsync=fsync, polled=polled,
                               headroom=self.live_bound + 30 + (
                                   self.throughput.within + self.throughput.max_extension
                                   if self.throughput else 0.0))
-        load.start()
         self.loads.append(load)
+        if not transparent:
+            self.opaque.add(load.name)
+        try:
+            load.start()
+        except fio.LoadStalled as exc:
+            self.fail(FailureKind.HANG, str(exc), code="load-stalled")
         self.load_started[load.name] = self.now()
         self.event("load_started", f"{load.name} {device}")
         if warm_up:
@@ -254,6 +279,9 @@ class Context:
         except NotRecovered as exc:
             self.event("fault", f"reset_controller {ctrl.name}", at=started)
             self.not_recovered(exc)
+        except ResetRefused as exc:
+            self.event("fault", f"reset_controller {ctrl.name} (refused)", at=started)
+            self.fail(FailureKind.NOT_RECOVERED, str(exc), code="reset-refused")
         except GuestHang:
             self.event("fault", f"reset_controller {ctrl.name} (hung)", at=started)
             raise
@@ -300,9 +328,18 @@ class Context:
         try:
             ctrl.wait_not("live", timeout=within)
         except CommandTimeout:
-            if not reset_logged():
-                self.fail(FailureKind.HANG, f"{ctrl.name} stayed live for {within:g}s with a "
-                          "silent device: the driver never acted on its stranded commands")
+            if reset_logged():
+                return
+            # Nothing is stranded where no load runs: a load that stopped says why itself
+            for load in self.loads:
+                if load.name not in self.opaque and not load.running and not load.lost:
+                    self._judge(load.wait(30))
+            if not any(load.running for load in self.loads):
+                raise HarnessError(f"{ctrl.name} stayed live with a silent device, but no "
+                                   "load was running to strand commands: nothing was "
+                                   "tested") from None
+            self.fail(FailureKind.HANG, f"{ctrl.name} stayed live for {within:g}s with a "
+                      "silent device: the driver never acted on its stranded commands")
 
     def recovered(self, detail: str, at: float | None = None) -> None:
         """Record a recovery; the kernel log from here on must show no further trouble."""
@@ -345,13 +382,19 @@ class Context:
         for load in before:
             load.end()
         under = self.start_loads(runtime=30, offset="512M", size="128M")
+        # while the device is away, a failure's salvage must not judge what reads it
+        self.opaque |= {load.name for load in [*before, *under]}
         self.sleep(self.rng.uniform(1.0, 2.0))
         self.vm.tainted = True
-        self.finish_loads(under, transparent=remove() is True)
+        recovered = remove() is True
+        if recovered:
+            self.opaque -= {load.name for load in under}
+        self.finish_loads(under, transparent=recovered)
         self.sleep(self.rng.uniform(0.5, 2.0))
         restore()
         self.wait_live(self.controller("nvme0"))
         self.guest.run("until [ -b /dev/nvme0n1 ]; do sleep 0.05; done", timeout=60)
+        self.opaque -= {load.name for load in before}
         self.finish_loads(before)
 
     def checkpoint(self, loads: list[fio.VerifyLoad]) -> None:
@@ -435,6 +478,7 @@ class Context:
             except ScenarioFailed:
                 bg.kill()
                 raise
+        self.verified.add(load.name)
         check = load.verify_result(res.stderr)
         self.event("verified", "; ".join(check.failures) or "every completed write intact")
         if not check.ok:
@@ -442,6 +486,51 @@ class Context:
                       check.messages)
         if check.read_bytes == 0:
             self.fail(FailureKind.LOST_DATA, "verify-only pass read nothing back")
+
+    def check_stalls(self, reset_bound: float | None, resume_bound: float | None) -> None:
+        """A reset that took longer than ``reset_bound``, or writes that waited longer than
+        ``resume_bound`` after a return to live, as the state monitor saw them: each a
+        failure, added (nothing raised), even where the driver logged nothing."""
+        started: dict[str, tuple[str, float]] = {}  # load -> (controller, when it wrote)
+        writing: dict[str, tuple[float, float]] = {}  # controller -> its load's span
+        for ev in self.timeline.sorted():
+            name, _, rest = ev.detail.partition(" ")
+            if ev.kind == "load_started" and (m := re.fullmatch(r"/dev/(nvme\d+)n1", rest)):
+                started[name] = (m.group(1), ev.at)
+            elif ev.kind == "load_finished" and name.rstrip(":") in started:
+                ctrl, first = started.pop(name.rstrip(":"))
+                writing[ctrl] = (first, ev.at)
+        for what, stall in self.timeline.stalls(reset_bound, resume_bound, writing):
+            self.failures.append(
+                Failure(FailureKind.NOT_RECOVERED, stall, code="slow-reset") if what == "reset"
+                else Failure(FailureKind.SLOW, stall, code="io-stalled"))
+
+    def salvage(self) -> None:
+        """After a failure that left the guest usable, what the loads can still tell: each
+        transparent load not yet verified is stopped, its errors judged and its writes
+        verified (for a bounded time), so that one failure hides no other. Failures found
+        are added; nothing is raised."""
+        for load in self.loads:
+            if (load.name in self.verified or load.name in self.opaque or load.lost
+                    or load.ends_at is None):  # never started
+                continue
+            self.verified.add(load.name)
+            with contextlib.suppress(ScenarioFailed):  # recorded (the same twice: once)
+                self._judge(load.end(timeout=SALVAGE_VERIFY_S, now=True))
+            bg = load.start_verify_pass()
+            try:
+                res = bg.wait(SALVAGE_VERIFY_S)
+            except CommandTimeout:
+                bg.kill()
+                self.event("note", f"{load.name}: verify-only pass cut short after "
+                           f"{SALVAGE_VERIFY_S:g}s; its writes were not all read back")
+                continue
+            check = load.verify_result(res.stderr)
+            self.event("verified", "; ".join(check.failures) or "every completed write intact")
+            if not check.ok:
+                self.failures.append(Failure(
+                    FailureKind.LOST_DATA, "verify-only pass: " + "; ".join(check.failures),
+                    check.messages))
 
     def finish_load(self, load: fio.VerifyLoad, transparent: bool = True) -> None:
         """Wait for the load, judge its JSON, then prove that every completed write is intact.
@@ -461,6 +550,7 @@ class Context:
         self.event("load_finished", f"{load.name}: "
                    f"{'; '.join(result.failures) or 'no errors'}")
         if not transparent:
+            self.opaque.add(load.name)
             return
         self._judge(result)
         self.check_stable()  # a controller still timing out would only stall the verify pass
@@ -519,8 +609,9 @@ class Context:
         try:
             verdicts = throughput.judge(load.name, series, started, faults, recoveries,
                                         self.throughput, cpu, compute)
-        except throughput.NoBaseline as exc:
-            raise HarnessError(f"cannot judge throughput: {exc}") from None
+        except throughput.NoBaseline as exc:  # the fresh controller did not carry the load
+            self.fail(FailureKind.SLOW, f"no throughput to come back to: {exc}",
+                      code="no-baseline")
         for v in verdicts:
             self.event("throughput", v.describe(), at=v.recovered_at + (v.back_after or 0.0))
         self.judgements += verdicts
@@ -550,6 +641,10 @@ class Scenario:
     # the load for the guest's CPU for the whole time (the IOPS then measure that, not the
     # driver), and says so.
     throughput: Criterion | None = THROUGHPUT
+    # How long a controller may be out of live, and how long after live the writes of a
+    # load may wait; None where the scenario itself holds the device away or stalled
+    reset_bound: float | None = RESET_BOUND_S
+    resume_bound: float | None = RESUME_BOUND_S
 
     def skip_reason(self, kernel: KernelImage) -> str | None:
         """Why this scenario cannot run on ``kernel``, or None; decided before any boot."""
@@ -576,11 +671,13 @@ REGISTRY: dict[str, Scenario] = {}
 def scenario(name: str, summary: str, topology: Topology = DEFAULT,
              live_bound: float = 60.0, ci: bool = True,
              kernel_config: tuple[str, ...] = (),
-             throughput: Criterion | None = THROUGHPUT) -> Callable[
+             throughput: Criterion | None = THROUGHPUT,
+             reset_bound: float | None = RESET_BOUND_S,
+             resume_bound: float | None = RESUME_BOUND_S) -> Callable[
                  [Callable[[Context], None]], Callable[[Context], None]]:
     def register(procedure: Callable[[Context], None]) -> Callable[[Context], None]:
         REGISTRY[name] = Scenario(name, summary, procedure, topology, live_bound, ci,
-                                  kernel_config, throughput)
+                                  kernel_config, throughput, reset_bound, resume_bound)
         return procedure
     return register
 
@@ -615,6 +712,26 @@ class IterationResult:
         return not self.failures
 
 
+def _clean_up(ctx: Context, artifacts: Path) -> HarnessError | None:
+    """Stop what the iteration started and keep its artifacts; what went wrong doing so
+    (the failures found before it stand whatever it was)."""
+    error = None
+    try:
+        if ctx.vm.connected:
+            ctx.stop_monitors()
+            ctx.record_requeues()
+            for load in ctx.loads:
+                load.stop()
+                load.fetch(artifacts / load.workdir.rsplit("/", 1)[-1])
+    except HarnessError as exc:
+        error = exc
+        ctx.event("note", f"cleaning up failed: {exc}")
+    if ctx.cpu is not None:
+        ctx.cpu.stop()
+    ctx.timeline.write(artifacts / "timeline.json")  # a harness error needs it too
+    return error
+
+
 def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path,
                   on_event: Callable[[str, str], None] | None = None) -> IterationResult:
     """Run one seeded iteration on a fresh VM. A harness problem raises :class:`HarnessError`
@@ -636,7 +753,9 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path,
         try:
             scn.procedure(ctx)
         except ScenarioFailed:
-            pass
+            if vm.connected and all(f.kind in LEAVES_GUEST_USABLE for f in ctx.failures):
+                with contextlib.suppress(HarnessError):  # the guest may wedge after all
+                    ctx.salvage()
         except NotRecovered as exc:
             with contextlib.suppress(ScenarioFailed):
                 ctx.not_recovered(exc)
@@ -660,14 +779,18 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path,
                 with contextlib.suppress(ScenarioFailed):
                     ctx.check_stable()
         finally:
-            if vm.connected:
-                ctx.stop_monitors()
-                ctx.record_requeues()
-                for load in ctx.loads:
-                    load.stop()
-                    load.fetch(artifacts / load.workdir.rsplit("/", 1)[-1])
-            ctx.cpu.stop()
-            ctx.timeline.write(artifacts / "timeline.json")  # a harness error needs it too
+            cleanup = _clean_up(ctx, artifacts)
+        if isinstance(cleanup, (CommandTimeout, GuestHang)):
+            # the driver's failure, whatever came before it: a guest that runs no command
+            ctx.failures.append(Failure(
+                FailureKind.HANG, f"the guest wedged while the iteration was cleaned up: "
+                f"{cleanup}", cleanup.detail,
+                code="hung-task" if isinstance(cleanup, GuestHang) else "command-timeout"))
+        elif cleanup is not None and not ctx.failures:
+            raise cleanup
+        if not any(f.kind in (FailureKind.NOT_RECOVERED, FailureKind.HANG)
+                   for f in ctx.failures):  # those tell a worse stall already
+            ctx.check_stalls(scn.reset_bound, scn.resume_bound)
         hangs = "\n".join(f.message for f in ctx.failures if f.kind == FailureKind.HANG)
         for oops in vm.take_oopses():
             if oops.kind == "hung_task" and oops.title in hangs:
@@ -683,7 +806,9 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path,
     for alarm in kmsg.find_alarms(text, kmsg.accepted_alarms(scn.procedure)):
         ctx.failures.append(Failure(FailureKind.DRIVER_ALARM, alarm.message, alarm.evidence,
                                     code=alarm.alarm.code))
-    return IterationResult(scn.name, seed, tuple(ctx.failures),
+    severity = list(FailureKind)
+    failures = sorted(dict.fromkeys(ctx.failures), key=lambda f: severity.index(f.kind))
+    return IterationResult(scn.name, seed, tuple(failures),
                            tuple(ctx.timeline.recovery_times()),
                            tuple(ctx.timeline.io_resume_times()), tuple(ctx.judgements),
                            time.monotonic() - t0, artifacts)

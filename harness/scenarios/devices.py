@@ -21,7 +21,8 @@ def _kernel_log(ctx: Context) -> str:
           "the namespace's backend stalls (QMP throttle) until I/O passes the driver's timeout "
           f"(nvme_core.io_timeout={IO_TIMEOUT}); the driver aborts and resets; the stall is "
           "lifted; the controller recovers, no I/O error, every completed write intact",
-          Topology.build(kernel_args=f"nvme_core.io_timeout={IO_TIMEOUT}"), live_bound=180)
+          Topology.build(kernel_args=f"nvme_core.io_timeout={IO_TIMEOUT}"), live_bound=180,
+          reset_bound=None, resume_bound=None)  # the throttle holds the reset and the writes
 def stall_timeout(ctx: Context) -> None:
     stall = IO_TIMEOUT + ctx.rng.uniform(2.0, 4.0)
     loads = ctx.start_loads(runtime=stall + 15)
@@ -95,7 +96,8 @@ def media_error(ctx: Context) -> None:
 @scenario("hot-remove",
           "device_del of the controller under load, then device_add on the same root port: no "
           "hang, I/O fails cleanly while it is gone, the namespace returns, and every write "
-          "completed before the removal is intact")
+          "completed before the removal is intact",
+          reset_bound=None)  # the controller is away for as long as the procedure keeps it
 def hot_remove(ctx: Context) -> None:
     qmp = ctx.vm.qmp
 

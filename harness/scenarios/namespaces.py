@@ -157,7 +157,8 @@ def ns_churn_under_load(ctx: Context) -> None:
             ctx.fail(FailureKind.NOT_RECOVERED, f"namespace {CHURNED} has no block device")
         before = ctx.start_load(ctx.rng.uniform(3.0, 5.0), device, size="128M")
         before.end()
-        under = ctx.start_load(30, device, offset="256M", size="128M")
+        under = ctx.start_load(30, device, offset="256M", size="128M", transparent=False)
+        ctx.opaque.add(before.name)  # its device goes away; a salvage must not read it
         ctx.sleep(ctx.rng.uniform(0.5, 2.0))
         ctx.vm.tainted = True
         ctx.act(ctrl.detach_command(CHURNED), f"detach namespace {CHURNED} under load",
@@ -169,5 +170,6 @@ def ns_churn_under_load(ctx: Context) -> None:
         back = _settled(ctx, ctrl, CHURNED)
         assert back is not None  # attached: _settled saw its device
         before.moved_to(back)
+        ctx.opaque.discard(before.name)
         ctx.recovered(f"namespace {CHURNED} back as {back}")
         ctx.finish_load(before)

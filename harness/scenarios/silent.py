@@ -90,7 +90,7 @@ def bus_master_off(ctx: Context) -> None:
           "must notice, and either give the controller up cleanly (I/O fails with an error, "
           "nothing hangs) or recover it; after the bit is restored and the bus rescanned the "
           "controller is live and every write completed before the fault is intact",
-          SILENT, live_bound=120)
+          SILENT, live_bound=120, reset_bound=None)  # away until the bit is restored
 @accepts_give_up(*CONTROLLER_GIVEN_UP)  # the reset that meets the silent device may fail
 def mmio_off(ctx: Context) -> None:
     ctrl = ctx.controller("nvme0")
@@ -135,7 +135,7 @@ def _settle(ctx: Context, name: str) -> str:
           "controller back): the reset must not hang; the driver recovers or gives up "
           "cleanly; after the bit is restored the controller is live and every write "
           "completed before the fault is intact",
-          SILENT, live_bound=120)
+          SILENT, live_bound=120, reset_bound=None)  # away until the bit is restored
 @accepts_give_up(*CONTROLLER_GIVEN_UP)  # the reset it silences may fail
 def dead_during_reset(ctx: Context) -> None:
     ctrl = ctx.controller("nvme0")

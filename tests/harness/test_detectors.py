@@ -80,6 +80,26 @@ def test_lost_write_is_detected(lab: Lab, artifacts: Path) -> None:
     assert "EILSEQ" in result.failures[0].message
 
 
+def test_a_failure_hides_no_other(lab: Lab, artifacts: Path) -> None:
+    """Throughput fails before the procedure verifies its first load, whose write the device
+    dropped: the iteration still verifies that load, and reports the lost write first."""
+    def slow_and_lost(ctx: Context) -> None:
+        early = ctx.start_load(runtime=3, size="64M")
+        early.end()
+        backing = ctx.vm.namespace(0, 1).backing
+        _zero(backing, [next(_fio_blocks(backing))])
+        late = ctx.start_load(runtime=45, offset="512M", size="64M")
+        with Throttle(ctx.vm.qmp, ctx.vm.namespace(0, 1), iops=20):
+            ctx.reset(ctx.controller("nvme0"))
+            ctx.finish_load(late)  # its IOPS stay far under half of what they were
+        ctx.finish_load(early)
+
+    result = _run(lab, artifacts, slow_and_lost)
+    assert _kinds(result) == [FailureKind.LOST_DATA, FailureKind.SLOW], result.failures
+    assert "verify-only pass" in result.failures[0].message
+    assert "EILSEQ" in result.failures[0].message
+
+
 def test_write_lost_across_power_cut_is_detected(lab: Lab, artifacts: Path) -> None:
     """The device loses flushed writes in a power cut: the pass after the restart sees it,
     so the verify state really crosses the power cycle and is checked."""
