@@ -202,8 +202,10 @@ KNOWN: tuple[KnownFailure, ...] = (
     # A device gone silent strands commands, so the driver's own reset requeues them.
     KnownFailure(
         scenarios=("bus-master-off", "mmio-off", "dead-during-reset", "fi-io-timeout"),
-        kernels=("debian:6.1",), first="4.12", fixed_in=("6.8",), codes=("unstable",),
-        mechanism=Mechanism(requeued=True), reference=_DOORBELL_CONFIG_BUG,
+        # the requeued I/O is never fetched: writes stall after live, then time out
+        kernels=("debian:6.1",), first="4.12", fixed_in=("6.8",),
+        codes=("unstable", "io-stalled"), mechanism=Mechanism(requeued=True),
+        reference=_DOORBELL_CONFIG_BUG,
         evidence="known-bugs/linux-6.1-doorbell-config-after-requeue/: fails on debian:6.1 "
                  "(6.1.192), passes on 6.12 and on 6.1 with the fix backported (--nvme-src)",
         fix_absent=_dbbuf_set_after_unquiesce),
@@ -216,7 +218,7 @@ KNOWN: tuple[KnownFailure, ...] = (
         kernels=("debian:6.1",), first="4.12", fixed_in=("6.8",),
         # Unstable when what the reset requeued goes out and later I/O is not fetched;
         # not live when the requeued requests themselves are not, so the reset waits for them
-        codes=("unstable", "not-live"), mechanism=Mechanism(requeued=True),
+        codes=("unstable", "not-live", "io-stalled"), mechanism=Mechanism(requeued=True),
         reference=_DOORBELL_CONFIG_BUG,
         evidence="known-bugs/linux-6.1-doorbell-config-after-requeue/ (sysfs resets): seen "
                  "in about 1 in 17 reset-under-load iterations on debian:6.1 and in CI's "

@@ -136,3 +136,17 @@ def test_a_reset_that_never_went_live_after_requeueing_is_the_same_record() -> N
     plain = [Failure(FailureKind.NOT_RECOVERED, message.split(";")[0], code="not-live")]
     assert known.verdict("reset-under-load-2ns", STOCK_6_1, plain).status is Status.FAIL
     assert kmsg.requeued_note([]) == "" and kmsg.requeued_lines([]) == []
+
+
+def test_the_writes_the_bug_stalls_after_live_are_part_of_it() -> None:
+    # the stall detector sees the same mechanism from the other side: after the reset that
+    # requeued, no write completes while the load waits; alone it shows no requeue
+    requeued = kmsg.instability(DMESG, PREVIOUS, LAST, lambda: kmsg.parse_requeues(TRACE))
+    assert requeued is not None
+    stalled = Failure(FailureKind.SLOW, "no write completed on nvme0 for 30.8s after it was "
+                      "live again (25.6s), while its load was writing: more than 5s",
+                      code="io-stalled")
+    both = [*_unstable(requeued), stalled]
+    assert known.verdict("reset-under-load", STOCK_6_1, both).status is Status.KNOWN
+    assert known.verdict("bus-master-off", STOCK_6_1, both).status is Status.KNOWN
+    assert known.verdict("reset-under-load", STOCK_6_1, [stalled]).status is Status.FAIL
