@@ -59,9 +59,13 @@ def test_a_declared_give_up_is_left_out_and_nothing_else() -> None:
 
 @pytest.mark.parametrize("log", [
     "console-6.1-bus-master-off.log",  # timeouts, aborts, resets: a recovery's words, no alarm
+    "console-6.1-mmio-off.log",
+    "console-6.1-pci-remove-rescan.log",
     "console-6.12-dead-during-reset.log",
     "console-6.12-admin-during-reset.log",
     "console-6.12-hot-remove.log",
+    "console-6.12-mmio-off.log",  # the reset re-enabled the device: recovered, not given up
+    "console-6.12-pci-remove-rescan.log",
 ])
 def test_stock_drivers_under_faults_raise_no_alarm(log: str) -> None:
     text = _log(log)
