@@ -557,6 +557,15 @@ def is_recovery_trouble(line: str) -> bool:
     return _TROUBLE_RE.search(strip_prefix(line)) is not None
 
 
+_IO_TIMEOUT_RE: Final = re.compile(r"nvme\S*: I/O (?:tag )?\d+ .*QID \d+ timeout")
+
+
+def io_timeouts(text: str, mark: float) -> list[str]:
+    """The driver's I/O timeout lines in ``dmesg`` output after ``mark`` (never the boot
+    command line's ``nvme_core.io_timeout=``)."""
+    return [ln for ln in lines_after(text, mark) if _IO_TIMEOUT_RE.search(ln)]
+
+
 # ------------------------------------------------------------------ requeues (ftrace)
 
 @dataclass(frozen=True)

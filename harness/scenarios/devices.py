@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from harness import kmsg
 from harness.faults import InjectErrors, Throttle
 from harness.known import version_tuple
 from harness.qemu import controller_device
@@ -28,6 +29,7 @@ def stall_timeout(ctx: Context) -> None:
     loads = ctx.start_loads(runtime=stall + 15)
     ctx.sleep(ctx.rng.uniform(1.5, 3.0))
     ctrl = ctx.controller("nvme0")
+    mark = ctx.log_mark()
     ctx.event("fault", f"backend throttled to 1 IOPS for {stall:.1f}s")
     with Throttle(ctx.vm.qmp, ctx.vm.namespace(0, 1), iops=1):
         ctx.sleep(stall)
@@ -35,7 +37,7 @@ def stall_timeout(ctx: Context) -> None:
     ctx.wait_live(ctrl)
     ctx.finish_loads(loads)
     log = _kernel_log(ctx)
-    if "timeout" not in log:
+    if not kmsg.io_timeouts(log, mark):
         ctx.fail(FailureKind.NOT_RECOVERED, "no I/O timeout was logged: the stall did not reach "
                  "the driver's timeout, so the scenario tested nothing", log[-2000:])
 
