@@ -247,12 +247,16 @@ class Context:
 
     def start_load(self, runtime: float, device: str = "/dev/nvme0n1", offset: str = "0",
                    size: str = "256M", fsync: int = 0, polled: bool = False,
-                   warm_up: bool = True, transparent: bool = True) -> fio.VerifyLoad:
+                   warm_up: bool = True, transparent: bool = True,
+                   data_seed: int | None = None) -> fio.VerifyLoad:
         """A verifying load on ``device``, warmed up (see :meth:`warm_up`) unless told not
         to (several loads are warmed up together). ``transparent=False``: it runs while its
         device is taken away, so neither its errors nor its data are judged (see
-        :meth:`finish_load`)."""
-        load = fio.VerifyLoad(self.guest, device, seed=self.seed, runtime=runtime,
+        :meth:`finish_load`). ``data_seed``: what fio seeds its offsets and data with (the
+        iteration's seed unless given)."""
+        load = fio.VerifyLoad(self.guest, device,
+                              seed=self.seed if data_seed is None else data_seed,
+                              runtime=runtime,
                               name=f"load{len(self.loads)}", offset=offset, size=size,
                               fsync=fsync, polled=polled,
                               headroom=self.live_bound + 30 + (

@@ -151,11 +151,14 @@ def rescan_during_reset(ctx: Context) -> None:
 def ns_churn_under_load(ctx: Context) -> None:
     ctx.detect_hangs(HUNG_TASK_S)
     ctrl = ctx.controller("nvme0")
-    for _ in range(ctx.rng.randint(1, 3)):
+    for rnd in range(ctx.rng.randint(1, 3)):
         device = block_device_of(ctx.guest, CHURNED)
         if device is None:
             ctx.fail(FailureKind.NOT_RECOVERED, f"namespace {CHURNED} has no block device")
-        before = ctx.start_load(ctx.rng.uniform(3.0, 5.0), device, size="128M")
+        # other data every round: a write lost in a later round cannot read back as the
+        # same block an earlier round left there
+        before = ctx.start_load(ctx.rng.uniform(3.0, 5.0), device, size="128M",
+                                data_seed=ctx.seed * 4 + rnd)
         before.end()
         under = ctx.start_load(30, device, offset="256M", size="128M", transparent=False)
         ctx.opaque.add(before.name)  # its device goes away; a salvage must not read it
