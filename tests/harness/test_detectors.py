@@ -150,6 +150,22 @@ def test_no_recovery_is_detected(lab: Lab, artifacts: Path) -> None:
     assert "did not reach 'live' within 10s" in result.failures[0].message
 
 
+def test_a_fault_the_driver_refuses_is_its_failure_not_untestable(lab: Lab,
+                                                                   artifacts: Path) -> None:
+    """The controller is gone when the procedure resets it: the write fails, and that is the
+    driver's state (exit 1 with its kind), not a harness that could not test (125)."""
+    def reset_a_removed_controller(ctx: Context) -> None:
+        ctx.vm.qmp.cmd("device_del", id="nvme0")
+        ctx.vm.tainted = True
+        ctx.guest.run("while [ -e /sys/class/nvme/nvme0 ]; do sleep 0.1; done", timeout=30)
+        ctx.act("echo 1 > /sys/class/nvme/nvme0/reset_controller", "reset nvme0")
+
+    result = _run(lab, artifacts, reset_a_removed_controller)
+    assert [(f.kind, f.code) for f in result.failures] == [
+        (FailureKind.NOT_RECOVERED, "fault-refused")], result.failures
+    assert result.failures[0].message.startswith("reset nvme0 failed: exit code 1: ")
+
+
 def test_hang_is_detected(lab: Lab, artifacts: Path) -> None:
     """A write stuck behind a stalled backend outlasts its command's timeout."""
     def stalled(ctx: Context) -> None:
