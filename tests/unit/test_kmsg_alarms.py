@@ -61,6 +61,8 @@ def test_a_declared_give_up_is_left_out_and_nothing_else() -> None:
     "console-6.1-bus-master-off.log",  # timeouts, aborts, resets: a recovery's words, no alarm
     "console-6.1-mmio-off.log",
     "console-6.1-pci-remove-rescan.log",
+    "console-6.1-dead-during-reset.log",
+    "console-6.1-stall-timeout.log",  # aborts of throttled I/O, no "completion polled"
     "console-6.12-dead-during-reset.log",
     "console-6.12-admin-during-reset.log",
     "console-6.12-hot-remove.log",
