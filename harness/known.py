@@ -186,9 +186,10 @@ KNOWN: tuple[KnownFailure, ...] = (
                    "reset-under-load-2ctrl", "reset-storm", "flr-under-load",
                    "admin-during-reset", "poll-queues", "bus-master-off"),
         kernels=("debian:5.10",), first="4.12", fixed_in=("5.16",),
-        codes=("not-live", "resets-refused"),
         # the reset waits for I/O the device never saw, until its timeout disables the
-        # controller in the middle of the reset
+        # controller in the middle of the reset: the driver cannot mark it live and removes it
+        codes=("not-live", "resets-refused", "alarm-not-marked-live",
+               "alarm-removed-after-probe-failure"),
         mechanism=Mechanism(kernel_log=r"nvme nvme\d+: I/O \d+ QID [1-9]\d* timeout, "
                                        r"disable controller"),
         reference="58847f12fe78 \"nvme-pci: clear shadow doorbell memory on resets\" "
@@ -218,7 +219,9 @@ KNOWN: tuple[KnownFailure, ...] = (
         kernels=("debian:6.1",), first="4.12", fixed_in=("6.8",),
         # Unstable when what the reset requeued goes out and later I/O is not fetched;
         # not live when the requeued requests themselves are not, so the reset waits for them
-        codes=("unstable", "not-live", "io-stalled"), mechanism=Mechanism(requeued=True),
+        # until the timeout disables the controller, which the driver then removes
+        codes=("unstable", "not-live", "io-stalled", "alarm-not-marked-live",
+               "alarm-removed-after-probe-failure"), mechanism=Mechanism(requeued=True),
         reference=_DOORBELL_CONFIG_BUG,
         evidence="known-bugs/linux-6.1-doorbell-config-after-requeue/ (sysfs resets): seen "
                  "in about 1 in 17 reset-under-load iterations on debian:6.1 and in CI's "

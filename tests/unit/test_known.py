@@ -162,6 +162,12 @@ def test_the_5_10_shadow_doorbell_bug_explains_what_it_did_on_5_10_only(message:
     failure = [Failure(FailureKind.NOT_RECOVERED, message, NOT_LIVE_5_10, code=code)]
     verdict = known.verdict("flr-under-load", STOCK_5_10, failure)
     assert verdict.bug is not None and "58847f12fe78" in verdict.bug.reference
+    # the driver's own alarms of the same lines (not marked live, removed) are part of it
+    alarms = [Failure(FailureKind.DRIVER_ALARM, a.message, a.evidence, code=a.alarm.code)
+              for a in kmsg.find_alarms(NOT_LIVE_5_10)]
+    assert sorted(a.code for a in alarms) == ["alarm-not-marked-live",
+                                              "alarm-removed-after-probe-failure"]
+    assert known.verdict("flr-under-load", STOCK_5_10, [*failure, *alarms]).bug is verdict.bug
     assert known.verdict("flr-under-load", STOCK_6_1, failure).status is Status.FAIL
     # a controller lost without the reset timing out on I/O is something else
     plain = [Failure(FailureKind.NOT_RECOVERED, message, "kernel log:", code=code)]
