@@ -24,7 +24,7 @@ from harness.errors import BadInput
 from harness.report import merge
 from harness.topology import Namespace, Topology, parse_size
 
-# Bounded, so that the unit suite stays fast; no database: no .hypothesis/ in the tree.
+# Bounded, so that the unit suite stays fast; no example database: each run draws afresh.
 FUZZ = settings(max_examples=150, deadline=1000, database=None)
 
 # Numbers as people mistype them: superscripts and other scripts' digits (str.isdigit() is
