@@ -34,6 +34,17 @@ from harness.topology import Topology
 from harness.vm import VM
 
 
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds (argparse type): nan, inf and 0 bound nothing."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"not a positive, finite number of seconds: {text!r}")
+    return value
+
+
 def _add_kernel_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kernel", default=images.DEFAULT_KERNEL,
                    help="debian:VERSION (" + ", ".join(sorted(kernels.known_kernels())) +
@@ -53,7 +64,7 @@ def _add_vm_options(p: argparse.ArgumentParser) -> None:
                    help="e.g. controllers=2,namespaces=1G+256M:4096,io_queues=2,cpus=2,memory=1G; "
                    "subsystem=on: the controllers share one NVM subsystem and its "
                    "namespaces, SIZE:detached ones attachable from the guest")
-    p.add_argument("--boot-timeout", type=float, default=180.0, metavar="SECONDS")
+    p.add_argument("--boot-timeout", type=_seconds, default=180.0, metavar="SECONDS")
     p.add_argument("--artifacts", type=Path, default=None, metavar="DIR",
                    help="keep console, QMP and command logs in DIR")
     p.add_argument("--no-snapshot", action="store_true",
@@ -105,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="exit codes: CMD's own; 124 CMD timed out; 125 the harness could "
                        "not start the VM; 254 guest kernel panic; 255 the VM died")
     _add_vm_options(p)
-    p.add_argument("--timeout", type=float, default=3600.0, help="CMD timeout in seconds")
+    p.add_argument("--timeout", type=_seconds, default=3600.0, help="CMD timeout in seconds")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD...")
 
     p = sub.add_parser("shell", help="boot a VM and open an interactive SSH shell in it")
@@ -124,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the first iteration (iteration i uses S+i); default: random")
     p.add_argument("--until-fail", action="store_true",
                    help="repeat with fresh seeds until an iteration fails or the budget ends")
-    p.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+    p.add_argument("--budget", type=_seconds, default=None, metavar="SECONDS",
                    help="time budget of --until-fail (default: 3600)")
     _add_report_option(p)
 
@@ -142,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="test this driver source on every kernel")
     p.add_argument("--qemu", default="qemu-system-x86_64")
     p.add_argument("--accel", choices=("kvm", "tcg"), default=None)
-    p.add_argument("--boot-timeout", type=float, default=180.0, metavar="SECONDS")
+    p.add_argument("--boot-timeout", type=_seconds, default=180.0, metavar="SECONDS")
     p.add_argument("--no-snapshot", action="store_true")
     p.add_argument("--artifacts", type=Path, default=None, metavar="DIR")
     p.add_argument("--json", action="store_true", help="print the cells as JSON")
@@ -411,6 +422,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in _OUTPUT_DIRS:
             if (path := getattr(args, name, None)) is not None:
                 _check_writable(path, "--" + name.replace("_", "-"))
+        if isinstance(kernel := getattr(args, "kernel", None), str):
+            kernels.validate(kernel)  # before any image, snapshot or VM work
         return COMMANDS[args.command](args)
     except HarnessError as exc:
         print(f"nvmeh: error: {exc}", file=sys.stderr)

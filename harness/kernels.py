@@ -107,9 +107,14 @@ def validate(spec: str) -> None:
         if spec not in known_kernels():
             raise BadInput(f"unknown kernel {spec!r}: choose one of "
                            f"{', '.join(sorted(known_kernels()))}, or give a path")
-    elif not Path(spec.partition(",")[0]).expanduser().exists():
-        raise BadInput(f"kernel {spec!r} does not exist (give debian:VERSION, a kernel build "
-                       "tree, an install directory or a bzImage)")
+    else:
+        try:  # "~nobody/x" names no home, a name may be longer than the file system takes
+            exists = Path(spec.partition(",")[0]).expanduser().exists()
+        except (RuntimeError, OSError) as exc:
+            raise BadInput(f"kernel {spec!r} is not a usable path: {exc}") from None
+        if not exists:
+            raise BadInput(f"kernel {spec!r} does not exist (give debian:VERSION, a kernel "
+                           "build tree, an install directory or a bzImage)")
 
 
 def _debian_kernel(spec: str, progress: Progress) -> KernelImage:

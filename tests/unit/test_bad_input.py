@@ -138,3 +138,28 @@ def test_a_malformed_runs_json_is_one_line_naming_it(
     assert str(bad / "runs.json") in line
     assert re.search(message, line), line
     assert not (tmp_path / "out" / "index.html").exists()  # refused before writing
+
+
+@pytest.mark.parametrize("spec", ["~nosuchuser-nvmeh/linux", "/tmp/" + "x" * 300])
+def test_a_kernel_path_that_cannot_be_looked_at_is_one_line(
+        spec: str, no_vm: None, capsys: pytest.CaptureFixture[str]) -> None:
+    # expanduser raised RuntimeError, exists() OSError (File name too long): tracebacks
+    assert "is not a usable path" in _one_line_error(
+        ["run", "--kernel", spec, "--", "true"], capsys)
+
+
+@pytest.mark.parametrize("argv", [
+    ["repro", "reset-storm", "--until-fail", "--budget", "nan"],
+    ["repro", "reset-storm", "--until-fail", "--budget", "inf"],
+    ["run", "--timeout", "nan", "--", "true"],
+    ["run", "--timeout", "-1", "--", "true"],
+    ["run", "--boot-timeout", "inf", "--", "true"],
+], ids=lambda argv: " ".join(argv[:2] + argv[-3:-1]))
+def test_seconds_that_bound_nothing_are_refused(
+        argv: list[str], no_vm: None, capsys: pytest.CaptureFixture[str]) -> None:
+    # nan passed repro's "budget <= 0" check and bounded nothing; argparse's one line, exit 2
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "positive, finite number of seconds" in err and "Traceback" not in err
