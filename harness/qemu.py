@@ -113,19 +113,33 @@ def _ro_disk(path: Path, name: str, serial: str) -> list[str]:
     ]
 
 
+def smp(cpus: int, accel: str) -> tuple[str, list[str]]:
+    """``-smp`` and the kernel arguments it needs. Under TCG, QEMU before 8.1 emits none of
+    the guest's memory barriers on a machine with one possible CPU (fixed by c914d46d0a64),
+    yet the NVMe device model runs on another host thread: the driver's shadow doorbell then
+    loses a submission now and then, and the queue stalls until a timeout resets it
+    (known-bugs/qemu-7.2-tcg-smp1-elided-barriers-shadow-doorbell). A second possible CPU
+    makes TCG emit them; ``possible_cpus=1`` keeps the guest from seeing it, so the driver
+    still makes one I/O queue, as on one CPU under KVM."""
+    if accel != "kvm" and cpus == 1:
+        return "1,maxcpus=2", ["possible_cpus=1"]
+    return str(cpus), []
+
+
 def command_line(spec: LaunchSpec) -> list[str]:
     topo = spec.topology
     cpu = "host" if spec.accel == "kvm" else "max"
+    cpus, cpu_args = smp(topo.cpus, spec.accel)
     args = [
         spec.qemu,
         "-machine", f"q35,accel={spec.accel}",
         "-cpu", cpu,
-        "-smp", str(topo.cpus),
+        "-smp", cpus,
         "-m", f"{topo.memory >> 20}M",
         "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
         "-kernel", str(spec.image.kernel.boot_image),
         "-initrd", str(spec.image.initrd),
-        "-append", " ".join([*KERNEL_ARGS, *topo.kernel_args]),
+        "-append", " ".join([*KERNEL_ARGS, *cpu_args, *topo.kernel_args]),
         "-chardev", "stdio,id=console,signal=off",
         "-serial", "chardev:console",
         # QEMU waits for the harness's QMP connection before it runs the guest: every event

@@ -41,7 +41,7 @@ IDLE_BEFORE_PRUNE_S = 3600.0
 
 # Bumped when what a snapshot holds or how it is made changes (2: Ed25519 keys; 3: the SSH
 # session waiting on the relay port, and its greeting).
-SNAPSHOT_VERSION = "snapshot-3"
+SNAPSHOT_VERSION = "snapshot-5"
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,18 @@ def test_accel_and_cpu_model():
     assert kvm[kvm.index("-cpu") + 1] == "host"
 
 
+def test_one_cpu_under_tcg_keeps_the_guests_memory_barriers():
+    # QEMU < 8.1's TCG emits no guest barrier with one possible CPU, and the NVMe device
+    # model (another thread) then loses shadow doorbell submissions: a second possible CPU
+    # that the guest does not see (one I/O queue, as with one CPU)
+    tcg = command_line(_spec(Topology.build(cpus=1)))
+    assert tcg[tcg.index("-smp") + 1] == "1,maxcpus=2"
+    assert "possible_cpus=1" in tcg[tcg.index("-append") + 1].split()
+    kvm = command_line(_spec(Topology.build(cpus=1), accel="kvm"))  # real barriers
+    assert kvm[kvm.index("-smp") + 1] == "1"
+    assert "possible_cpus" not in kvm[kvm.index("-append") + 1]
+
+
 def test_kernel_args_appended_and_panic_exits():
     cmd = command_line(_spec(Topology.build(kernel_args="nvme_core.io_timeout=5")))
     append = cmd[cmd.index("-append") + 1]
