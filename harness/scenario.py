@@ -391,8 +391,9 @@ class Context:
         self.sleep(self.rng.uniform(1.0, 2.0))
         self.vm.tainted = True
         recovered = remove() is True
-        if recovered:
+        if recovered:  # by itself: judged from here on as any recovery
             self.opaque -= {load.name for load in under}
+            self.wait_live(self.controller("nvme0"))
         self.finish_loads(under, transparent=recovered)
         self.sleep(self.rng.uniform(0.5, 2.0))
         restore()
