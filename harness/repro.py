@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import known
+from harness import images, known
 from harness.errors import EXIT_HARNESS, EXIT_OK, HarnessError
 from harness.lab import Lab, LabConfig
 from harness.progress import RunProgress
@@ -33,7 +33,7 @@ def reproduce_command(args: argparse.Namespace, scn: Scenario, seed: int) -> str
     """The ``repro`` command line that re-runs one iteration (options as ``repro`` names
     them, defaults left out)."""
     cmd = ["python", "-m", "harness", "repro", scn.name, "--seed", str(seed), "--iterations", "1"]
-    defaults = {"kernel": "debian:6.1", "nvme_src": None, "qemu": "qemu-system-x86_64",
+    defaults = {"kernel": images.DEFAULT_KERNEL, "nvme_src": None, "qemu": "qemu-system-x86_64",
                 "accel": None, "topology": ""}
     for opt, default in defaults.items():
         value = getattr(args, opt, default)

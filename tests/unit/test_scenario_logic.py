@@ -43,7 +43,7 @@ def test_io_resumes_is_timed_from_each_return_to_live_per_controller():
 
 
 def test_reproduce_command_carries_the_seed_and_non_default_options():
-    args = argparse.Namespace(kernel="debian:6.1", qemu="/opt/qemu/bin/qemu-system-x86_64",
+    args = argparse.Namespace(kernel="debian:6.12", qemu="/opt/qemu/bin/qemu-system-x86_64",
                               accel=None, topology="", no_snapshot=True)
     scn = Scenario("reset-under-load", "", lambda ctx: None)
     cmd = reproduce_command(args, scn, 99)
@@ -56,8 +56,8 @@ def test_scenarios_are_registered_by_their_repro_names():
 
 
 def test_reproduce_command_rebuilds_the_same_driver_on_the_same_kernel():
-    args = argparse.Namespace(kernel="debian:6.12", nvme_src=Path("/src/host"), qemu=None,
+    args = argparse.Namespace(kernel="debian:6.1", nvme_src=Path("/src/host"), qemu=None,
                               accel=None, topology="", no_snapshot=False)
     args.qemu = "qemu-system-x86_64"
     cmd = reproduce_command(args, Scenario("reset-storm", "", lambda ctx: None), 7)
-    assert cmd.endswith("--seed 7 --iterations 1 --kernel debian:6.12 --nvme-src /src/host")
+    assert cmd.endswith("--seed 7 --iterations 1 --kernel debian:6.1 --nvme-src /src/host")
