@@ -76,7 +76,7 @@ def test_run_reports_a_guest_panic_with_its_own_code() -> None:
     (["--kernel", "/no/such/kernel"], ["/no/such/kernel", "does not exist"]),
     (["--kernel", "debian:4.19"], ["unknown kernel 'debian:4.19'", "debian:6.1"]),
     (["--qemu", "/no/such/qemu"], ["'/no/such/qemu' not found"]),
-    (["--topology", "controllers=two"], ["controllers=two", "must be an integer"]),
+    (["--topology", "controllers=two"], ["controllers must be an integer", "'two'"]),
     (["--topology", "namespaces=1G:1000"], ["block size 1000"]),
 ])
 def test_bad_input_gets_one_clear_line(args: list[str], needles: list[str]) -> None:
@@ -104,7 +104,8 @@ def test_corrupt_root_image_is_named(tmp_path: Path) -> None:
 
 def test_unreachable_guest_shows_the_console_tail() -> None:
     """The guest boots without a network interface or the SSH relay port: no way in."""
-    proc = harness("run", "--boot-timeout", "20", "--topology",
+    # 6.1, whose virtio_console is a module (6.12 builds it in, so it cannot be left out)
+    proc = harness("run", "--kernel", "debian:6.1", "--boot-timeout", "20", "--topology",
                    "kernel_args=module_blacklist=virtio_net,virtio_console", "--", "true")
     assert_one_line_error(proc, "guest printed ready but SSH to 127.0.0.1:")
     tail = proc.stderr.split("nvmeh: error: ", 1)[1].splitlines()[1:]
