@@ -520,8 +520,11 @@ class Context:
                     or load.ends_at is None):  # never started
                 continue
             self.verified.add(load.name)
+            result = load.end(timeout=SALVAGE_VERIFY_S, now=True)
             with contextlib.suppress(ScenarioFailed):  # recorded (the same twice: once)
-                self._judge(load.end(timeout=SALVAGE_VERIFY_S, now=True))
+                self._judge(result)
+            if not result.ok:  # fio counts a failed write as done: its state cannot be
+                continue       # verified (such a block may hold its old data)
             bg = load.start_verify_pass()
             try:
                 res = bg.wait(SALVAGE_VERIFY_S)
