@@ -496,6 +496,10 @@ class Context:
         """A reset that took longer than ``reset_bound``, or writes that waited longer than
         ``resume_bound`` after a return to live, as the state monitor saw them: each a
         failure, added (nothing raised), even where the driver logged nothing."""
+        if self.vm.topology.subsystem:
+            # native multipath names a namespace's block device after the subsystem, not a
+            # controller, and writes go down either path: no controller's resume to judge
+            resume_bound = None
         started: dict[str, tuple[str, float]] = {}  # load -> (controller, when it wrote)
         writing: dict[str, tuple[float, float]] = {}  # controller -> its load's span
         for ev in self.timeline.sorted():
