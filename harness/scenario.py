@@ -484,11 +484,9 @@ class Context:
                 bg.kill()
                 raise
         self.verified.add(load.name)
-        check = load.verify_result(res.stderr)
-        self.event("verified", "; ".join(check.failures) or "every completed write intact")
-        if not check.ok:
-            self.fail(FailureKind.LOST_DATA, "verify-only pass: " + "; ".join(check.failures),
-                      check.messages)
+        check, lost = self._verify_outcome(load, res.stderr)
+        if lost is not None:
+            self.fail(lost.kind, lost.message, lost.evidence)
         if check.read_bytes == 0:
             self.fail(FailureKind.LOST_DATA, "verify-only pass read nothing back")
 
@@ -537,12 +535,20 @@ class Context:
                 self.event("note", f"{load.name}: verify-only pass cut short after "
                            f"{SALVAGE_VERIFY_S:g}s; its writes were not all read back")
                 continue
-            check = load.verify_result(res.stderr)
-            self.event("verified", "; ".join(check.failures) or "every completed write intact")
-            if not check.ok:
-                self.failures.append(Failure(
-                    FailureKind.LOST_DATA, "verify-only pass: " + "; ".join(check.failures),
-                    check.messages))
+            _, lost = self._verify_outcome(load, res.stderr)
+            if lost is not None:
+                self.failures.append(lost)
+
+    def _verify_outcome(self, load: fio.VerifyLoad,
+                        stderr: str) -> tuple[fio.FioResult, Failure | None]:
+        """A finished verify-only pass of ``load``, in the timeline; its result, and the
+        lost data it found, if any."""
+        check = load.verify_result(stderr)
+        self.event("verified", "; ".join(check.failures) or "every completed write intact")
+        lost = None if check.ok else Failure(
+            FailureKind.LOST_DATA, "verify-only pass: " + "; ".join(check.failures),
+            check.messages)
+        return check, lost
 
     def finish_load(self, load: fio.VerifyLoad, transparent: bool = True) -> None:
         """Wait for the load, judge its JSON, then prove that every completed write is intact.
