@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
 import json
@@ -19,6 +20,7 @@ from harness.ssh import Background, Guest
 
 JOBS_DIR = paths.GUESTS / "fio"
 REMOTE_DIR = "/run/nvmeh/fio"
+INLINE_VERIFY_BACKLOG = 64  # the load re-reads its blocks after this many writes (0: never)
 
 
 class FioError(HarnessError):
@@ -101,6 +103,53 @@ def parse_json(text: str, messages: str = "") -> FioResult:
     return FioResult(tuple(jobs), data, messages)
 
 
+# A load's fio messages, each line stamped with the guest's clock (see VerifyLoad.start).
+STAMPED = re.compile(r"(\d+\.\d+) (.*)")
+END_OF_MESSAGES = "@@end"
+# fio's report of a failed I/O (io_u.c), and of a block a verify found wrong (verify.c:
+# "verify: bad magic header ...", "crc32c: verify failed ..."; both end the same way).
+IO_U_ERROR = re.compile(r"fio: io_u error on file \S+: .*: (\w+) offset=(\d+), buflen=\d+")
+VERIFY_ERROR = re.compile(r"^(?:verify: |\w+: verify failed).* at file \S+ offset (\d+), "
+                          r"length \d+")
+JOB_ERROR = re.compile(r"^fio: pid=\d+, err=")
+
+
+def stamped_lines(text: str) -> list[tuple[float, str]]:
+    """(guest time, line) for each stamped line of a load's messages."""
+    return [(float(m.group(1)), m.group(2)) for line in text.splitlines()
+            if (m := STAMPED.fullmatch(line))]
+
+
+def is_error(line: str) -> bool:
+    """A line in which fio reports a failed I/O, a wrong block, or a job ended by an error."""
+    return bool(IO_U_ERROR.search(line) or VERIFY_ERROR.search(line) or JOB_ERROR.search(line))
+
+
+def is_verify_error(line: str) -> bool:
+    return VERIFY_ERROR.search(line) is not None
+
+
+def failed_writes(messages: str) -> set[int]:
+    """Offsets of the writes fio reports as failed."""
+    return {int(m.group(2)) for m in IO_U_ERROR.finditer(messages) if m.group(1) == "write"}
+
+
+def bad_blocks(messages: str) -> dict[int, str]:
+    """Offset of each block a verify pass found wrong, with fio's words for it."""
+    found: dict[int, str] = {}
+    for line in messages.splitlines():
+        if (m := VERIFY_ERROR.search(line)) is not None:
+            found.setdefault(int(m.group(1)), line.strip())
+    return found
+
+
+def block_size(text: str) -> int:
+    """fio's block size (``4k``, ``512``) in bytes."""
+    units = {"k": 1 << 10, "m": 1 << 20}
+    unit = units.get(text[-1:].lower(), 1)
+    return int(text[:-1] if unit > 1 else text) * unit
+
+
 def job_environment(**params: object) -> dict[str, str]:
     return {k.upper(): str(v) for k, v in params.items()}
 
@@ -148,7 +197,7 @@ class VerifyLoad:
 
     def __init__(self, guest: Guest, filename: str, seed: int, runtime: float,
                  name: str = "load", iodepth: int = 8, numjobs: int = 2, bs: str = "4k",
-                 size: str = "256M", backlog: int = 64, offset: str = "0",
+                 size: str = "256M", backlog: int = INLINE_VERIFY_BACKLOG, offset: str = "0",
                  fsync: int = 0, polled: bool = False, headroom: float = 0.0) -> None:
         """``polled``: io_uring with HIPRI, completions reaped by polling (the driver needs
         poll queues, ``nvme.poll_queues=N``); otherwise libaio and interrupts.
@@ -164,17 +213,20 @@ class VerifyLoad:
                                       runtime=int(runtime + headroom),
                                       iodepth=iodepth, numjobs=numjobs, bs=bs, size=size,
                                       backlog=backlog, offset=offset, fsync=fsync,
-                                      engine="io_uring" if polled else "libaio")
+                                      engine="io_uring" if polled else "libaio",
+                                      verify_fatal=1, on_error="none")
         self._bg: Background | None = None
         self.lost = False  # its guest lost power: nothing of it is left to stop or fetch
         self.saved: Path | None = None  # where checkpoint() kept its verify state
+        self.messages = ""  # what fio said, each line stamped with the guest's clock
 
     def _env(self) -> str:
         return env_assignments(self.params)
 
     def start(self, flowing_within: float = 60.0) -> None:
         """Start fio and return once it has sent writes and writes have completed on the
-        device.
+        device. fio's messages go to ``load.err``, each line stamped with the guest's clock,
+        so that an error can be placed before or after a fault (:attr:`messages`).
 
         fio takes a while to start under TCG (seconds, on a busy host); a fault injected
         before its writes flow would hit nothing, and the scenario would pass without testing
@@ -185,10 +237,12 @@ class VerifyLoad:
         before = self._writes_completed()
         # The trigger file makes fio save its verify state, stop, and flush (see checkpoint).
         flush = f"{self._flush} && touch {self.workdir}/flushed"
+        stamp = ('while IFS= read -r l; do printf "%s %s\\n" "$EPOCHREALTIME" "$l"; done '
+                 f'> load.err; echo {END_OF_MESSAGES} >> load.err')
         self._bg = self.guest.background(
             f"cd {self.workdir} && echo $$ > fio.pid && exec env {self._env()} fio "
             f"--output-format=json --output=load.json --trigger-file={self.workdir}/trigger "
-            f"--trigger={shlex.quote(flush)} verify-load.fio")
+            f"--trigger={shlex.quote(flush)} verify-load.fio 2> >({stamp})")
         self.ends_at = time.monotonic() + self.runtime
         if before is None:
             return  # not a block device: nothing to watch
@@ -285,8 +339,13 @@ class VerifyLoad:
 
     def wait(self, timeout: float) -> FioResult:
         assert self._bg is not None, "start() first"
-        res = self._bg.wait(timeout)
-        return self._result("load.json", res.stderr)
+        self._bg.wait(timeout)
+        # fio's messages are complete once the stamping loop has seen their end
+        err = f"{self.workdir}/load.err"
+        self.messages = self.guest.run(
+            f"for i in $(seq 50); do [ \"$(tail -n 1 {err})\" = {END_OF_MESSAGES} ] && break; "
+            f"sleep 0.1; done; cat {err}", timeout=30).stdout
+        return self._result("load.json", self.messages)
 
     def end(self, timeout: float = 300.0, now: bool = False) -> FioResult:
         """Let the load run to the end of its runtime (``now``: not that long), then stop it
@@ -303,18 +362,37 @@ class VerifyLoad:
         if self._bg is not None and self._bg.running and not self.lost:
             self._bg.kill()
 
-    def _verify_command(self) -> str:
-        return (f"cd {self.workdir} && env {self._env()} fio --output-format=json "
+    def _verify_command(self, every_error: bool = False) -> str:
+        env = dict(self.params)
+        if every_error:  # go on past a wrong block: report every one
+            env.update(VERIFY_FATAL="0", ON_ERROR="verify")
+        return (f"cd {self.workdir} && env {env_assignments(env)} fio --output-format=json "
                 "--output=pass.json --verify_only --verify_state_load=1 verify-pass.fio")
 
     def verify_pass(self, timeout: float = 600.0) -> FioResult:
         res = self.guest.run(self._verify_command(), timeout=timeout)
         return self._result("pass.json", res.stderr)
 
-    def start_verify_pass(self) -> Background:
+    def start_verify_pass(self, every_error: bool = False) -> Background:
         """The verify-only pass in the background, for a caller that watches the device
-        meanwhile; :meth:`verify_result` reads its outcome."""
-        return self.guest.background(self._verify_command())
+        meanwhile; :meth:`verify_result` reads its outcome. ``every_error``: it reads on past
+        a wrong block, and fio's messages name each one (:func:`bad_blocks`)."""
+        return self.guest.background(self._verify_command(every_error))
+
+    def read_blocks(self, offsets: set[int]) -> dict[int, bytes]:
+        """The load's blocks at ``offsets``, read from its device as they are now."""
+        size = block_size(self.params["BS"])
+        dev = shlex.quote(self.params["FILENAME"])
+        script = "; ".join(f"echo @@{o}; dd if={dev} bs={size} skip={o // size} count=1 "
+                           "iflag=direct 2>/dev/null | base64 -w0; echo" for o in sorted(offsets))
+        if not script:
+            return {}
+        out = self.guest.run(script, timeout=60 + len(offsets), check=True).stdout
+        blocks: dict[int, bytes] = {}
+        for chunk in out.split("@@")[1:]:
+            offset, _, data = chunk.partition("\n")
+            blocks[int(offset)] = base64.b64decode(data.strip())
+        return blocks
 
     def verify_result(self, stderr: str) -> FioResult:
         return self._result("pass.json", stderr)
@@ -342,12 +420,13 @@ class VerifyLoad:
                                      for job in self._job_logs("lat")])
 
     def fetch(self, dest: Path) -> None:
-        """Copy fio's JSON, per-second logs and verify state into ``dest`` (the artifacts)."""
+        """Copy fio's JSON, per-second logs, messages and verify state into ``dest`` (the
+        artifacts)."""
         if self.lost:
             return
         dest.mkdir(parents=True, exist_ok=True)
         listing = self.guest.run(f"ls {self.workdir}", timeout=30).stdout.split()
         for name in listing:
-            if name.endswith((".json", ".log", ".state")):
+            if name.endswith((".json", ".log", ".state", ".err")):
                 self.guest.get(f"{self.workdir}/{name}", dest / name)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-from harness import fio, kmsg, throughput
+from harness import fio, fioblock, kmsg, throughput
 from harness.errors import (
     CommandTimeout,
     GuestHang,
@@ -74,6 +74,7 @@ class FailureKind(enum.Enum):
 LEAVES_GUEST_USABLE = frozenset({FailureKind.LOST_DATA, FailureKind.IO_ERROR,
                                  FailureKind.UNSTABLE, FailureKind.SLOW})
 SALVAGE_VERIFY_S = 60.0  # a verify pass after such a failure: an unstable device may stall it
+EVIDENCE_LINES = 50  # of a failure's list of blocks: the first ones tell the pattern
 
 
 @dataclass(frozen=True)
@@ -228,10 +229,14 @@ class Context:
         return [self.controller(f"nvme{i}") for i in range(len(self.vm.topology.controllers))]
 
     def start_loads(self, runtime: float, offset: str = "0", size: str = "256M",
-                    fsync: int = 0, polled: bool = False) -> list[fio.VerifyLoad]:
+                    fsync: int = 0, polled: bool = False,
+                    inline_verify: bool = True) -> list[fio.VerifyLoad]:
         """One verifying load per namespace (each job of it writes ``size`` from ``offset``;
-        ``fsync=N``: a flush after every N writes; ``polled``: io_uring HIPRI), warmed up."""
-        loads = [self.start_load(runtime, dev, offset, size, fsync, polled, warm_up=False)
+        ``fsync=N``: a flush after every N writes; ``polled``: io_uring HIPRI), warmed up.
+        ``inline_verify=False``: writes only, for loads whose device is taken away under
+        them (see :meth:`remove_and_restore`)."""
+        loads = [self.start_load(runtime, dev, offset, size, fsync, polled, warm_up=False,
+                                 inline_verify=inline_verify)
                  for dev in self.namespaces()]
         self.warm_up(loads)
         return loads
@@ -248,7 +253,7 @@ class Context:
     def start_load(self, runtime: float, device: str = "/dev/nvme0n1", offset: str = "0",
                    size: str = "256M", fsync: int = 0, polled: bool = False,
                    warm_up: bool = True, transparent: bool = True,
-                   data_seed: int | None = None) -> fio.VerifyLoad:
+                   data_seed: int | None = None, inline_verify: bool = True) -> fio.VerifyLoad:
         """A verifying load on ``device``, warmed up (see :meth:`warm_up`) unless told not
         to (several loads are warmed up together). ``transparent=False``: it runs while its
         device is taken away, so neither its errors nor its data are judged (see
@@ -259,6 +264,7 @@ class Context:
                               runtime=runtime,
                               name=f"load{len(self.loads)}", offset=offset, size=size,
                               fsync=fsync, polled=polled,
+                              backlog=fio.INLINE_VERIFY_BACKLOG if inline_verify else 0,
                               headroom=self.live_bound + 30 + (
                                   self.throughput.within + self.throughput.max_extension
                                   if self.throughput else 0.0))
@@ -373,19 +379,23 @@ class Context:
 
     def remove_and_restore(self, remove: Callable[[], object],
                            restore: Callable[[], object]) -> None:
-        """The removal procedure: data written before the removal must survive it.
+        """The removal procedure: data written before and through the removal must survive.
 
         A first load writes and ends; a second one runs (on another region) while
         ``remove()`` takes the device away, and must end on its own with clean errors; then
         ``restore()`` brings it back, the controller must be live with its namespace, and
-        the verify-only pass checks every write of the first load. A ``remove()`` that
-        returns True found the device recovered by itself: the second load then must have
-        seen no error either, and is verified like the first.
+        the verify-only passes check every write of the first load, and the second load as
+        :meth:`verify_through_fault` says. A ``remove()`` that returns True found the device
+        recovered by itself: the second load then must have seen no error either, and is
+        verified like the first.
         """
         before = self.start_loads(runtime=self.rng.uniform(3.0, 5.0), size="128M")
         for load in before:
             load.end()
-        under = self.start_loads(runtime=30, offset="512M", size="128M")
+        # Writes only: once the device is going, a read of it returns 0 bytes, which fio's
+        # inline verify misreads as the stale block in its buffer; its first error would end
+        # the job before any write met the removal.
+        under = self.start_loads(runtime=30, offset="512M", size="128M", inline_verify=False)
         # while the device is away, a failure's salvage must not judge what reads it
         self.opaque |= {load.name for load in [*before, *under]}
         self.sleep(self.rng.uniform(1.0, 2.0))
@@ -401,6 +411,9 @@ class Context:
         self.guest.run("until [ -b /dev/nvme0n1 ]; do sleep 0.05; done", timeout=60)
         self.opaque -= {load.name for load in before}
         self.finish_loads(before)
+        if not recovered:
+            for load in under:
+                self.verify_through_fault(load)
 
     def checkpoint(self, loads: list[fio.VerifyLoad]) -> None:
         """Stop ``loads`` with their completed writes flushed and their verify state kept on
@@ -460,13 +473,17 @@ class Context:
                     else FailureKind.IO_ERROR)
             self.fail(kind, "the load saw: " + "; ".join(result.failures), result.messages)
 
-    def verify(self, load: fio.VerifyLoad, timeout: float = 600.0) -> None:
+    def verify(self, load: fio.VerifyLoad, timeout: float = 600.0,
+               failed: set[int] | None = None) -> None:
         """The verify-only pass: every write the load completed must read back intact.
+        ``failed``: the offsets of the writes that failed (the load ran through a fault that
+        took its device away): each may hold its old or its new data, never anything else
+        (see :meth:`verify_through_fault`).
 
         The kernel log is watched while it runs: a controller that starts timing out again
         fails the iteration at once (UNSTABLE) instead of stalling the pass until its timeout.
         """
-        bg = load.start_verify_pass()
+        bg = load.start_verify_pass(every_error=failed is not None)
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -484,11 +501,67 @@ class Context:
                 bg.kill()
                 raise
         self.verified.add(load.name)
-        check, lost = self._verify_outcome(load, res.stderr)
-        if lost is not None:
-            self.fail(lost.kind, lost.message, lost.evidence)
+        if failed is not None:
+            check = self._verify_failed_writes(load, res.stderr, failed)
+        else:
+            check, lost = self._verify_outcome(load, res.stderr)
+            if lost is not None:
+                self.fail(lost.kind, lost.message, lost.evidence)
         if check.read_bytes == 0:
             self.fail(FailureKind.LOST_DATA, "verify-only pass read nothing back")
+
+    def verify_through_fault(self, load: fio.VerifyLoad) -> None:
+        """Judge a load that ran through a fault that took its device away, once the device
+        is back: an error it saw before the fault is a failure (its messages carry the
+        guest's time); every write it completed must read back intact, through the fault
+        as before it; a write that failed may hold its old data or its new data, never
+        another block's or garbage (see :mod:`harness.fioblock`)."""
+        self.opaque.discard(load.name)
+        faults = self._times("fault", self.load_started[load.name])
+        early = [line for at, line in fio.stamped_lines(load.messages)
+                 if faults and at < faults[0] and fio.is_error(line)]
+        if early:
+            kind = (FailureKind.LOST_DATA if any(fio.is_verify_error(ln) for ln in early)
+                    else FailureKind.IO_ERROR)
+            self.failures.append(Failure(kind, f"{load.name} saw an error before the fault: "
+                                         f"{early[0]}", "\n".join(early),
+                                         code="error-before-fault"))
+        self.verify(load, failed=fio.failed_writes(load.messages))
+
+    def _verify_failed_writes(self, load: fio.VerifyLoad, stderr: str,
+                              failed: set[int]) -> fio.FioResult:
+        """The verify pass of a load whose ``failed`` writes may hold old or new data:
+        fio's every wrong block is either one of them or a lost write; each of them is
+        read and classified."""
+        check = load.verify_result(stderr)
+        bad = fio.bad_blocks(check.messages)
+        lost = {o: why for o, why in bad.items() if o not in failed}
+        if not check.ok and not bad:  # an error that names no block (EIO reading back)
+            self.fail(FailureKind.LOST_DATA if any("EILSEQ" in f for f in check.failures)
+                      else FailureKind.IO_ERROR,
+                      "verify-only pass: " + "; ".join(check.failures), check.messages)
+        held = {o: fioblock.classify(block, o) for o, block in load.read_blocks(failed).items()}
+        wrong = {o: state for o, state in held.items() if not state.old_or_new}
+        self.event("verified", "; ".join([
+            f"{len(lost)} completed writes read back wrong" if lost
+            else "every completed write intact",
+            f"{len(failed) - len(wrong)} of {len(failed)} failed writes hold old or new data"]))
+        if lost:
+            first = min(lost)
+            self.failures.append(Failure(
+                FailureKind.LOST_DATA, f"verify-only pass: {len(lost)} completed write(s) "
+                f"of {load.name} read back wrong, the first at offset {first}: {lost[first]}",
+                "\n".join(list(lost.values())[:EVIDENCE_LINES]), code="lost-write"))
+        if wrong:
+            first = min(wrong)
+            self.failures.append(Failure(
+                FailureKind.LOST_DATA, f"{len(wrong)} write(s) of {load.name} that failed "
+                f"left neither old nor new data, the first at offset {first}: {wrong[first]}",
+                "\n".join(f"offset {o}: {state}" for o, state in sorted(wrong.items())),
+                code="failed-write-garbled"))
+        if lost or wrong:
+            raise ScenarioFailed(self.failures[-1].message)
+        return check
 
     def check_stalls(self, reset_bound: float | None, resume_bound: float | None) -> None:
         """A reset that took longer than ``reset_bound``, or writes that waited longer than
@@ -554,13 +627,12 @@ class Context:
         """Wait for the load, judge its JSON, then prove that every completed write is intact.
 
         ``transparent=False`` is for a load running while its device is removed: its errors
-        are recorded, not judged, and its data is not verified. Once a namespace is being
-        removed Linux sets its capacity to 0, so writes fail (ENOSPC, EIO) and direct reads
-        past the new end return 0 bytes, which fio's inline verification misreads as bad
-        headers; and fio's saved verify state counts writes that failed as done, so a verify
-        pass would report blocks that were never written. Removal scenarios therefore prove
-        integrity with a load that ended before the removal (see the pci and device
-        scenarios), and use this only to show that the load under the removal ended.
+        are recorded, not judged yet, and its data is verified once the device is back
+        (:meth:`verify_through_fault`). Once a namespace is being removed Linux sets its
+        capacity to 0, so writes fail (ENOSPC, EIO) and direct reads past the new end
+        return 0 bytes, which fio's inline verification misreads as bad headers; and fio's
+        saved verify state counts writes that failed as done, so its verify pass reports
+        blocks that were never written: the failed writes fio names are judged apart.
         """
         if transparent:
             self._observe_throughput(load)

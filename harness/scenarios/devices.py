@@ -97,8 +97,8 @@ def media_error(ctx: Context) -> None:
 
 @scenario("hot-remove",
           "device_del of the controller under load, then device_add on the same root port: no "
-          "hang, I/O fails cleanly while it is gone, the namespace returns, and every write "
-          "completed before the removal is intact",
+          "hang, I/O fails cleanly while it is gone, the namespace returns, "
+          "every completed write reads back intact and every failed one holds its old or new data",
           reset_bound=None)  # the controller is away for as long as the procedure keeps it
 def hot_remove(ctx: Context) -> None:
     qmp = ctx.vm.qmp

@@ -86,7 +86,8 @@ def fi_status(ctx: Context) -> None:
           "an admin command fails (fault_inject on the controller, Internal Error, DNR) while a "
           "sysfs reset brings the controller up: the driver either recovers or gives the "
           "controller up cleanly (I/O fails, nothing hangs); then the driver is bound again, "
-          "the controller is live, and every write completed before the fault is intact",
+          "the controller is live, every completed write reads back intact and every failed "
+          "one holds its old or new data",
           live_bound=60, kernel_config=NVME_FAULT_INJECTION,
           reset_bound=None)  # a given-up controller is away until the driver is bound again
 @accepts_give_up(*CONTROLLER_GIVEN_UP)  # the failed admin command may fail the reset

@@ -147,7 +147,8 @@ def rescan_during_reset(ctx: Context) -> None:
 @scenario("ns-churn-under-load",
           "the namespace under a load is detached (nvme-cli) and attached again, one to three "
           f"times: I/O to the detached namespace fails cleanly ({NO_HANG}), the namespace "
-          "comes back, and every write completed before the detach is intact", CHURN_UNDER_LOAD)
+          "comes back, every completed write is intact and every failed one holds its old or new "
+          "data", CHURN_UNDER_LOAD)
 def ns_churn_under_load(ctx: Context) -> None:
     ctx.detect_hangs(HUNG_TASK_S)
     ctrl = ctx.controller("nvme0")
@@ -160,7 +161,8 @@ def ns_churn_under_load(ctx: Context) -> None:
         before = ctx.start_load(ctx.rng.uniform(3.0, 5.0), device, size="128M",
                                 data_seed=ctx.seed * 4 + rnd)
         before.end()
-        under = ctx.start_load(30, device, offset="256M", size="128M", transparent=False)
+        under = ctx.start_load(30, device, offset="256M", size="128M", transparent=False,
+                               data_seed=ctx.seed * 4 + rnd + (1 << 32), inline_verify=False)
         ctx.opaque.add(before.name)  # its device goes away; a salvage must not read it
         ctx.sleep(ctx.rng.uniform(0.5, 2.0))
         ctx.vm.tainted = True
@@ -176,3 +178,5 @@ def ns_churn_under_load(ctx: Context) -> None:
         ctx.opaque.discard(before.name)
         ctx.recovered(f"namespace {CHURNED} back as {back}")
         ctx.finish_load(before)
+        under.moved_to(back)
+        ctx.verify_through_fault(under)

@@ -7,8 +7,8 @@ from harness.scenario import Context, scenario
 
 @scenario("pci-remove-rescan",
           "remove the controller's PCI function and rescan the bus under load: I/O to the "
-          "removed device fails cleanly, nothing hangs, the device comes back live, and every "
-          "write completed before the removal is intact",
+          "removed device fails cleanly, nothing hangs, the device comes back live, "
+          "every completed write reads back intact and every failed one holds its old or new data",
           reset_bound=None)  # the controller is away for as long as the procedure keeps it
 def pci_remove_rescan(ctx: Context) -> None:
     address = ctx.controller("nvme0").pci_address

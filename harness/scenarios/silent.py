@@ -89,7 +89,8 @@ def bus_master_off(ctx: Context) -> None:
           "Memory Space Enable cleared under load (registers read as all ones): the driver "
           "must notice, and either give the controller up cleanly (I/O fails with an error, "
           "nothing hangs) or recover it; after the bit is restored and the bus rescanned the "
-          "controller is live and every write completed before the fault is intact",
+          "controller is live, every completed write reads back intact and every failed one "
+          "holds its old or new data",
           SILENT, live_bound=120, reset_bound=None)  # away until the bit is restored
 @accepts_give_up(*CONTROLLER_GIVEN_UP)  # the reset that meets the silent device may fail
 def mmio_off(ctx: Context) -> None:
@@ -134,8 +135,8 @@ def _settle(ctx: Context, name: str) -> str:
           "the device goes silent (bus master or memory space off, seeded) while a sysfs reset "
           "is already in progress (right after it starts, or once the driver is bringing the "
           "controller back): the reset must not hang; the driver recovers or gives up "
-          "cleanly; after the bit is restored the controller is live and every write "
-          "completed before the fault is intact",
+          "cleanly; after the bit is restored the controller is live, "
+          "every completed write reads back intact and every failed one holds its old or new data",
           SILENT, live_bound=120, reset_bound=None)  # away until the bit is restored
 @accepts_give_up(*CONTROLLER_GIVEN_UP)  # the reset it silences may fail
 def dead_during_reset(ctx: Context) -> None:

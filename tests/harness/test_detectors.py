@@ -7,15 +7,16 @@ failure it must produce. A harness that never fails is worthless.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
 
-from harness import known
+from harness import fio, fioblock, known
 from harness.bench import stranded_io
 from harness.faults import InjectErrors, Throttle
 from harness.lab import Lab
+from harness.qemu import controller_device
 from harness.scenario import (
     Context,
     FailureKind,
@@ -78,6 +79,79 @@ def test_lost_write_is_detected(lab: Lab, artifacts: Path) -> None:
     assert _kinds(result) == [FailureKind.LOST_DATA], result.failures
     assert "verify-only pass" in result.failures[0].message
     assert "EILSEQ" in result.failures[0].message
+
+
+def _removal(ctx: Context, while_away: Callable[[], object] = lambda: None,
+             before_back: Callable[[], object] = lambda: None) -> None:
+    """hot-remove's procedure (device_del, device_add), with a hook while the device is
+    away and one just before it comes back."""
+    def remove() -> None:
+        ctx.event("fault", "device_del nvme0")
+        ctx.vm.qmp.cmd("device_del", id="nvme0")
+        assert ctx.vm.qmp.wait_event("DEVICE_DELETED", timeout=60) is not None
+        while_away()
+
+    def restore() -> None:
+        before_back()
+        ctx.vm.qmp.cmd("device_add", **controller_device(ctx.vm.topology, 0))
+
+    ctx.remove_and_restore(remove, restore)
+
+
+def _written_at(backing: Path, offset: int) -> float:
+    """When fio made the block at ``offset`` (its header's time)."""
+    with open(backing, "rb") as fh:
+        fh.seek(offset)
+        fields = fioblock.HEADER.unpack(fh.read(fioblock.HEADER.size))
+    return fields[5] + fields[6] / 1e9
+
+
+UNDER_REMOVAL = 512 << 20  # where remove_and_restore's load under the removal writes
+
+
+def test_a_write_completed_before_a_removal_and_lost_is_detected(lab: Lab,
+                                                                  artifacts: Path) -> None:
+    """The load running through a removal: while the device is away, the oldest block it
+    wrote (completed long before the removal) is zeroed on the medium."""
+    def lose_a_write_under_removal(ctx: Context) -> None:
+        backing = ctx.vm.namespace(0, 1).backing
+
+        def zero_the_oldest() -> None:
+            under = [o for o in _fio_blocks(backing) if o >= UNDER_REMOVAL]
+            _zero(backing, [min(under, key=lambda o: _written_at(backing, o))])
+
+        _removal(ctx, while_away=zero_the_oldest)
+
+    result = _run(lab, artifacts, lose_a_write_under_removal)
+    assert _kinds(result) == [FailureKind.LOST_DATA], result.failures
+    assert result.failures[0].code == "lost-write"
+    assert "1 completed write(s) of load1 read back wrong" in result.failures[0].message
+
+
+def test_a_failed_write_that_left_another_blocks_data_is_detected(lab: Lab,
+                                                                  artifacts: Path) -> None:
+    """The load running through a removal: a write of it that failed is found holding a copy
+    of another block the load wrote (as a misdirected write would leave it)."""
+    def misdirect_a_failed_write(ctx: Context) -> None:
+        backing = ctx.vm.namespace(0, 1).backing
+
+        def copy_a_block_over_a_failed_write() -> None:
+            under = ctx.loads[-1]
+            failed = sorted(fio.failed_writes(under.messages))
+            assert failed, under.messages
+            donor = next(o for o in _fio_blocks(backing) if o >= UNDER_REMOVAL)
+            with open(backing, "r+b") as fh:
+                fh.seek(donor)
+                block = fh.read(4096)
+                fh.seek(failed[0])
+                fh.write(block)
+
+        _removal(ctx, before_back=copy_a_block_over_a_failed_write)
+
+    result = _run(lab, artifacts, misdirect_a_failed_write)
+    assert _kinds(result) == [FailureKind.LOST_DATA], result.failures
+    assert result.failures[0].code == "failed-write-garbled"
+    assert "an intact block written for offset" in result.failures[0].message
 
 
 def test_a_failure_hides_no_other(lab: Lab, artifacts: Path) -> None:

@@ -1,8 +1,18 @@
 import json
+from pathlib import Path
 
 import pytest
 
-from harness.fio import FioError, parse_json
+from harness.fio import (
+    FioError,
+    bad_blocks,
+    block_size,
+    failed_writes,
+    is_error,
+    is_verify_error,
+    parse_json,
+    stamped_lines,
+)
 
 
 def _job(name="verify", error=0, total_err=0, wbytes=1 << 20, rbytes=1 << 20):
@@ -37,3 +47,39 @@ def test_garbage_is_a_fio_error():
         parse_json("fio: command not found")
     with pytest.raises(FioError, match="malformed"):
         parse_json("{ nope")
+
+
+# fio 3.33's words: a load's stamped messages as a hot-remove left them (6.12, seed 1), and a
+# verify pass's after a block was zeroed and another overwritten
+DATA = Path(__file__).parent / "data"
+STAMPED_MESSAGES = (DATA / "fio-3.33-load-messages-stamped.txt").read_text()
+PASS_MESSAGES = (DATA / "fio-3.33-verify-pass-messages.txt").read_text()
+
+
+def test_stamped_lines_carry_the_guest_time():
+    lines = stamped_lines(STAMPED_MESSAGES)
+    assert len(lines) == 16 and lines[0][0] == pytest.approx(1796222046.492790)
+    assert all(is_error(line) for _, line in lines)
+    assert is_error("fio: pid=812, err=5/file:io_u.c:1889, func=io_u error, error=Input/output "
+                    "error")
+    assert not is_error("fio: multiple writers may overwrite blocks that belong to other jobs")
+
+
+def test_failed_writes_are_the_writes_fio_reports_failed():
+    failed = failed_writes(STAMPED_MESSAGES)
+    assert len(failed) == 16 and 577609728 in failed and 698966016 in failed
+    assert failed_writes("fio: io_u error on file /dev/nvme0n1: Input/output error: read "
+                         "offset=536875008, buflen=4096") == set()
+
+
+def test_bad_blocks_name_every_block_a_pass_found_wrong():
+    bad = bad_blocks(PASS_MESSAGES)
+    assert set(bad) == {57344, 268275712}
+    assert bad[57344].startswith("verify: bad magic header 0")
+    assert all(is_verify_error(line) for line in bad.values())
+    assert not is_verify_error(STAMPED_MESSAGES.splitlines()[1])
+
+
+@pytest.mark.parametrize(("text", "size"), [("4k", 4096), ("512", 512), ("1M", 1 << 20)])
+def test_block_size(text: str, size: int):
+    assert block_size(text) == size
