@@ -81,11 +81,13 @@ def test_lost_write_is_detected(lab: Lab, artifacts: Path) -> None:
     assert "EILSEQ" in result.failures[0].message
 
 
-def _removal(ctx: Context, while_away: Callable[[], object] = lambda: None,
+def _removal(ctx: Context, before: Callable[[], object] = lambda: None,
+             while_away: Callable[[], object] = lambda: None,
              before_back: Callable[[], object] = lambda: None) -> None:
-    """hot-remove's procedure (device_del, device_add), with a hook while the device is
-    away and one just before it comes back."""
+    """hot-remove's procedure (device_del, device_add), with hooks just before the removal,
+    while the device is away and just before it comes back."""
     def remove() -> None:
+        before()
         ctx.event("fault", "device_del nvme0")
         ctx.vm.qmp.cmd("device_del", id="nvme0")
         assert ctx.vm.qmp.wait_event("DEVICE_DELETED", timeout=60) is not None
@@ -152,6 +154,22 @@ def test_a_failed_write_that_left_another_blocks_data_is_detected(lab: Lab,
     assert _kinds(result) == [FailureKind.LOST_DATA], result.failures
     assert result.failures[0].code == "failed-write-garbled"
     assert "an intact block written for offset" in result.failures[0].message
+
+
+def test_an_io_error_before_a_removal_is_a_failure(lab: Lab, artifacts: Path) -> None:
+    """The load running through a removal sees its writes fail (media errors) for a second
+    before the removal: errors after it are the removal's, those before it are not."""
+    def fail_writes_then_remove(ctx: Context) -> None:
+        def failing_writes() -> None:
+            with InjectErrors(ctx.vm.qmp, ctx.vm.namespace(0, 1), iotype="write"):
+                ctx.sleep(1)
+
+        _removal(ctx, before=failing_writes)
+
+    result = _run(lab, artifacts, fail_writes_then_remove)
+    assert _kinds(result) == [FailureKind.IO_ERROR], result.failures
+    assert result.failures[0].code == "error-before-fault"
+    assert "load1 saw an error before the fault: fio: io_u error" in result.failures[0].message
 
 
 def test_a_failure_hides_no_other(lab: Lab, artifacts: Path) -> None:
