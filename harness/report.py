@@ -292,7 +292,7 @@ def plot_timeline(timeline: dict[str, Any], title: str) -> bytes:
     iops_ax = axes[0][0]
     try:
         for name, points in timeline.get("iops", {}).items():
-            if name in ("vm_cpu", "host_speed") or not points:
+            if name in ("vm_cpu", "host_speed", "guest_busy") or not points:
                 continue
             iops_ax.plot([p[0] for p in points], [p[1] for p in points],
                          label=f"{name} IOPS", linewidth=1.2)

@@ -26,6 +26,7 @@ from harness.errors import (
     GuestUnreachable,
     HarnessError,
 )
+from harness.guestcpu import GuestCpuMonitor
 from harness.hostcpu import CpuSampler
 from harness.kernels import KernelImage
 from harness.lab import Lab
@@ -39,7 +40,7 @@ from harness.nvme import (
     block_device_of,
 )
 from harness.ssh import Guest
-from harness.throughput import Criterion, Judgement, Series
+from harness.throughput import Criterion, GuestBusy, Judgement, Series
 from harness.timeline import Timeline
 from harness.topology import DEFAULT, Topology
 from harness.vm import VM
@@ -123,6 +124,7 @@ class Context:
     on_event: Callable[[str, str], None] | None = None  # (kind, detail): progress display
     judgements: list[Judgement] = field(default_factory=list)
     cpu: CpuSampler | None = None  # the VM's host CPU, where a host runs it
+    guest_cpu: GuestCpuMonitor | None = None  # how busy the guest was, by its own account
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -442,13 +444,20 @@ class Context:
         self.start_monitors()
 
     def start_monitors(self) -> None:
-        """Sample every controller's state in the guest (for the timeline)."""
+        """Sample every controller's state in the guest (for the timeline), and how busy
+        the guest is (for the throughput judge)."""
         self.monitors = [StateMonitor(self.guest, f"nvme{i}")
                          for i in range(len(self.vm.topology.controllers))]
         for m in self.monitors:
             m.start()
+        if self.guest_cpu is None:
+            self.guest_cpu = GuestCpuMonitor(self.guest)
+        self.guest_cpu.guest = self.guest  # a new one after a power cut
+        self.guest_cpu.start()
 
     def stop_monitors(self) -> None:
+        if self.guest_cpu is not None:
+            self.guest_cpu.stop()
         for m in self.monitors:
             for sample in m.stop():
                 if sample.state == IO_RESUMED:
@@ -653,15 +662,14 @@ class Context:
         started = self.load_started[load.name]
         recoveries = self._times("recovered", started)
         faults = self._times("fault", started)
-        crit, compute = self.throughput, self._compute_samples()
+        crit = self.throughput
         if not recoveries or not faults or crit is None:
             return
-        level = throughput.cpu_share(compute, started, min(faults))
         while load.running:
             now = self.now()
-            compute = self._compute_samples()
-            extra = min(crit.max_extension, throughput.contended_seconds(
-                compute, level, crit, recoveries[-1], now))
+            starved = throughput.Starvation.measure(crit, self._compute_samples(),
+                                                    self._guest_busy(), started, min(faults))
+            extra = min(crit.max_extension, starved.seconds(recoveries[-1], now))
             left = recoveries[-1] + crit.within + extra + 1.5 - now
             if left <= 0:
                 return
@@ -672,6 +680,9 @@ class Context:
 
     def _compute_samples(self) -> Series:
         return self.cpu.compute() if self.cpu is not None else []
+
+    def _guest_busy(self) -> GuestBusy | None:
+        return self.guest_cpu.so_far() if self.guest_cpu is not None else None
 
     def _times(self, kind: str, since: float, until: float = float("inf")) -> list[float]:
         """When the timeline's ``kind`` events happened between ``since`` and ``until``."""
@@ -691,6 +702,11 @@ class Context:
             self.timeline.series["vm_cpu"] = throughput.per_second(cpu)
         if self.cpu is not None and (speeds := self.cpu.speeds()):
             self.timeline.series["host_speed"] = throughput.medians_per_second(speeds)
+        guest = self._guest_busy()
+        if guest is not None:
+            self.timeline.series["guest_busy"] = [
+                (t, round(b, 3)) for t in range(int(series[0][0]), int(series[-1][0]) + 1)
+                if (b := guest.share(t - 1.0, t)) is not None]
         if self.throughput is None:
             return
         started, ended = self.load_started[load.name], series[-1][0]
@@ -698,7 +714,7 @@ class Context:
         recoveries = self._times("recovered", min(faults, default=ended), ended)
         try:
             verdicts = throughput.judge(load.name, series, started, faults, recoveries,
-                                        self.throughput, cpu, compute)
+                                        self.throughput, cpu, compute, guest)
         except throughput.NoBaseline as exc:  # the fresh controller did not carry the load
             self.fail(FailureKind.SLOW, f"no throughput to come back to: {exc}",
                       code="no-baseline")
@@ -709,11 +725,14 @@ class Context:
         if slow:
             vm_cpu = dict(self.timeline.series.get("vm_cpu", []))
             speed = dict(self.timeline.series.get("host_speed", []))
+            busy = dict(self.timeline.series.get("guest_busy", []))
             self.fail(FailureKind.SLOW, slow[0].describe(),
-                      "IOPS per second, the VM's host CPU in that second and the host's speed "
-                      "(of its median; guest time from the load's start):\n" + "\n".join(
+                      "IOPS per second, the VM's host CPU in that second, the host's speed "
+                      "(of its median) and how busy the guest was (guest time from the "
+                      "load's start):\n" + "\n".join(
                           f"{t - started:7.1f} {v:8.0f} {vm_cpu.get(int(t), math.nan):5.2f} "
-                          f"{speed.get(int(t), math.nan):5.2f}" for t, v in series))
+                          f"{speed.get(int(t), math.nan):5.2f} "
+                          f"{busy.get(int(t), math.nan):5.2f}" for t, v in series))
 
 
 @dataclass(frozen=True)

@@ -438,6 +438,10 @@ class Background:
     def running(self) -> bool:
         return not self._done.is_set()
 
+    def output(self) -> str:
+        """What the command has written to its stdout so far."""
+        return bytes(self._out).decode(errors="replace")
+
     def wait(self, timeout: float | None = None, interruptible: bool = True) -> CommandResult:
         """Wait for the command to end. As in :meth:`Guest.run`, once the command has run for
         STOP_AFTER_S a hung task the guest reports (``Guest.interrupt``) ends the wait at once

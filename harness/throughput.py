@@ -13,10 +13,12 @@ CPU away (a busy neighbour on the core or its cache: the same load ran at half i
 seconds with its CPU share unchanged). So the VM's compute is sampled, its CPU seconds weighted
 by the host's speed (:class:`harness.hostcpu.CpuSampler`), and compared with its level before
 the fault: a second in which the VM got less than ``contended`` of it does not count towards
-``within`` (the load is kept running longer instead, up to a cap). An idle guest gets little
-CPU too, so a driver that limps by waiting runs into the cap and fails all the same. In the
-other seconds the IOPS wanted shrink with the host's speed (never grow, and never with the
-CPU time, which a limping driver lowers itself).
+``within`` (the load is kept running longer instead, up to a cap), but only if the guest was
+busy in it, by its own accounting (:class:`GuestBusy`: at least ``busy`` of its pre-fault busy
+share). An idle guest gets little CPU too: a guest with requests in flight and nothing to do
+is a driver that stalls, not a slow host, and its seconds count. In the other seconds the
+IOPS wanted shrink with the host's speed (never grow, and never with the CPU time, which a
+limping driver lowers itself).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class Criterion:
     within: float = 5.0  # seconds after the recovery, contended ones not counted
     contended: float = 0.6  # a second in which the VM got less of its pre-fault compute
     max_extension: float = 30.0  # contended seconds the observation may be extended by
+    busy: float = 0.5  # of its pre-fault busy share: a guest less busy is waiting, not starved
 
     def describe(self) -> str:
         return f"{self.share:.0%} of the pre-fault IOPS within {self.within:g}s of recovering " \
@@ -65,7 +68,7 @@ class Judgement:
                  f"(median of {self.baseline_windows} s)"
         if self.contended_s:
             before += f", {self.contended_s} s after it not counted (the VM got under " \
-                      f"{self.criterion.contended:.0%} of its compute)"
+                      f"{self.criterion.contended:.0%} of its compute, its guest busy)"
         if self.slowest_host < 0.9:
             before += f", the host down to {self.slowest_host:.0%} of its pre-fault speed " \
                       "after it"
@@ -139,11 +142,56 @@ def contended(cpu: Series, share: float | None, criterion: Criterion, t0: float,
     return got is not None and got < criterion.contended
 
 
-def contended_seconds(cpu: Series, share: float | None, criterion: Criterion,
-                      since: float, until: float) -> int:
-    """Whole seconds from ``since`` to ``until`` in which the VM's compute was short."""
-    return sum(contended(cpu, share, criterion, since + i, since + i + 1)
-               for i in range(int(until - since)))
+@dataclass(frozen=True)
+class GuestBusy:
+    """The guest's own CPU accounting (its /proc/stat), cumulative: (time, seconds its CPUs
+    were busy or stolen from) and (time, all their seconds)."""
+
+    busy: Series
+    total: Series
+
+    def share(self, t0: float, t1: float) -> float | None:
+        """How busy the guest was between ``t0`` and ``t1`` (0 to 1), None if unmeasured."""
+        busy, total = cpu_in(self.busy, t0, t1), cpu_in(self.total, t0, t1)
+        return None if busy is None or not total else busy / total
+
+    def level(self, started: float, first_fault: float) -> float | None:
+        """Its busy share before the fault (median over whole seconds), None if unmeasured."""
+        got = [b for i in range(int(first_fault - started))
+               if (b := self.share(started + i, started + i + 1)) is not None]
+        return statistics.median(got) if got else None
+
+
+@dataclass(frozen=True)
+class Starvation:
+    """Tells the seconds the host starved a busy VM: the VM's compute and its guest's
+    busyness, with their pre-fault levels."""
+
+    criterion: Criterion
+    compute: Series
+    level: float | None
+    guest: GuestBusy | None
+    busy_level: float | None
+
+    @classmethod
+    def measure(cls, criterion: Criterion, compute: Series, guest: GuestBusy | None,
+                started: float, first_fault: float) -> Starvation:
+        return cls(criterion, compute, cpu_share(compute, started, first_fault), guest,
+                   guest.level(started, first_fault) if guest else None)
+
+    def excuses(self, t0: float, t1: float) -> bool:
+        """Did the host starve the VM between ``t0`` and ``t1`` while its guest was busy?
+        Unmeasured, it did not."""
+        if not contended(self.compute, self.level, self.criterion, t0, t1):
+            return False
+        if self.guest is None or not self.busy_level:
+            return False
+        busy = self.guest.share(t0, t1)
+        return busy is not None and busy >= self.criterion.busy * self.busy_level
+
+    def seconds(self, since: float, until: float) -> int:
+        """Whole seconds from ``since`` to ``until`` that it excuses."""
+        return sum(self.excuses(since + i, since + i + 1) for i in range(int(until - since)))
 
 
 class NoBaseline(ValueError):
@@ -200,11 +248,13 @@ def parse_log(text: str, ddir: int | None = None, scale: float = 1.0) -> Series:
 
 def judge(load: str, series: Series, started: float, faults: list[float],
           recoveries: list[float], criterion: Criterion,
-          cpu: Series | None = None, compute: Series | None = None) -> list[Judgement]:
+          cpu: Series | None = None, compute: Series | None = None,
+          guest: GuestBusy | None = None) -> list[Judgement]:
     """Judge every recovery in ``recoveries`` that has ``criterion.within`` seconds of load
     after it before the next fault; the last recovery always counts (the caller makes the load
-    run that long). ``cpu`` and ``compute``: the VM's cumulative CPU seconds and compute (see
-    the module's docstring; without ``compute`` the host's speed counts as constant).
+    run that long). ``cpu`` and ``compute``: the VM's cumulative CPU seconds and compute,
+    ``guest``: how busy the guest was (see the module's docstring; without ``compute`` the
+    host's speed counts as constant, without ``guest`` no second is excused).
     Raises :class:`NoBaseline` without a whole window before the first fault."""
     if not faults or not recoveries:
         return []
@@ -217,6 +267,7 @@ def judge(load: str, series: Series, started: float, faults: list[float],
     cpu = cpu or []
     compute = compute or cpu
     cpu_level, level = cpu_share(cpu, started, first), cpu_share(compute, started, first)
+    starved = Starvation.measure(criterion, compute, guest, started, first)
 
     def speed(t0: float, t1: float) -> float:
         """The host's speed between ``t0`` and ``t1``, of its pre-fault speed (at most 1)."""
@@ -236,7 +287,7 @@ def judge(load: str, series: Series, started: float, faults: list[float],
         for t, v in series:
             if t - 1.0 < rec or (next_fault is not None and t > next_fault):
                 continue
-            if contended(compute, level, criterion, t - 1.0, t):
+            if starved.excuses(t - 1.0, t):
                 if skipped >= criterion.max_extension:
                     break
                 skipped += 1

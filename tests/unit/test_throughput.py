@@ -3,8 +3,9 @@ import pytest
 from harness.throughput import (
     WRITE,
     Criterion,
+    GuestBusy,
     NoBaseline,
-    contended_seconds,
+    Starvation,
     cpu_in,
     cpu_share,
     judge,
@@ -117,34 +118,63 @@ def test_cpu_per_second_is_read_from_cumulative_samples():
     assert cpu_share(cpu, T0, T0 + 2) == 1.0
 
 
-def test_seconds_the_host_starved_the_vm_do_not_count_towards_the_time():
+def guest_busy(per_second: list[float], start: float = T0) -> GuestBusy:
+    """The guest's own accounting, from how busy it was in each second (0 to 1)."""
+    return GuestBusy(cpu_samples(per_second, start), cpu_samples([1.0] * len(per_second),
+                                                                 start))
+
+
+def test_seconds_the_host_starved_a_busy_vm_do_not_count_towards_the_time():
     # The hypervisor stole CPU for 8 s after the recovery; IOPS fell with it, then came back.
+    # The guest, running, was as busy as before (its stolen time counts as busy).
+    iops = [1000, 1000, 1000, 100] + [200] * 8 + [900, 1000]
+    cpu = [1.0] * 4 + [0.3] * 8 + [1.0] * 3
+    busy = guest_busy([0.95] * 15)
+    series = [(T0 + i + 1, float(v)) for i, v in enumerate(iops)]
+    [v] = judge("load0", series, T0, [T0 + 3], [T0 + 3.5], Criterion(0.5, 5.0),
+                cpu_samples(cpu), guest=busy)
+    assert v.ok and v.contended_s == 8 and v.back_after == 9.5
+    assert "8 s after it not counted (the VM got under 60% of its compute, its guest busy)" \
+        in v.describe()
+    # Without the CPU figures the same series fails: that is what this protects against.
+    [v] = judge("load0", series, T0, [T0 + 3], [T0 + 3.5], Criterion(0.5, 5.0), guest=busy)
+    assert not v.ok
+    # Nor is any second excused without the guest's own figures.
+    [v] = judge("load0", series, T0, [T0 + 3], [T0 + 3.5], Criterion(0.5, 5.0),
+                cpu_samples(cpu))
+    assert not v.ok and v.contended_s == 0
+
+
+def test_a_guest_that_idles_with_its_requests_in_flight_is_not_starved():
+    # The same IOPS and the same CPU from the host, but the guest sat idle after the
+    # recovery (a driver holding its requests): its seconds count, and it fails.
     iops = [1000, 1000, 1000, 100] + [200] * 8 + [900, 1000]
     cpu = [1.0] * 4 + [0.3] * 8 + [1.0] * 3
     series = [(T0 + i + 1, float(v)) for i, v in enumerate(iops)]
     [v] = judge("load0", series, T0, [T0 + 3], [T0 + 3.5], Criterion(0.5, 5.0),
-                cpu_samples(cpu))
-    assert v.ok and v.contended_s == 8 and v.back_after == 9.5
-    assert "8 s after it not counted (the VM got under 60% of its compute)" in v.describe()
-    # Without the CPU figures the same series fails: that is what this protects against.
-    [v] = judge("load0", series, T0, [T0 + 3], [T0 + 3.5], Criterion(0.5, 5.0))
-    assert not v.ok
+                cpu_samples(cpu), guest=guest_busy([0.95] * 4 + [0.1] * 8 + [0.95] * 3))
+    assert not v.ok and v.contended_s == 0
+    assert "at best 200 IOPS (20%)" in v.describe()
 
 
-def test_a_driver_that_limps_by_waiting_runs_into_the_cap():
-    # An idle guest gets little CPU too: it is treated as starved only up to the cap.
+def test_a_driver_that_limps_by_waiting_fails_at_once():
+    # An idle guest gets little CPU too: no second of it is excused.
     iops = [1000, 1000, 1000] + [50] * 60
     cpu = [1.0] * 3 + [0.1] * 60
     series = [(T0 + i + 1, float(v)) for i, v in enumerate(iops)]
     [v] = judge("load0", series, T0, [T0 + 3], [T0 + 3.2],
-                Criterion(0.5, 5.0, max_extension=10), cpu_samples(cpu))
-    assert not v.ok and v.contended_s == 10
+                Criterion(0.5, 5.0, max_extension=10), cpu_samples(cpu),
+                guest=guest_busy([0.9] * 3 + [0.05] * 60))
+    assert not v.ok and v.contended_s == 0
 
 
-def test_contended_seconds_are_counted_live():
-    cpu = cpu_samples([1.0, 1.0, 0.2, 0.2, 1.0])
-    assert contended_seconds(cpu, cpu_share(cpu, T0, T0 + 2), Criterion(), T0, T0 + 5) == 2
-    assert contended_seconds(cpu, None, Criterion(), T0, T0 + 5) == 0
+def test_excused_seconds_are_counted_live():
+    cpu = cpu_samples([1.0, 1.0, 0.2, 0.2, 0.2, 1.0])
+    busy = guest_busy([0.9, 0.9, 0.9, 0.1, 0.9, 0.9])
+    starved = Starvation.measure(Criterion(), cpu, busy, T0, T0 + 2)
+    assert starved.seconds(T0, T0 + 6) == 2  # the third and fifth seconds
+    assert Starvation.measure(Criterion(), cpu, None, T0, T0 + 2).seconds(T0, T0 + 6) == 0
+    assert Starvation.measure(Criterion(), [], busy, T0, T0 + 2).seconds(T0, T0 + 6) == 0
 
 
 def test_a_slower_host_lowers_the_iops_wanted_but_not_a_lower_cpu_time():
