@@ -258,6 +258,23 @@ def test_a_fault_the_driver_refuses_is_its_failure_not_untestable(lab: Lab,
     assert result.failures[0].message.startswith("reset nvme0 failed: exit code 1: ")
 
 
+def test_a_load_with_no_throughput_to_come_back_to_is_a_failure(lab: Lab,
+                                                                 artifacts: Path) -> None:
+    """The controller is reset before the load has run a whole second: there is no
+    pre-fault level to judge its recovery by, and that is the driver's verdict to give
+    (SLOW, exit 1), not a harness that could not test (125)."""
+    def reset_before_a_whole_second(ctx: Context) -> None:
+        load = ctx.start_load(runtime=8, warm_up=False)
+        ctx.reset(ctx.controller("nvme0"))
+        ctx.finish_load(load)
+
+    result = _run(lab, artifacts, reset_before_a_whole_second)
+    assert [(f.kind, f.code) for f in result.failures] == [
+        (FailureKind.SLOW, "no-baseline")], result.failures
+    assert "ran no whole second between its start and the first fault" in \
+        result.failures[0].message
+
+
 def test_hang_is_detected(lab: Lab, artifacts: Path) -> None:
     """A write stuck behind a stalled backend outlasts its command's timeout."""
     def stalled(ctx: Context) -> None:
