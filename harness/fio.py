@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shlex
+import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,6 +142,30 @@ def bad_blocks(messages: str) -> dict[int, str]:
         if (m := VERIFY_ERROR.search(line)) is not None:
             found.setdefault(int(m.group(1)), line.strip())
     return found
+
+
+# fio 3.33's verify state file (verify-state.h): a header (version, size, crc), then the
+# job's thread_io_list: no_comps, depth, nofiles, numberio, index, its random state (56
+# bytes), its name (64), then ``depth`` x (file number, offset) of its last completed writes.
+STATE_HEADER = struct.Struct("<QQQ")
+STATE_LIST = struct.Struct("<QIIQQ56s64s")
+STATE_COMP = struct.Struct("<QQ")
+
+
+def last_completed(state: bytes) -> list[int]:
+    """Offsets of the last writes (up to the queue depth) a job saw complete, from its saved
+    verify state: the writes fio's verify-only pass may skip (it stops at the first write of
+    the state's last ``depth`` that is not among them)."""
+    if len(state) < STATE_HEADER.size + STATE_LIST.size:
+        raise FioError(f"a verify state of {len(state)} bytes is too short")
+    version = STATE_HEADER.unpack_from(state)[0]
+    if version != 3:
+        raise FioError(f"verify state version {version}, not fio 3.x's 3")
+    comps = STATE_LIST.unpack_from(state, STATE_HEADER.size)[0]
+    at = STATE_HEADER.size + STATE_LIST.size
+    if len(state) < at + comps * STATE_COMP.size:
+        raise FioError(f"a verify state of {len(state)} bytes holds no {comps} completions")
+    return [STATE_COMP.unpack_from(state, at + i * STATE_COMP.size)[1] for i in range(comps)]
 
 
 def block_size(text: str) -> int:
@@ -378,6 +403,14 @@ class VerifyLoad:
         meanwhile; :meth:`verify_result` reads its outcome. ``every_error``: it reads on past
         a wrong block, and fio's messages name each one (:func:`bad_blocks`)."""
         return self.guest.background(self._verify_command(every_error))
+
+    def last_completed(self) -> set[int]:
+        """Offsets of each job's last completed writes, from the verify state it saved."""
+        out = self.guest.run(f"cd {self.workdir} && for f in *verify.state; do "
+                             '[ -e "$f" ] && { echo; base64 -w0 "$f"; }; done',
+                             timeout=30, check=True).stdout
+        return {offset for text in out.split() for offset in
+                last_completed(base64.b64decode(text))}
 
     def read_blocks(self, offsets: set[int]) -> dict[int, bytes]:
         """The load's blocks at ``offsets``, read from its device as they are now."""

@@ -549,8 +549,14 @@ class Context:
             self.fail(FailureKind.LOST_DATA if any("EILSEQ" in f for f in check.failures)
                       else FailureKind.IO_ERROR,
                       "verify-only pass: " + "; ".join(check.failures), check.messages)
-        held = {o: fioblock.classify(block, o) for o, block in load.read_blocks(failed).items()}
-        wrong = {o: state for o, state in held.items() if not state.old_or_new}
+        # fio's pass stops at the first write of its state's last queue-depth that did not
+        # complete: the completed ones among them are read here
+        last = load.last_completed() - failed
+        held = {o: fioblock.classify(block, o)
+                for o, block in load.read_blocks(failed | last).items()}
+        wrong = {o: state for o, state in held.items() if o in failed and not state.old_or_new}
+        lost.update({o: f"offset {o}, among the last writes completed: {state}"
+                     for o, state in held.items() if o in last and state.kind != "written"})
         self.event("verified", "; ".join([
             f"{len(lost)} completed writes read back wrong" if lost
             else "every completed write intact",

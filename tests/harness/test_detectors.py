@@ -130,6 +130,28 @@ def test_a_write_completed_before_a_removal_and_lost_is_detected(lab: Lab,
     assert "1 completed write(s) of load1 read back wrong" in result.failures[0].message
 
 
+def test_one_of_the_last_writes_completed_and_lost_is_detected(lab: Lab,
+                                                               artifacts: Path) -> None:
+    """The load running through a removal: one of the last writes it saw complete (which
+    fio's verify pass may skip, stopping at the first that failed) is zeroed on the medium."""
+    def lose_a_last_write(ctx: Context) -> None:
+        backing = ctx.vm.namespace(0, 1).backing
+
+        def zero_a_last_completed_write() -> None:
+            under = ctx.loads[-1]
+            last = sorted(under.last_completed() - fio.failed_writes(under.messages))
+            assert last
+            _zero(backing, last[:1])
+
+        _removal(ctx, before_back=zero_a_last_completed_write)
+
+    result = _run(lab, artifacts, lose_a_last_write)
+    assert _kinds(result) == [FailureKind.LOST_DATA], result.failures
+    assert result.failures[0].code == "lost-write"
+    assert "1 completed write(s) of load1 read back wrong" in result.failures[0].message
+    assert "among the last writes completed: unwritten" in result.failures[0].message
+
+
 def test_a_failed_write_that_left_another_blocks_data_is_detected(lab: Lab,
                                                                   artifacts: Path) -> None:
     """The load running through a removal: a write of it that failed is found holding a copy

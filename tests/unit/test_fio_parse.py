@@ -10,6 +10,7 @@ from harness.fio import (
     failed_writes,
     is_error,
     is_verify_error,
+    last_completed,
     parse_json,
     stamped_lines,
 )
@@ -83,3 +84,15 @@ def test_bad_blocks_name_every_block_a_pass_found_wrong():
 @pytest.mark.parametrize(("text", "size"), [("4k", 4096), ("512", 512), ("1M", 1 << 20)])
 def test_block_size(text: str, size: int):
     assert block_size(text) == size
+
+
+def test_the_last_completed_writes_are_read_from_a_saved_verify_state():
+    # job 1 of a verify-load.fio run of fio 3.33 (queue depth 8, the job at 128M)
+    state = (DATA / "fio-3.33-verify-state-job1.state").read_bytes()
+    last = last_completed(state)
+    assert len(last) == 8 and last[0] == 200495104
+    assert all(128 << 20 <= o < 256 << 20 and o % 4096 == 0 for o in last)
+    with pytest.raises(FioError):
+        last_completed(state[:100])
+    with pytest.raises(FioError):
+        last_completed(b"\x02" + state[1:])
