@@ -725,6 +725,7 @@ class AlarmReport:
 
     alarm: Alarm
     lines: tuple[str, ...]  # as printed, time stamps kept
+    before: tuple[str, ...] = ()  # the driver's lines that led up to the first one
 
     @property
     def message(self) -> str:
@@ -733,7 +734,13 @@ class AlarmReport:
 
     @property
     def evidence(self) -> str:
-        return "\n".join(self.lines[:20])
+        lead = ["the driver's lines before it:", *self.before, "the alarm:"] if self.before \
+            else []
+        return "\n".join([*lead, *self.lines[:20]])
+
+
+ALARM_LEAD_LINES = 12
+DRIVER_LINE = re.compile(r"\bnvme\S*:|I/O error, dev nvme")
 
 
 def find_alarms(text: str, accepted: Iterable[str] = ()) -> list[AlarmReport]:
@@ -741,13 +748,20 @@ def find_alarms(text: str, accepted: Iterable[str] = ()) -> list[AlarmReport]:
     codes in ``accepted`` (give-ups a scenario declared) are left out."""
     skip = frozenset(accepted)
     found: dict[str, list[str]] = {}
+    before: dict[str, tuple[str, ...]] = {}
+    driver: list[str] = []  # its latest lines: what led up to an alarm
     for raw in re.split(r"[\r\n]+", text):
         line = strip_prefix(raw)
         for alarm in ALARMS:
             if alarm.code not in skip and alarm.pattern.search(line):
+                if alarm.code not in found:
+                    before[alarm.code] = tuple(driver[-ALARM_LEAD_LINES:])
                 found.setdefault(alarm.code, []).append(raw.strip())
                 break
-    return [AlarmReport(_ALARM_CODES[code], tuple(lines)) for code, lines in found.items()]
+        if DRIVER_LINE.search(line):
+            driver.append(raw.strip())
+    return [AlarmReport(_ALARM_CODES[code], tuple(lines), before[code])
+            for code, lines in found.items()]
 
 
 _Procedure = TypeVar("_Procedure", bound=Callable[..., object])

@@ -152,10 +152,15 @@ def _function(text: str, name: str) -> str:
 def _dbbuf_set_after_unquiesce(src: Path) -> bool:
     """06c59d427017 is absent: nvme_reset_work() restarts the I/O queues before it tells the
     controller where the shadow doorbells are."""
-    body = _function((src / "pci.c").read_text(errors="replace"), "nvme_reset_work")
+    text = (src / "pci.c").read_text(errors="replace")
+    body = _function(text, "nvme_reset_work")
     start = re.search(r"nvme_(start_queues|unquiesce_io_queues)\(", body)
-    dbbuf = body.find("nvme_dbbuf_set(")
-    return start is not None and dbbuf > start.start()
+    if start is None or "nvme_dbbuf_set(" in body[:start.start()]:
+        return False
+    after = body[start.start():]
+    # 5.10 tells it in nvme_dev_add(), which the reset calls once the queues run again
+    return "nvme_dbbuf_set(" in after or (
+        "nvme_dev_add(" in after and "nvme_dbbuf_set(" in _function(text, "nvme_dev_add"))
 
 
 def _dbbuf_kept_across_resets(src: Path) -> bool:
@@ -184,7 +189,8 @@ KNOWN: tuple[KnownFailure, ...] = (
     KnownFailure(
         scenarios=("reset-under-load", "reset-under-load-2cpu", "reset-under-load-2ns",
                    "reset-under-load-2ctrl", "reset-storm", "flr-under-load",
-                   "admin-during-reset", "poll-queues", "bus-master-off"),
+                   "admin-during-reset", "poll-queues", "bus-master-off", "mmio-off",
+                   "dead-during-reset"),
         kernels=("debian:5.10",), first="4.12", fixed_in=("5.16",),
         # the reset waits for I/O the device never saw, until its timeout disables the
         # controller in the middle of the reset: the driver cannot mark it live and removes it
@@ -198,17 +204,19 @@ KNOWN: tuple[KnownFailure, ...] = (
                   "for it, then removes the controller",
         evidence="known-bugs/linux-5.10-stale-shadow-doorbells/: fails on debian:5.10 "
                  "(5.10.262), passes on 6.1 and 6.12 and on 5.10 with the fix backported "
-                 "(--nvme-src)",
+                 "(--nvme-src; mmio-off and dead-during-reset with 06c59d427017 too)",
         fix_absent=_dbbuf_kept_across_resets),
     # A device gone silent strands commands, so the driver's own reset requeues them.
     KnownFailure(
         scenarios=("bus-master-off", "mmio-off", "dead-during-reset", "fi-io-timeout"),
         # the requeued I/O is never fetched: writes stall after live, then time out
-        kernels=("debian:6.1",), first="4.12", fixed_in=("6.8",),
+        kernels=("debian:5.10", "debian:6.1"), first="4.12", fixed_in=("6.8",),
         codes=("unstable", "io-stalled"), mechanism=Mechanism(requeued=True),
         reference=_DOORBELL_CONFIG_BUG,
         evidence="known-bugs/linux-6.1-doorbell-config-after-requeue/: fails on debian:6.1 "
-                 "(6.1.192), passes on 6.12 and on 6.1 with the fix backported (--nvme-src)",
+                 "(6.1.192), passes on 6.12 and on 6.1 with the fix backported (--nvme-src); "
+                 "on 5.10 once 58847f12fe78 is backported (mmio-off, dead-during-reset seed "
+                 "7), which pass with this fix backported too",
         fix_absent=_dbbuf_set_after_unquiesce),
     # The same bug after a reset the guest asked for: rare (the reset must find commands the
     # device has not fetched yet).

@@ -84,8 +84,10 @@ class Timeline:
         """What the state monitor saw stall: a controller out of ``live`` for longer than
         ``reset_bound`` seconds, and a return to ``live`` after which no write completed on
         it for ``resume_bound`` seconds while a load was writing to it (``loads``: controller
-        -> the first and last second its load wrote). None: not judged. Each stall is
-        ("reset" or "resume", what it was)."""
+        -> the first and last second its load wrote). None: not judged. A
+        ``device_silenced`` event (detail: the controller) ends the wait for a write without
+        judging it: a device the scenario has silenced completes none, and the driver needs
+        its timeout to notice. Each stall is ("reset" or "resume", what it was)."""
         found: list[tuple[str, str]] = []
         state: dict[str, str] = {}
         left: dict[str, float] = {}  # controller -> when it left live
@@ -108,6 +110,8 @@ class Timeline:
             ctrl, _, now = ev.detail.rpartition(" ")
             if ev.kind == "io_resumed":
                 resumed(ev.detail, ev.at)
+            elif ev.kind == "device_silenced":
+                back.pop(ev.detail, None)
             elif ev.kind == "state" and now != "live" and state.get(ctrl, "live") == "live":
                 resumed(ctrl, ev.at)
                 left[ctrl] = ev.at

@@ -74,6 +74,7 @@ def bus_master_off(ctx: Context) -> None:
         mark = ctx.log_mark()
         ctx.act(pci.bus_master_command(False), f"bus master off ({pci.address}) for "
                 f"{silence:.1f}s, then left to the driver")
+        ctx.event("device_silenced", ctrl.name)
         ctx.sleep(silence)
         ctx.driver_reacts(ctrl, within=NOTICE_WITHIN, since=mark)
         ctx.wait_live(ctrl)
@@ -102,6 +103,7 @@ def mmio_off(ctx: Context) -> None:
         nonlocal mark
         mark = ctx.log_mark()
         ctx.act(pci.memory_space_command(False), f"memory space off ({pci.address})")
+        ctx.event("device_silenced", ctrl.name)
         ctx.sleep(IO_TIMEOUT + ctx.rng.uniform(2.0, 5.0))
         ctx.driver_reacts(ctrl, within=NOTICE_WITHIN, since=mark)
         outcome = _settle(ctx, ctrl.name)
@@ -153,11 +155,15 @@ def dead_during_reset(ctx: Context) -> None:
         # the phase is seen, the device goes silent at once anyway; the event says which.
         state = f"/sys/class/nvme/{ctrl.name}/state"
         wanted = '[ "$s" != live ]' if phase == "resetting" else '[ "$s" = connecting ]'
-        seen = ctx.act(f"(echo 1 > /sys/class/nvme/{ctrl.name}/reset_controller) 2>/dev/null & "
-                       f"r=$!; until s=gone; read -r s < {state}; {wanted} || "
-                       f"! kill -0 $r 2>/dev/null; do :; done; {command}; echo $s",
-                       f"{silence} off during a reset of {ctrl.name} ({phase})").strip()
+        at, seen = ctx.act(
+            f"(echo 1 > /sys/class/nvme/{ctrl.name}/reset_controller) 2>/dev/null & "
+            f"r=$!; until s=gone; read -r s < {state}; {wanted} || "
+            f'! kill -0 $r 2>/dev/null; do :; done; {command}; echo "$EPOCHREALTIME $s"',
+            f"{silence} off during a reset of {ctrl.name} ({phase})").split()
         ctx.event("silenced_in_state", seen)
+        # the reset may have come back live just before: that is no recovery to await
+        # writes after (the device is silent; the driver needs its timeout to notice)
+        ctx.event("device_silenced", ctrl.name, at=float(at))
         outcome = _settle(ctx, ctrl.name)
         ctx.event("driver_outcome", outcome)
         # Not judged as transparent even when live: a reset that met the silence may still

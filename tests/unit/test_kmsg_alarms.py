@@ -38,7 +38,10 @@ def test_a_stale_completion_is_two_alarms_with_every_line() -> None:
     assert len(genctr.lines) == len(invalid.lines) == 74  # one pair per stale entry
     assert invalid.message.startswith(
         "nvme nvme0: invalid id 62042 completed on queue 1 (74 times): a completion queue entry")
-    assert invalid.evidence.splitlines() == list(invalid.lines[:20])
+    evidence = invalid.evidence.splitlines()
+    assert evidence[-20:] == list(invalid.lines[:20])  # after the lines that led up to it
+    assert evidence[0] == "the driver's lines before it:" and "the alarm:" in evidence
+    assert invalid.before[-1] == genctr.lines[0]  # its first line came right after the other's
 
 
 def test_5_10_giving_the_controller_up_is_two_give_up_alarms() -> None:
@@ -47,6 +50,8 @@ def test_5_10_giving_the_controller_up_is_two_give_up_alarms() -> None:
     assert [(a.alarm.code, a.alarm.give_up) for a in found] == [
         ("alarm-not-marked-live", True), ("alarm-removed-after-probe-failure", True)]
     assert found[1].lines[0].endswith("nvme nvme0: Removing after probe failure status: -19")
+    # what led up to it: the timeout that disabled the controller in the middle of the reset
+    assert "timeout, disable controller" in found[0].evidence
 
 
 def test_a_declared_give_up_is_left_out_and_nothing_else() -> None:

@@ -61,3 +61,15 @@ def test_no_load_writing_no_resume_to_wait_for() -> None:
     t = _recorded({13: 8.0})
     assert t.stalls(3.0, 5.0, {}) == []
     assert t.stalls(3.0, None, _load_span(t)) == []
+
+
+def test_a_live_the_scenario_silenced_the_device_after_is_not_awaited() -> None:
+    # dead-during-reset on 6.1 (seed 7): the reset it silences comes back live just before
+    # the silence; no write completes until the driver's own reset 6.1 s later
+    t = _recorded({13: 8.0})
+    live = next(e.at for e in t.events[12:] if e.kind == "state" and e.detail.endswith("live"))
+    t.events.append(Event(live + 0.03, "device_silenced", "nvme0"))
+    assert t.stalls(3.0, 5.0, _load_span(t)) == []
+    t.events.append(Event(live + 0.03, "device_silenced", "nvme1"))  # another controller
+    t.events = [e for e in t.events if not (e.kind == "device_silenced" and e.detail == "nvme0")]
+    assert len(t.stalls(3.0, 5.0, _load_span(t))) == 1
