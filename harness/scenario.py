@@ -847,6 +847,17 @@ def _clean_up(ctx: Context, artifacts: Path) -> HarnessError | None:
     return error
 
 
+def _stopped_answering(vm: VM, exc: GuestUnreachable, when: str) -> Failure:
+    """A guest that stopped answering once the scenario had begun, its QEMU still running
+    and no panic on its console: a hang of the system under test (a driver can wedge a
+    whole guest), never a harness that could not test."""
+    console = vm.console.tail(30) if vm.console is not None else ""
+    return Failure(FailureKind.HANG, f"the guest stopped answering {when}, its QEMU "
+                   f"running and no panic on its console: {exc}",
+                   "\n".join(filter(None, [exc.detail, f"console:\n{console}"])),
+                   code="guest-unreachable")
+
+
 def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path,
                   on_event: Callable[[str, str], None] | None = None) -> IterationResult:
     """Run one seeded iteration on a fresh VM. A harness problem raises :class:`HarnessError`
@@ -880,13 +891,13 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path,
         except GuestHang as exc:  # the message carries the stack: it is the finding itself
             ctx.failures.append(Failure(FailureKind.HANG, f"{exc}\n{exc.detail}", exc.detail,
                                         code="hung-task"))
-        except GuestUnreachable:
+        except GuestUnreachable as exc:
             try:
-                vm.explain_lost_connection()
-            except GuestPanic as exc:
-                ctx.failures.append(Failure(FailureKind.OOPS, str(exc), exc.detail))
-            else:
-                raise
+                vm.explain_lost_connection()  # QEMU's death is the harness's to report
+            except GuestPanic as panic:
+                ctx.failures.append(Failure(FailureKind.OOPS, str(panic), panic.detail))
+            else:  # QEMU runs, nothing panicked: the guest itself stopped answering
+                ctx.failures.append(_stopped_answering(vm, exc, "during the scenario"))
         except GuestPanic as exc:
             ctx.failures.append(Failure(FailureKind.OOPS, str(exc), exc.detail))
         else:
@@ -901,6 +912,10 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path,
                 FailureKind.HANG, f"the guest wedged while the iteration was cleaned up: "
                 f"{cleanup}", cleanup.detail,
                 code="hung-task" if isinstance(cleanup, GuestHang) else "command-timeout"))
+        elif isinstance(cleanup, GuestUnreachable) and vm.alive:
+            if not any(f.kind is FailureKind.HANG for f in ctx.failures):  # told already
+                ctx.failures.append(_stopped_answering(vm, cleanup, "while the iteration "
+                                                       "was cleaned up"))
         elif cleanup is not None and not ctx.failures:
             raise cleanup
         if not any(f.kind in (FailureKind.NOT_RECOVERED, FailureKind.HANG)

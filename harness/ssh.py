@@ -223,7 +223,10 @@ class Guest:
                 if transport is None or not transport.is_active():
                     raise GuestUnreachable(f"SSH connection to {self.target.host}:"
                                            f"{self.target.port} is closed")
-                self._agent = _Agent(transport)
+                try:
+                    self._agent = _Agent(transport)
+                except (paramiko.SSHException, OSError, EOFError) as exc:
+                    raise GuestUnreachable(f"SSH session to the guest failed: {exc}") from None
         except BaseException:
             self._agent_lock.release()
             raise

@@ -297,6 +297,24 @@ def test_a_load_with_no_throughput_to_come_back_to_is_a_failure(lab: Lab,
         result.failures[0].message
 
 
+def test_a_guest_that_stops_answering_is_a_hang_not_untestable(lab: Lab,
+                                                                artifacts: Path) -> None:
+    """The guest stops answering once the scenario has begun (its vCPUs stopped: a guest
+    wedged hard, with nothing on its console), QEMU still running: a HANG of the system under
+    test (exit 1), not a harness that could not test (125)."""
+    def wedge_the_guest(ctx: Context) -> None:
+        ctx.start_load(runtime=10)
+        ctx.vm.qmp.cmd("stop")
+        ctx.vm.tainted = True
+        ctx.guest.background("true")  # a new SSH channel: the guest never opens it
+
+    result = _run(lab, artifacts, wedge_the_guest)
+    assert [(f.kind, f.code) for f in result.failures] == [
+        (FailureKind.HANG, "guest-unreachable")], result.failures
+    assert result.failures[0].message.startswith(
+        "the guest stopped answering during the scenario, its QEMU running")
+
+
 def test_hang_is_detected(lab: Lab, artifacts: Path) -> None:
     """A write stuck behind a stalled backend outlasts its command's timeout."""
     def stalled(ctx: Context) -> None:
