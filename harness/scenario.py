@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import errno
 import math
 import random
 import re
@@ -545,10 +546,13 @@ class Context:
         check = load.verify_result(stderr)
         bad = fio.bad_blocks(check.messages)
         lost = {o: why for o, why in bad.items() if o not in failed}
-        if not check.ok and not bad:  # an error that names no block (EIO reading back)
-            self.fail(FailureKind.LOST_DATA if any("EILSEQ" in f for f in check.failures)
-                      else FailureKind.IO_ERROR,
-                      "verify-only pass: " + "; ".join(check.failures), check.messages)
+        unread = [j.describe_error() for j in check.jobs if j.error not in (0, errno.EILSEQ)]
+        if unread:  # it could not read its blocks back (EIO...): it verified only some
+            self.fail(FailureKind.IO_ERROR, "verify-only pass: " + "; ".join(unread),
+                      check.messages)
+        if not check.ok and not bad:  # wrong blocks that fio's messages did not name
+            self.fail(FailureKind.LOST_DATA, "verify-only pass: " + "; ".join(check.failures),
+                      check.messages)
         # fio's pass stops at the first write of its state's last queue-depth that did not
         # complete: the completed ones among them are read here
         last = load.last_completed() - failed
