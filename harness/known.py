@@ -136,9 +136,10 @@ class KnownFailure:
                        "changes the code it is in"
         return None
 
-    def describe(self) -> str:
+    def describe(self, on: str = "") -> str:
+        """The record in a line; ``on``: the kernel that showed it (else every one it names)."""
         fixed = f", fixed in {', '.join(self.fixed_in)}" if self.fixed_in else ", unfixed"
-        return (f"known kernel bug on {', '.join(self.kernels)} (from {self.first}{fixed}): "
+        return (f"known kernel bug on {on or ', '.join(self.kernels)} (from {self.first}{fixed}): "
                 f"{self.reference} ({', '.join(self.codes)}; {self.mechanism.describe()}); "
                 f"evidence: {self.evidence}")
 
@@ -286,11 +287,12 @@ class Verdict:
     bug: KnownFailure | None = None  # KNOWN: the record that excuses every failure
     resembles: KnownFailure | None = None  # FAIL: a record it looks like that may not excuse it
     why: str = ""  # why ``resembles`` does not excuse it
+    kernel: str = ""  # KNOWN: the kernel that showed it
 
     def describe(self) -> str:
         """What a report or the console says beside the failures; '' for a plain one."""
         if self.bug is not None:
-            return self.bug.describe()
+            return self.bug.describe(on=self.kernel)
         if self.resembles is not None:
             return f"resembles {self.resembles.commit} (known kernel bug); not excused: {self.why}"
         return ""
@@ -305,7 +307,7 @@ def verdict(scenario: str, driver: Driver, failures: Sequence[Failure],
     alike = [k for k in known if k.resembles(scenario, failures)]
     for record in alike:
         if record.not_excused(driver) is None:
-            return Verdict(Status.KNOWN, bug=record)
+            return Verdict(Status.KNOWN, bug=record, kernel=driver.kernel)
     if alike:
         return Verdict(Status.FAIL, resembles=alike[0], why=alike[0].not_excused(driver) or "")
     return Verdict(Status.FAIL)

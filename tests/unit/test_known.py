@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,13 @@ def test_explains_only_its_own_failure() -> None:
     assert known.verdict("reset-storm", STOCK_6_1, [
         Failure(FailureKind.HANG, HANG.message, "blk_mq_freeze_queue+0x1/0x2",
                 code="hung-task")], [RECORD]).status is Status.FAIL
+
+
+def test_a_known_verdict_names_the_kernel_that_showed_it() -> None:
+    both = replace(RECORD, kernels=("debian:5.10", "debian:6.1"))
+    said = known.verdict("reset-storm", STOCK_6_1, [HANG], [both]).describe()
+    assert said.startswith("known kernel bug on debian:6.1 (from 6.1, fixed in 6.3): ")
+    assert both.describe().startswith("known kernel bug on debian:5.10, debian:6.1 ")
 
 
 def test_the_message_is_never_read() -> None:
