@@ -16,13 +16,13 @@ exiting 1 for it, because a bisect must see the bug, and prints the reference.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.report import Status
-from harness.scenario import Failure
+from harness import kernels, paths
+from harness.verdict import Failure, Status
 
 if TYPE_CHECKING:
     from harness.images import GuestImage
@@ -257,12 +257,10 @@ KNOWN: tuple[KnownFailure, ...] = (
 )
 
 
-def problems(record: KnownFailure) -> list[str]:
-    """What makes a record unfit to excuse anything: scenarios or kernels that do not exist,
-    no codes, versions that do not parse, evidence that is not kept."""
-    from harness import kernels, paths, scenario
-
-    found = [f"no scenario {s!r}" for s in record.scenarios if s not in scenario.names()]
+def problems(record: KnownFailure, scenarios: Collection[str]) -> list[str]:
+    """What makes a record unfit to excuse anything: scenarios (of those named) or kernels
+    that do not exist, no codes, versions that do not parse, evidence that is not kept."""
+    found = [f"no scenario {s!r}" for s in record.scenarios if s not in scenarios]
     found += [f"no kernel {k!r}" for k in record.kernels if k not in kernels.known_kernels()]
     if not record.kernels:
         found.append("established on no kernel")

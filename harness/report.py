@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime
-import enum
 import html
 import io
 import json
@@ -33,18 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import BadInput
+from harness.verdict import Status as Status  # the statuses a report gives
 
 ORIGIN = "nvmeh"  # the KCIDB origin of the records
 RUNS = "runs.json"  # every record in full, for merging report dirs
 PLOTTED_PASSES = 20  # a long campaign plots its first passes and every run that did not pass
-
-
-class Status(enum.Enum):
-    PASS = "pass"
-    FAIL = "FAIL"  # the driver misbehaved
-    KNOWN = "known"  # it did, the way a recorded kernel bug does
-    SKIP = "skip"
-    ERROR = "ERROR"  # the harness could not test
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import known, scenario
+from harness import known, scenarios
 from harness.lab import Lab
 from harness.report import Status
 from harness.repro import lab_reproduce_command
+from harness.runner import run_iteration
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -24,8 +25,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     them, the default tox run deselects them)."""
     if "scenario_name" in metafunc.fixturenames:
         metafunc.parametrize("scenario_name", [
-            pytest.param(name, marks=() if scenario.get(name).ci else pytest.mark.full)
-            for name in scenario.names()])
+            pytest.param(name, marks=() if scenarios.get(name).ci else pytest.mark.full)
+            for name in scenarios.names()])
     count = int(metafunc.config.getoption("iterations"))
     if "seed" in metafunc.fixturenames and count > 1:  # seeds S..S+N-1, S from --seed
         first = int(metafunc.config.getoption("seed"))
@@ -40,10 +41,10 @@ def seed(request: pytest.FixtureRequest) -> int:
 
 
 def test_scenario(scenario_name: str, lab: Lab, artifacts: Path, seed: int) -> None:
-    scn = scenario.get(scenario_name)
+    scn = scenarios.get(scenario_name)
     if (reason := scn.skip_reason(lab.image.kernel)) is not None:
         pytest.skip(reason)
-    result = scenario.run_iteration(lab, scn, seed, artifacts)
+    result = run_iteration(lab, scn, seed, artifacts)
     verdict = known.verdict(scenario_name, known.Driver.of(lab.image), result.failures)
     if verdict.bug is not None:
         pytest.xfail(verdict.bug.describe())

@@ -1,5 +1,7 @@
 """The recovery scenarios; importing this package registers them by their repro names."""
 
+from harness.errors import HarnessError
+from harness.registry import REGISTRY, Scenario
 from harness.scenarios import (  # noqa: F401
     devices,
     injection,
@@ -9,3 +11,13 @@ from harness.scenarios import (  # noqa: F401
     resets,
     silent,
 )
+
+
+def get(name: str) -> Scenario:
+    if name not in REGISTRY:
+        raise HarnessError(f"unknown scenario {name!r}; valid: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name]
+
+
+def names() -> list[str]:
+    return sorted(REGISTRY)

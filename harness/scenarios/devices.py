@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 
 from harness import kmsg
+from harness.context import Context
 from harness.faults import InjectErrors, Throttle
 from harness.known import version_tuple
 from harness.qemu import controller_device
-from harness.scenario import Context, FailureKind, scenario
+from harness.registry import scenario
 from harness.topology import Topology
+from harness.verdict import FailureKind
 
 IO_TIMEOUT = 5  # nvme_core.io_timeout for the scenarios that make I/O time out
 

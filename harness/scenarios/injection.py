@@ -7,6 +7,7 @@ on a physical machine with a real drive.
 
 from __future__ import annotations
 
+from harness.context import Context
 from harness.injection import (
     SC_DATA_XFER_ERROR,
     SC_INTERNAL,
@@ -15,8 +16,9 @@ from harness.injection import (
     TimeoutInjection,
 )
 from harness.kmsg import CONTROLLER_GIVEN_UP, accepts_give_up
-from harness.scenario import Context, FailureKind, scenario
+from harness.registry import scenario
 from harness.topology import Topology
+from harness.verdict import FailureKind
 
 IO_TIMEOUT = 5
 NVME_FAULT_INJECTION = ("CONFIG_FAULT_INJECTION_DEBUG_FS",)

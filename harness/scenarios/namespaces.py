@@ -14,9 +14,11 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
+from harness.context import Context
 from harness.nvme import Controller, block_device_of
-from harness.scenario import Context, FailureKind, scenario
+from harness.registry import scenario
 from harness.topology import Topology
+from harness.verdict import FailureKind
 
 HUNG_TASK_S = 10  # the guest reports a task blocked this long
 COMMAND_KILL_S = 20  # an nvme-cli command still running after this long has hung

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from harness.scenario import Context, scenario
+from harness.context import Context
+from harness.registry import scenario
 
 
 @scenario("power-loss",

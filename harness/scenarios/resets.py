@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from harness.context import Context
 from harness.errors import HarnessError
-from harness.scenario import Context, FailureKind, scenario
+from harness.registry import scenario
 from harness.topology import Topology
+from harness.verdict import FailureKind
 
 
 def _reset_under_load(ctx: Context) -> None:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import time
 
+from harness.context import Context
 from harness.errors import HarnessError
 from harness.kmsg import CONTROLLER_GIVEN_UP, accepts_give_up
 from harness.nvme import PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY, Controller, PciFunction
-from harness.scenario import Context, FailureKind, scenario
+from harness.registry import scenario
 from harness.topology import Topology
+from harness.verdict import FailureKind
 
 IO_TIMEOUT = 5  # nvme_core.io_timeout: the driver notices a silent device after this long
 ADMIN_TIMEOUT = 5  # nvme_core.admin_timeout: a reset talking to a silent device gives up

@@ -14,17 +14,14 @@ import pytest
 
 from harness import fio, fioblock, known
 from harness.bench import stranded_io
+from harness.context import Context
 from harness.faults import InjectErrors, Throttle
 from harness.lab import Lab
 from harness.qemu import controller_device
-from harness.scenario import (
-    Context,
-    FailureKind,
-    IterationResult,
-    Scenario,
-    run_iteration,
-)
+from harness.registry import Scenario
+from harness.runner import run_iteration
 from harness.topology import Topology
+from harness.verdict import FailureKind, IterationResult
 
 FIO_MAGIC = b"\xca\xac"  # fio's verify header magic (0xacca, little endian)
 

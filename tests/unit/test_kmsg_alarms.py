@@ -137,9 +137,10 @@ def test_a_scenario_declares_give_ups_only() -> None:
 
 
 def test_the_silent_device_scenarios_accept_a_give_up_and_no_other_does() -> None:
-    from harness import scenario
+    from harness import scenarios
 
-    declared = {name: accepted_alarms(scenario.get(name).procedure) for name in scenario.names()}
+    declared = {name: accepted_alarms(scenarios.get(name).procedure)
+                for name in scenarios.names()}
     assert {n for n, codes in declared.items() if codes} == {
         "mmio-off", "dead-during-reset", "fi-admin-during-reset"}
     assert all(codes <= set(CONTROLLER_GIVEN_UP) for codes in declared.values())

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import kmsg, known
+from harness import kmsg, known, scenarios
 from harness.known import Driver, KnownFailure, Mechanism, version_tuple
 from harness.report import Status
-from harness.scenario import Failure, FailureKind
+from harness.verdict import Failure, FailureKind
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = Path(__file__).parent / "data" / "nvme-src"  # excerpts of Debian's drivers/nvme/host
@@ -158,7 +158,7 @@ def test_the_doorbell_config_fix_backported_is_seen(release: str, tmp_path: Path
 
 def test_every_record_is_fit_to_excuse() -> None:
     for record in known.KNOWN:
-        assert known.problems(record) == [], record.reference
+        assert known.problems(record, scenarios.names()) == [], record.reference
         assert record.fix_absent is not None  # each can judge a driver built from source
 
 
@@ -167,7 +167,7 @@ def test_a_record_without_a_mechanism_or_naming_what_does_not_exist_is_refused()
         Mechanism()
     bogus = KnownFailure(("no-such-scenario", "reset-storm"), ("debian:4.19",), "6.1", ("6.x",),
                          (), Mechanism(requeued=True), "ref", "seen once, somewhere")
-    assert known.problems(bogus) == [
+    assert known.problems(bogus, scenarios.names()) == [
         "no scenario 'no-such-scenario'", "no kernel 'debian:4.19'",
         "accounts for no failure code", "not a kernel version: '6.x'",
         "its evidence names no folder of known-bugs/ that exists"]

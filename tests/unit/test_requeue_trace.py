@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from harness import kmsg, known
 from harness.report import Status
-from harness.scenario import Failure, FailureKind
+from harness.verdict import Failure, FailureKind
 
 DMESG = """\
 [   21.638732] nvme nvme0: 1/0/0 default/read/poll queues

@@ -1,8 +1,9 @@
 import argparse
 from pathlib import Path
 
+from harness.registry import Scenario
 from harness.repro import reproduce_command
-from harness.scenario import Scenario, names
+from harness.scenarios import names
 from harness.timeline import Timeline
 
 
