@@ -14,10 +14,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import NoReturn
 
 from harness import fio, fioblock, kmsg, throughput
 from harness.errors import CommandTimeout, GuestHang, HarnessError
+from harness.faults import Fault, FaultRefused, FaultStuck
+from harness.faults.guest import GuestCommand, SysfsReset
+from harness.faults.host import PowerCut
 from harness.guestcpu import GuestCpuMonitor
 from harness.hostcpu import CpuSampler
 from harness.nvme import (
@@ -107,21 +111,57 @@ class Context:
         return time.time() + self.clock_offset
 
     def event(self, kind: str, detail: str = "", at: float | None = None) -> None:
+        if kind in ("fault", "lifted"):
+            raise ValueError(f"a {kind!r} event is recorded by Context.inject, not by hand")
+        self._add(kind, detail, at)
+
+    def _add(self, kind: str, detail: str, at: float | None) -> None:
         self.timeline.add(kind, detail, self.now() if at is None else at)
         if self.on_event is not None:
             self.on_event(kind, detail)
 
+    def inject(self, fault: Fault) -> Injected:
+        """Apply ``fault`` and record it on the guest's clock (its own stamp where it took
+        one, else the moment it was applied); ``with ctx.inject(fault):`` lifts it on leaving.
+        A fault the driver refuses is its failure (NOT_RECOVERED), one that never completes
+        a hang."""
+        started = self.now()
+        try:
+            fault.apply()
+        except FaultRefused as exc:
+            self._add("fault", fault.describe(), started)
+            self.fail(FailureKind.NOT_RECOVERED, f"{fault.describe()} failed: {exc}",
+                      code="fault-refused")
+        except FaultStuck as exc:
+            self._add("fault", fault.describe(), started)
+            self.fail(FailureKind.HANG, str(exc))
+        except BaseException:
+            self._add("fault", fault.describe(), started)
+            raise
+        self._add("fault", fault.describe(), started if fault.applied_at is None
+                  else fault.applied_at)
+        if fault.silences is not None:
+            self._add("device_silenced", fault.silences, fault.silenced_at)
+        return Injected(self, fault)
+
+    def lift(self, fault: Fault) -> None:
+        """Undo ``fault`` and record its lifting (recovery times count from here on)."""
+        try:
+            fault.lift()
+        except FaultRefused as exc:
+            self._add("lifted", fault.describe(), None)
+            self.fail(FailureKind.NOT_RECOVERED, f"lifting {fault.describe()} failed: {exc}",
+                      code="fault-refused")
+        if fault.stops_clock:
+            self.resync_clock()
+        self._add("lifted", fault.describe(), None)
+
     def act(self, command: str, what: str, timeout: float | None = None) -> str:
         """Run a fault-injecting guest command, timed on the guest's clock; its stdout."""
-        res = self.guest.run(f"_t0=$EPOCHREALTIME; {{ {command}\n}}; _rc=$?; "
-                             'echo "@@act $_t0 $_rc"', timeout=timeout or self.live_bound)
-        out, _, tail = res.stdout.rpartition("@@act ")
-        t0, rc = tail.split()
-        self.event("fault", what, at=float(t0))
-        if rc != "0":  # the harness's commands work on a healthy driver: this one refused
-            self.fail(FailureKind.NOT_RECOVERED, f"{what} failed: exit code {rc}: "
-                      f"{res.stderr.strip()[-300:]}", code="fault-refused")
-        return out
+        fault = GuestCommand(self.guest, command, what, timeout or self.live_bound)
+        self.inject(fault)
+        return fault.output
+
     @property
     def guest(self) -> Guest:
         return self.vm.guest
@@ -238,21 +278,16 @@ class Context:
 
     def reset(self, ctrl: Controller) -> float:
         """A sysfs reset under whatever runs; returns the seconds until ``live`` again."""
-        started = self.now()  # the guest's own stamp is lost if the reset never returns
+        fault = SysfsReset(ctrl, self.live_bound)
         try:
-            fault, live = ctrl.reset_and_wait(self.live_bound)
+            self.inject(fault)
         except NotRecovered as exc:
-            self.event("fault", f"reset_controller {ctrl.name}", at=started)
             self.not_recovered(exc)
         except ResetRefused as exc:
-            self.event("fault", f"reset_controller {ctrl.name} (refused)", at=started)
             self.fail(FailureKind.NOT_RECOVERED, str(exc), code="reset-refused")
-        except GuestHang:
-            self.event("fault", f"reset_controller {ctrl.name} (hung)", at=started)
-            raise
-        self.event("fault", f"reset_controller {ctrl.name}", at=fault)
-        self.recovered(f"{ctrl.name} live", at=live)
-        return live - fault
+        assert fault.applied_at is not None and fault.live_at is not None
+        self.recovered(f"{ctrl.name} live", at=fault.live_at)
+        return fault.live_at - fault.applied_at
 
     def resets(self, gaps: list[float]) -> None:
         """A sysfs reset of a (seeded) random controller, then a gap, for each gap."""
@@ -332,17 +367,20 @@ class Context:
             self.fail(FailureKind.UNSTABLE, found.message, found.evidence,
                       requeued=len(found.requeued))
 
-    def remove_and_restore(self, remove: Callable[[], object],
-                           restore: Callable[[], object]) -> None:
+    def remove_and_restore(self, removal: Fault | Callable[[], Fault],
+                           settle: Callable[[float], bool] | None = None) -> None:
         """The removal procedure: data written before and through the removal must survive.
 
         A first load writes and ends; a second one runs (on another region) while
-        ``remove()`` takes the device away, and must end on its own with clean errors; then
-        ``restore()`` brings it back, the controller must be live with its namespace, and
-        the verify-only passes check every write of the first load, and the second load as
-        :meth:`verify_through_fault` says. A ``remove()`` that returns True found the device
-        recovered by itself: the second load then must have seen no error either, and is
-        verified like the first.
+        ``removal`` takes the device away, and must end on its own with clean errors; then
+        lifting it brings the device back, the controller must be live with its namespace,
+        and the verify-only passes check every write of the first load, and the second load
+        as :meth:`verify_through_fault` says. A ``removal`` given as a function is made
+        just before it is applied (it draws from the seed then). ``settle(mark)`` runs once
+        the removal is applied (``mark``: the kernel log's position just before): it waits
+        for what the driver makes of it, and returns True where the device recovered by
+        itself: the second load then must have seen no error either, and is verified like
+        the first.
         """
         before = self.start_loads(runtime=self.rng.uniform(3.0, 5.0), size="128M")
         for load in before:
@@ -355,13 +393,17 @@ class Context:
         self.opaque |= {load.name for load in [*before, *under]}
         self.sleep(self.rng.uniform(1.0, 2.0))
         self.vm.tainted = True
-        recovered = remove() is True
+        mark = self.log_mark() if settle is not None else 0.0
+        if not isinstance(removal, Fault):
+            removal = removal()
+        self.inject(removal)
+        recovered = settle is not None and settle(mark)
         if recovered:  # by itself: judged from here on as any recovery
             self.opaque -= {load.name for load in under}
             self.wait_live(self.controller("nvme0"))
         self.finish_loads(under, transparent=recovered)
         self.sleep(self.rng.uniform(0.5, 2.0))
-        restore()
+        self.lift(removal)
         self.wait_live(self.controller("nvme0"))
         self.guest.run("until [ -b /dev/nvme0n1 ]; do sleep 0.05; done", timeout=60)
         self.opaque -= {load.name for load in before}
@@ -386,8 +428,7 @@ class Context:
         for :meth:`verify`.
         """
         self.stop_monitors()
-        self.event("fault", "power cut")
-        self.vm.power_cycle()
+        self.inject(PowerCut(self.vm))
         self.resync_clock()  # the new life's clock was set anew
         self.recovered("VM up again, controllers live")
         for load in self.loads:
@@ -695,3 +736,18 @@ class Context:
                           f"{t - started:7.1f} {v:8.0f} {vm_cpu.get(int(t), math.nan):5.2f} "
                           f"{speed.get(int(t), math.nan):5.2f} "
                           f"{busy.get(int(t), math.nan):5.2f}" for t, v in series))
+
+
+@dataclass
+class Injected:
+    """A fault applied through :meth:`Context.inject`; leaving a ``with`` block lifts it."""
+
+    ctx: Context
+    fault: Fault
+
+    def __enter__(self) -> Fault:
+        return self.fault
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.ctx.lift(self.fault)

@@ -53,7 +53,8 @@ class Timeline:
         return times
 
     def recovery_times(self) -> list[float]:
-        """Seconds from each fault to its recovery.
+        """Seconds from each fault, or from its lifting where it was lifted (the device could
+        not recover before), to its recovery.
 
         The recovery is the ``recovered`` event that closes the fault, or, when earlier, the
         moment the state monitor saw a controller go back to ``live`` after the fault had
@@ -68,6 +69,8 @@ class Timeline:
                 fault, back, left_live = ev.at, None, False
             elif fault is None:
                 continue
+            elif ev.kind == "lifted":  # still away: the controller may have left live already
+                fault, back = ev.at, None
             elif ev.kind == "state":
                 live = ev.detail.endswith(" live")
                 if not live:

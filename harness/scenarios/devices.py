@@ -6,7 +6,13 @@ import json
 
 from harness import kmsg
 from harness.context import Context
-from harness.faults import InjectErrors, Throttle
+from harness.faults.host import (
+    CriticalWarning,
+    DeviceRemoval,
+    InjectErrors,
+    MachineStop,
+    Throttle,
+)
 from harness.known import version_tuple
 from harness.qemu import controller_device
 from harness.registry import scenario
@@ -32,10 +38,8 @@ def stall_timeout(ctx: Context) -> None:
     ctx.sleep(ctx.rng.uniform(1.5, 3.0))
     ctrl = ctx.controller("nvme0")
     mark = ctx.log_mark()
-    ctx.event("fault", f"backend throttled to 1 IOPS for {stall:.1f}s")
-    with Throttle(ctx.vm.qmp, ctx.vm.namespace(0, 1), iops=1):
+    with ctx.inject(Throttle(ctx.vm.qmp, ctx.vm.namespace(0, 1), iops=1)):
         ctx.sleep(stall)
-    ctx.event("stall_lifted")
     ctx.wait_live(ctrl)
     ctx.finish_loads(loads)
     log = _kernel_log(ctx)
@@ -58,15 +62,12 @@ def media_error(ctx: Context) -> None:
     loads = ctx.start_loads(runtime=14)
     ctx.sleep(1.5)
     resets_before = _kernel_log(ctx).count("reset")
-    with InjectErrors(ctx.vm.qmp, ns, iotype="read", sector=bad_read):
-        ctx.event("fault", f"reads of sector {bad_read} fail")
+    with ctx.inject(InjectErrors(ctx.vm.qmp, ns, iotype="read", sector=bad_read)):
         read = ctx.guest.run(f"dd if=/dev/nvme0n1 of=/dev/null bs=4k skip={bad_read // 8} "
                              "count=1 iflag=direct", timeout=60)
-    with InjectErrors(ctx.vm.qmp, ns, iotype="write", sector=bad_write):
-        ctx.event("fault", f"writes of sector {bad_write} fail")
+    with ctx.inject(InjectErrors(ctx.vm.qmp, ns, iotype="write", sector=bad_write)):
         write = ctx.guest.run(f"dd if=/dev/zero of=/dev/nvme0n1 bs=4k seek={bad_write // 8} "
                               "count=1 oflag=direct", timeout=60)
-    ctx.event("faults_removed")
     for what, res in (("read", read), ("write", write)):
         if res.ok:
             ctx.fail(FailureKind.IO_ERROR, f"the faulted {what} succeeded: the error was lost")
@@ -103,21 +104,8 @@ def media_error(ctx: Context) -> None:
           "every completed write reads back intact and every failed one holds its old or new data",
           reset_bound=None)  # the controller is away for as long as the procedure keeps it
 def hot_remove(ctx: Context) -> None:
-    qmp = ctx.vm.qmp
-
-    def remove() -> None:
-        ctx.event("fault", "device_del nvme0")
-        qmp.cmd("device_del", id="nvme0")
-        if qmp.wait_event("DEVICE_DELETED", timeout=ctx.live_bound) is None:
-            ctx.fail(FailureKind.HANG, "the guest never released the removed controller "
-                     "(no DEVICE_DELETED)")
-        ctx.event("removed")
-
-    def restore() -> None:
-        qmp.cmd("device_add", **controller_device(ctx.vm.topology, 0))
-        ctx.event("device_add", "nvme0")
-
-    ctx.remove_and_restore(remove, restore)
+    ctx.remove_and_restore(DeviceRemoval(ctx.vm.qmp, "nvme0",
+                                         controller_device(ctx.vm.topology, 0), ctx.live_bound))
 
 
 @scenario("vm-pause",
@@ -128,14 +116,8 @@ def vm_pause(ctx: Context) -> None:
     loads = ctx.start_loads(runtime=20)
     ctx.sleep(ctx.rng.uniform(1.5, 3.0))
     pause = IO_TIMEOUT + ctx.rng.uniform(1.0, 4.0)
-    ctx.event("fault", f"VM stopped for {pause:.1f}s")
-    ctx.vm.qmp.cmd("stop")
-    try:
+    with ctx.inject(MachineStop(ctx.vm.qmp)):  # lifting measures the stopped clock again
         ctx.sleep(pause)
-    finally:
-        ctx.vm.qmp.cmd("cont")
-    ctx.resync_clock()  # the guest's clock stood still with it: timeline and fio logs agree
-    ctx.event("resumed")
     # The guest's timers catch up after cont: give the driver the time to act on the I/O that
     # looks timed out (its reset is the scenario's doing), then it must be live and stay so.
     ctx.sleep(IO_TIMEOUT + 2.0)
@@ -150,9 +132,7 @@ def critical_warning(ctx: Context) -> None:
     loads = ctx.start_loads(runtime=10)
     ctx.sleep(1.5)
     warning = 1 << ctx.rng.randrange(0, 3)  # spare, temperature or reliability
-    ctx.event("fault", f"smart_critical_warning={warning}")
-    ctx.vm.qmp.cmd("qom-set", path="/machine/peripheral/nvme0",
-                   property="smart_critical_warning", value=warning)
+    ctx.inject(CriticalWarning(ctx.vm.qmp, "nvme0", warning))
     seen = 0
     for _ in range(50):
         out = ctx.guest.run("nvme smart-log /dev/nvme0 -o json", timeout=30, check=True).stdout

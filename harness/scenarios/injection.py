@@ -8,10 +8,10 @@ on a physical machine with a real drive.
 from __future__ import annotations
 
 from harness.context import Context
-from harness.injection import (
+from harness.faults.debugfs import (
     SC_DATA_XFER_ERROR,
-    SC_INTERNAL,
     SC_UNWRITTEN_BLOCK,
+    AdminFailuresDuringReset,
     StatusInjection,
     TimeoutInjection,
 )
@@ -38,8 +38,7 @@ def fi_io_timeout(ctx: Context) -> None:
     loads = ctx.start_loads(runtime=4 * IO_TIMEOUT + 15)
     ctx.sleep(ctx.rng.uniform(1.0, 2.0))
     mark = ctx.log_mark()
-    with TimeoutInjection(ctx.guest, "nvme0n1", times=times):
-        ctx.event("fault", f"the completions of {times} I/O(s) of nvme0n1 are dropped")
+    with ctx.inject(TimeoutInjection(ctx.guest, "nvme0n1", times=times)):
         # the first I/O times out after IO_TIMEOUT, the abort goes unanswered for another
         ctx.sleep(2 * IO_TIMEOUT + 3)
     ctx.wait_live(ctrl)
@@ -62,14 +61,11 @@ def fi_status(ctx: Context) -> None:
     ctx.sleep(ctx.rng.uniform(1.0, 2.0))
     mark = ctx.log_mark()
     count = ctx.rng.randint(5, 20)
-    with StatusInjection(ctx.guest, "nvme0n1", SC_DATA_XFER_ERROR, probability=20,
-                         times=count, retry=True):
-        ctx.event("fault", f"{count} I/Os of nvme0n1 complete with Data Transfer Error "
-                  "(retryable)")
+    with ctx.inject(StatusInjection(ctx.guest, "nvme0n1", SC_DATA_XFER_ERROR, probability=20,
+                                    times=count, retry=True)):
         ctx.sleep(ctx.rng.uniform(3.0, 5.0))
     ctx.finish_loads(loads)
-    with StatusInjection(ctx.guest, "nvme0n1", SC_UNWRITTEN_BLOCK, times=1):
-        ctx.event("fault", "the next I/O of nvme0n1 completes with a DNR status")
+    with ctx.inject(StatusInjection(ctx.guest, "nvme0n1", SC_UNWRITTEN_BLOCK, times=1)):
         read = ctx.guest.run("dd if=/dev/nvme0n1 of=/dev/null bs=4k count=1 skip=300000 "
                              "iflag=direct", timeout=60)
     if read.ok:
@@ -95,27 +91,20 @@ def fi_status(ctx: Context) -> None:
 @accepts_give_up(*CONTROLLER_GIVEN_UP)  # the failed admin command may fail the reset
 def fi_admin_during_reset(ctx: Context) -> None:
     ctrl = ctx.controller("nvme0")
-    address = ctrl.pci_address
-    state = ""
+    address = ctrl.pci_address  # read while the controller is there
+    faults: list[AdminFailuresDuringReset] = []
 
-    def reset_with_failing_admin_commands() -> bool:
-        nonlocal state
-        with StatusInjection(ctx.guest, "nvme0", SC_INTERNAL, times=ctx.rng.randint(1, 3)):
-            ctx.act("echo 1 > /sys/class/nvme/nvme0/reset_controller || true",
-                    "sysfs reset with failing admin commands")
-            state = ctx.guest.run(
-                "for i in $(seq 600); do s=$(cat /sys/class/nvme/nvme0/state 2>/dev/null || "
-                "echo gone); case $s in live|gone|dead) break;; esac; sleep 0.1; done; echo $s",
-                timeout=90).stdout.strip()
+    def failing_admin_commands() -> AdminFailuresDuringReset:
+        faults.append(AdminFailuresDuringReset(ctrl, address, ctx.rng.randint(1, 3),
+                                               ctx.live_bound))
+        return faults[-1]
+
+    def settle(mark: float) -> bool:
+        state = faults[-1].state
         ctx.event("state_after_fault", state)
         if state not in ("live", "gone", "dead"):
             ctx.fail(FailureKind.NOT_RECOVERED, f"after a reset with failing admin commands "
                      f"the controller stayed {state!r}: neither recovered nor given up")
         return state == "live"  # recovered: the load under it must not have noticed
 
-    def bind_again() -> None:
-        if state != "live":
-            ctx.act(f"echo {address} > /sys/bus/pci/drivers/nvme/bind 2>/dev/null || "
-                    f"echo 1 > /sys/bus/pci/rescan", f"bind nvme to {address} again")
-
-    ctx.remove_and_restore(reset_with_failing_admin_commands, bind_again)
+    ctx.remove_and_restore(failing_admin_commands, settle)

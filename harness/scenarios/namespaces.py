@@ -15,6 +15,7 @@ import shlex
 from dataclasses import dataclass
 
 from harness.context import Context
+from harness.faults.guest import CommandLoop, GuestCommand
 from harness.nvme import Controller, block_device_of
 from harness.registry import scenario
 from harness.topology import Topology
@@ -70,8 +71,11 @@ def command_loop(steps: list[tuple[str, float]]) -> str:
 def _run_loop_against_resets(ctx: Context, steps: list[tuple[str, float]],
                              what: str) -> LoopResult:
     """``steps`` in the background while seeded resets run; hung commands fail the iteration."""
-    loop = ctx.guest.background(command_loop(steps))
-    ctx.event("fault", f"{what}: {len(steps)} commands in a loop")
+    commands = CommandLoop(ctx.guest, command_loop(steps), f"{what}: {len(steps)} commands in a "
+                           "loop")
+    ctx.inject(commands)
+    loop = commands.job
+    assert loop is not None
     # Resets go on for as long as the commands run: a race needs a reset starting inside a
     # command's scan, whenever in the loop that falls.
     resets = 0
@@ -168,12 +172,11 @@ def ns_churn_under_load(ctx: Context) -> None:
         ctx.opaque.add(before.name)  # its device goes away; a salvage must not read it
         ctx.sleep(ctx.rng.uniform(0.5, 2.0))
         ctx.vm.tainted = True
-        ctx.act(ctrl.detach_command(CHURNED), f"detach namespace {CHURNED} under load",
-                timeout=COMMAND_KILL_S)
-        ctx.finish_load(under, transparent=False)  # must end on its own, with errors
-        ctx.sleep(ctx.rng.uniform(0.2, 1.5))
-        ctx.act(ctrl.attach_command(CHURNED), f"attach namespace {CHURNED} again",
-                timeout=COMMAND_KILL_S)
+        with ctx.inject(GuestCommand(ctx.guest, ctrl.detach_command(CHURNED),
+                                     f"detach namespace {CHURNED} under load", COMMAND_KILL_S,
+                                     undo=ctrl.attach_command(CHURNED))):
+            ctx.finish_load(under, transparent=False)  # must end on its own, with errors
+            ctx.sleep(ctx.rng.uniform(0.2, 1.5))
         back = _settled(ctx, ctrl, CHURNED)
         assert back is not None  # attached: _settled saw its device
         before.moved_to(back)

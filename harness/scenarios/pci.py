@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from harness.context import Context
+from harness.faults.guest import PciRemoval
+from harness.nvme import PciFunction
 from harness.registry import scenario
 
 
@@ -12,8 +14,5 @@ from harness.registry import scenario
           "every completed write reads back intact and every failed one holds its old or new data",
           reset_bound=None)  # the controller is away for as long as the procedure keeps it
 def pci_remove_rescan(ctx: Context) -> None:
-    address = ctx.controller("nvme0").pci_address
-    ctx.remove_and_restore(
-        lambda: ctx.act(f"echo 1 > /sys/bus/pci/devices/{address}/remove",
-                        f"PCI remove of {address}"),
-        lambda: ctx.act("echo 1 > /sys/bus/pci/rescan", "PCI bus rescan"))
+    pci = PciFunction(ctx.guest, ctx.controller("nvme0").pci_address)
+    ctx.remove_and_restore(PciRemoval(pci, ctx.live_bound))

@@ -14,6 +14,7 @@ import time
 
 from harness.context import Context
 from harness.errors import HarnessError
+from harness.faults.guest import CommandBitsOff, SilencedDuringReset
 from harness.kmsg import CONTROLLER_GIVEN_UP, accepts_give_up
 from harness.nvme import PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY, Controller, PciFunction
 from harness.registry import scenario
@@ -75,9 +76,8 @@ def bus_master_off(ctx: Context) -> None:
     for gap, silence in rounds:
         ctx.sleep(gap)
         mark = ctx.log_mark()
-        ctx.act(pci.bus_master_command(False), f"bus master off ({pci.address}) for "
-                f"{silence:.1f}s, then left to the driver")
-        ctx.event("device_silenced", ctrl.name)
+        # not lifted: the driver's reset must enable bus mastering again
+        ctx.inject(CommandBitsOff(ctrl, pci, PCI_COMMAND_MASTER, ctx.live_bound))
         ctx.sleep(silence)
         ctx.driver_reacts(ctrl, within=NOTICE_WITHIN, since=mark)
         ctx.wait_live(ctrl)
@@ -100,23 +100,18 @@ def bus_master_off(ctx: Context) -> None:
 def mmio_off(ctx: Context) -> None:
     ctrl = ctx.controller("nvme0")
     pci = PciFunction(ctx.guest, ctrl.pci_address)
-    mark = 0.0
+    marks: list[float] = []
 
-    def remove() -> bool:
-        nonlocal mark
-        mark = ctx.log_mark()
-        ctx.act(pci.memory_space_command(False), f"memory space off ({pci.address})")
-        ctx.event("device_silenced", ctrl.name)
+    def settle(mark: float) -> bool:
+        marks.append(mark)
         ctx.sleep(IO_TIMEOUT + ctx.rng.uniform(2.0, 5.0))
         ctx.driver_reacts(ctrl, within=NOTICE_WITHIN, since=mark)
         outcome = _settle(ctx, ctrl.name)
         ctx.event("driver_outcome", outcome)
         return outcome == "live"  # recovered by itself: the load under it must not notice
 
-    ctx.remove_and_restore(remove, lambda: ctx.act(
-        pci.restore_command(PCI_COMMAND_MEMORY),
-        f"memory space on ({pci.address}), rescan and bind if the driver let go"))
-    if not _noticed(ctx, mark):
+    ctx.remove_and_restore(CommandBitsOff(ctrl, pci, PCI_COMMAND_MEMORY, ctx.live_bound), settle)
+    if not _noticed(ctx, marks[0]):
         ctx.fail(FailureKind.NOT_RECOVERED, "registers read as all ones and the driver logged "
                  "no timeout or reset: nothing was tested")
 
@@ -173,31 +168,16 @@ def _settle(ctx: Context, name: str) -> str:
 def dead_during_reset(ctx: Context) -> None:
     ctrl = ctx.controller("nvme0")
     pci = PciFunction(ctx.guest, ctrl.pci_address)
-    silence = ctx.rng.choice(["bus-master", "memory-space"])
-    command = (pci.bus_master_command(False) if silence == "bus-master"
-               else pci.memory_space_command(False))
+    silence = ctx.rng.choice([PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY])
     phase = ctx.rng.choice(["resetting", "connecting"])
+    fault = SilencedDuringReset(ctrl, pci, silence, phase, ctx.live_bound)
 
-    def remove() -> bool:
-        # One guest command: start the reset, wait for the phase, silence the device at once.
-        # Builtins only in the wait: the phases last tens of ms. Should the reset end before
-        # the phase is seen, the device goes silent at once anyway; the event says which.
-        state = f"/sys/class/nvme/{ctrl.name}/state"
-        wanted = '[ "$s" != live ]' if phase == "resetting" else '[ "$s" = connecting ]'
-        at, seen = ctx.act(
-            f"(echo 1 > /sys/class/nvme/{ctrl.name}/reset_controller) 2>/dev/null & "
-            f"r=$!; until s=gone; read -r s < {state}; {wanted} || "
-            f'! kill -0 $r 2>/dev/null; do :; done; {command}; echo "$EPOCHREALTIME $s"',
-            f"{silence} off during a reset of {ctrl.name} ({phase})").split()
-        ctx.event("silenced_in_state", seen)
-        # the reset may have come back live just before: that is no recovery to await
-        # writes after (the device is silent; the driver needs its timeout to notice)
-        ctx.event("device_silenced", ctrl.name, at=float(at))
+    def settle(mark: float) -> bool:
+        # the reset may have come back live just before the silence: that is no recovery to
+        # await writes after (the device is silent; the driver needs its timeout to notice)
+        ctx.event("silenced_in_state", fault.seen)
         outcome = _working_again(ctx, ctrl, pci)
         ctx.event("driver_outcome", outcome)
         return outcome == "live"  # recovered by itself: the load under it must not notice
 
-    ctx.remove_and_restore(remove, lambda: ctx.act(
-        pci.restore_command(PCI_COMMAND_MASTER | PCI_COMMAND_MEMORY),
-        f"bus master and memory space on ({pci.address}), rescan and bind if the driver "
-        "let go"))
+    ctx.remove_and_restore(fault, settle)

@@ -15,7 +15,7 @@ import pytest
 from harness import fio, fioblock, known
 from harness.bench import stranded_io
 from harness.context import Context
-from harness.faults import InjectErrors, Throttle
+from harness.faults.host import DeviceRemoval, InjectErrors, Throttle
 from harness.lab import Lab
 from harness.qemu import controller_device
 from harness.registry import Scenario
@@ -78,23 +78,31 @@ def test_lost_write_is_detected(lab: Lab, artifacts: Path) -> None:
     assert "EILSEQ" in result.failures[0].message
 
 
+class _HookedRemoval(DeviceRemoval):
+    """hot-remove's fault (device_del, device_add), with hooks just before the removal,
+    while the device is away and just before it comes back."""
+
+    def __init__(self, ctx: Context, before: Callable[[], object],
+                 while_away: Callable[[], object], before_back: Callable[[], object]) -> None:
+        super().__init__(ctx.vm.qmp, "nvme0", controller_device(ctx.vm.topology, 0), 60)
+        self.ctx, self.before, self.while_away, self.before_back = (ctx, before, while_away,
+                                                                    before_back)
+
+    def apply(self) -> None:
+        self.before()
+        self.applied_at = self.ctx.now()  # the removal starts after the hook
+        super().apply()
+        self.while_away()
+
+    def lift(self) -> None:
+        self.before_back()
+        super().lift()
+
+
 def _removal(ctx: Context, before: Callable[[], object] = lambda: None,
              while_away: Callable[[], object] = lambda: None,
              before_back: Callable[[], object] = lambda: None) -> None:
-    """hot-remove's procedure (device_del, device_add), with hooks just before the removal,
-    while the device is away and just before it comes back."""
-    def remove() -> None:
-        before()
-        ctx.event("fault", "device_del nvme0")
-        ctx.vm.qmp.cmd("device_del", id="nvme0")
-        assert ctx.vm.qmp.wait_event("DEVICE_DELETED", timeout=60) is not None
-        while_away()
-
-    def restore() -> None:
-        before_back()
-        ctx.vm.qmp.cmd("device_add", **controller_device(ctx.vm.topology, 0))
-
-    ctx.remove_and_restore(remove, restore)
+    ctx.remove_and_restore(_HookedRemoval(ctx, before, while_away, before_back))
 
 
 def _written_at(backing: Path, offset: int) -> float:

@@ -29,6 +29,17 @@ def test_recovery_uses_the_monitors_return_to_live_when_it_is_earlier():
     assert [round(x, 3) for x in t.recovery_times()] == [0.2]
 
 
+def test_a_lifted_fault_is_recovered_from_its_lifting():
+    t = Timeline()
+    t.add("fault", "PCI remove of 0000:00:04.0", at=1.0)
+    t.add("state", "nvme0 gone", at=1.1)
+    t.add("lifted", "PCI remove of 0000:00:04.0", at=9.0)  # away until then, by design
+    t.add("state", "nvme0 live", at=9.8)
+    t.add("recovered", "nvme0 live", at=10.0)
+    t.add("lifted", "smart_critical_warning=1", at=11.0)  # no fault open: ignored
+    assert [round(x, 3) for x in t.recovery_times()] == [0.8]
+
+
 def test_io_resumes_is_timed_from_each_return_to_live_per_controller():
     t = Timeline()
     t.add("state", "nvme0 live", at=1.0)

@@ -8,9 +8,10 @@ Debian's kernels have neither (no CONFIG_FAULT_INJECTION); ``kernel build`` make
 
 from __future__ import annotations
 
-from types import TracebackType
-
 from harness.errors import HarnessError
+from harness.faults import Fault
+from harness.faults.guest import stamped
+from harness.nvme import Controller
 from harness.ssh import Guest
 
 DEBUGFS = "/sys/kernel/debug"
@@ -18,13 +19,17 @@ DEBUGFS = "/sys/kernel/debug"
 SC_DATA_XFER_ERROR = 0x004  # generic: transient, the driver retries it
 SC_INTERNAL = 0x006  # generic: internal error
 SC_UNWRITTEN_BLOCK = 0x287  # media: reported as a medium error
+STATUS_NAMES = {SC_DATA_XFER_ERROR: "Data Transfer Error", SC_INTERNAL: "Internal Error",
+                SC_UNWRITTEN_BLOCK: "Unwritten Block"}
 
 
 class InjectionUnavailable(HarnessError):
     """The guest kernel lacks the fault injection a step needs."""
 
 
-class _Attrs:
+class _Attrs(Fault):
+    side = "guest"
+
     def __init__(self, guest: Guest, directory: str) -> None:
         self.guest = guest
         self.dir = directory
@@ -56,7 +61,7 @@ class StatusInjection(_Attrs):
         self.settings = {"status": status, "probability": probability, "times": times,
                          "dont_retry": 0 if retry else 1, "verbose": 1, "interval": 1}
 
-    def __enter__(self) -> StatusInjection:
+    def apply(self) -> None:
         self.require()
         # Disarmed first: ``times`` starts at 1, so writing ``probability`` would arm the
         # injection with the settings not yet written (the default status carries DNR, and
@@ -64,12 +69,18 @@ class StatusInjection(_Attrs):
         self.write(times=0)
         self.write(**{k: v for k, v in self.settings.items() if k != "times"})
         self.write(times=self.settings["times"])
-        return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def lift(self) -> None:
         if self.available():  # a removed controller took its directory with it
             self.write(times=0, probability=0)
+
+    def describe(self) -> str:
+        status = self.settings["status"]
+        times, share = self.settings["times"], self.settings["probability"]
+        how = "retryable" if self.settings["dont_retry"] == 0 else "DNR"
+        return (f"{'every' if times < 0 else times} command(s) of {self.target}"
+                f"{f' ({share}% of them)' if share < 100 else ''} complete with "
+                f"{STATUS_NAMES.get(status, 'status')} ({status:#05x}, {how})")
 
 
 class TimeoutInjection(_Attrs):
@@ -83,15 +94,48 @@ class TimeoutInjection(_Attrs):
         self.settings = {"probability": probability, "interval": 1, "verbose": 1}
         self.times = times
 
-    def __enter__(self) -> TimeoutInjection:
+    def apply(self) -> None:
         self.require()
         self.write(times=0)  # disarmed until every setting is in (see StatusInjection)
         self.write(**self.settings)
         self.guest.run(f"echo 1 > /sys/block/{self.disk}/io-timeout-fail", check=True)
         self.write(times=self.times)
-        return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def lift(self) -> None:
         self.write(times=0, probability=0)
         self.guest.run(f"echo 0 > /sys/block/{self.disk}/io-timeout-fail 2>/dev/null")
+
+    def describe(self) -> str:
+        return f"the completions of {self.times} I/O(s) of {self.disk} are dropped"
+
+
+class AdminFailuresDuringReset(Fault):
+    """A sysfs reset while ``times`` admin commands of the controller fail (Internal Error,
+    DNR), applied until the driver has decided: ``state`` "live" again, or the controller
+    given up ("gone", "dead"), or what it was left in after a minute. Lifting binds the
+    driver again to the PCI function at ``address`` where it let the controller go."""
+
+    side = "guest"
+
+    def __init__(self, ctrl: Controller, address: str, times: int, timeout: float) -> None:
+        self.ctrl, self.address, self.times, self.timeout = ctrl, address, times, timeout
+        self.state = ""
+
+    def apply(self) -> None:
+        guest = self.ctrl.guest
+        with StatusInjection(guest, self.ctrl.name, SC_INTERNAL, times=self.times):
+            self.applied_at, _ = stamped(guest, f"echo 1 > {self.ctrl.sysfs}/reset_controller"
+                                         " || true", self.timeout)
+            self.state = guest.run(
+                f"for i in $(seq 600); do s=$(cat {self.ctrl.sysfs}/state 2>/dev/null || "
+                "echo gone); case $s in live|gone|dead) break;; esac; sleep 0.1; done; echo $s",
+                timeout=90).stdout.strip()
+
+    def lift(self) -> None:
+        if self.state != "live":
+            stamped(self.ctrl.guest, f"echo {self.address} > /sys/bus/pci/drivers/nvme/bind "
+                    "2>/dev/null || echo 1 > /sys/bus/pci/rescan", self.timeout)
+
+    def describe(self) -> str:
+        return (f"sysfs reset of {self.ctrl.name} with {self.times} admin command(s) failing "
+                "(Internal Error, DNR)")

@@ -1,0 +1,175 @@
+"""Guest-side faults: what the guest itself does to its controller through sysfs and the
+PCI configuration space (setpci). Nothing here needs QEMU: they run on a physical machine
+with a real drive as well.
+"""
+
+from __future__ import annotations
+
+from harness.errors import GuestHang
+from harness.faults import Fault, FaultRefused
+from harness.nvme import (
+    PCI_COMMAND_MASTER,
+    PCI_COMMAND_MEMORY,
+    Controller,
+    PciFunction,
+    ResetRefused,
+)
+from harness.ssh import Background, Guest
+
+_BITS = {PCI_COMMAND_MASTER: "bus master", PCI_COMMAND_MEMORY: "memory space",
+         PCI_COMMAND_MASTER | PCI_COMMAND_MEMORY: "bus master and memory space"}
+
+
+def stamped(guest: Guest, command: str, timeout: float) -> tuple[float, str]:
+    """Run ``command`` stamped with the guest's clock at its start; (stamp, stdout).
+    Raises :class:`FaultRefused` if it failed."""
+    res = guest.run(f"_t0=$EPOCHREALTIME; {{ {command}\n}}; _rc=$?; "
+                    'echo "@@act $_t0 $_rc"', timeout=timeout)
+    out, _, tail = res.stdout.rpartition("@@act ")
+    t0, rc = tail.split()
+    if rc != "0":
+        raise FaultRefused(f"exit code {rc}: {res.stderr.strip()[-300:]}")
+    return float(t0), out
+
+
+class GuestCommand(Fault):
+    """A guest shell command that disturbs the controller, optionally undone by another;
+    ``output``: what it printed."""
+
+    side = "guest"
+
+    def __init__(self, guest: Guest, command: str, what: str, timeout: float,
+                 undo: str = "") -> None:
+        self.guest, self.command, self.what, self.timeout = guest, command, what, timeout
+        self.undo = undo
+        self.output = ""
+
+    def apply(self) -> None:
+        self.applied_at, self.output = stamped(self.guest, self.command, self.timeout)
+
+    def lift(self) -> None:
+        if self.undo:
+            stamped(self.guest, self.undo, self.timeout)
+
+    def describe(self) -> str:
+        return self.what
+
+
+class CommandLoop(Fault):
+    """Management commands run in a loop in the background (``script``); ``job``: the loop,
+    whose output the scenario reads when it ends."""
+
+    side = "guest"
+
+    def __init__(self, guest: Guest, script: str, what: str) -> None:
+        self.guest, self.script, self.what = guest, script, what
+        self.job: Background | None = None
+
+    def apply(self) -> None:
+        self.job = self.guest.background(self.script)
+
+    def describe(self) -> str:
+        return self.what
+
+
+class PciRemoval(Fault):
+    """The controller's PCI function removed (sysfs ``remove``), brought back by a rescan of
+    the bus."""
+
+    side = "guest"
+
+    def __init__(self, pci: PciFunction, timeout: float) -> None:
+        self.pci, self.timeout = pci, timeout
+
+    def apply(self) -> None:
+        self.applied_at, _ = stamped(self.pci.guest, f"echo 1 > /sys/bus/pci/devices/"
+                                     f"{self.pci.address}/remove", self.timeout)
+
+    def lift(self) -> None:
+        stamped(self.pci.guest, "echo 1 > /sys/bus/pci/rescan", self.timeout)
+
+    def describe(self) -> str:
+        return f"PCI remove of {self.pci.address}"
+
+
+class SysfsReset(Fault):
+    """``echo 1 > reset_controller``, waited for until ``live`` again (within ``bound``);
+    ``live_at``: when, on the guest's clock. Raises what
+    :meth:`~harness.nvme.Controller.reset_and_wait` raises."""
+
+    side = "guest"
+
+    def __init__(self, ctrl: Controller, bound: float) -> None:
+        self.ctrl, self.bound = ctrl, bound
+        self.live_at: float | None = None
+        self.outcome = ""  # how it went wrong, for the timeline
+
+    def apply(self) -> None:
+        try:
+            self.applied_at, self.live_at = self.ctrl.reset_and_wait(self.bound)
+        except ResetRefused:
+            self.outcome = "refused"
+            raise
+        except GuestHang:
+            self.outcome = "hung"
+            raise
+
+    def describe(self) -> str:
+        return f"reset_controller {self.ctrl.name}" + (f" ({self.outcome})" if self.outcome
+                                                        else "")
+
+
+class CommandBitsOff(Fault):
+    """Bits of the function's PCI command register cleared (as blktests block/011 does):
+    without Bus Master Enable the device can neither fetch commands nor post completions,
+    without Memory Space Enable its registers read as all ones. The driver must notice by
+    itself; lifting sets the bits again and, should the driver have let the function go,
+    rescans the bus and binds it."""
+
+    side = "guest"
+
+    def __init__(self, ctrl: Controller, pci: PciFunction, bits: int, timeout: float) -> None:
+        self.ctrl, self.pci, self.bits, self.timeout = ctrl, pci, bits, timeout
+        self.silences = ctrl.name
+
+    def apply(self) -> None:
+        self.applied_at, _ = stamped(self.ctrl.guest, self.pci.set_command(self.bits, False),
+                                     self.timeout)
+
+    def lift(self) -> None:
+        stamped(self.ctrl.guest, self.pci.restore_command(self.bits), self.timeout)
+
+    def describe(self) -> str:
+        return f"{_BITS[self.bits]} off ({self.pci.address})"
+
+
+class SilencedDuringReset(CommandBitsOff):
+    """A sysfs reset started, and the device silenced (``bits`` cleared) as soon as the
+    controller's state shows ``phase`` ("resetting": out of live; "connecting"), or at once
+    should the reset end first; ``seen``: the state it was silenced in. One guest command of
+    builtins: the phases last tens of ms. Lifting restores bus mastering and memory space."""
+
+    def __init__(self, ctrl: Controller, pci: PciFunction, bits: int, phase: str,
+                 timeout: float) -> None:
+        super().__init__(ctrl, pci, bits, timeout)
+        self.phase = phase
+        self.seen = ""
+
+    def apply(self) -> None:
+        state = f"{self.ctrl.sysfs}/state"
+        wanted = '[ "$s" != live ]' if self.phase == "resetting" else '[ "$s" = connecting ]'
+        self.applied_at, out = stamped(
+            self.ctrl.guest,
+            f"(echo 1 > {self.ctrl.sysfs}/reset_controller) 2>/dev/null & "
+            f"r=$!; until s=gone; read -r s < {state}; {wanted} || "
+            f"! kill -0 $r 2>/dev/null; do :; done; {self.pci.set_command(self.bits, False)}; "
+            'echo "$EPOCHREALTIME $s"', self.timeout)
+        at, self.seen = out.split()
+        self.silenced_at = float(at)
+
+    def lift(self) -> None:
+        stamped(self.ctrl.guest,
+                self.pci.restore_command(PCI_COMMAND_MASTER | PCI_COMMAND_MEMORY), self.timeout)
+
+    def describe(self) -> str:
+        return f"{_BITS[self.bits]} off during a reset of {self.ctrl.name} ({self.phase})"

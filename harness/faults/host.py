@@ -1,0 +1,157 @@
+"""Host-side faults, from outside the guest (QMP, QEMU's process): the device under test
+misbehaves, or the machine stops, not the guest's own doing.
+
+A physical target has no QMP; scenarios that need these faults do not run there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.faults import Fault, FaultStuck
+from harness.qemu import NamespaceNames
+from harness.qmp import Qmp
+from harness.vm import VM
+
+_THROTTLE_FIELDS = ("bps", "bps_rd", "bps_wr", "iops", "iops_rd", "iops_wr")
+
+
+class Throttle(Fault):
+    """Limit a namespace's backend (``block_set_io_throttle``): a slow or stalled device.
+
+    Safe where a blkdebug breakpoint is not: QEMU drains throttled requests when the guest
+    resets the controller, instead of deadlocking.
+    """
+
+    def __init__(self, qmp: Qmp, ns: NamespaceNames, **limits: int) -> None:
+        unknown = set(limits) - set(_THROTTLE_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown throttle fields {sorted(unknown)}")
+        self.qmp, self.ns, self.limits = qmp, ns, limits
+
+    def _set(self, **limits: int) -> None:
+        values = dict.fromkeys(_THROTTLE_FIELDS, 0) | limits
+        self.qmp.cmd("block_set_io_throttle", id=self.ns.qdev, **values)
+
+    def apply(self) -> None:
+        self._set(**self.limits)
+
+    def lift(self) -> None:
+        self._set()
+
+    def describe(self) -> str:
+        limits = ", ".join(f"{k}={v}" for k, v in self.limits.items())
+        return f"backend of {self.ns.qdev} throttled to {limits}"
+
+
+class InjectErrors(Fault):
+    """Make the backend fail I/O (blkdebug ``inject-error``): media errors.
+
+    blkdebug sees events only as the file child of the format node, and its rules cannot be
+    changed in place in QEMU 7.2; so a blkdebug node is added over the namespace's file node
+    and the raw node is reopened onto it, and reopened back onto the file node on exit.
+    ``iotype`` (``read`` or ``write``) is the I/O that fails, from the first blkdebug event of
+    that kind on (flushes keep working, or the switch back could not flush); ``sector``
+    limits the errors to I/O touching that 512-byte sector; ``once`` fails only the first.
+    """
+
+    def __init__(self, qmp: Qmp, ns: NamespaceNames, iotype: str, errno: int = 5,
+                 sector: int | None = None, once: bool = False) -> None:
+        if iotype not in ("read", "write"):
+            raise ValueError(f"iotype must be read or write, not {iotype!r}")
+        self.qmp, self.ns = qmp, ns
+        rule: dict[str, object] = {"event": f"{iotype}_aio", "iotype": iotype, "errno": errno,
+                                   "once": once}
+        if sector is not None:
+            rule["sector"] = sector
+        self.rule = rule
+        self.node = f"{ns.file_node}-blkdebug"
+        self.iotype = iotype
+
+    def _reopen(self, file_node: str) -> None:
+        self.qmp.cmd("blockdev-reopen", options=[
+            {"driver": "raw", "node-name": self.ns.disk_node, "file": file_node}])
+
+    def apply(self) -> None:
+        self.qmp.cmd("blockdev-add", driver="blkdebug", **{"node-name": self.node},
+                     image=self.ns.file_node, **{"inject-error": [self.rule]})
+        try:
+            self._reopen(self.node)
+        except BaseException:
+            self.qmp.cmd("blockdev-del", **{"node-name": self.node})
+            raise
+
+    def lift(self) -> None:
+        self._reopen(self.ns.file_node)
+        self.qmp.cmd("blockdev-del", **{"node-name": self.node})
+
+    def describe(self) -> str:
+        where = f" of sector {self.rule['sector']}" if "sector" in self.rule else ""
+        return f"{self.iotype}s{where} fail ({self.ns.qdev})"
+
+
+class DeviceRemoval(Fault):
+    """Surprise removal of a controller (``device_del``) and its return on the same root
+    port (``device_add``): applied once the guest has released it (DEVICE_DELETED)."""
+
+    def __init__(self, qmp: Qmp, qdev: str, device: dict[str, Any], release_within: float) -> None:
+        self.qmp, self.qdev, self.device = qmp, qdev, device
+        self.release_within = release_within
+
+    def apply(self) -> None:
+        self.qmp.cmd("device_del", id=self.qdev)
+        if self.qmp.wait_event("DEVICE_DELETED", timeout=self.release_within) is None:
+            raise FaultStuck("the guest never released the removed controller "
+                             "(no DEVICE_DELETED)")
+
+    def lift(self) -> None:
+        self.qmp.cmd("device_add", **self.device)
+
+    def describe(self) -> str:
+        return f"device_del {self.qdev}"
+
+
+class MachineStop(Fault):
+    """The whole VM stopped (QMP ``stop``) until lifted (``cont``): to the guest, time jumps."""
+
+    stops_clock = True
+
+    def __init__(self, qmp: Qmp) -> None:
+        self.qmp = qmp
+
+    def apply(self) -> None:
+        self.qmp.cmd("stop")
+
+    def lift(self) -> None:
+        self.qmp.cmd("cont")
+
+    def describe(self) -> str:
+        return "VM stopped"
+
+
+class CriticalWarning(Fault):
+    """The controller raises a SMART critical warning (``qom-set``), so it sends the host an
+    asynchronous event. Left raised: the scenario checks that the guest saw it."""
+
+    def __init__(self, qmp: Qmp, qdev: str, warning: int) -> None:
+        self.qmp, self.qdev, self.warning = qmp, qdev, warning
+
+    def apply(self) -> None:
+        self.qmp.cmd("qom-set", path=f"/machine/peripheral/{self.qdev}",
+                     property="smart_critical_warning", value=self.warning)
+
+    def describe(self) -> str:
+        return f"smart_critical_warning={self.warning}"
+
+
+class PowerCut(Fault):
+    """The power goes (QEMU killed) and the machine starts again on the same disks."""
+
+    def __init__(self, vm: VM) -> None:
+        self.vm = vm
+
+    def apply(self) -> None:
+        self.vm.power_cycle()
+
+    def describe(self) -> str:
+        return "power cut"
