@@ -128,15 +128,13 @@ class Context:
         started = self.now()
         try:
             fault.apply()
-        except FaultRefused as exc:
+        except BaseException as exc:  # recorded all the same: the timeline shows what failed
             self._add("fault", fault.describe(), started)
-            self.fail(FailureKind.NOT_RECOVERED, f"{fault.describe()} failed: {exc}",
-                      code="fault-refused")
-        except FaultStuck as exc:
-            self._add("fault", fault.describe(), started)
-            self.fail(FailureKind.HANG, str(exc))
-        except BaseException:
-            self._add("fault", fault.describe(), started)
+            if isinstance(exc, FaultRefused):
+                self.fail(FailureKind.NOT_RECOVERED, f"{fault.describe()} failed: {exc}",
+                          code="fault-refused")
+            if isinstance(exc, FaultStuck):
+                self.fail(FailureKind.HANG, str(exc))
             raise
         self._add("fault", fault.describe(), started if fault.applied_at is None
                   else fault.applied_at)
@@ -146,15 +144,17 @@ class Context:
 
     def lift(self, fault: Fault) -> None:
         """Undo ``fault`` and record its lifting (recovery times count from here on)."""
+        refused: FaultRefused | None = None
         try:
             fault.lift()
         except FaultRefused as exc:
-            self._add("lifted", fault.describe(), None)
-            self.fail(FailureKind.NOT_RECOVERED, f"lifting {fault.describe()} failed: {exc}",
-                      code="fault-refused")
-        if fault.stops_clock:
+            refused = exc
+        if fault.stops_clock and refused is None:
             self.resync_clock()
         self._add("lifted", fault.describe(), None)
+        if refused is not None:
+            self.fail(FailureKind.NOT_RECOVERED, f"lifting {fault.describe()} failed: "
+                      f"{refused}", code="fault-refused")
 
     def act(self, command: str, what: str, timeout: float | None = None) -> str:
         """Run a fault-injecting guest command, timed on the guest's clock; its stdout."""
