@@ -22,6 +22,7 @@ from harness.errors import CommandTimeout, GuestHang, HarnessError
 from harness.faults import Fault, FaultRefused, FaultStuck
 from harness.faults.guest import GuestCommand, SysfsReset
 from harness.faults.host import PowerCut
+from harness.guestclock import GuestClock
 from harness.guestcpu import GuestCpuMonitor
 from harness.hostcpu import CpuSampler
 from harness.nvme import (
@@ -86,29 +87,18 @@ class Context:
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self.requeue_trace = RequeueTrace(self.vm.guest)
-        self.clock_offset = self._measure_clock_offset()
+        self.clock = GuestClock(
+            lambda: float(self.guest.run("echo $EPOCHREALTIME", check=True).stdout))
 
     def resync_clock(self) -> None:
         """Measure the guest's clock again: it stood still while the VM was stopped."""
-        self.clock_offset = self._measure_clock_offset()
+        self.clock.resync()
         if self.cpu is not None:
             self.cpu.rewind(self.now())
 
-    def _measure_clock_offset(self) -> float:
-        """Guest clock minus host clock, from the fastest of a few round trips."""
-        best: tuple[float, float] | None = None
-        for _ in range(3):
-            t0 = time.time()
-            guest_now = float(self.guest.run("echo $EPOCHREALTIME", check=True).stdout)
-            t1 = time.time()
-            if best is None or t1 - t0 < best[0]:
-                best = (t1 - t0, guest_now - (t0 + t1) / 2)
-        assert best is not None
-        return best[1]
-
     def now(self) -> float:
         """The guest's clock, estimated on the host: every timeline event uses it."""
-        return time.time() + self.clock_offset
+        return self.clock.now()
 
     def event(self, kind: str, detail: str = "", at: float | None = None) -> None:
         if kind in ("fault", "lifted"):
