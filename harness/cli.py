@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shlex
 import signal
@@ -18,8 +19,8 @@ from types import FrameType
 
 from harness import bench as bench_mod
 from harness import doctor as doctor_mod
-from harness import driver, images, kernels
-from harness import scenario as scenario_mod
+from harness import driver, images, kernels, scenarios
+from harness import options as opt
 from harness.errors import (
     EXIT_HARNESS,
     EXIT_OK,
@@ -27,54 +28,21 @@ from harness.errors import (
     GuestUnreachable,
     HarnessError,
 )
-from harness.lab import Lab, LabConfig
+from harness.lab import Lab
+from harness.options import seconds
 from harness.progress import Progress
 from harness.report import ReportDir
+from harness.runner import MAX_SEED
 from harness.topology import Topology
 from harness.vm import VM
 
 
-def _seconds(text: str) -> float:
-    """A positive, finite number of seconds (argparse type): nan, inf and 0 bound nothing."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"not a positive, finite number of seconds: {text!r}")
-    return value
-
-
-def _add_kernel_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kernel", default=images.DEFAULT_KERNEL,
-                   help="debian:VERSION (" + ", ".join(sorted(kernels.known_kernels())) +
-                   "), a kernel build tree, an install directory (boot/, lib/modules/) or "
-                   "BZIMAGE[,MODULES_DIR] (default: %(default)s)")
-    p.add_argument("--nvme-src", type=Path, default=None, metavar="DIR",
-                   help="build the NVMe host driver from DIR (drivers/nvme/host, possibly "
-                   "patched) against the guest kernel and load it instead of the stock one")
-
-
 def _add_vm_options(p: argparse.ArgumentParser) -> None:
-    _add_kernel_options(p)
-    p.add_argument("--qemu", default="qemu-system-x86_64", help="QEMU binary to use")
-    p.add_argument("--accel", choices=("kvm", "tcg"), default=None,
-                   help="accelerator (default: KVM when really usable, else TCG)")
-    p.add_argument("--topology", default="",
-                   help="e.g. controllers=2,namespaces=1G+256M:4096,io_queues=2,cpus=2,memory=1G; "
-                   "subsystem=on: the controllers share one NVM subsystem and its "
-                   "namespaces, SIZE:detached ones attachable from the guest")
-    p.add_argument("--boot-timeout", type=_seconds, default=180.0, metavar="SECONDS")
+    opt.add_to_argparse(p, opt.KERNEL, opt.NVME_SRC, opt.QEMU, opt.ACCEL, opt.TOPOLOGY,
+                        opt.BOOT_TIMEOUT)
     p.add_argument("--artifacts", type=Path, default=None, metavar="DIR",
                    help="keep console, QMP and command logs in DIR")
-    p.add_argument("--no-snapshot", action="store_true",
-                   help="boot cold instead of starting from a saved snapshot")
-
-
-def _add_report_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--report-dir", type=Path, default=None, metavar="DIR",
-                   help="write a report to DIR: JUnit XML, a KCIDB-shaped summary.json, an "
-                   "HTML page with plots, a reproduce.sh per test")
+    opt.add_to_argparse(p, opt.NO_SNAPSHOT)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,14 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help="check the host; print (or run) the commands that fix it")
     p.add_argument("--install", action="store_true", help="run the fixes (apt-get, sudo if needed)")
-    p.add_argument("--qemu", default="qemu-system-x86_64")
+    opt.add_to_argparse(p, opt.QEMU)
     p.add_argument("--kernel-build", action="store_true",
                    help="also check the tools `kernel build` needs (gcc, flex, bison, ...)")
     p.add_argument("--browser", action="store_true",
                    help="also check for the headless Chromium the report's test renders with")
 
     p = sub.add_parser("images", help="build or reuse the guest kernel and root filesystem")
-    _add_kernel_options(p)
+    opt.add_to_argparse(p, opt.KERNEL, opt.NVME_SRC)
 
     p = sub.add_parser("kernel", help="guest kernels: list them, get driver sources, build one")
     ksub = p.add_subparsers(dest="kernel_command", required=True, metavar="ACTION")
@@ -116,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="exit codes: CMD's own; 124 CMD timed out; 125 the harness could "
                        "not start the VM; 254 guest kernel panic; 255 the VM died")
     _add_vm_options(p)
-    p.add_argument("--timeout", type=_seconds, default=3600.0, help="CMD timeout in seconds")
+    p.add_argument("--timeout", type=seconds, default=3600.0, help="CMD timeout in seconds")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD...")
 
     p = sub.add_parser("shell", help="boot a VM and open an interactive SSH shell in it")
@@ -129,35 +97,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario", metavar="SCENARIO", help="a scenario name (see --list)",
                    nargs="?")
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
-    p.add_argument("--iterations", type=int, default=None, metavar="N",
-                   help="iterations to run (default 1; with --until-fail, at most N)")
-    p.add_argument("--seed", type=int, default=None, metavar="S",
-                   help="seed of the first iteration (iteration i uses S+i); default: random")
+    opt.add_to_argparse(p, opt.ITERATIONS.defaulting(None, "1; with --until-fail, at most N"),
+                        opt.SEED.defaulting(None, "random"))
     p.add_argument("--until-fail", action="store_true",
                    help="repeat with fresh seeds until an iteration fails or the budget ends")
-    p.add_argument("--budget", type=_seconds, default=None, metavar="SECONDS",
+    p.add_argument("--budget", type=seconds, default=None, metavar="SECONDS",
                    help="time budget of --until-fail (default: 3600)")
-    _add_report_option(p)
+    opt.add_to_argparse(p, opt.REPORT_DIR)
 
     p = sub.add_parser("matrix", help="run scenarios on several kernels and print a table",
                        epilog="exit codes: 0 no unexpected failure; 1 a driver failure that is "
                        "not a known bug; 125 some cell could not be tested")
     p.add_argument("--kernels", default=",".join(sorted(kernels.known_kernels())),
-                   help="comma-separated --kernel values (default: %(default)s)")
+                   help="comma-separated --kernel values, each running the same seeds "
+                   "(default: %(default)s)")
     p.add_argument("scenarios", nargs="*", metavar="SCENARIO",
                    help="scenarios to run (default: every scenario)")
-    p.add_argument("--iterations", type=int, default=1, metavar="N",
-                   help="seeded iterations per cell (the same seeds on every kernel)")
-    p.add_argument("--seed", type=int, default=None, metavar="S")
-    p.add_argument("--nvme-src", type=Path, default=None, metavar="DIR",
-                   help="test this driver source on every kernel")
-    p.add_argument("--qemu", default="qemu-system-x86_64")
-    p.add_argument("--accel", choices=("kvm", "tcg"), default=None)
-    p.add_argument("--boot-timeout", type=_seconds, default=180.0, metavar="SECONDS")
-    p.add_argument("--no-snapshot", action="store_true")
+    opt.add_to_argparse(p, opt.ITERATIONS, opt.SEED.defaulting(None, "random"), opt.NVME_SRC,
+                        opt.QEMU, opt.ACCEL, opt.BOOT_TIMEOUT, opt.NO_SNAPSHOT)
     p.add_argument("--artifacts", type=Path, default=None, metavar="DIR")
     p.add_argument("--json", action="store_true", help="print the cells as JSON")
-    _add_report_option(p)
+    opt.add_to_argparse(p, opt.REPORT_DIR)
 
     p = sub.add_parser("report", help="merge report dirs (shards); durations for shards",
                        epilog="merge exits as matrix: 0 no unexpected failure; 1 a driver "
@@ -179,9 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _lab(args: argparse.Namespace) -> Lab:
-    return Lab(LabConfig(kernel=args.kernel, qemu=args.qemu, accel=args.accel,
-                         boot_timeout=args.boot_timeout, snapshots=not args.no_snapshot,
-                         nvme_src=args.nvme_src))
+    return Lab(opt.lab_config(vars(args)))
 
 
 def _print_checks(found: list[doctor_mod.Check]) -> None:
@@ -325,13 +283,13 @@ def cmd_repro(args: argparse.Namespace) -> int:
     from harness import repro
 
     if args.list:
-        for name in scenario_mod.names():
-            print(f"{name:24} {scenario_mod.get(name).summary}")
+        for name in scenarios.names():
+            print(f"{name:24} {scenarios.get(name).summary}")
         return EXIT_OK
     if not args.scenario:
         raise HarnessError("repro needs a scenario name; valid: "
-                           + ", ".join(scenario_mod.names()))
-    scn = scenario_mod.get(args.scenario)
+                           + ", ".join(scenarios.names()))
+    scn = scenarios.get(args.scenario)
     return repro.run(_lab, args, scn)
 
 
@@ -359,10 +317,10 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         raise HarnessError("--kernels is empty")
     for spec in wanted:
         kernels.validate(spec)
-    scns = [scenario_mod.get(n) for n in (args.scenarios or scenario_mod.names())]
+    scns = [scenarios.get(n) for n in (args.scenarios or scenarios.names())]
     if not 1 <= args.iterations <= 1000:
         raise HarnessError("--iterations must be between 1 and 1000")
-    seed = args.seed if args.seed is not None else random.randint(0, scenario_mod.MAX_SEED - 1000)
+    seed = args.seed if args.seed is not None else random.randint(0, MAX_SEED - 1000)
     seeds = [seed + i for i in range(args.iterations)]
     root = args.artifacts or Path(tempfile.mkdtemp(prefix="nvmeh-matrix-"))
     print(f"nvmeh: matrix of {len(scns)} scenario(s) on {', '.join(wanted)}, seeds "
@@ -373,9 +331,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
                   if args.report_dir else None)
     cells = []
     for spec in wanted:
-        lab = Lab(LabConfig(kernel=spec, qemu=args.qemu, accel=args.accel,
-                            boot_timeout=args.boot_timeout, snapshots=not args.no_snapshot,
-                            nvme_src=args.nvme_src))
+        lab = Lab(opt.lab_config({**vars(args), "kernel": spec}))
         for scn in scns:
             cells.append(matrix.run_cell(lab, scn, seeds, root / spec.replace("/", "_"),
                                          lambda line: print(line, file=sys.stderr,
@@ -419,6 +375,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
     try:
+        code = _run(args)
+        sys.stdout.flush()  # in the try: the reader may have left by now too
+    except BrokenPipeError:
+        # stdout's reader left (`repro --list | head`): stop as a process SIGPIPE killed
+        # does, without a traceback; stdout goes to /dev/null, where the interpreter's flush
+        # at exit cannot fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
         for name in _OUTPUT_DIRS:
             if (path := getattr(args, name, None)) is not None:
                 _check_writable(path, "--" + name.replace("_", "-"))
@@ -433,8 +402,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nvmeh: interrupted; VMs stopped", file=sys.stderr)
         return 130
-    finally:
-        sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -18,9 +18,11 @@ from harness import known
 from harness import report as report_mod
 from harness.errors import HarnessError
 from harness.lab import Lab
-from harness.report import ReportDir, RunRecord, Status
+from harness.registry import Scenario, ScenarioSkipped
+from harness.report import ReportDir, RunRecord
 from harness.repro import lab_reproduce_command
-from harness.scenario import IterationResult, Scenario, ScenarioSkipped, run_iteration
+from harness.runner import run_iteration
+from harness.verdict import IterationResult, Status
 
 __all__ = ["Cell", "Status", "exit_status", "run_cell", "table"]
 

@@ -12,18 +12,18 @@ import contextlib
 import json
 import os
 import re
-import shlex
 import shutil
 import sys
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from harness import images
+from harness import options as opt
 from harness.errors import GuestUnreachable, HarnessError
-from harness.lab import Lab, LabConfig, VMPool
+from harness.lab import Lab, VMPool
 from harness.qmp import Qmp
 from harness.report import ReportDir, RunRecord, Status
 from harness.ssh import Guest
@@ -34,41 +34,44 @@ _ARTIFACTS = pytest.StashKey[Path]()
 _VM = pytest.StashKey[VM]()
 _MARKS = pytest.StashKey[dict[str, int]]()
 _RECORD = "nvmeh_record"  # a test's RunRecord as JSON, in its report's user_properties
-_report_dir: ReportDir | None = None  # --report-dir of this pytest process (not of a worker)
 VM_FOOTPRINT = 2 << 30  # bytes a worker's VM needs: 1 GiB guest RAM, QEMU, images' cache
 
 
+class ReportWriter:
+    """Adds each test's record (made where it ran, see :func:`_record`) to --report-dir.
+
+    A plugin of its own, registered by the pytest process that writes the report: without
+    xdist the only one, with it the controller, to which the workers send their records."""
+
+    def __init__(self, report_dir: ReportDir) -> None:
+        self.report_dir = report_dir
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for name, value in report.user_properties:
+            if name == _RECORD and isinstance(value, str):
+                self.report_dir.add(RunRecord.from_dict(json.loads(value)))
+
+
+_REPORT_WRITER = pytest.StashKey[ReportWriter]()
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("nvme-harness")
-    group.addoption("--kernel", default=images.DEFAULT_KERNEL,
-                    help="guest kernel: debian:VERSION, a kernel build tree, an install "
-                    "directory or BZIMAGE[,MODULES_DIR]")
-    group.addoption("--nvme-src", default=None, type=Path, metavar="DIR",
-                    help="build the NVMe host driver from DIR (drivers/nvme/host) and test it")
-    group.addoption("--qemu", default="qemu-system-x86_64", help="QEMU binary")
-    group.addoption("--accel", choices=("kvm", "tcg"), default=None,
-                    help="accelerator (default: KVM when really usable, else TCG)")
-    group.addoption("--artifacts-dir", default="artifacts", type=Path,
-                    help="one directory per test with console, dmesg, QMP and command logs")
-    group.addoption("--boot-timeout", type=float, default=180.0)
-    group.addoption("--seed", type=int, default=20261121,
-                    help="seed of the recovery scenarios (repro uses the same procedures)")
-    group.addoption("--iterations", type=int, default=1, metavar="N",
-                    help="seeded iterations of each recovery scenario (seeds S..S+N-1)")
-    group.addoption("--no-snapshot", action="store_true",
-                    help="boot every VM cold instead of starting from a saved snapshot")
-    group.addoption("--report-dir", default=None, type=Path, metavar="DIR",
-                    help="write a report to DIR: JUnit XML, a KCIDB-shaped summary.json, an "
-                    "HTML page with plots, a reproduce.sh per test")
+    opt.add_to_pytest(parser, *opt.SHARED)
+    parser.getgroup(opt.PYTEST_GROUP).addoption(
+        "--artifacts-dir", default="artifacts", type=Path,
+        help="one directory per test with console, dmesg, QMP and command logs")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "nvme(**topology): the NVMe topology the test's VM needs")
-    global _report_dir
+    # here rather than in the project's pytest ini: a project using the plugin gets it too
+    config.addinivalue_line("markers", "nvme(**topology): the NVMe topology the test's VM "
+                            "needs (see harness.topology.Topology.build)")
     path = config.getoption("report_dir", None)
-    if path is not None and not hasattr(config, "workerinput"):  # xdist: the controller writes
-        _report_dir = ReportDir(Path(path).resolve(), "pytest " + " ".join(
-            str(a) for a in config.invocation_params.args))
+    if path is not None and not hasattr(config, "workerinput"):
+        writer = ReportWriter(ReportDir(Path(path).resolve(), "pytest " + " ".join(
+            str(a) for a in config.invocation_params.args)))
+        config.stash[_REPORT_WRITER] = writer
+        config.pluginmanager.register(writer, "nvme-harness-report")
 
 
 @pytest.hookimpl(optionalhook=True)  # only called with pytest-xdist
@@ -91,17 +94,25 @@ def available_memory() -> int:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    global _report_dir
-    _report_dir = None
+    writer = config.stash.get(_REPORT_WRITER, None)
+    if writer is not None:
+        config.pluginmanager.unregister(writer)
+        del config.stash[_REPORT_WRITER]
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Add the test's record (made where it ran, see :func:`_record`) to the report dir."""
-    if _report_dir is None:
-        return
-    for name, value in report.user_properties:
-        if name == _RECORD and isinstance(value, str):
-            _report_dir.add(RunRecord.from_dict(json.loads(value)))
+def option_values(config: pytest.Config) -> dict[str, Any]:
+    """The shared options' values by dest, as the CLI's argparse namespace holds them."""
+    return {option.dest: config.getoption(option.dest) for option in opt.SHARED}
+
+
+def reproduce_command(nodeid: str, values: Mapping[str, Any]) -> str:
+    """The pytest command line that re-runs test ``nodeid`` with the same kernel, seeds and
+    driver (``values``: :func:`option_values`)."""
+    # fewer than one iteration runs each test once, as one does: nothing to name
+    values = {**values, "iterations": max(1, values["iterations"])}
+    return opt.reproduce_command([sys.executable, "-m", "pytest", nodeid], values,
+                                 (opt.KERNEL, opt.SEED, opt.ITERATIONS, opt.NVME_SRC),
+                                 always=(opt.KERNEL, opt.SEED), joined=True)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -120,12 +131,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def lab(pytestconfig: pytest.Config) -> Lab:
     """Images are built once per session, on first use."""
     try:
-        return Lab(LabConfig(kernel=pytestconfig.getoption("kernel"),
-                             qemu=pytestconfig.getoption("qemu"),
-                             accel=pytestconfig.getoption("accel"),
-                             boot_timeout=pytestconfig.getoption("boot_timeout"),
-                             snapshots=not pytestconfig.getoption("no_snapshot"),
-                             nvme_src=pytestconfig.getoption("nvme_src")))
+        return Lab(opt.lab_config(option_values(pytestconfig)))
     except HarnessError as exc:
         pytest.exit(f"nvmeh: {exc}", returncode=2)
 
@@ -293,12 +299,7 @@ def _record(item: pytest.Item, report: pytest.TestReport, artifacts: Path | None
     if item.get_closest_marker("nvme") is not None:
         with contextlib.suppress(HarnessError, TypeError):  # the vm fixture failed on it
             props["topology"] = str(topology_of(item))
-    options = [f"--kernel={config.getoption('kernel')}", f"--seed={config.getoption('seed')}"]
-    if config.getoption("iterations") > 1:  # the test's id names one of the seeds
-        options.append(f"--iterations={config.getoption('iterations')}")
-    if config.getoption("nvme_src"):
-        options.append(f"--nvme-src={config.getoption('nvme_src')}")
-    reproduce = shlex.join([sys.executable, "-m", "pytest", item.nodeid, *options])
+    reproduce = reproduce_command(item.nodeid, option_values(config))
     recovery_ms = None
     if artifacts is not None and (timeline := artifacts / "timeline.json").is_file():
         with contextlib.suppress(OSError, ValueError):

@@ -4,51 +4,47 @@ from __future__ import annotations
 
 import argparse
 import random
-import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
-from harness import images, known
+from harness import known
+from harness import options as opt
 from harness.errors import EXIT_HARNESS, EXIT_OK, HarnessError
 from harness.lab import Lab, LabConfig
 from harness.progress import RunProgress
-from harness.report import ReportDir, RunRecord, Status
-from harness.scenario import (
-    MAX_SEED,
-    IterationResult,
-    Scenario,
-    ScenarioSkipped,
-    run_iteration,
-)
+from harness.registry import Scenario, ScenarioSkipped
+from harness.report import ReportDir, RunRecord
+from harness.runner import MAX_SEED, run_iteration
+from harness.verdict import IterationResult, Status
 
 EXIT_DRIVER_FAILED = 1
 MAX_ITERATIONS = 100_000
 DEFAULT_BUDGET_S = 3600.0
 
 
+# The options a repro command line carries after the seed, in their order.
+REPRO_OPTIONS = (opt.KERNEL, opt.NVME_SRC, opt.QEMU, opt.ACCEL, opt.TOPOLOGY, opt.NO_SNAPSHOT)
+
+
+def _repro_command(values: Mapping[str, Any], scn: Scenario, seed: int) -> str:
+    return opt.reproduce_command(["python", "-m", "harness", "repro", scn.name,
+                                  opt.SEED.flag, str(seed), opt.ITERATIONS.flag, "1"],
+                                 values, REPRO_OPTIONS)
+
+
 def reproduce_command(args: argparse.Namespace, scn: Scenario, seed: int) -> str:
     """The ``repro`` command line that re-runs one iteration (options as ``repro`` names
     them, defaults left out)."""
-    cmd = ["python", "-m", "harness", "repro", scn.name, "--seed", str(seed), "--iterations", "1"]
-    defaults = {"kernel": images.DEFAULT_KERNEL, "nvme_src": None, "qemu": "qemu-system-x86_64",
-                "accel": None, "topology": ""}
-    for opt, default in defaults.items():
-        value = getattr(args, opt, default)
-        if value != default:
-            cmd += [f"--{opt.replace('_', '-')}", str(value)]
-    if getattr(args, "no_snapshot", False):
-        cmd.append("--no-snapshot")
-    return shlex.join(cmd)
+    return _repro_command(vars(args), scn, seed)
 
 
 def lab_reproduce_command(config: LabConfig, scn: Scenario, seed: int) -> str:
     """The same, for an iteration run in a lab made by other means (matrix, pytest)."""
-    return reproduce_command(argparse.Namespace(
-        kernel=config.kernel, nvme_src=config.nvme_src, qemu=config.qemu, accel=config.accel,
-        no_snapshot=not config.snapshots), scn, seed)
+    return _repro_command(opt.lab_values(config), scn, seed)
 
 
 def describe(result: IterationResult) -> str:

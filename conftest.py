@@ -1,3 +1,0 @@
-"""Registers the harness's pytest plugin for this repository's tests."""
-
-pytest_plugins = ["harness.plugin"]
