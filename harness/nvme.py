@@ -64,6 +64,25 @@ class Controller:
                              check=True)
         return out.stdout.strip()
 
+    def queue_of_cpu(self, disk: str, cpu: int) -> str | None:
+        """The interrupt name (``nvme0q2``) of the I/O queue that serves ``cpu`` alone for
+        ``disk``'s default requests (blk-mq maps hardware context N to queue N+1), or None
+        where no queue is that CPU's own."""
+        out = self.guest.run(f"grep -H . /sys/block/{disk}/mq/*/cpu_list", timeout=30,
+                             check=True).stdout
+        for line in out.splitlines():
+            path, _, cpus = line.partition(":")
+            if cpus.strip() == str(cpu):
+                return f"{self.name}q{int(path.split('/')[-2]) + 1}"
+        return None
+
+    def interrupts(self, queue: str) -> int:
+        """Interrupts of ``queue`` (e.g. ``nvme0q2``) so far, over every CPU: the
+        completions it delivered."""
+        out = self.guest.run(f"grep -E ' {queue}$' /proc/interrupts || true", timeout=30).stdout
+        fields = out.split()
+        return sum(int(f) for f in fields[1:] if f.isdigit())
+
     def namespaces(self) -> list[str]:
         """Block device names of this controller's namespaces, e.g. ``nvme0n1``."""
         out = self.guest.run(f"ls {self.sysfs} | grep -E '^nvme[0-9]+(c[0-9]+)?n[0-9]+$' || true",

@@ -72,6 +72,28 @@ class CommandLoop(Fault):
         return self.what
 
 
+class CpuOffline(Fault):
+    """A CPU taken offline (sysfs ``online``), back online when lifted. blk-mq must finish
+    or re-issue the requests of a queue whose CPUs all went away before the queue's
+    interrupt is shut down with them."""
+
+    side = "guest"
+
+    def __init__(self, guest: Guest, cpu: int, timeout: float) -> None:
+        self.guest, self.cpu, self.timeout = guest, cpu, timeout
+        self.online = f"/sys/devices/system/cpu/cpu{cpu}/online"
+
+    def apply(self) -> None:
+        self.applied_at, _ = stamped(self.guest, f'echo 0 > {self.online} && read -r s < '
+                                     f'{self.online} && [ "$s" = 0 ]', self.timeout)
+
+    def lift(self) -> None:
+        stamped(self.guest, f"echo 1 > {self.online}", self.timeout)
+
+    def describe(self) -> str:
+        return f"CPU {self.cpu} offline"
+
+
 class PciRemoval(Fault):
     """The controller's PCI function removed (sysfs ``remove``), brought back by a rescan of
     the bus."""

@@ -3,6 +3,7 @@
 from harness.errors import HarnessError
 from harness.registry import REGISTRY, Scenario
 from harness.scenarios import (  # noqa: F401
+    cpus,
     devices,
     injection,
     namespaces,
