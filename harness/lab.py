@@ -6,7 +6,12 @@ The CLI and the pytest plugin both come through here; neither holds logic of its
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
+import shlex
+import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +20,7 @@ from harness import accel as accel_mod
 from harness import images, paths, snapshot
 from harness.accel import Accel
 from harness.doctor import qemu_version
+from harness.errors import QemuError
 from harness.images import GuestImage
 from harness.progress import Progress
 from harness.topology import Topology
@@ -82,7 +88,7 @@ class Lab:
         snap = None
         if (self.config.snapshots if snapshots is None else snapshots) and \
                 snapshot.unsupported_reason(topology) is None:
-            snap = snapshot.get(self.image, topology, self.accel, self.config.qemu,
+            snap = snapshot_for(self.image, topology, self.accel, self.config.qemu,
                                 self.progress, self.config.boot_timeout)
         return VM(self.image, topology, self.accel, qemu=self.config.qemu, artifacts=artifacts,
                   name=name, boot_timeout=self.config.boot_timeout, snapshot=snap)
@@ -133,3 +139,61 @@ class VMPool:
             self._vm = None
 
     close = retire
+
+
+def snapshot_for(image: GuestImage, topology: Topology, accel: Accel, qemu: str,
+                 progress: Progress, boot_timeout: float = 120.0) -> snapshot.Snapshot:
+    """The snapshot for this VM shape, made now if it does not exist yet."""
+    key = snapshot.snapshot_key(image, topology, accel, qemu)
+    snap = snapshot.Snapshot(key, paths.cache_dir() / "snapshots" / key)
+    if not (snap.path / "done").exists():
+        with paths.locked(snap.path.with_suffix(".lock")):
+            if not (snap.path / "done").exists():
+                progress.step(f"making a snapshot for {snapshot.base_topology(topology)}")
+                _make_snapshot(snap, image, snapshot.base_topology(topology), accel, qemu,
+                               boot_timeout)
+                progress.done()
+                snapshot.prune(snap.path.parent)
+    (snap.path / "used").touch()
+    return snap
+
+
+def _make_snapshot(snap: snapshot.Snapshot, image: GuestImage, topology: Topology, accel: Accel,
+                   qemu: str, boot_timeout: float) -> None:
+    work = snap.path.with_name(snap.path.name + ".tmp")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    os.chmod(work, 0o700)
+    try:
+        _save_snapshot(work, image, topology, accel, qemu, boot_timeout)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    (work / "meta.json").write_text(json.dumps({
+        "key": snap.key, "image": image.key, "qemu": snapshot.qemu_identity(qemu),
+        "accel": accel.name, "topology": str(topology), "created": time.time()}, indent=2) + "\n")
+    (work / "done").write_text("")
+    shutil.rmtree(snap.path, ignore_errors=True)
+    os.rename(work, snap.path)
+
+
+def _save_snapshot(work: Path, image: GuestImage, topology: Topology, accel: Accel,
+                   qemu: str, boot_timeout: float) -> None:
+    with VM(image, topology, accel, qemu=qemu, artifacts=work / "base-vm", name="snapshot",
+            boot_timeout=boot_timeout, base=True) as vm:
+        vm.client_key.save(work / "client_key")
+        vm.host_key.save(work / "host_key")
+        if vm.relay_greeting is not None:
+            (work / "relay_greeting").write_bytes(vm.relay_greeting)
+        qmp = vm.qmp
+        qmp.cmd("stop")
+        target = work / "state"
+        qmp.cmd("migrate", uri=f"exec:cat > {shlex.quote(str(target))}")
+        status = qmp.wait_migration(time.monotonic() + 300)
+        if status.get("status") != "completed":
+            raise QemuError(f"saving the snapshot failed: "
+                            f"{status.get('error-desc', status.get('status'))}")
+        # Only a guest that can be logged into is worth keeping: check it after the save, so
+        # the saved state holds no logged-in session (only the relay's, waiting for a client).
+        qmp.cmd("cont")
+        vm.connect_ssh()

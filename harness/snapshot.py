@@ -9,14 +9,13 @@ cannot hot-add ``nvme-ns`` devices, so several namespaces per controller mean a 
 A snapshot is keyed by everything it is made of: the guest image (kernel, modules, initramfs
 with the guest scripts, root filesystem), QEMU's binary and version, the accelerator, and the
 VM's shape. A changed input means another key, so a snapshot is never reused across inputs.
+This module is the store (keys, places, pruning); the lab makes them (``lab.snapshot_for``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import shlex
 import shutil
 import subprocess
 import time
@@ -24,12 +23,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from harness import paths
 from harness.accel import Accel
-from harness.errors import QemuError
 from harness.images import GuestImage
 from harness.keys import KeyPair
-from harness.progress import Progress
 from harness.qemu import hotpluggable
 from harness.topology import Controller, Topology
 from harness.util import digest
@@ -101,22 +97,6 @@ def snapshot_key(image: GuestImage, topology: Topology, accel: Accel, qemu: str)
                   accel.name.encode(), str(base_topology(topology)).encode())
 
 
-def get(image: GuestImage, topology: Topology, accel: Accel, qemu: str,
-        progress: Progress, boot_timeout: float = 120.0) -> Snapshot:
-    """The snapshot for this VM shape, made now if it does not exist yet."""
-    key = snapshot_key(image, topology, accel, qemu)
-    snap = Snapshot(key, paths.cache_dir() / "snapshots" / key)
-    if not (snap.path / "done").exists():
-        with paths.locked(snap.path.with_suffix(".lock")):
-            if not (snap.path / "done").exists():
-                progress.step(f"making a snapshot for {base_topology(topology)}")
-                _make(snap, image, base_topology(topology), accel, qemu, boot_timeout)
-                progress.done()
-                prune(snap.path.parent)
-    (snap.path / "used").touch()
-    return snap
-
-
 def prune(root: Path, keep: int = KEEP, idle: float = IDLE_BEFORE_PRUNE_S) -> list[Path]:
     """Remove the snapshots beyond the ``keep`` most recently used that nobody used for
     ``idle`` seconds, and half-made ones as old (a crashed run's); return what went.
@@ -148,46 +128,3 @@ def prune(root: Path, keep: int = KEEP, idle: float = IDLE_BEFORE_PRUNE_S) -> li
 
 def discard(snap: Snapshot) -> None:
     shutil.rmtree(snap.path, ignore_errors=True)
-
-
-def _make(snap: Snapshot, image: GuestImage, topology: Topology, accel: Accel,
-          qemu: str, boot_timeout: float) -> None:
-    work = snap.path.with_name(snap.path.name + ".tmp")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    os.chmod(work, 0o700)
-    try:
-        _save(work, image, topology, accel, qemu, boot_timeout)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    (work / "meta.json").write_text(json.dumps({
-        "key": snap.key, "image": image.key, "qemu": qemu_identity(qemu), "accel": accel.name,
-        "topology": str(topology), "created": time.time()}, indent=2) + "\n")
-    (work / "done").write_text("")
-    shutil.rmtree(snap.path, ignore_errors=True)
-    os.rename(work, snap.path)
-
-
-def _save(work: Path, image: GuestImage, topology: Topology, accel: Accel, qemu: str,
-          boot_timeout: float) -> None:
-    from harness.vm import VM  # the VM module restores from snapshots: import late
-
-    with VM(image, topology, accel, qemu=qemu, artifacts=work / "base-vm", name="snapshot",
-            boot_timeout=boot_timeout, base=True) as vm:
-        vm.client_key.save(work / "client_key")
-        vm.host_key.save(work / "host_key")
-        if vm.relay_greeting is not None:
-            (work / "relay_greeting").write_bytes(vm.relay_greeting)
-        qmp = vm.qmp
-        qmp.cmd("stop")
-        target = work / "state"
-        qmp.cmd("migrate", uri=f"exec:cat > {shlex.quote(str(target))}")
-        status = qmp.wait_migration(time.monotonic() + 300)
-        if status.get("status") != "completed":
-            raise QemuError(f"saving the snapshot failed: "
-                            f"{status.get('error-desc', status.get('status'))}")
-        # Only a guest that can be logged into is worth keeping: check it after the save, so
-        # the saved state holds no logged-in session (only the relay's, waiting for a client).
-        qmp.cmd("cont")
-        vm.connect_ssh()
