@@ -9,7 +9,6 @@ import contextlib
 import json
 import logging
 import os
-import shlex
 import shutil
 import time
 from collections.abc import Iterator
@@ -20,12 +19,11 @@ from harness import accel as accel_mod
 from harness import images, paths, snapshot
 from harness.accel import Accel
 from harness.doctor import qemu_version
-from harness.errors import QemuError
 from harness.images import GuestImage
 from harness.progress import Progress
 from harness.topology import Topology
 from harness.util import find_tool
-from harness.vm import VM, require_qemu
+from harness.vm import VM, BaseVM, RestoredVM, require_qemu
 
 # paramiko logs every refused connection attempt (expected while a guest boots) as a traceback.
 logging.getLogger("paramiko").setLevel(logging.CRITICAL)
@@ -90,8 +88,12 @@ class Lab:
                 snapshot.unsupported_reason(topology) is None:
             snap = snapshot_for(self.image, topology, self.accel, self.config.qemu,
                                 self.progress, self.config.boot_timeout)
+        if snap is not None:
+            return RestoredVM(self.image, topology, self.accel, snap, qemu=self.config.qemu,
+                              artifacts=artifacts, name=name,
+                              boot_timeout=self.config.boot_timeout)
         return VM(self.image, topology, self.accel, qemu=self.config.qemu, artifacts=artifacts,
-                  name=name, boot_timeout=self.config.boot_timeout, snapshot=snap)
+                  name=name, boot_timeout=self.config.boot_timeout)
 
     @contextlib.contextmanager
     def running(self, topology: Topology, artifacts: Path | None = None) -> Iterator[VM]:
@@ -179,21 +181,10 @@ def _make_snapshot(snap: snapshot.Snapshot, image: GuestImage, topology: Topolog
 
 def _save_snapshot(work: Path, image: GuestImage, topology: Topology, accel: Accel,
                    qemu: str, boot_timeout: float) -> None:
-    with VM(image, topology, accel, qemu=qemu, artifacts=work / "base-vm", name="snapshot",
-            boot_timeout=boot_timeout, base=True) as vm:
+    with BaseVM(image, topology, accel, qemu=qemu, artifacts=work / "base-vm",
+                name="snapshot", boot_timeout=boot_timeout) as vm:
         vm.client_key.save(work / "client_key")
         vm.host_key.save(work / "host_key")
         if vm.relay_greeting is not None:
             (work / "relay_greeting").write_bytes(vm.relay_greeting)
-        qmp = vm.qmp
-        qmp.cmd("stop")
-        target = work / "state"
-        qmp.cmd("migrate", uri=f"exec:cat > {shlex.quote(str(target))}")
-        status = qmp.wait_migration(time.monotonic() + 300)
-        if status.get("status") != "completed":
-            raise QemuError(f"saving the snapshot failed: "
-                            f"{status.get('error-desc', status.get('status'))}")
-        # Only a guest that can be logged into is worth keeping: check it after the save, so
-        # the saved state holds no logged-in session (only the relay's, waiting for a client).
-        qmp.cmd("cont")
-        vm.connect_ssh()
+        vm.save(work / "state")

@@ -11,16 +11,17 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import dataclasses
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
 import weakref
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from harness import paths
 from harness import snapshot as snapshot_mod
@@ -47,6 +48,7 @@ from harness.qemu import (
     namespace_names,
 )
 from harness.qmp import Qmp
+from harness.relay import RelaySocket, free_port
 from harness.snapshot import Snapshot
 from harness.ssh import Guest, SSHTarget
 from harness.topology import Topology
@@ -77,63 +79,21 @@ def require_qemu(qemu: str) -> None:
                         "(run `python -m harness doctor --install` or pass --qemu PATH)")
 
 
-class _RelaySocket(socket.socket):
-    """The host end of the guest's SSH relay port (see ``SSH_RELAY_PORT``).
+class VM:
+    """One QEMU process with the guest image and an NVMe topology, booted cold.
 
-    ``replay``: bytes the guest sent before a snapshot was saved, which the harness read then
-    (the server's greeting); a restored VM's SSH client reads them first, as if sent now.
+    Its start is a sequence of steps that subclasses replace: :meth:`_launch_spec` (what
+    QEMU is told), :meth:`_post_launch` (until the guest is logged into), and
+    :meth:`_make_ready` (the guest made ready for a test: every controller live with its
+    namespaces, the driver under test checked). :class:`RestoredVM` starts from a snapshot
+    instead, :class:`BaseVM` is the guest a snapshot is made of.
     """
 
-    def __init__(self) -> None:
-        super().__init__(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.replay = b""
-
-    def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        if self.replay:
-            data, self.replay = self.replay[:bufsize], self.replay[bufsize:]
-            return data
-        return super().recv(bufsize, flags)
-
-    def read_greeting(self, timeout: float) -> bytes:
-        """What an SSH server sends unasked, consumed: its banner line and its first packet
-        (KEXINIT; dropbear sends it without waiting for the client's)."""
-        self.settimeout(timeout)
-        greeting = b""
-        while not greeting.endswith(b"\n"):
-            greeting += self._read(1)
-        header = self._read(4)
-        size = int.from_bytes(header, "big")
-        if size > 35000:  # RFC 4253's largest packet: this is not an SSH server talking
-            raise OSError(f"not an SSH packet after the banner {greeting!r} (length {size})")
-        greeting += header + self._read(size)
-        self.settimeout(None)
-        return greeting
-
-    def _read(self, n: int) -> bytes:
-        data = b""
-        while len(data) < n:
-            chunk = super().recv(n - len(data))
-            if not chunk:
-                raise OSError("the relay port closed")
-            data += chunk
-        return data
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class VM:
-    """One QEMU process with the guest image and an NVMe topology."""
+    boot_mode = "cold"
 
     def __init__(self, image: GuestImage, topology: Topology, accel: Accel,
                  qemu: str = "qemu-system-x86_64", artifacts: Path | None = None,
-                 name: str = "vm", boot_timeout: float = 120.0,
-                 snapshot: Snapshot | None = None, base: bool = False) -> None:
-        """``snapshot``: start from it instead of booting. ``base``: boot without NVMe
-        controllers and stop at the guest's ready marker (to make a snapshot from)."""
+                 name: str = "vm", boot_timeout: float = 120.0) -> None:
         self.image, self.topology, self.accel, self.name = image, topology, accel, name
         self.qemu = qemu
         self.boot_timeout = boot_timeout
@@ -145,18 +105,15 @@ class VM:
         self.console: Console | None = None
         self._qmp: Qmp | None = None
         self._guest: Guest | None = None
-        self._relay: _RelaySocket | None = None
+        self._relay: RelaySocket | None = None
         self._relay_path = Path()
         # The SSH server's greeting, read off the relay port by a base VM (its snapshot keeps it)
         self.relay_greeting: bytes | None = None
         self.login_via = ""  # "relay" (the virtio-serial port) or "tcp"
         self._commands_log = open(self.artifacts / "commands.log", "w")
-        self.snapshot, self.base = snapshot, base
+        self.snapshot: Snapshot | None = None  # the state it was restored from
         self.client_key = KeyPair.generate()
-        # A restored guest keeps the SSH host key it was saved with (it is pinned all the
-        # same); its authorized key is replaced by this VM's own right after the restore.
-        self.host_key = snapshot.host_key if snapshot else KeyPair.generate()
-        self.boot_mode = "restore" if snapshot else "cold"
+        self.host_key = KeyPair.generate()
         # (phase, seconds since start) in order: where a start's time went (see bench).
         self.boot_phases: list[tuple[str, float]] = []
         self._t0 = 0.0
@@ -170,7 +127,7 @@ class VM:
 
     # --- context manager ---------------------------------------------------------------------
 
-    def __enter__(self) -> VM:
+    def __enter__(self) -> Self:
         try:
             self.start()
         except BaseException:
@@ -185,9 +142,16 @@ class VM:
     # --- start -------------------------------------------------------------------------------
 
     def _write_secrets(self, spec: LaunchSpec) -> None:
-        key = self.snapshot.client_key if self.snapshot else self.client_key
-        spec.authorized_keys.write_text(key.authorized_line())
+        spec.authorized_keys.write_text(self._login_key().authorized_line())
         self.host_key.save_dropbear(spec.host_key)
+
+    def _login_key(self) -> KeyPair:
+        """The key the guest lets in at first."""
+        return self.client_key
+
+    def _launch_spec(self, port: int) -> LaunchSpec:
+        return LaunchSpec(self.qemu, self.accel.name, self.image, self.topology, self.scratch,
+                          port)
 
     def _create_backing_files(self) -> None:
         for i, ctrl in enumerate(self.topology.controllers):
@@ -207,24 +171,30 @@ class VM:
         t0 = self._t0 = time.monotonic()
         for attempt in range(_PORT_RETRIES):
             self.ssh_port = free_port()
-            restore = self.snapshot is not None
-            spec = LaunchSpec(self.qemu, self.accel.name, self.image, self.topology,
-                              self.scratch, self.ssh_port,
-                              without_controllers=restore or self.base, incoming=restore)
+            spec = self._launch_spec(self.ssh_port)
             self._write_secrets(spec)
             if self._launch(spec, last_attempt=attempt == _PORT_RETRIES - 1):
                 break
         deadline = t0 + self.boot_timeout
-        if self.snapshot is not None:
-            self._restore(self.snapshot, deadline)
-        else:
-            self._wait_ready(deadline)
-        if not self.base:
-            self._wait_controllers(deadline)
-            if self.image.driver is not None:
-                self._check_driver()
+        self._post_launch(deadline)
+        self._make_ready(deadline)
         self.boot_seconds = time.monotonic() - t0
         self._phase("ready")
+
+    def _post_launch(self, deadline: float) -> None:
+        """From QEMU running to the guest logged into."""
+        self._wait_ready(deadline)
+        self._connect(self.client_key, deadline, "guest printed ready but")
+
+    def _make_ready(self, deadline: float) -> None:
+        """Every controller live with its namespaces; the driver under test the one loaded."""
+        for i in range(len(self.topology.controllers)):
+            self._bring_up_controller(i, deadline)
+        if self.image.driver is not None:
+            self._check_driver()
+
+    def _bring_up_controller(self, i: int, deadline: float) -> None:
+        self._await_controller(i, deadline)
 
     def _phase(self, name: str) -> None:
         self.boot_phases.append((name, time.monotonic() - self._t0))
@@ -262,10 +232,10 @@ class VM:
             qmp.cmd("cont")
         return True
 
-    def _open_relay(self, path: Path) -> _RelaySocket:
+    def _open_relay(self, path: Path) -> RelaySocket:
         """Hold the host side of the SSH relay port before the guest runs (QEMU creates the
         socket just after it takes the QMP connection)."""
-        relay = _RelaySocket()
+        relay = RelaySocket()
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -296,22 +266,6 @@ class VM:
         self._phase("guest_printed_ready")
         if not console.ready_line.endswith("ssh-relay"):
             self._close_relay()  # the guest has no relay port: log in over TCP
-        if not self.base:
-            self._connect(self.client_key, deadline, "guest printed ready but")
-        elif self._relay is not None:
-            # A snapshot is saved with the server's greeting read, its session waiting for the
-            # client's (the greeting is replayed to each restored VM's client).
-            try:
-                self.relay_greeting = self._relay.read_greeting(
-                    max(1.0, deadline - time.monotonic()))
-            except OSError as exc:
-                raise GuestUnreachable(f"no SSH greeting on the relay port: {exc}",
-                                       console.tail()) from None
-
-    def connect_ssh(self) -> None:
-        """Log in to a VM started with ``base=True`` (one that was not logged into)."""
-        self._connect(self.client_key, time.monotonic() + self.boot_timeout,
-                      "guest printed ready but", replay=self.relay_greeting or b"")
 
     def _connect(self, key: KeyPair, deadline: float, context: str, replay: bytes = b"") -> None:
         """Log in: over the relay port if the guest has one (``replay``: what of it was read
@@ -359,49 +313,6 @@ class VM:
         oops = self.console.hung_tasks()[self._hangs_reported]
         self._hangs_reported += 1
         return f"the guest kernel reported a hung task: {oops.title}", "\n".join(oops.lines)
-
-    def _restore(self, snap: Snapshot, deadline: float) -> None:
-        """Load the saved VM, add controller 0, run on, take over the guest."""
-        qmp = self.qmp
-        qmp.cmd("migrate-incoming", uri=f"exec:cat {shlex.quote(str(snap.state))}")
-        status = qmp.wait_migration(deadline, self.check_alive).get("status")
-        if status != "completed":
-            snapshot_mod.discard(snap)  # the next VM makes a fresh one
-            raise QemuError(f"restoring snapshot {snap.path} failed ({status}); it was "
-                            "discarded and will be made again")
-        self._phase("state_loaded")
-        if snap.relay_greeting is not None:
-            # Connected after the load, so QEMU sees a guest ready to take input at once, and
-            # before the guest runs, so the guest never sees the port closed.
-            self._relay = self._open_relay(self._relay_path)
-        qmp.cmd("device_add", **controller_device(self.topology, 0))
-        qmp.cmd("cont")
-        self._phase("resumed")
-        try:
-            self._connect(snap.client_key, deadline, "restored guest unreachable:",
-                          replay=snap.relay_greeting or b"")
-        except GuestUnreachable as exc:
-            snapshot_mod.discard(snap)  # whatever broke its session, the next VM makes another
-            raise GuestUnreachable(f"{exc.args[0]} (snapshot {snap.path} discarded: it will be "
-                                   "made again)", exc.detail) from None
-        # The guest's wall clock stopped when the snapshot was saved; the snapshot's key is
-        # retired in favour of this VM's own. (Controller 0 is awaited in the same command.)
-        self._await_controller(0, deadline, f"date -s @{time.time():.3f} >/dev/null && "
-                               f"printf %s {shlex.quote(self.client_key.authorized_line())}"
-                               f" > {AUTHORIZED_KEYS}")
-
-    def _wait_controllers(self, deadline: float) -> None:
-        """Wait until every controller is live and its namespaces are block devices.
-
-        Controllers of a restored VM are added one at a time, each once the previous one is
-        up, so the guest numbers them as a cold boot does (nvme0 on rp0, ...).
-        """
-        for i in range(len(self.topology.controllers)):
-            if self.snapshot is not None:
-                if i == 0:
-                    continue  # awaited by _restore
-                self.qmp.cmd("device_add", **controller_device(self.topology, i))
-            self._await_controller(i, deadline)
 
     def _await_controller(self, i: int, deadline: float, before: str = "true") -> None:
         """Run ``before``, then wait until ``nvme{i}`` is live with its namespaces present."""
@@ -624,3 +535,105 @@ class VM:
             self.console.close()
         if proc.stdout:
             proc.stdout.close()
+
+
+class RestoredVM(VM):
+    """A VM started from a snapshot instead of booting: the saved guest is loaded, then its
+    controllers are hot-added one at a time, each once the previous one is up, so that the
+    guest numbers them as a cold boot does (nvme0 on rp0, ...)."""
+
+    boot_mode = "restore"
+
+    def __init__(self, image: GuestImage, topology: Topology, accel: Accel,
+                 snapshot: Snapshot, qemu: str = "qemu-system-x86_64",
+                 artifacts: Path | None = None, name: str = "vm",
+                 boot_timeout: float = 120.0) -> None:
+        super().__init__(image, topology, accel, qemu, artifacts, name, boot_timeout)
+        self.snapshot = self.saved = snapshot
+        # The restored guest keeps the SSH host key it was saved with (it is pinned all the
+        # same); its authorized key is replaced by this VM's own right after the restore.
+        self.host_key = snapshot.host_key
+
+    def _login_key(self) -> KeyPair:
+        return self.saved.client_key
+
+    def _launch_spec(self, port: int) -> LaunchSpec:
+        return dataclasses.replace(super()._launch_spec(port), without_controllers=True,
+                                   incoming=True)
+
+    def _post_launch(self, deadline: float) -> None:
+        self._restore(self.saved, deadline)
+
+    def _bring_up_controller(self, i: int, deadline: float) -> None:
+        if i == 0:
+            return  # awaited by _restore
+        self.qmp.cmd("device_add", **controller_device(self.topology, i))
+        self._await_controller(i, deadline)
+
+    def _restore(self, snap: Snapshot, deadline: float) -> None:
+        """Load the saved VM, add controller 0, run on, take over the guest."""
+        qmp = self.qmp
+        qmp.cmd("migrate-incoming", uri=f"exec:cat {shlex.quote(str(snap.state))}")
+        status = qmp.wait_migration(deadline, self.check_alive).get("status")
+        if status != "completed":
+            snapshot_mod.discard(snap)  # the next VM makes a fresh one
+            raise QemuError(f"restoring snapshot {snap.path} failed ({status}); it was "
+                            "discarded and will be made again")
+        self._phase("state_loaded")
+        if snap.relay_greeting is not None:
+            # Connected after the load, so QEMU sees a guest ready to take input at once, and
+            # before the guest runs, so the guest never sees the port closed.
+            self._relay = self._open_relay(self._relay_path)
+        qmp.cmd("device_add", **controller_device(self.topology, 0))
+        qmp.cmd("cont")
+        self._phase("resumed")
+        try:
+            self._connect(snap.client_key, deadline, "restored guest unreachable:",
+                          replay=snap.relay_greeting or b"")
+        except GuestUnreachable as exc:
+            snapshot_mod.discard(snap)  # whatever broke its session, the next VM makes another
+            raise GuestUnreachable(f"{exc.args[0]} (snapshot {snap.path} discarded: it will be "
+                                   "made again)", exc.detail) from None
+        # The guest's wall clock stopped when the snapshot was saved; the snapshot's key is
+        # retired in favour of this VM's own. (Controller 0 is awaited in the same command.)
+        self._await_controller(0, deadline, f"date -s @{time.time():.3f} >/dev/null && "
+                               f"printf %s {shlex.quote(self.client_key.authorized_line())}"
+                               f" > {AUTHORIZED_KEYS}")
+
+
+class BaseVM(VM):
+    """The guest a snapshot is made of: booted without NVMe controllers (their root ports
+    and backing nodes stay, for a restore to hot-add them), stopped at the guest's ready
+    marker and not logged into, its SSH server's greeting read off the relay port (the
+    greeting is replayed to each restored VM's client)."""
+
+    def _launch_spec(self, port: int) -> LaunchSpec:
+        return dataclasses.replace(super()._launch_spec(port), without_controllers=True)
+
+    def _post_launch(self, deadline: float) -> None:
+        self._wait_ready(deadline)
+        if self._relay is not None:
+            try:
+                self.relay_greeting = self._relay.read_greeting(
+                    max(1.0, deadline - time.monotonic()))
+            except OSError as exc:
+                raise GuestUnreachable(f"no SSH greeting on the relay port: {exc}",
+                                       self.console.tail() if self.console else "") from None
+
+    def _make_ready(self, deadline: float) -> None:
+        pass  # no controllers, no login: a restore does that
+
+    def save(self, state: Path) -> None:
+        """Save the whole VM to ``state`` (QMP migrate to a file), then check that the guest
+        can be logged into: after the save, so the saved state holds no logged-in session
+        (only the relay's, waiting for a client)."""
+        qmp = self.qmp
+        qmp.cmd("stop")
+        qmp.cmd("migrate", uri=f"exec:cat > {shlex.quote(str(state))}")
+        status = qmp.wait_migration(time.monotonic() + 300)
+        if status.get("status") != "completed":
+            raise QemuError(f"saving the snapshot failed: "
+                            f"{status.get('error-desc', status.get('status'))}")
+        qmp.cmd("cont")
+        self._connect(self.client_key, time.monotonic() + self.boot_timeout,
+                      "guest printed ready but", replay=self.relay_greeting or b"")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.vm import _RelaySocket
+from harness.relay import RelaySocket
 
 GREETING = b"SSH-2.0-dropbear_2022.83\r\n" + (12).to_bytes(4, "big") + b"K" * 12
 
@@ -30,8 +30,8 @@ def _serve(path: Path, payload: bytes) -> threading.Thread:
     return thread
 
 
-def _relay(path: Path) -> _RelaySocket:
-    relay = _RelaySocket()
+def _relay(path: Path) -> RelaySocket:
+    relay = RelaySocket()
     relay.connect(str(path))
     return relay
 
