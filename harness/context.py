@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import math
 import random
 import re
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import NoReturn
 
-from harness import fio, fioblock, kmsg, throughput
+from harness import fio, fioblock, kmsg
 from harness.errors import CommandTimeout, GuestHang, HarnessError
 from harness.faults import Fault, FaultRefused, FaultStuck
 from harness.faults.guest import GuestCommand, SysfsReset
@@ -35,7 +34,8 @@ from harness.nvme import (
     block_device_of,
 )
 from harness.ssh import Guest
-from harness.throughput import Criterion, GuestBusy, Judgement, Series
+from harness.throughput import Criterion
+from harness.throughputjudge import ThroughputJudge
 from harness.timeline import Timeline
 from harness.verdict import Failure, FailureKind
 from harness.vm import VM
@@ -80,13 +80,15 @@ class Context:
     verified: set[str] = field(default_factory=set)  # loads whose verify-only pass ran
     opaque: set[str] = field(default_factory=set)  # loads under a removal: judged by nobody
     on_event: Callable[[str, str], None] | None = None  # (kind, detail): progress display
-    judgements: list[Judgement] = field(default_factory=list)
     cpu: CpuSampler | None = None  # the VM's host CPU, where a host runs it
     guest_cpu: GuestCpuMonitor | None = None  # how busy the guest was, by its own account
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self.requeue_trace = RequeueTrace(self.vm.guest)
+        self.throughput_judge = ThroughputJudge(
+            self.throughput, self.timeline, lambda: self.cpu,
+            lambda: self.guest_cpu.so_far() if self.guest_cpu is not None else None)
         self.clock = GuestClock(
             lambda: float(self.guest.run("echo $EPOCHREALTIME", check=True).stdout))
 
@@ -510,7 +512,7 @@ class Context:
         as before it; a write that failed may hold its old data or its new data, never
         another block's or garbage (see :mod:`harness.fioblock`)."""
         self.opaque.discard(load.name)
-        faults = self._times("fault", self.load_started[load.name])
+        faults = self.timeline.times("fault", self.load_started[load.name])
         early = [line for at, line in fio.stamped_lines(load.messages)
                  if faults and at < faults[0] and fio.is_error(line)]
         if early:
@@ -650,37 +652,12 @@ class Context:
         self.verify(load)
 
     def _observe_throughput(self, load: fio.VerifyLoad) -> None:
-        """Keep ``load`` running for the criterion's time after its last recovery, plus the
-        seconds in which the host starved the VM of CPU (up to the criterion's cap)."""
+        """Keep ``load`` running for as long as the throughput judge needs after its last
+        recovery (see :meth:`ThroughputJudge.seconds_left`)."""
         started = self.load_started[load.name]
-        recoveries = self._times("recovered", started)
-        faults = self._times("fault", started)
-        crit = self.throughput
-        if not recoveries or not faults or crit is None:
-            return
-        while load.running:
-            now = self.now()
-            starved = throughput.Starvation.measure(crit, self._compute_samples(),
-                                                    self._guest_busy(), started, min(faults))
-            extra = min(crit.max_extension, starved.seconds(recoveries[-1], now))
-            left = recoveries[-1] + crit.within + extra + 1.5 - now
-            if left <= 0:
-                return
+        while load.running and (left := self.throughput_judge.seconds_left(started,
+                                                                           self.now())) > 0:
             self.sleep(min(left, 1.0))
-
-    def _cpu_samples(self) -> Series:
-        return self.cpu.snapshot() if self.cpu is not None else []
-
-    def _compute_samples(self) -> Series:
-        return self.cpu.compute() if self.cpu is not None else []
-
-    def _guest_busy(self) -> GuestBusy | None:
-        return self.guest_cpu.so_far() if self.guest_cpu is not None else None
-
-    def _times(self, kind: str, since: float, until: float = float("inf")) -> list[float]:
-        """When the timeline's ``kind`` events happened between ``since`` and ``until``."""
-        return sorted(e.at for e in self.timeline.events
-                      if e.kind == kind and since <= e.at <= until)
 
     def check_throughput(self, load: fio.VerifyLoad) -> None:
         """After each recovery the load must come back to a share of its pre-fault IOPS
@@ -688,44 +665,12 @@ class Context:
         series = load.iops_per_second()
         if not series:
             raise HarnessError(f"{load.name} left no per-second IOPS log in {load.workdir}")
-        self.timeline.series[load.name] = series
-        self.timeline.latency[load.name] = load.latency_per_second()
-        cpu, compute = self._cpu_samples(), self._compute_samples()
-        if cpu:
-            self.timeline.series["vm_cpu"] = throughput.per_second(cpu)
-        if self.cpu is not None and (speeds := self.cpu.speeds()):
-            self.timeline.series["host_speed"] = throughput.medians_per_second(speeds)
-        guest = self._guest_busy()
-        if guest is not None:
-            self.timeline.series["guest_busy"] = [
-                (t, round(b, 3)) for t in range(int(series[0][0]), int(series[-1][0]) + 1)
-                if (b := guest.share(t - 1.0, t)) is not None]
-        if self.throughput is None:
-            return
-        started, ended = self.load_started[load.name], series[-1][0]
-        faults = self._times("fault", started, ended)
-        recoveries = self._times("recovered", min(faults, default=ended), ended)
-        try:
-            verdicts = throughput.judge(load.name, series, started, faults, recoveries,
-                                        self.throughput, cpu, compute, guest)
-        except throughput.NoBaseline as exc:  # the fresh controller did not carry the load
-            self.fail(FailureKind.SLOW, f"no throughput to come back to: {exc}",
-                      code="no-baseline")
+        verdicts, failure = self.throughput_judge.judge(
+            load.name, series, load.latency_per_second(), self.load_started[load.name])
         for v in verdicts:
             self.event("throughput", v.describe(), at=v.recovered_at + (v.back_after or 0.0))
-        self.judgements += verdicts
-        slow = [v for v in verdicts if not v.ok]
-        if slow:
-            vm_cpu = dict(self.timeline.series.get("vm_cpu", []))
-            speed = dict(self.timeline.series.get("host_speed", []))
-            busy = dict(self.timeline.series.get("guest_busy", []))
-            self.fail(FailureKind.SLOW, slow[0].describe(),
-                      "IOPS per second, the VM's host CPU in that second, the host's speed "
-                      "(of its median) and how busy the guest was (guest time from the "
-                      "load's start):\n" + "\n".join(
-                          f"{t - started:7.1f} {v:8.0f} {vm_cpu.get(int(t), math.nan):5.2f} "
-                          f"{speed.get(int(t), math.nan):5.2f} "
-                          f"{busy.get(int(t), math.nan):5.2f}" for t, v in series))
+        if failure is not None:
+            self.fail(failure.kind, failure.message, failure.evidence, failure.code)
 
 
 @dataclass

@@ -132,5 +132,6 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path,
                                     code=alarm.alarm.code))
     return IterationResult(scn.name, seed, by_severity(ctx.failures),
                            tuple(ctx.timeline.recovery_times()),
-                           tuple(ctx.timeline.io_resume_times()), tuple(ctx.judgements),
+                           tuple(ctx.timeline.io_resume_times()),
+                           tuple(ctx.throughput_judge.judgements),
                            time.monotonic() - t0, artifacts)

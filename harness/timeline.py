@@ -52,6 +52,10 @@ class Timeline:
                 times.append(ev.at - back.pop(ev.detail))
         return times
 
+    def times(self, kind: str, since: float, until: float = math.inf) -> list[float]:
+        """When the ``kind`` events happened between ``since`` and ``until``."""
+        return sorted(e.at for e in self.events if e.kind == kind and since <= e.at <= until)
+
     def recovery_times(self) -> list[float]:
         """Seconds from each fault, or from its lifting where it was lifted (the device could
         not recover before), to its recovery.
