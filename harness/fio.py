@@ -106,7 +106,6 @@ def parse_json(text: str, messages: str = "") -> FioResult:
 
 # A load's fio messages, each line stamped with the guest's clock (see VerifyLoad.start).
 STAMPED = re.compile(r"(\d+\.\d+) (.*)")
-END_OF_MESSAGES = "@@end"
 # fio's report of a failed I/O (io_u.c), and of a block a verify found wrong (verify.c:
 # "verify: bad magic header ...", "crc32c: verify failed ..."; both end the same way).
 IO_U_ERROR = re.compile(r"fio: io_u error on file \S+: .*: (\w+) offset=(\d+), buflen=\d+")
@@ -245,8 +244,9 @@ class VerifyLoad:
         self.saved: Path | None = None  # where checkpoint() kept its verify state
         self.messages = ""  # what fio said, each line stamped with the guest's clock
 
-    def _env(self) -> str:
-        return env_assignments(self.params)
+    def _env(self) -> list[str]:
+        """The job's variables as ``env`` takes them (VAR=VALUE)."""
+        return [f"{k}={v}" for k, v in self.params.items()]
 
     def start(self, flowing_within: float = 60.0) -> None:
         """Start fio and return once it has sent writes and writes have completed on the
@@ -262,26 +262,16 @@ class VerifyLoad:
         before = self._writes_completed()
         # The trigger file makes fio save its verify state, stop, and flush (see checkpoint).
         flush = f"{self._flush} && touch {self.workdir}/flushed"
-        stamp = ('while IFS= read -r l; do printf "%s %s\\n" "$EPOCHREALTIME" "$l"; done '
-                 f'> load.err; echo {END_OF_MESSAGES} >> load.err')
-        self._bg = self.guest.background(
-            f"cd {self.workdir} && echo $$ > fio.pid && exec env {self._env()} fio "
-            f"--output-format=json --output=load.json --trigger-file={self.workdir}/trigger "
-            f"--trigger={shlex.quote(flush)} verify-load.fio 2> >({stamp})")
+        self._bg = self.guest.call_background("_fio_run_load", self.workdir, flush,
+                                              *self._env())
         self.ends_at = time.monotonic() + self.runtime
         if before is None:
             return  # not a block device: nothing to watch
         deadline = time.monotonic() + flowing_within
         # Watched in the guest, two seconds per command, so that fio's early exit is seen.
-        # A kernel without task I/O accounting (no /proc/PID/io) counts as sending.
-        sent = (f"s=0; read -r p < {self.workdir}/fio.pid && "
-                f'if [ -e /proc/$p/io ]; then while read -r k v; do '
-                f'[ "$k" = write_bytes: ] && s=$v; done < /proc/$p/io; else s=1; fi')
-        watch = (f"for i in $(seq 40); do {sent}; {self._count_writes}; "
-                 f'[ "$s" -gt 0 ] && [ "${{w:-0}}" -gt {before} ] && exit 0; sleep 0.05; '
-                 "done; exit 1")
         while self.running:
-            if self.guest.run(watch, timeout=60).exit_code == 0:
+            if self.guest.call("_fio_wait_writes", self.workdir, self.params["FILENAME"],
+                               before, timeout=60).ok:
                 self.ends_at = time.monotonic() + self.runtime
                 return
             if time.monotonic() > deadline:
@@ -341,21 +331,10 @@ class VerifyLoad:
         """A guest command flushing the device's write cache (fsync on a block device)."""
         return f"sync {shlex.quote(self.params['FILENAME'])}"
 
-    @property
-    def _count_writes(self) -> str:
-        """A guest shell snippet setting ``w`` to the device's completed writes, or to
-        nothing if it is not a block device. An NVMe multipath node (nvme0n1 over nvme0c0n1,
-        nvme0c1n1, ...) counts nothing itself before Linux 6.2: its paths are added in."""
-        name = os.path.basename(self.params["FILENAME"])
-        paths = ""
-        if (m := re.fullmatch(r"(nvme\d+)(n\d+)", name)) is not None:
-            paths = f" /sys/class/block/{m.group(1)}c*{m.group(2)}/stat"
-        return (f"w=; for f in /sys/class/block/{shlex.quote(name)}/stat{paths}; do "
-                '[ -e "$f" ] && { read -r _ _ _ _ x _ < "$f"; w=$((${w:-0} + x)); }; done')
-
     def _writes_completed(self) -> int | None:
         """The device's completed-write count, None if it is not a block device."""
-        out = self.guest.run(f'{self._count_writes}; echo "$w"', timeout=30).stdout.strip()
+        out = self.guest.call("_blk_print_writes", self.params["FILENAME"],
+                              timeout=30).stdout.strip()
         return int(out) if out.isdigit() else None
 
     @property
@@ -366,10 +345,7 @@ class VerifyLoad:
         assert self._bg is not None, "start() first"
         self._bg.wait(timeout)
         # fio's messages are complete once the stamping loop has seen their end
-        err = f"{self.workdir}/load.err"
-        self.messages = self.guest.run(
-            f"for i in $(seq 50); do [ \"$(tail -n 1 {err})\" = {END_OF_MESSAGES} ] && break; "
-            f"sleep 0.1; done; cat {err}", timeout=30).stdout
+        self.messages = self.guest.call("_fio_read_messages", self.workdir, timeout=30).stdout
         return self._result("load.json", self.messages)
 
     def end(self, timeout: float = 300.0, now: bool = False) -> FioResult:
@@ -406,21 +382,17 @@ class VerifyLoad:
 
     def last_completed(self) -> set[int]:
         """Offsets of each job's last completed writes, from the verify state it saved."""
-        out = self.guest.run(f"cd {self.workdir} && for f in *verify.state; do "
-                             '[ -e "$f" ] && { echo; base64 -w0 "$f"; }; done',
-                             timeout=30, check=True).stdout
+        out = self.guest.call("_fio_dump_states", self.workdir, timeout=30, check=True).stdout
         return {offset for text in out.split() for offset in
                 last_completed(base64.b64decode(text))}
 
     def read_blocks(self, offsets: set[int]) -> dict[int, bytes]:
         """The load's blocks at ``offsets``, read from its device as they are now."""
-        size = block_size(self.params["BS"])
-        dev = shlex.quote(self.params["FILENAME"])
-        script = "; ".join(f"echo @@{o}; dd if={dev} bs={size} skip={o // size} count=1 "
-                           "iflag=direct 2>/dev/null | base64 -w0; echo" for o in sorted(offsets))
-        if not script:
+        if not offsets:
             return {}
-        out = self.guest.run(script, timeout=60 + len(offsets), check=True).stdout
+        out = self.guest.call("_blk_read_blocks", self.params["FILENAME"],
+                              block_size(self.params["BS"]), *sorted(offsets),
+                              timeout=60 + len(offsets), check=True).stdout
         blocks: dict[int, bytes] = {}
         for chunk in out.split("@@")[1:]:
             offset, _, data = chunk.partition("\n")
@@ -436,8 +408,7 @@ class VerifyLoad:
     def _job_logs(self, kind: str) -> list[str]:
         """The text of each job's fio log of ``kind`` (iops, lat, bw), written when the load
         ended."""
-        out = self.guest.run(f"for f in {self.workdir}/load_{kind}.*.log; do "
-                             '[ -e "$f" ] && { echo "@@job"; cat "$f"; }; done', timeout=30)
+        out = self.guest.call("_fio_dump_logs", self.workdir, kind, timeout=30)
         return out.stdout.split("@@job")
 
     def iops_per_second(self) -> throughput.Series:

@@ -7,8 +7,6 @@ from the host: that must not pass for a starved VM (see :mod:`harness.throughput
 
 from __future__ import annotations
 
-import shlex
-
 from harness.ssh import Background, Guest
 from harness.throughput import GuestBusy
 
@@ -39,12 +37,7 @@ class GuestCpuMonitor:
         self._done = ""  # what earlier runs (before a power cut) sampled
 
     def start(self) -> None:
-        fifo = "/run/nvmeh/sleep-cpu"
-        script = (f"rm -f {fifo}; mkfifo {fifo}; exec 9<>{fifo}; while :; do "
-                  "read -r _ u n s i w q sq st _ < /proc/stat; "
-                  'echo "$EPOCHREALTIME $((u + n + s + q + sq + st)) $((i + w))"; '
-                  "read -t 1 -u 9; done")
-        self._bg = self.guest.background(f"exec bash -c {shlex.quote(script)}")
+        self._bg = self.guest.call_background("_cpu_sample_ticks")
 
     def so_far(self) -> GuestBusy:
         """Every sample up to now (also while it runs)."""

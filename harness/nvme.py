@@ -5,12 +5,11 @@ Only a :class:`~harness.ssh.Guest` is needed, so these work on a physical machin
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 
 from harness.errors import CommandTimeout, HarnessError
 from harness.kmsg import Requeue, parse_requeues
-from harness.ssh import Background, Guest
+from harness.ssh import Background, Guest, call_line
 
 SYS_NVME = "/sys/class/nvme"
 
@@ -31,13 +30,6 @@ class ResetRefused(HarnessError):
 class StateSample:
     at: float  # the guest's clock (epoch seconds) when the state was read
     state: str
-
-
-# Guest shell loops that watch a controller sleep with a builtin (read on a private fifo that
-# never gets data): a process started per sample costs tens of ms on a busy TCG guest and
-# misses short states. ``NAP_SETUP`` once, then ``NAP`` per turn.
-NAP_SETUP = "n=$(mktemp -u /run/nvmeh/nap.XXXXXX); mkfifo $n; exec 8<>$n; rm -f $n; "
-NAP = "read -t 0.01 -u 8"
 
 
 class Controller:
@@ -119,11 +111,8 @@ class Controller:
         Timed inside the guest, in one command, so SSH latency is not part of the figure.
         Raises :class:`NotRecovered` if the controller is not live within ``bound`` seconds.
         """
-        script = (f"{NAP_SETUP}f={self.sysfs}; t0=$EPOCHREALTIME; echo 1 > $f/reset_controller;"
-                  f' rc=$?; until read -r s < $f/state && [ "$s" = live ]; do {NAP}; done; '
-                  'echo "$t0 $EPOCHREALTIME $rc"')
         try:
-            res = self.guest.run(script, timeout=bound)
+            res = self.guest.call("_nvme_reset_wait_live", self.name, timeout=bound)
         except CommandTimeout as exc:
             raise NotRecovered(f"{self.name} not live within {bound:g}s of a reset (state: "
                                f"{self._last_state()})", exc.detail) from None
@@ -141,14 +130,8 @@ class Controller:
         Polling runs in one guest shell loop of builtins, every 10 ms, without an SSH round
         trip per sample.
         """
-        script = (
-            f"{NAP_SETUP}f={shlex.quote(self.sysfs)}/state; prev=; "
-            f"while :; do s=gone; read -r s < $f 2>/dev/null; "
-            f'if [ "$s" != "$prev" ]; then echo "$EPOCHREALTIME $s"; prev=$s; fi; '
-            f'[ "$s" = {shlex.quote(want)} ] && exit 0; {NAP}; done'
-        )
         try:
-            res = self.guest.run(script, timeout=timeout)
+            res = self.guest.call("_nvme_wait_state", self.name, want, timeout=timeout)
         except CommandTimeout as exc:
             raise NotRecovered(f"{self.name} did not reach {want!r} within {timeout:g}s "
                                f"(last state: {self._last_state()})", exc.detail) from None
@@ -157,10 +140,17 @@ class Controller:
     def wait_not(self, state: str, timeout: float) -> list[StateSample]:
         """Wait until the controller leaves ``state`` (or is gone); the transitions seen.
         Raises :class:`CommandTimeout` if it is still in ``state`` after ``timeout``."""
-        script = (f"{NAP_SETUP}f={shlex.quote(self.sysfs)}/state; "
-                  f"until s=gone; read -r s < $f 2>/dev/null; [ \"$s\" != {shlex.quote(state)} ];"
-                  f' do {NAP}; done; echo "$EPOCHREALTIME $s"')
-        return parse_samples(self.guest.run(script, timeout=timeout).stdout)
+        return parse_samples(self.guest.call("_nvme_wait_state", self.name, f"!{state}", 0,
+                                             "last", timeout=timeout).stdout)
+
+    def wait_settled(self, states: str, within: float,
+                     sample: float = 0.1) -> tuple[bool, str]:
+        """Wait until the state matches ``states`` (globs joined by "|": "live|gone|dead";
+        without a state file the controller is "gone"), sampling every ``sample`` seconds in
+        the guest, for at most ``within`` (whole) seconds; (whether it did, the state then)."""
+        res = self.guest.call("_nvme_wait_state", self.name, states, int(within), "state",
+                              sample, timeout=within + 30)
+        return res.ok, res.stdout.strip()
 
     def _last_state(self) -> str:
         try:
@@ -179,26 +169,17 @@ class RequeueTrace:
     not refused. Starting clears the trace buffer.
     """
 
-    TRACEFS = "/sys/kernel/tracing"
-    EVENT = f"{TRACEFS}/events/block/block_rq_requeue/enable"
-
     def __init__(self, guest: Guest) -> None:
         self.guest = guest
 
     def start(self) -> bool:
-        t = self.TRACEFS
-        res = self.guest.run(
-            f"{{ [ -d {t}/events ] || mount -t tracefs nodev {t}; }} && "
-            f"echo > {t}/trace && echo 1 > {self.EVENT} && echo 1 > {t}/tracing_on",
-            timeout=30)
-        return res.exit_code == 0
+        return self.guest.call("_trace_start_requeues", timeout=30).ok
 
     def read(self, stop: bool = False) -> list[Requeue]:
         """Every requeue since :meth:`start` (the buffer holds thousands); ``stop``: switch
         the tracepoint off again (a physical machine is left as it was found)."""
-        off = f"; echo 0 > {self.EVENT}" if stop else ""
-        res = self.guest.run(f"grep -F block_rq_requeue {self.TRACEFS}/trace{off}", timeout=10)
-        return parse_requeues(res.stdout)
+        args = ["stop"] if stop else []
+        return parse_requeues(self.guest.call("_trace_read_requeues", *args, timeout=10).stdout)
 
 
 def ns_device_script(nsid: int, prefix: str = "nvme*") -> str:
@@ -252,19 +233,7 @@ class StateMonitor:
     def start(self) -> None:
         """Also, each time the controller is back to ``live``, the moment the first write
         completes on its first namespace after that (a sample whose state is ``IO_RESUMED``)."""
-        fifo = f"/run/nvmeh/sleep-{self.controller}"
-        script = (
-            f"rm -f {fifo}; mkfifo {fifo}; exec 9<>{fifo}; f={SYS_NVME}/{self.controller}/state;"
-            f" st=/sys/block/{self.controller}n1/stat; p=; io=;"
-            " while :; do s=gone; read -r s < $f 2>/dev/null;"
-            ' if [ "$s" != "$p" ]; then echo "$EPOCHREALTIME $s";'
-            '  if [ "$s" = live ] && [ -n "$p" ]; then'
-            "   w0=; read -r _ _ _ _ w0 _ < $st 2>/dev/null && io=1; fi; p=$s; fi;"
-            " if [ -n \"$io\" ]; then w=; read -r _ _ _ _ w _ < $st 2>/dev/null;"
-            f'  if [ "${{w:-0}}" -gt "$w0" ]; then echo "$EPOCHREALTIME {IO_RESUMED}"; io=; fi;'
-            " fi; read -t 0.01 -u 9; done"
-        )
-        self._bg = self.guest.background(f"exec bash -c {shlex.quote(script)}")
+        self._bg = self.guest.call_background("_nvme_sample_state", self.controller)
 
     def stop(self) -> list[StateSample]:
         """Stop sampling; the first sample and every change."""
@@ -295,9 +264,8 @@ class PciFunction:
         """The command register, read between two reads of ``state_file`` that both say
         ``state``; None when they do not (the driver was resetting meanwhile, and a reset
         clears Bus Master Enable while it disables the device)."""
-        out = self.guest.run(f"f={shlex.quote(state_file)}; read -r a < $f; "
-                             f"c=$(setpci -s {self.address} COMMAND); read -r b < $f; "
-                             'echo "$a $c $b"', timeout=30, check=True).stdout.split()
+        out = self.guest.call("_pci_read_command", state_file, self.address, timeout=30,
+                              check=True).stdout.split()
         if len(out) != 3:
             raise HarnessError(f"reading {self.address}'s command register: {out}")
         before, value, after = out
@@ -318,11 +286,15 @@ class PciFunction:
         register set again if it still exists; then, if no driver holds it (it was removed,
         or its driver gave it up), a bus rescan, and ``driver`` bound should the rescan not
         do it."""
-        dev = f"/sys/bus/pci/devices/{self.address}"
-        return (f"if [ -e {dev} ]; then {self.set_command(bits, True)}; fi; "
-                f"if [ ! -e {dev}/driver ]; then echo 1 > /sys/bus/pci/rescan; "
-                f"[ -e {dev}/driver ] || echo {self.address} > /sys/bus/pci/drivers/{driver}/bind; "
-                "fi")
+        return call_line("_pci_restore", self.address, f"{bits:x}", driver)
+
+    def silence_during_reset(self, ctrl: Controller, bits: int, phase: str) -> str:
+        """The guest command that starts a sysfs reset of ``ctrl`` and clears ``bits`` of the
+        command register as soon as its state shows ``phase`` ("resetting": out of live;
+        "connecting") or the reset has ended; it prints "EPOCH STATE": when, on the guest's
+        clock, and the state it saw."""
+        return call_line("_pci_silence_during_reset", ctrl.name, self.address, f"{bits:x}",
+                         phase)
 
     def exists(self) -> bool:
         return self.guest.run(f"[ -e /sys/bus/pci/devices/{self.address} ]", timeout=30).ok

@@ -16,6 +16,7 @@ from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
 GUESTS = PROJECT / "guests"
+GUESTS_LIB = GUESTS / "lib"  # shell functions sent with the guest commands that call them
 IMAGES = PROJECT / "images"
 
 

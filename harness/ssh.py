@@ -4,12 +4,16 @@ Nothing here knows about QEMU: the same :class:`Guest` drives a physical test ma
 through any SSH server (commands are shell source, files go by SFTP; no environment
 requests, which dropbear ignores). Each command runs with a unique ``NVMEH_TAG`` in its
 environment, so a command that overruns its timeout is killed with everything it started
-(even daemonised children).
+(even daemonised children). The guest's shell is bash (root's login shell on Debian).
+
+Guest-side steps longer than a line are shell functions in ``guests/lib/*.sh``
+(:class:`GuestLibrary`), called by name (:meth:`Guest.call`) and sent with each call.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 import secrets
 import select
 import shlex
@@ -23,6 +27,7 @@ from typing import TextIO
 
 import paramiko
 
+from harness import paths
 from harness.errors import CommandTimeout, GuestHang, GuestUnreachable, HarnessError
 
 STOP_AFTER_S = 1.0  # a running command is interrupted (Guest.interrupt) only after this long
@@ -86,6 +91,93 @@ def _kill_script(tag: str) -> str:
     return ("for p in /proc/[0-9]*; do while IFS= read -r -d '' v; do "
             f'if [ "$v" = NVMEH_TAG={tag} ]; then kill -KILL ${{p#/proc/}} 2>/dev/null; break; '
             "fi; done 2>/dev/null < $p/environ; done; true")
+
+
+# A function definition in guests/lib: its name and "() {" alone on a line, at its start; the
+# body ends at a "}" alone at the start of a line.
+_DEFINITION = re.compile(r"(_[a-z][a-z0-9_]*)\(\) \{")
+_NAME = re.compile(r"(?<![\w$])_[a-z][a-z0-9_]*")  # a word that may name a function
+
+
+def parse_library(text: str, source: str) -> dict[str, str]:
+    """The functions of one library file, each as sent: without comments, blank lines or
+    indentation (dropbear takes a command of at most 9000 bytes). Outside the functions, a
+    file holds comments only: sending a function must be all it takes to run it."""
+    found: dict[str, str] = {}
+    name = ""  # of the function being read
+    body: list[str] = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not name:
+            if line and not line.startswith("#"):
+                if (m := _DEFINITION.fullmatch(raw)) is None:
+                    raise HarnessError(f"{source}:{number}: outside a function definition "
+                                       f"(NAME() {{ ... }}): {line}")
+                name, body = m.group(1), [raw]
+        elif raw == "}":
+            found[name] = "\n".join([*body, "}"])
+            name = ""
+        elif line and not line.startswith("#"):
+            body.append(line)
+    if name:
+        raise HarnessError(f"{source}: {name} has no closing '}}' at the start of a line")
+    return found
+
+
+class GuestLibrary:
+    """The shell functions of a directory of ``*.sh`` topic files (``guests/lib``).
+
+    Nothing is installed in the guest: a command calling a function carries the definitions
+    it needs (the function's, and those of the functions it calls), so the root image stays
+    as built, and a guest restored from a snapshot or powered up again runs the current text.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._functions: dict[str, str] | None = None
+
+    @property
+    def functions(self) -> dict[str, str]:
+        """Each function's definition as sent, in library order (by file, then line)."""
+        if self._functions is None:
+            functions: dict[str, str] = {}
+            for path in sorted(self.directory.glob("*.sh")):
+                for name, text in parse_library(path.read_text(), path.name).items():
+                    if name in functions:
+                        raise HarnessError(f"{name} is defined twice in {self.directory}")
+                    functions[name] = text
+            self._functions = functions
+        return self._functions
+
+    def needed(self, text: str) -> list[str]:
+        """The functions ``text`` names, and those they call, in library order."""
+        wanted: set[str] = set()
+        todo = [text]
+        while todo:
+            for name in _NAME.findall(todo.pop()):
+                if name in self.functions and name not in wanted:
+                    wanted.add(name)
+                    todo.append(self.functions[name])
+        return [name for name in self.functions if name in wanted]
+
+    def script(self, text: str) -> str:
+        """``text`` preceded by the definitions it needs: what the guest's shell runs."""
+        return "".join(self.functions[name] + "\n" for name in self.needed(text)) + text
+
+    def call_line(self, function: str, *args: object) -> str:
+        """The shell line calling ``function`` with ``args``, each one word."""
+        if function not in self.functions:
+            raise HarnessError(f"no function {function} in {self.directory}")
+        return shell_quote([function, *(str(a) for a in args)])
+
+
+LIBRARY = GuestLibrary(paths.GUESTS_LIB)
+
+
+def call_line(function: str, *args: object) -> str:
+    """A call of a guest library function, as shell text (for a command that runs it among
+    others, e.g. a stamped fault command: :meth:`Guest.call` sends what it names)."""
+    return LIBRARY.call_line(function, *args)
 
 
 class Guest:
@@ -186,6 +278,19 @@ class Guest:
         does to its shell (cd, exit, set) outlives it. A command that leaves a process running
         must use :meth:`background`.
         """
+        return self._run(command, command, timeout, check, stdin)
+
+    def call(self, function: str, *args: object, timeout: float = 60.0,
+             check: bool = False) -> CommandResult:
+        """Run ``function`` of the guest library (``guests/lib``) with ``args`` (each one
+        word), as :meth:`run` runs a command; the commands log shows the call, not the
+        definitions sent with it."""
+        line = call_line(function, *args)
+        return self._run(LIBRARY.script(line), line, timeout, check, None)
+
+    def _run(self, command: str, shown: str, timeout: float, check: bool,
+             stdin: str | None) -> CommandResult:
+        """Run ``command``; results, messages and the log name it ``shown``."""
         tag = f"{next(_tags)}-{time.monotonic_ns()}"
         t0 = time.monotonic()
         deadline = t0 + timeout
@@ -193,23 +298,23 @@ class Guest:
         try:
             if agent is not None:
                 code, out, err = agent.run(command, tag, deadline, lambda: self._kill(tag),
-                                           self._should_stop)
+                                           self._should_stop, shown)
             else:
-                code, out, err = self._run_channel(command, tag, stdin, deadline)
+                code, out, err = self._run_channel(command, tag, stdin, deadline, shown)
         except _TimedOut as exc:
-            res = CommandResult(command, -1, exc.out, exc.err, time.monotonic() - t0)
+            res = CommandResult(shown, -1, exc.out, exc.err, time.monotonic() - t0)
             if self._interrupted is not None:
                 self._record(res, "INTERRUPTED")
                 message, detail = self._interrupted
                 self._interrupted = None
-                raise GuestHang(f"{message} (while running {brief(command)})", detail) from None
+                raise GuestHang(f"{message} (while running {brief(shown)})", detail) from None
             self._record(res, "TIMEOUT")
-            raise CommandTimeout(f"guest command {command!r} timed out after {timeout:g}s",
+            raise CommandTimeout(f"guest command {shown!r} timed out after {timeout:g}s",
                                  res.stdout[-2000:] + res.stderr[-2000:]) from None
         finally:
             if agent is not None:
                 self._agent_lock.release()
-        result = CommandResult(command, code, out, err, time.monotonic() - t0)
+        result = CommandResult(shown, code, out, err, time.monotonic() - t0)
         self._record(result)
         return result.check() if check else result
 
@@ -233,7 +338,7 @@ class Guest:
         return self._agent
 
     def _run_channel(self, command: str, tag: str, stdin: str | None,
-                     deadline: float) -> tuple[int, str, str]:
+                     deadline: float, shown: str) -> tuple[int, str, str]:
         started = time.monotonic()
         chan = self._channel(command, tag)
         if stdin is not None:
@@ -250,20 +355,29 @@ class Guest:
                     raise _TimedOut(out, err)
                 _read_ready(chan, out, err, min(left, 1.0))
                 if chan.closed and not chan.exit_status_ready():
-                    raise GuestUnreachable(f"SSH connection lost while running {brief(command)}")
+                    raise GuestUnreachable(f"SSH connection lost while running {brief(shown)}")
             code = chan.recv_exit_status()
             if code == -1:
-                raise GuestUnreachable(f"SSH connection lost while running {brief(command)}")
+                raise GuestUnreachable(f"SSH connection lost while running {brief(shown)}")
         finally:
             chan.close()
         return code, out.decode(errors="replace"), err.decode(errors="replace")
 
     def background(self, command: str, log_path: Path | None = None) -> Background:
         """Start ``command`` and return at once; its output is drained on a thread."""
+        return self._background(command, command, log_path)
+
+    def call_background(self, function: str, *args: object,
+                        log_path: Path | None = None) -> Background:
+        """:meth:`call` in the background, as :meth:`background` runs a command."""
+        line = call_line(function, *args)
+        return self._background(LIBRARY.script(line), line, log_path)
+
+    def _background(self, command: str, shown: str, log_path: Path | None) -> Background:
         tag = f"bg{next(_tags)}-{time.monotonic_ns()}"
         chan = self._channel(command, tag)
-        self._record_line(f"started in background [{tag}]: {command}")
-        return Background(self, command, tag, chan, log_path)
+        self._record_line(f"started in background [{tag}]: {shown}")
+        return Background(self, shown, tag, chan, log_path)
 
     def _kill(self, tag: str) -> None:
         try:
@@ -364,9 +478,10 @@ class _Agent:
         self.usable = True
 
     def run(self, command: str, tag: str, deadline: float, kill: Callable[[], None],
-            stop: Callable[[], bool] = lambda: False) -> tuple[int, str, str]:
+            stop: Callable[[], bool] = lambda: False, shown: str = "") -> tuple[int, str, str]:
         """``stop()`` true ends the command as a timeout would (asked once it has run for
-        STOP_AFTER_S: a quick command, such as one cleaning up after a hang, just runs)."""
+        STOP_AFTER_S: a quick command, such as one cleaning up after a hang, just runs);
+        ``shown``: the command as messages name it (default: itself)."""
         marker = f"__nvmeh_{self.token}_{next(self._seq)}__".encode()
         body = command.encode()
         script = b"%d %s %s\n%s" % (len(body), tag.encode(), marker, body)
@@ -389,7 +504,8 @@ class _Agent:
                 _read_ready(self.chan, out, err, min(left, 1.0))
                 if self.chan.closed or self.chan.exit_status_ready():
                     self.usable = False
-                    raise GuestUnreachable(f"SSH connection lost while running {brief(command)}")
+                    raise GuestUnreachable("SSH connection lost while running "
+                                           f"{brief(shown or command)}")
         except (OSError, EOFError, paramiko.SSHException) as exc:
             self.usable = False
             raise GuestUnreachable(f"SSH session to the guest failed: {exc}") from None

@@ -126,10 +126,7 @@ class AdminFailuresDuringReset(Fault):
         with StatusInjection(guest, self.ctrl.name, SC_INTERNAL, times=self.times):
             self.applied_at, _ = stamped(guest, f"echo 1 > {self.ctrl.sysfs}/reset_controller"
                                          " || true", self.timeout)
-            self.state = guest.run(
-                f"for i in $(seq 600); do s=$(cat {self.ctrl.sysfs}/state 2>/dev/null || "
-                "echo gone); case $s in live|gone|dead) break;; esac; sleep 0.1; done; echo $s",
-                timeout=90).stdout.strip()
+            _, self.state = self.ctrl.wait_settled("live|gone|dead", within=60)
 
     def lift(self) -> None:
         if self.state != "live":

@@ -21,10 +21,9 @@ _BITS = {PCI_COMMAND_MASTER: "bus master", PCI_COMMAND_MEMORY: "memory space",
 
 
 def stamped(guest: Guest, command: str, timeout: float) -> tuple[float, str]:
-    """Run ``command`` stamped with the guest's clock at its start; (stamp, stdout).
-    Raises :class:`FaultRefused` if it failed."""
-    res = guest.run(f"_t0=$EPOCHREALTIME; {{ {command}\n}}; _rc=$?; "
-                    'echo "@@act $_t0 $_rc"', timeout=timeout)
+    """Run the shell ``command`` (which may call guest library functions) stamped with the
+    guest's clock at its start; (stamp, stdout). Raises :class:`FaultRefused` if it failed."""
+    res = guest.call("_run_stamped", command, timeout=timeout)
     out, _, tail = res.stdout.rpartition("@@act ")
     t0, rc = tail.split()
     if rc != "0":
@@ -56,17 +55,17 @@ class GuestCommand(Fault):
 
 
 class CommandLoop(Fault):
-    """Management commands run in a loop in the background (``script``); ``job``: the loop,
-    whose output the scenario reads when it ends."""
+    """Management commands run in a loop in the background: a guest library ``function``
+    with its ``args``; ``job``: the loop, whose output the scenario reads when it ends."""
 
     side = "guest"
 
-    def __init__(self, guest: Guest, script: str, what: str) -> None:
-        self.guest, self.script, self.what = guest, script, what
+    def __init__(self, guest: Guest, what: str, function: str, *args: object) -> None:
+        self.guest, self.what, self.function, self.args = guest, what, function, args
         self.job: Background | None = None
 
     def apply(self) -> None:
-        self.job = self.guest.background(self.script)
+        self.job = self.guest.call_background(self.function, *self.args)
 
     def describe(self) -> str:
         return self.what
@@ -178,14 +177,9 @@ class SilencedDuringReset(CommandBitsOff):
         self.seen = ""
 
     def apply(self) -> None:
-        state = f"{self.ctrl.sysfs}/state"
-        wanted = '[ "$s" != live ]' if self.phase == "resetting" else '[ "$s" = connecting ]'
         self.applied_at, out = stamped(
-            self.ctrl.guest,
-            f"(echo 1 > {self.ctrl.sysfs}/reset_controller) 2>/dev/null & "
-            f"r=$!; until s=gone; read -r s < {state}; {wanted} || "
-            f"! kill -0 $r 2>/dev/null; do :; done; {self.pci.set_command(self.bits, False)}; "
-            'echo "$EPOCHREALTIME $s"', self.timeout)
+            self.ctrl.guest, self.pci.silence_during_reset(self.ctrl, self.bits, self.phase),
+            self.timeout)
         at, self.seen = out.split()
         self.silenced_at = float(at)
 

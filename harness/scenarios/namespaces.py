@@ -11,7 +11,6 @@ drive with namespace management.
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 
 from harness.context import Context
@@ -53,26 +52,22 @@ class LoopResult:
         return cls(ok, failed, hung)
 
 
-def command_loop(steps: list[tuple[str, float]]) -> str:
-    """A guest script running each (command, pause after it) in turn. A command may fail (the
-    controller may be resetting: that is its answer), but one still running after
-    COMMAND_KILL_S is reported as hung and ends the loop. Prints "DONE ok failed"."""
-    lines = ["ok=0; failed=0"]
+def command_loop(steps: list[tuple[str, float]]) -> list[str]:
+    """The arguments of the guest's ``_loop_commands`` running each (command, pause after it)
+    in turn. A command may fail (the controller may be resetting: that is its answer), but one
+    still running after COMMAND_KILL_S is reported as hung and ends the loop. It prints
+    "DONE ok failed" (:meth:`LoopResult.parse`)."""
+    args = [str(COMMAND_KILL_S)]
     for command, pause in steps:
-        lines.append(f"timeout -s KILL {COMMAND_KILL_S} sh -c {shlex.quote(command)} "
-                     ">/dev/null 2>&1; rc=$?; "
-                     f"if [ $rc -eq 137 ]; then echo HUNG {shlex.quote(command)}; exit 1; fi; "
-                     "if [ $rc -eq 0 ]; then ok=$((ok + 1)); else failed=$((failed + 1)); fi; "
-                     f"sleep {pause:.2f}")
-    lines.append('echo "DONE $ok $failed"')
-    return "\n".join(lines)
+        args += [command, f"{pause:.2f}"]
+    return args
 
 
 def _run_loop_against_resets(ctx: Context, steps: list[tuple[str, float]],
                              what: str) -> LoopResult:
     """``steps`` in the background while seeded resets run; hung commands fail the iteration."""
-    commands = CommandLoop(ctx.guest, command_loop(steps), f"{what}: {len(steps)} commands in a "
-                           "loop")
+    commands = CommandLoop(ctx.guest, f"{what}: {len(steps)} commands in a loop",
+                           "_loop_commands", *command_loop(steps))
     ctx.inject(commands)
     loop = commands.job
     assert loop is not None

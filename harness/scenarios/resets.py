@@ -5,8 +5,11 @@ from __future__ import annotations
 from harness.context import Context
 from harness.errors import HarnessError
 from harness.registry import scenario
+from harness.ssh import call_line
 from harness.topology import Topology
 from harness.verdict import FailureKind
+
+ADMIN_KILL_S = 20  # an admin command still running after this long has hung
 
 
 def _reset_under_load(ctx: Context) -> None:
@@ -39,9 +42,8 @@ def reset_storm(ctx: Context) -> None:
     ctrl = ctx.controller("nvme0")
     for _ in range(bursts):
         width = ctx.rng.randint(2, 4)
-        script = (f"for i in $(seq {width}); do (echo 1 > {ctrl.sysfs}/reset_controller "
-                  "2>/dev/null; echo $?) & done; wait")
-        codes = ctx.act(script, f"{width} concurrent resets of {ctrl.name}").split()
+        codes = ctx.act(call_line("_nvme_reset_concurrently", ctrl.name, width),
+                        f"{width} concurrent resets of {ctrl.name}").split()
         if not codes or set(codes) - {"0", "1"} or "0" not in codes:
             ctx.fail(FailureKind.NOT_RECOVERED,
                      f"concurrent resets returned {codes}: none was accepted",
@@ -86,12 +88,7 @@ def flr_under_load(ctx: Context) -> None:
           "none may hang past its timeout, and the controller ends live")
 def admin_during_reset(ctx: Context) -> None:
     ctrl = ctx.controller("nvme0")
-    admin = ctx.guest.background(
-        "end=$((SECONDS + 12)); n=0; while [ $SECONDS -lt $end ]; do "
-        "for c in 'id-ctrl /dev/nvme0' 'smart-log /dev/nvme0' 'get-feature /dev/nvme0 -f 7'; do "
-        "timeout -s KILL 20 nvme $c >/dev/null 2>&1; rc=$?; "
-        '[ $rc -eq 137 ] && { echo "HUNG nvme $c"; exit 1; }; n=$((n + 1)); done; done; '
-        'echo "admin commands: $n"')
+    admin = ctx.guest.call_background("_nvme_loop_admin", ctrl.name, 12, ADMIN_KILL_S)
     loads = ctx.start_loads(runtime=14)
     for _ in range(ctx.rng.randint(4, 7)):
         ctx.sleep(ctx.rng.uniform(0.3, 1.5))
@@ -99,7 +96,7 @@ def admin_during_reset(ctx: Context) -> None:
     res = admin.wait(timeout=60)
     ctx.event("admin", res.stdout.strip())
     if res.exit_code != 0:
-        ctx.fail(FailureKind.HANG, f"an admin command hung past its 20s timeout: "
+        ctx.fail(FailureKind.HANG, f"an admin command hung past its {ADMIN_KILL_S}s timeout: "
                  f"{res.stdout.strip()}")
     ctx.finish_loads(loads)
 

@@ -106,7 +106,7 @@ def mmio_off(ctx: Context) -> None:
         marks.append(mark)
         ctx.sleep(IO_TIMEOUT + ctx.rng.uniform(2.0, 5.0))
         ctx.driver_reacts(ctrl, within=NOTICE_WITHIN, since=mark)
-        outcome = _settle(ctx, ctrl.name)
+        outcome = _settle(ctx, ctrl)
         ctx.event("driver_outcome", outcome)
         return outcome == "live"  # recovered by itself: the load under it must not notice
 
@@ -126,7 +126,7 @@ def _working_again(ctx: Context, ctrl: Controller, pci: PciFunction) -> str:
     working = PCI_COMMAND_MASTER | PCI_COMMAND_MEMORY
     deadline = time.monotonic() + NOTICE_WITHIN + ctx.live_bound
     while True:
-        outcome = _settle(ctx, ctrl.name)
+        outcome = _settle(ctx, ctrl)
         if outcome != "live":
             return outcome
         try:
@@ -142,18 +142,13 @@ def _working_again(ctx: Context, ctrl: Controller, pci: PciFunction) -> str:
         ctx.sleep(0.5)
 
 
-def _settle(ctx: Context, name: str) -> str:
+def _settle(ctx: Context, ctrl: Controller) -> str:
     """Wait until the driver has decided (live again, or the controller gone or dead);
     a controller left resetting or connecting past the bound is a failure."""
-    script = (f"f=/sys/class/nvme/{name}/state; end=$((SECONDS + {int(ctx.live_bound)})); "
-              "while [ $SECONDS -lt $end ]; do s=$(cat $f 2>/dev/null || echo gone); "
-              "case $s in live|gone|dead|deleting*) echo $s; exit 0;; esac; sleep 0.1; done; "
-              "echo stuck-$s; exit 1")
-    res = ctx.guest.run(script, timeout=ctx.live_bound + 30)
-    outcome = res.stdout.strip()
-    if not res.ok:
-        ctx.fail(FailureKind.NOT_RECOVERED, f"{name} neither recovered nor was given up within "
-                 f"{ctx.live_bound:g}s of the device going silent: {outcome}")
+    settled, outcome = ctrl.wait_settled("live|gone|dead|deleting*", within=ctx.live_bound)
+    if not settled:
+        ctx.fail(FailureKind.NOT_RECOVERED, f"{ctrl.name} neither recovered nor was given up "
+                 f"within {ctx.live_bound:g}s of the device going silent: stuck-{outcome}")
     return outcome
 
 
