@@ -16,10 +16,9 @@ from harness.faults.host import (
 from harness.known import version_tuple
 from harness.qemu import controller_device
 from harness.registry import scenario
+from harness.scenarios.timeouts import IO_TIMEOUT, SHORT_IO_TIMEOUT
 from harness.topology import Topology
 from harness.verdict import FailureKind
-
-IO_TIMEOUT = 5  # nvme_core.io_timeout for the scenarios that make I/O time out
 
 
 def _kernel_log(ctx: Context) -> str:
@@ -30,7 +29,7 @@ def _kernel_log(ctx: Context) -> str:
           "the namespace's backend stalls (QMP throttle) until I/O passes the driver's timeout "
           f"(nvme_core.io_timeout={IO_TIMEOUT}); the driver aborts and resets; the stall is "
           "lifted; the controller recovers, no I/O error, every completed write intact",
-          Topology.build(kernel_args=f"nvme_core.io_timeout={IO_TIMEOUT}"), live_bound=180,
+          Topology.build(kernel_args=SHORT_IO_TIMEOUT), live_bound=180,
           reset_bound=None, resume_bound=None)  # the throttle holds the reset and the writes
 def stall_timeout(ctx: Context) -> None:
     stall = IO_TIMEOUT + ctx.rng.uniform(2.0, 4.0)
@@ -111,7 +110,7 @@ def hot_remove(ctx: Context) -> None:
 @scenario("vm-pause",
           f"QMP stop for longer than the I/O timeout (nvme_core.io_timeout={IO_TIMEOUT}) under "
           "load, then cont: the driver may reset, but nothing is lost",
-          Topology.build(kernel_args=f"nvme_core.io_timeout={IO_TIMEOUT}"), live_bound=120)
+          Topology.build(kernel_args=SHORT_IO_TIMEOUT), live_bound=120)
 def vm_pause(ctx: Context) -> None:
     loads = ctx.start_loads(runtime=20)
     ctx.sleep(ctx.rng.uniform(1.5, 3.0))

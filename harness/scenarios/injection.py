@@ -17,10 +17,10 @@ from harness.faults.debugfs import (
 )
 from harness.kmsg import CONTROLLER_GIVEN_UP, accepts_give_up
 from harness.registry import scenario
+from harness.scenarios.timeouts import IO_TIMEOUT, SHORT_IO_TIMEOUT
 from harness.topology import Topology
 from harness.verdict import FailureKind
 
-IO_TIMEOUT = 5
 NVME_FAULT_INJECTION = ("CONFIG_FAULT_INJECTION_DEBUG_FS",)
 
 
@@ -30,7 +30,7 @@ NVME_FAULT_INJECTION = ("CONFIG_FAULT_INJECTION_DEBUG_FS",)
           "device answered: the driver's timeout, abort and reset paths run; the controller "
           "is live again, the requests are retried without an error, every completed write "
           "intact",
-          Topology.build(kernel_args=f"nvme_core.io_timeout={IO_TIMEOUT}"), live_bound=120,
+          Topology.build(kernel_args=SHORT_IO_TIMEOUT), live_bound=120,
           kernel_config=("CONFIG_FAIL_IO_TIMEOUT", "CONFIG_FAULT_INJECTION_DEBUG_FS"))
 def fi_io_timeout(ctx: Context) -> None:
     ctrl = ctx.controller("nvme0")

@@ -18,13 +18,12 @@ from harness.faults.guest import CommandBitsOff, SilencedDuringReset
 from harness.kmsg import CONTROLLER_GIVEN_UP, accepts_give_up
 from harness.nvme import PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY, Controller, PciFunction
 from harness.registry import scenario
+from harness.scenarios.timeouts import IO_TIMEOUT, SHORT_TIMEOUTS
 from harness.topology import Topology
 from harness.verdict import FailureKind
 
-IO_TIMEOUT = 5  # nvme_core.io_timeout: the driver notices a silent device after this long
-ADMIN_TIMEOUT = 5  # nvme_core.admin_timeout: a reset talking to a silent device gives up
 SILENT = Topology.build(
-    kernel_args=f"nvme_core.io_timeout={IO_TIMEOUT} nvme_core.admin_timeout={ADMIN_TIMEOUT}")
+    kernel_args=SHORT_TIMEOUTS)  # the driver notices a silent device after IO_TIMEOUT
 # A silent device strands commands; the driver must act on them within this long: a timeout
 # (IO_TIMEOUT, checked at a 1 s granularity), an abort that also times out, then the reset.
 NOTICE_WITHIN = 4 * IO_TIMEOUT + 10
