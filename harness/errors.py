@@ -6,7 +6,7 @@ is a :class:`HarnessError`: the CLI prints its one-line message, never a traceba
 
 from __future__ import annotations
 
-# Exit codes shared by every command (see README "Exit codes").
+# Exit codes shared by every command (README, "Recovery scenarios").
 EXIT_OK = 0
 EXIT_TIMEOUT = 124  # a guest command ran past its timeout (as timeout(1))
 EXIT_HARNESS = 125  # the harness could not test (git bisect run: "skip")
