@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from harness import bench as bench_mod
-from harness import doctor as doctor_mod
-from harness import driver, images, kernels, scenarios
-from harness import options as opt
+from harness.build import driver, images, kernels
+from harness.campaigns import bench as bench_mod
+from harness.campaigns import options as opt
+from harness.campaigns.options import seconds
 from harness.errors import (
     EXIT_HARNESS,
     EXIT_OK,
@@ -28,13 +28,14 @@ from harness.errors import (
     GuestUnreachable,
     HarnessError,
 )
-from harness.lab import Lab
-from harness.options import seconds
+from harness.machine import doctor as doctor_mod
+from harness.machine.lab import Lab
+from harness.machine.topology import Topology
+from harness.machine.vm import VM
 from harness.progress import Progress
+from harness.recovery import scenarios
+from harness.recovery.runner import MAX_SEED
 from harness.report import ReportDir
-from harness.runner import MAX_SEED
-from harness.topology import Topology
-from harness.vm import VM
 
 
 def _add_vm_options(p: argparse.ArgumentParser) -> None:
@@ -196,7 +197,7 @@ def cmd_kernel(args: argparse.Namespace) -> int:
             print(f"{spec:14} Debian {meta['suite']:10} {release}")
         return EXIT_OK
     if args.kernel_command == "build":
-        from harness import kbuild
+        from harness.build import kbuild
 
         built = kbuild.build(args.src, args.base, args.kasan, args.jobs)
         how = "configured and built" if built.configured else "built (config unchanged)"
@@ -280,7 +281,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_repro(args: argparse.Namespace) -> int:
-    from harness import repro
+    from harness.campaigns import repro
 
     if args.list:
         for name in scenarios.names():
@@ -310,7 +311,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
-    from harness import matrix
+    from harness.campaigns import matrix
 
     wanted = [k.strip() for k in args.kernels.split(",") if k.strip()]
     if not wanted:

@@ -1,7 +1,7 @@
 """The pytest plugin: fixtures ``lab``, ``vm``, ``guest``, ``qmp`` and the ``nvme`` marker.
 
-A thin layer: VM lifecycle, reuse and log capture live in :mod:`harness.lab` and
-:mod:`harness.vm`. What this adds is pytest's view: one artifacts directory per test, a test
+A thin layer: VM lifecycle, reuse and log capture live in :mod:`harness.machine.lab` and
+:mod:`harness.machine.vm`. What this adds is pytest's view: one artifacts directory per test, a test
 whose guest printed a kernel oops fails with the oops's title, and the artifacts path is
 printed when a test fails.
 """
@@ -21,14 +21,14 @@ from typing import Any
 
 import pytest
 
-from harness import options as opt
+from harness.campaigns import options as opt
 from harness.errors import GuestUnreachable, HarnessError
-from harness.lab import Lab, VMPool
-from harness.qmp import Qmp
+from harness.guest.ssh import Guest
+from harness.machine.lab import Lab, VMPool
+from harness.machine.qmp import Qmp
+from harness.machine.topology import Topology
+from harness.machine.vm import VM
 from harness.report import ReportDir, RunRecord, Status
-from harness.ssh import Guest
-from harness.topology import Topology
-from harness.vm import VM
 
 _ARTIFACTS = pytest.StashKey[Path]()
 _VM = pytest.StashKey[VM]()
@@ -65,7 +65,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     # here rather than in the project's pytest ini: a project using the plugin gets it too
     config.addinivalue_line("markers", "nvme(**topology): the NVMe topology the test's VM "
-                            "needs (see harness.topology.Topology.build)")
+                            "needs (see harness.machine.topology.Topology.build)")
     path = config.getoption("report_dir", None)
     if path is not None and not hasattr(config, "workerinput"):
         writer = ReportWriter(ReportDir(Path(path).resolve(), "pytest " + " ".join(
@@ -116,7 +116,7 @@ def reproduce_command(nodeid: str, values: Mapping[str, Any]) -> str:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    from harness import accel
+    from harness.machine import accel
 
     try:
         chosen = accel.choose(config.getoption("accel"))

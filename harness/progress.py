@@ -40,7 +40,7 @@ class Progress:
 QUIET = Progress(quiet=True)
 
 
-# What a timeline event says a scenario is doing now (see harness.timeline).
+# What a timeline event says a scenario is doing now (see harness.reading.timeline).
 _PHASES = {"started": "scenario running", "load_started": "load running",
            "fault": "injecting", "recovered": "recovered",
            "throughput": "watching throughput", "load_finished": "verifying",

@@ -1,6 +1,6 @@
 """The NVMe recovery suite: every registered scenario, one seeded iteration each.
 
-A failure recorded in :mod:`harness.known` for the kernel under test is expected (xfail,
+A failure recorded in :mod:`harness.recovery.known` for the kernel under test is expected (xfail,
 with the bug's reference); any other failure fails the test.
 
 The same procedures run under ``python -m harness repro SCENARIO``; a failure here names
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import known, scenarios
-from harness.lab import Lab
+from harness.campaigns.repro import lab_reproduce_command
+from harness.machine.lab import Lab
+from harness.recovery import known, scenarios
+from harness.recovery.runner import run_iteration
 from harness.report import Status
-from harness.repro import lab_reproduce_command
-from harness.runner import run_iteration
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness import fio
-from harness.nvme import Controller, controllers
-from harness.ssh import Guest
+from harness.guest import fio
+from harness.guest.nvme import Controller, controllers
+from harness.guest.ssh import Guest
 
 
 def test_controller_is_live_and_not_the_root_disk(guest: Guest) -> None:

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Steps the other topic files share. Like every file here: only function definitions and
-# comments, sent ahead of each call that needs them (harness/ssh.py: Guest.call), so the
+# comments, sent ahead of each call that needs them (harness/guest/ssh.py: Guest.call), so the
 # guest's root image holds none of it and a restored snapshot runs the current text.
 # Paths come from variables with the real default (NVMEH_RUN, NVMEH_SYSFS), so that the unit
 # tests run these functions on the host against a fake tree.

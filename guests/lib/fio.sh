@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# The verifying fio load of a scenario (harness/fio.py: VerifyLoad) in its working directory
+# The verifying fio load of a scenario (harness/guest/fio.py: VerifyLoad) in its working directory
 # DIR, and the block devices it runs on (sysfs, under $NVMEH_SYSFS, default /sys).
 
 # _fio_run_load DIR FLUSH [VAR=VALUE]...: becomes (exec) fio running DIR/verify-load.fio with

@@ -11,8 +11,8 @@ from __future__ import annotations
 from harness.errors import HarnessError
 from harness.faults import Fault
 from harness.faults.guest import stamped
-from harness.nvme import Controller
-from harness.ssh import Guest
+from harness.guest.nvme import Controller
+from harness.guest.ssh import Guest
 
 DEBUGFS = "/sys/kernel/debug"
 # NVMe status codes (Status Code Type << 8 | Status Code)

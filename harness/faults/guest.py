@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from harness.errors import GuestHang
 from harness.faults import Fault, FaultRefused
-from harness.nvme import (
+from harness.guest.nvme import (
     PCI_COMMAND_MASTER,
     PCI_COMMAND_MEMORY,
     Controller,
     PciFunction,
     ResetRefused,
 )
-from harness.ssh import Background, Guest
+from harness.guest.ssh import Background, Guest
 
 _BITS = {PCI_COMMAND_MASTER: "bus master", PCI_COMMAND_MEMORY: "memory space",
          PCI_COMMAND_MASTER | PCI_COMMAND_MEMORY: "bus master and memory space"}
@@ -116,7 +116,7 @@ class PciRemoval(Fault):
 class SysfsReset(Fault):
     """``echo 1 > reset_controller``, waited for until ``live`` again (within ``bound``);
     ``live_at``: when, on the guest's clock. Raises what
-    :meth:`~harness.nvme.Controller.reset_and_wait` raises."""
+    :meth:`~harness.guest.nvme.Controller.reset_and_wait` raises."""
 
     side = "guest"
 

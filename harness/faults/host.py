@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from harness.faults import Fault, FaultStuck
-from harness.qemu import NamespaceNames
-from harness.qmp import Qmp
-from harness.vm import VM
+from harness.machine.qemu import NamespaceNames
+from harness.machine.qmp import Qmp
+from harness.machine.vm import VM
 
 _THROTTLE_FIELDS = ("bps", "bps_rd", "bps_wr", "iops", "iops_rd", "iops_wr")
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import images, paths
+from harness import paths
+from harness.build import images
 from harness.errors import EXIT_GUEST_PANIC, EXIT_HARNESS, EXIT_VM_DIED
 from harness.progress import QUIET
 

@@ -12,16 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from harness import fio, fioblock, known
-from harness.bench import stranded_io
-from harness.context import Context
+from harness.campaigns.bench import stranded_io
 from harness.faults.host import DeviceRemoval, InjectErrors, Throttle
-from harness.lab import Lab
-from harness.qemu import controller_device
-from harness.registry import Scenario
-from harness.runner import run_iteration
-from harness.topology import Topology
-from harness.verdict import FailureKind, IterationResult
+from harness.guest import fio
+from harness.machine.lab import Lab
+from harness.machine.qemu import controller_device
+from harness.machine.topology import Topology
+from harness.reading import fioblock
+from harness.reading.verdict import FailureKind, IterationResult
+from harness.recovery import known
+from harness.recovery.context import Context
+from harness.recovery.registry import Scenario
+from harness.recovery.runner import run_iteration
 
 FIO_MAGIC = b"\xca\xac"  # fio's verify header magic (0xacca, little endian)
 

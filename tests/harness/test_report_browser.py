@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness.doctor import browser_binary
+from harness.machine.doctor import browser_binary
 from harness.report import ReportDir, RunRecord, Status
 
 DATA = Path(__file__).resolve().parents[1] / "unit" / "data"

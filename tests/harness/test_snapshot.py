@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from harness.errors import GuestUnreachable
-from harness.lab import Lab
-from harness.ssh import Guest, SSHTarget
-from harness.topology import Topology
+from harness.guest.ssh import Guest, SSHTarget
+from harness.machine.lab import Lab
+from harness.machine.topology import Topology
 
 
 def test_restored_vm_is_ready_at_once(lab: Lab, artifacts: Path) -> None:

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from harness.errors import CommandTimeout, GuestHang, GuestPanic, GuestUnreachable
-from harness.lab import Lab
-from harness.qmp import Qmp
-from harness.ssh import Guest
-from harness.topology import Topology
-from harness.vm import VM
+from harness.guest.ssh import Guest
+from harness.machine.lab import Lab
+from harness.machine.qmp import Qmp
+from harness.machine.topology import Topology
+from harness.machine.vm import VM
 
 _boot_ids: list[str] = []
 

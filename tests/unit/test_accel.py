@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import accel
 from harness.errors import BadInput
+from harness.machine import accel
 
 VMX = "processor: 0\nflags\t\t: fpu vme vmx sse\n"
 NOVMX = "processor: 0\nflags\t\t: fpu vme sse\n"

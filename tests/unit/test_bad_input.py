@@ -13,7 +13,7 @@ import pytest
 
 from harness import cli
 from harness.errors import EXIT_HARNESS, BadInput
-from harness.topology import Topology
+from harness.machine.topology import Topology
 
 
 def _no_vm(*args: Any, **kwargs: Any) -> NoReturn:

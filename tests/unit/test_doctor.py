@@ -1,4 +1,4 @@
-from harness.doctor import Check, advice, fixes, ready
+from harness.machine.doctor import Check, advice, fixes, ready
 
 
 def test_one_apt_line_for_every_missing_package():

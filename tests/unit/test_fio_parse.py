@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.fio import (
+from harness.guest.fio import (
     FioError,
     bad_blocks,
     block_size,

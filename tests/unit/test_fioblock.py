@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.fioblock import classify, crc32c
+from harness.reading.fioblock import classify, crc32c
 
 DATA = Path(__file__).parent / "data"
 AT = 40960

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from harness import cli
 from harness.errors import BadInput
+from harness.machine.topology import Namespace, Topology, parse_size
 from harness.report import merge
-from harness.topology import Namespace, Topology, parse_size
 
 # Bounded, so that the unit suite stays fast; no example database: each run draws afresh.
 FUZZ = settings(max_examples=150, deadline=1000, database=None)

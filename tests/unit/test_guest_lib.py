@@ -2,7 +2,7 @@
 
 The functions read their paths under $NVMEH_SYSFS and $NVMEH_RUN (the real /sys and
 /run/nvmeh by default), and programs the host lacks (setpci, nvme, fio) are stand-ins on
-PATH. The Python side runs through a :class:`~harness.ssh.Guest` whose commands run here, so
+PATH. The Python side runs through a :class:`~harness.guest.ssh.Guest` whose commands run here, so
 what it sends, parses and logs is what a VM gets.
 """
 
@@ -21,12 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from harness import guestcpu, paths
+from harness import paths
 from harness.errors import CommandTimeout, HarnessError
 from harness.faults import FaultRefused
 from harness.faults.guest import SilencedDuringReset, stamped
-from harness.fio import VerifyLoad
-from harness.nvme import (
+from harness.guest import guestcpu
+from harness.guest.fio import VerifyLoad
+from harness.guest.nvme import (
     IO_RESUMED,
     PCI_COMMAND_MASTER,
     PCI_COMMAND_MEMORY,
@@ -37,8 +38,8 @@ from harness.nvme import (
     ResetRefused,
     parse_samples,
 )
-from harness.scenarios.namespaces import LoopResult
-from harness.ssh import LIBRARY, Guest, SSHTarget, _TimedOut, call_line, parse_library
+from harness.guest.ssh import LIBRARY, Guest, SSHTarget, _TimedOut, call_line, parse_library
+from harness.recovery.scenarios.namespaces import LoopResult
 
 ADDRESS = "0000:00:04.0"
 DROPBEAR_MAX_CMD_LEN = 9000  # dropbear refuses a longer command (sysoptions.h MAX_CMD_LEN)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.guestclock import GuestClock
+from harness.guest.guestclock import GuestClock
 
 
 class FakeHost:

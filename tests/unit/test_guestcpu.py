@@ -1,6 +1,6 @@
 import pytest
 
-from harness.guestcpu import parse
+from harness.guest.guestcpu import parse
 
 
 def test_samples_become_the_guests_busy_share():

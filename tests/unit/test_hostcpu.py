@@ -2,8 +2,8 @@ import itertools
 import os
 import time
 
-from harness import hostcpu
-from harness.hostcpu import CpuSampler, process_cpu_seconds
+from harness.machine import hostcpu
+from harness.machine.hostcpu import CpuSampler, process_cpu_seconds
 
 
 def test_samples_stay_cumulative_across_a_new_process_and_rewind_drops_the_gap():

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import cpio
+from harness.build import cpio
+from harness.build.images import is_static_elf, module_closure
+from harness.build.kernels import module_name
 from harness.errors import ImageBuildError
-from harness.images import is_static_elf, module_closure
-from harness.kernels import module_name
 
 DEP = """\
 kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/mbcache.ko kernel/fs/jbd2/jbd2.ko
@@ -71,7 +71,8 @@ def test_cpio_is_four_byte_aligned_and_ends_with_trailer():
 
 
 def test_recipe_change_changes_the_cache_key(tmp_path, monkeypatch):
-    from harness import images, paths
+    from harness import paths
+    from harness.build import images
 
     for name in ("rootfs.json", "rootfs-hook.sh"):
         (tmp_path / name).write_bytes((paths.IMAGES / name).read_bytes())
@@ -84,7 +85,7 @@ def test_recipe_change_changes_the_cache_key(tmp_path, monkeypatch):
 
 
 def test_mmdebstrap_command_carries_the_recipe(tmp_path):
-    from harness import images
+    from harness.build import images
 
     cmd = images.mmdebstrap_command(
         {"suite": "bookworm", "variant": "minbase", "packages": ["fio", "nvme-cli"],

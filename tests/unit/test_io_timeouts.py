@@ -3,7 +3,7 @@ kernel logged after the fault: the boot command line names the timeout too."""
 
 from __future__ import annotations
 
-from harness import kmsg
+from harness.reading import kmsg
 
 BOOT = """\
 [    0.000000] Command line: console=ttyS0 nvme_core.io_timeout=5 nvme_core.admin_timeout=5

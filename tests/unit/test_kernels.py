@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import kernels
+from harness.build import kernels
+from harness.build.images import module_closure
 from harness.errors import BadInput
-from harness.images import module_closure
 
 
 def fake_bzimage(payload: bytes, version: str = "6.12.1-test (gcc) #1 SMP") -> bytes:
@@ -87,7 +87,7 @@ def test_kernel_specs_are_checked_before_anything_is_fetched(tmp_path: Path):
 
 
 def test_a_suite_brings_its_updates_and_security_suites():
-    from harness.apt import Suite
+    from harness.build.apt import Suite
 
     lines = Suite("trixie").sources_list().splitlines()
     assert [ln.split()[-2] for ln in lines] == ["trixie", "trixie-updates", "trixie-security"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import paramiko
 
-from harness.keys import KeyPair
+from harness.machine.keys import KeyPair
 
 
 def test_a_key_logs_in_as_the_key_it_says_it_is(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Tests for harness.kmsg's oops detector beyond what a log gives (that is the corpus's,
+"""Tests for harness.reading.kmsg's oops detector beyond what a log gives (that is the corpus's,
 tests/unit/test_oops_corpus.py): prefix stripping, exact report lines, streaming, bounds and
 duplicates."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.kmsg import (
+from harness.reading.kmsg import (
     IDLE_LINE_LIMIT,
     MAX_REPORT_LINES,
     Oops,

@@ -1,4 +1,4 @@
-"""The driver's own alarms (harness.kmsg.ALARMS) on recorded kernel logs.
+"""The driver's own alarms (harness.reading.kmsg.ALARMS) on recorded kernel logs.
 
 Recorded: tests/unit/data/console-*.log are serial consoles of real runs on this machine (a
 6.1 driver with tests/patches/stale-completion.patch; stock 6.1 and 6.12 under faults), and
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.kmsg import (
+from harness.reading.kmsg import (
     ALARMS,
     CONTROLLER_GIVEN_UP,
     accepted_alarms,
@@ -137,7 +137,7 @@ def test_a_scenario_declares_give_ups_only() -> None:
 
 
 def test_the_silent_device_scenarios_accept_a_give_up_and_no_other_does() -> None:
-    from harness import scenarios
+    from harness.recovery import scenarios
 
     declared = {name: accepted_alarms(scenarios.get(name).procedure)
                 for name in scenarios.names()}

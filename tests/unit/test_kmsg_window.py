@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import kmsg
+from harness.reading import kmsg
 
 LOG = """[   10.080635] nvme nvme0: 1/0/0 default/read/poll queues
 [   11.068819] nvme nvme0: 1/0/0 default/read/poll queues

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import kmsg, known, scenarios
-from harness.known import Driver, KnownFailure, Mechanism, version_tuple
+from harness.reading import kmsg
+from harness.reading.verdict import Failure, FailureKind
+from harness.recovery import known, scenarios
+from harness.recovery.known import Driver, KnownFailure, Mechanism, version_tuple
 from harness.report import Status
-from harness.verdict import Failure, FailureKind
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = Path(__file__).parent / "data" / "nvme-src"  # excerpts of Debian's drivers/nvme/host

@@ -6,9 +6,9 @@ import argparse
 
 import pytest
 
-from harness import repro
+from harness.campaigns import repro
+from harness.campaigns.matrix import Cell, Status, exit_status, table
 from harness.errors import HarnessError
-from harness.matrix import Cell, Status, exit_status, table
 
 
 def cell(kernel: str, scenario: str, status: Status = Status.PASS,

@@ -1,7 +1,7 @@
 import subprocess
 
-from harness.scenarios.namespaces import COMMAND_KILL_S, LoopResult, command_loop
-from harness.ssh import LIBRARY, call_line
+from harness.guest.ssh import LIBRARY, call_line
+from harness.recovery.scenarios.namespaces import COMMAND_KILL_S, LoopResult, command_loop
 
 
 def _loop(steps: list[tuple[str, float]]) -> subprocess.CompletedProcess[str]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.oops import OopsDetector, dedupe, scan, strip_prefix
+from harness.reading.oops import OopsDetector, dedupe, scan, strip_prefix
 
 DATA = Path(__file__).parent / "data" / "oops"
 LOGS = sorted(DATA.glob("*.log"))

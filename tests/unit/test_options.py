@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, options, plugin
-from harness.lab import LabConfig
-from harness.registry import Scenario
-from harness.repro import lab_reproduce_command, reproduce_command
+from harness import cli, plugin
+from harness.campaigns import options
+from harness.campaigns.repro import lab_reproduce_command, reproduce_command
+from harness.machine.lab import LabConfig
+from harness.recovery.registry import Scenario
 
 pytest_plugins = ["pytester"]
 

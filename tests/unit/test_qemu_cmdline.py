@@ -1,10 +1,10 @@
 from dataclasses import replace
 from pathlib import Path
 
-from harness.images import GuestImage
-from harness.kernels import KernelImage
-from harness.qemu import LaunchSpec, command_line, controller_device, hotpluggable
-from harness.topology import Topology
+from harness.build.images import GuestImage
+from harness.build.kernels import KernelImage
+from harness.machine.qemu import LaunchSpec, command_line, controller_device, hotpluggable
+from harness.machine.topology import Topology
 
 
 def _spec(topology: Topology, accel: str = "tcg") -> LaunchSpec:

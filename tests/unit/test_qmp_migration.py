@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from harness.qmp import Qmp
+from harness.machine.qmp import Qmp
 
 
 class ScriptedQmp(Qmp):

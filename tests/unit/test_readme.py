@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from harness import paths, scenario_table, scenarios
+from harness import paths
+from harness.campaigns import scenario_table
+from harness.recovery import scenarios
 
 README = paths.PROJECT / "README.md"
 MAX_LINES = 250  # past this the README stops being read; stories go to known-bugs/, docs/

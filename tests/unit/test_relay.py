@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.relay import RelaySocket
+from harness.machine.relay import RelaySocket
 
 GREETING = b"SSH-2.0-dropbear_2022.83\r\n" + (12).to_bytes(4, "big") + b"K" * 12
 

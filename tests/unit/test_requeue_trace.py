@@ -7,9 +7,10 @@ requeued what it found in flight, then the requests timed out and the controller
 
 from __future__ import annotations
 
-from harness import kmsg, known
+from harness.reading import kmsg
+from harness.reading.verdict import Failure, FailureKind
+from harness.recovery import known
 from harness.report import Status
-from harness.verdict import Failure, FailureKind
 
 DMESG = """\
 [   21.638732] nvme nvme0: 1/0/0 default/read/poll queues

@@ -1,10 +1,10 @@
 import argparse
 from pathlib import Path
 
-from harness.registry import Scenario
-from harness.repro import reproduce_command
-from harness.scenarios import names
-from harness.timeline import Timeline
+from harness.campaigns.repro import reproduce_command
+from harness.reading.timeline import Timeline
+from harness.recovery.registry import Scenario
+from harness.recovery.scenarios import names
 
 
 def test_recovery_times_pair_each_fault_with_the_next_recovery():

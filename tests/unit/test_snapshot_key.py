@@ -1,10 +1,10 @@
 from pathlib import Path
 
-from harness.accel import Accel
-from harness.images import GuestImage
-from harness.kernels import KernelImage
-from harness.snapshot import snapshot_key, unsupported_reason
-from harness.topology import DEFAULT, Topology
+from harness.build.images import GuestImage
+from harness.build.kernels import KernelImage
+from harness.machine.accel import Accel
+from harness.machine.snapshot import snapshot_key, unsupported_reason
+from harness.machine.topology import DEFAULT, Topology
 
 TCG = Accel("tcg", "test")
 

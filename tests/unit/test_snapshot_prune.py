@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from harness.snapshot import prune
+from harness.machine.snapshot import prune
 
 
 def _snapshot(root: Path, name: str, used_ago: float, done: bool = True) -> Path:

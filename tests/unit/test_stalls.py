@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.timeline import Event, Timeline
+from harness.reading.timeline import Event, Timeline
 
 DATA = Path(__file__).parent / "data"
 

@@ -1,6 +1,6 @@
 import pytest
 
-from harness.throughput import (
+from harness.reading.throughput import (
     WRITE,
     Criterion,
     GuestBusy,

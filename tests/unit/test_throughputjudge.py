@@ -3,10 +3,10 @@ what it reads off the timeline, what it writes there, and the failure it returns
 
 from __future__ import annotations
 
-from harness.throughput import Criterion
-from harness.throughputjudge import ThroughputJudge
-from harness.timeline import Timeline
-from harness.verdict import FailureKind
+from harness.reading.throughput import Criterion
+from harness.reading.timeline import Timeline
+from harness.reading.verdict import FailureKind
+from harness.recovery.throughputjudge import ThroughputJudge
 
 T0 = 1795312000.0
 CRITERION = Criterion(0.5, 5.0)

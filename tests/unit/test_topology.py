@@ -1,7 +1,7 @@
 import pytest
 
 from harness.errors import BadInput
-from harness.topology import Namespace, Topology, format_size, parse_size
+from harness.machine.topology import Namespace, Topology, format_size, parse_size
 
 
 def test_parse_size_units():

@@ -1,0 +1,2 @@
+"""Building the guest: Debian packages, kernels, the NVMe driver from source, images.
+"""

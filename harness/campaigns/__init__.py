@@ -1,0 +1,3 @@
+"""Runs of many iterations and what they share: repro, matrix, bench, the options, the README's
+scenario table.
+"""

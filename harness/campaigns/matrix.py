@@ -1,0 +1,144 @@
+"""Scenarios by kernels: one table that says where the driver holds and where it breaks.
+
+Each cell runs the scenario's seeded iterations on that kernel (the same seeds on every
+kernel, so a difference between two columns is the kernel's doing) and ends in one status:
+PASS, FAIL (the driver misbehaved), KNOWN (a recorded kernel bug, see
+:mod:`harness.recovery.known`), or ERROR (the harness could not test: the kernel would not
+boot, QEMU failed, ...).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import report as report_mod
+from harness.campaigns.repro import lab_reproduce_command
+from harness.errors import HarnessError
+from harness.machine.lab import Lab
+from harness.reading.verdict import IterationResult, Status
+from harness.recovery import known
+from harness.recovery.registry import Scenario, ScenarioSkipped
+from harness.recovery.runner import run_iteration
+from harness.report import ReportDir, RunRecord
+
+__all__ = ["Cell", "Status", "exit_status", "run_cell", "table"]
+
+
+@dataclass
+class Cell:
+    kernel: str
+    release: str
+    scenario: str
+    status: Status = Status.PASS
+    seeds: list[int] = field(default_factory=list)
+    recovery_s: list[float] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    artifacts: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    @property
+    def recovery_ms_p50(self) -> float | None:
+        return statistics.median(self.recovery_s) * 1000 if self.recovery_s else None
+
+    @property
+    def recovery_ms_max(self) -> float | None:
+        return max(self.recovery_s) * 1000 if self.recovery_s else None
+
+    def text(self) -> str:
+        rec = f" {self.recovery_ms_p50:.0f}ms" if self.recovery_ms_p50 is not None else ""
+        return f"{self.status.value}{rec}" if self.status in (Status.PASS, Status.KNOWN) \
+            else self.status.value
+
+    def as_dict(self) -> dict[str, object]:
+        return {"kernel": self.kernel, "release": self.release, "scenario": self.scenario,
+                "status": self.status.value.lower(), "seeds": self.seeds,
+                "recovery_ms_p50": self.recovery_ms_p50, "recovery_ms_max": self.recovery_ms_max,
+                "reasons": self.reasons, "artifacts": self.artifacts,
+                "duration_s": round(self.duration_s, 1)}
+
+
+def run_cell(lab: Lab, scn: Scenario, seeds: Sequence[int], root: Path,
+             report: Callable[[str], None], report_dir: ReportDir | None = None) -> Cell:
+    cell = Cell(lab.config.kernel, "?", scn.name)
+    t0, started = time.monotonic(), time.time()
+    try:
+        cell.release = lab.image.kernel.release
+        for seed in seeds:
+            result = run_iteration(lab, scn, seed, root / f"{scn.name}-seed{seed}")
+            cell.seeds.append(seed)
+            cell.recovery_s += result.recovery_s
+            cell.artifacts.append(str(result.artifacts))
+            if not result.passed:
+                _record_failure(cell, result, known.Driver.of(lab.image))
+                break
+    except ScenarioSkipped as exc:
+        cell.status = Status.SKIP
+        cell.reasons.append(str(exc))
+    except HarnessError as exc:
+        cell.status = Status.ERROR
+        cell.reasons.append(str(exc))
+    cell.duration_s = time.monotonic() - t0
+    report(f"{cell.kernel} {scn.name}: {cell.text()}"
+           + (f" ({'; '.join(cell.reasons)})" if cell.reasons else ""))
+    if report_dir is not None:
+        report_dir.add(_record(lab, scn, cell, seeds, started))
+    return cell
+
+
+def _record(lab: Lab, scn: Scenario, cell: Cell, seeds: Sequence[int],
+            started: float) -> RunRecord:
+    try:
+        props = lab.properties()
+    except HarnessError:  # the kernel or driver could not be prepared: the cell says why
+        props = {"kernel": lab.config.kernel}
+    seed = cell.seeds[-1] if cell.seeds else seeds[0]
+    return RunRecord(f"{scn.name}[{cell.kernel}]", cell.status, cell.duration_s,
+                     {**props, "topology": str(scn.topology),
+                      "seeds": ",".join(map(str, cell.seeds or seeds))},
+                     "; ".join(cell.reasons), "", cell.recovery_ms_max,
+                     Path(cell.artifacts[-1]) if cell.artifacts else None,
+                     lab_reproduce_command(lab.config, scn, seed), started)
+
+
+def _record_failure(cell: Cell, result: IterationResult, driver: known.Driver) -> None:
+    verdict = known.verdict(cell.scenario, driver, result.failures)
+    cell.status = verdict.status
+    cell.reasons = [f"seed {result.seed}: {f}" for f in result.failures]
+    if verdict.bug:
+        cell.reasons.append(verdict.bug.reference)
+    elif verdict.resembles:
+        cell.reasons.append(verdict.describe())
+
+
+def table(cells: Sequence[Cell]) -> str:
+    """Kernels as rows, scenarios as columns would not fit: scenarios are the rows."""
+    kernels = list(dict.fromkeys(c.kernel for c in cells))
+    scenarios = list(dict.fromkeys(c.scenario for c in cells))
+    by = {(c.kernel, c.scenario): c for c in cells}
+    releases = {c.kernel: c.release for c in cells}
+    width = max([len(s) for s in scenarios] + [8])
+    cols = [max(len(k), len(releases[k]), 12) for k in kernels]
+    lines = ["scenario".ljust(width) + "".join(f"  {k:<{w}}" for k, w in zip(kernels, cols,
+                                                                               strict=True)),
+             " " * width + "".join(f"  {releases[k]:<{w}}" for k, w in zip(kernels, cols,
+                                                                            strict=True))]
+    for s in scenarios:
+        row = s.ljust(width)
+        for k, w in zip(kernels, cols, strict=True):
+            cell = by.get((k, s))
+            row += f"  {(cell.text() if cell else '-'):<{w}}"
+        lines.append(row)
+    failed = [c for c in cells if c.status is not Status.PASS]
+    if failed:
+        lines.append("")
+        for c in failed:
+            lines.append(f"{c.status.value} {c.kernel} {c.scenario}: {'; '.join(c.reasons)}")
+    return "\n".join(lines)
+
+
+def exit_status(cells: Sequence[Cell]) -> int:
+    return report_mod.exit_status(c.status for c in cells)

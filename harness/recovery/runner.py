@@ -1,0 +1,143 @@
+"""One seeded iteration of a scenario on a fresh VM, and the failures it found: the runner
+``repro``, ``matrix`` and pytest share."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from harness.errors import CommandTimeout, GuestHang, GuestPanic, GuestUnreachable, HarnessError
+from harness.guest.nvme import NotRecovered
+from harness.machine.hostcpu import CpuSampler
+from harness.machine.lab import Lab
+from harness.machine.vm import VM
+from harness.reading import kmsg
+from harness.reading.verdict import (
+    LEAVES_GUEST_USABLE,
+    Failure,
+    FailureKind,
+    IterationResult,
+    by_severity,
+)
+from harness.recovery.context import Context, ScenarioFailed
+from harness.recovery.registry import Scenario, ScenarioSkipped
+
+MAX_SEED = 2**32 - 1
+
+
+def _clean_up(ctx: Context, artifacts: Path) -> HarnessError | None:
+    """Stop what the iteration started and keep its artifacts; what went wrong doing so
+    (the failures found before it stand whatever it was)."""
+    error = None
+    try:
+        if ctx.vm.connected:
+            ctx.stop_monitors()
+            ctx.record_requeues()
+            for load in ctx.loads:
+                load.stop()
+                load.fetch(artifacts / load.workdir.rsplit("/", 1)[-1])
+    except HarnessError as exc:
+        error = exc
+        ctx.event("note", f"cleaning up failed: {exc}")
+    if ctx.cpu is not None:
+        ctx.cpu.stop()
+    ctx.timeline.write(artifacts / "timeline.json")  # a harness error needs it too
+    return error
+
+
+def _stopped_answering(vm: VM, exc: GuestUnreachable, when: str) -> Failure:
+    """A guest that stopped answering once the scenario had begun, its QEMU still running
+    and no panic on its console: a hang of the system under test (a driver can wedge a
+    whole guest), never a harness that could not test."""
+    console = vm.console.tail(30) if vm.console is not None else ""
+    return Failure(FailureKind.HANG, f"the guest stopped answering {when}, its QEMU "
+                   f"running and no panic on its console: {exc}",
+                   "\n".join(filter(None, [exc.detail, f"console:\n{console}"])),
+                   code="guest-unreachable")
+
+
+def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path,
+                  on_event: Callable[[str, str], None] | None = None) -> IterationResult:
+    """Run one seeded iteration on a fresh VM. A harness problem raises :class:`HarnessError`
+    (before or outside the scenario); a driver problem is a failure in the result."""
+    t0 = time.monotonic()
+    if (reason := scn.skip_reason(lab.image.kernel)) is not None:
+        raise ScenarioSkipped(reason)
+    artifacts.mkdir(parents=True, exist_ok=True)
+    console_log = artifacts / "console.log"  # appended to: this iteration's part starts here
+    console_from = console_log.stat().st_size if console_log.exists() else 0
+    with lab.vm(scn.topology, artifacts, name=scn.name) as vm:
+        ctx = Context(vm, seed, artifacts, scn.live_bound, scn.throughput, on_event=on_event)
+        ctx.event("started", f"{scn.name} seed {seed}")
+        ctx.start_monitors()
+        if not ctx.requeue_trace.start():
+            ctx.event("note", "no requeue trace (the guest kernel has no tracefs): an "
+                      "unstable recovery is reported without what the reset requeued")
+        ctx.cpu = CpuSampler(vm.cpu_seconds, ctx.now).start()
+        try:
+            scn.procedure(ctx)
+        except ScenarioFailed:
+            if vm.connected and all(f.kind in LEAVES_GUEST_USABLE for f in ctx.failures):
+                with contextlib.suppress(HarnessError):  # the guest may wedge after all
+                    ctx.salvage()
+        except NotRecovered as exc:
+            with contextlib.suppress(ScenarioFailed):
+                ctx.not_recovered(exc)
+        except CommandTimeout as exc:
+            ctx.failures.append(Failure(FailureKind.HANG, str(exc), exc.detail,
+                                        code="command-timeout"))
+        except GuestHang as exc:  # the message carries the stack: it is the finding itself
+            ctx.failures.append(Failure(FailureKind.HANG, f"{exc}\n{exc.detail}", exc.detail,
+                                        code="hung-task"))
+        except GuestUnreachable as exc:
+            try:
+                vm.explain_lost_connection()  # QEMU's death is the harness's to report
+            except GuestPanic as panic:
+                ctx.failures.append(Failure(FailureKind.OOPS, str(panic), panic.detail))
+            else:  # QEMU runs, nothing panicked: the guest itself stopped answering
+                ctx.failures.append(_stopped_answering(vm, exc, "during the scenario"))
+        except GuestPanic as exc:
+            ctx.failures.append(Failure(FailureKind.OOPS, str(exc), exc.detail))
+        else:
+            if not ctx.failures:
+                with contextlib.suppress(ScenarioFailed):
+                    ctx.check_stable()
+        finally:
+            cleanup = _clean_up(ctx, artifacts)
+        if isinstance(cleanup, (CommandTimeout, GuestHang)):
+            # the driver's failure, whatever came before it: a guest that runs no command
+            ctx.failures.append(Failure(
+                FailureKind.HANG, f"the guest wedged while the iteration was cleaned up: "
+                f"{cleanup}", cleanup.detail,
+                code="hung-task" if isinstance(cleanup, GuestHang) else "command-timeout"))
+        elif isinstance(cleanup, GuestUnreachable) and vm.alive:
+            if not any(f.kind is FailureKind.HANG for f in ctx.failures):  # told already
+                ctx.failures.append(_stopped_answering(vm, cleanup, "while the iteration "
+                                                       "was cleaned up"))
+        elif cleanup is not None and not ctx.failures:
+            raise cleanup
+        if not any(f.kind in (FailureKind.NOT_RECOVERED, FailureKind.HANG)
+                   for f in ctx.failures):  # those tell a worse stall already
+            ctx.check_stalls(scn.reset_bound, scn.resume_bound)
+        hangs = "\n".join(f.message for f in ctx.failures if f.kind == FailureKind.HANG)
+        for oops in vm.take_oopses():
+            if oops.kind == "hung_task" and oops.title in hangs:
+                continue  # already the iteration's HANG failure
+            ctx.failures.append(Failure(FailureKind.OOPS, oops.title, "\n".join(oops.lines),
+                                        code="hung-task" if oops.kind == "hung_task"
+                                        else "oops-" + oops.kind.replace("_", "-")))
+    # The driver's own alarms, read from the serial console like the oopses (complete now
+    # that the VM is stopped, and there whether or not SSH outlived the guest)
+    with open(console_log, "rb") as log:
+        log.seek(console_from)
+        text = log.read().decode("utf-8", "replace")
+    for alarm in kmsg.find_alarms(text, kmsg.accepted_alarms(scn.procedure)):
+        ctx.failures.append(Failure(FailureKind.DRIVER_ALARM, alarm.message, alarm.evidence,
+                                    code=alarm.alarm.code))
+    return IterationResult(scn.name, seed, by_severity(ctx.failures),
+                           tuple(ctx.timeline.recovery_times()),
+                           tuple(ctx.timeline.io_resume_times()),
+                           tuple(ctx.throughput_judge.judgements),
+                           time.monotonic() - t0, artifacts)
