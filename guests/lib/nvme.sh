@@ -23,7 +23,7 @@ _nvme_wait_state() {
     [ "$nap" != 0 ] && _nap_open
     while :; do
         s=gone
-        read -r s < "$file" 2>/dev/null
+        read -r s 2>/dev/null < "$file"
         if [ "$print" = changes ] && [ "$s" != "$prev" ]; then
             echo "$EPOCHREALTIME $s"
             prev=$s
@@ -85,18 +85,18 @@ _nvme_sample_state() {
     _nap_open
     while :; do
         s=gone
-        read -r s < "$file" 2>/dev/null
+        read -r s 2>/dev/null < "$file"
         if [ "$s" != "$prev" ]; then
             echo "$EPOCHREALTIME $s"
             if [ "$s" = live ] && [ -n "$prev" ]; then
                 w0=
-                read -r _ _ _ _ w0 _ < "$stat" 2>/dev/null && io=1
+                read -r _ _ _ _ w0 _ 2>/dev/null < "$stat" && io=1
             fi
             prev=$s
         fi
         if [ -n "$io" ]; then
             w=
-            read -r _ _ _ _ w _ < "$stat" 2>/dev/null
+            read -r _ _ _ _ w _ 2>/dev/null < "$stat"
             if [ "${w:-0}" -gt "$w0" ]; then
                 echo "$EPOCHREALTIME io-resumed"
                 io=

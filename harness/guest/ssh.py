@@ -30,6 +30,7 @@ import paramiko
 from harness import paths
 from harness.errors import CommandTimeout, GuestHang, GuestUnreachable, HarnessError
 
+KILL_WAIT_S = 10.0  # how long the killer of a timed-out command may take
 STOP_AFTER_S = 1.0  # a running command is interrupted (Guest.interrupt) only after this long
 
 _tags = itertools.count(1)
@@ -380,9 +381,14 @@ class Guest:
         return Background(self, shown, tag, chan, log_path)
 
     def _kill(self, tag: str) -> None:
+        """Kill what the command tagged ``tag`` started, waiting a bounded time: in a wedged
+        guest the killer itself may block (reading a stuck task's /proc files), and the
+        caller must still get to report the hang."""
         try:
             chan = self._channel(_kill_script(tag), "killer")
-            chan.recv_exit_status()
+            deadline = time.monotonic() + KILL_WAIT_S
+            while not chan.exit_status_ready() and time.monotonic() < deadline:
+                time.sleep(0.05)
             chan.close()
         except GuestUnreachable:
             pass

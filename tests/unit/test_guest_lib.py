@@ -290,6 +290,13 @@ def test_settling_ends_at_its_deadline_with_the_state_it_was_left_in(guest: Loca
     assert 1.0 <= time.monotonic() - t0 < 5
 
 
+def test_a_missing_state_file_says_nothing_on_stderr(env: dict[str, str], sysfs: Path):
+    """A controller gone is a state, not an error: its evidence must not fill with them."""
+    (sysfs / "class/nvme/nvme0/state").unlink()
+    out = _bash("_nvme_wait_state nvme0 gone 1 state 0.01", env)
+    assert out.stdout.split() == ["gone"] and out.stderr == ""
+
+
 def test_waiting_ends_with_the_process_it_watches(env: dict[str, str]):
     out = _bash("sleep 0.3 & _nvme_wait_state nvme0 connecting 0 state 0 $!; echo $?", env)
     assert out.stdout.split() == ["live", "2"]

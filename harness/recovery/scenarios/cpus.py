@@ -14,15 +14,18 @@ from harness.recovery.context import Context
 from harness.recovery.registry import scenario
 
 CPU = 1  # CPU 0 cannot go offline on x86
+HUNG_TASK_S = 10  # the guest reports a task blocked this long, with its stack
 
 
 @scenario("cpu-offline-under-load",
           f"CPU {CPU}, the only CPU of one I/O queue, taken offline and back online (sysfs) "
           "two to four times with the verifying load running on it, in half of the rounds "
           "while a sysfs reset runs: the requests on its queue complete or are re-issued, the "
-          "controller is live after each round, no I/O error, every completed write intact",
+          "controller is live after each round, no task hangs (hung-task detector at "
+          f"{HUNG_TASK_S} s), no I/O error, every completed write intact",
           Topology.build(cpus=2))
 def cpu_offline_under_load(ctx: Context) -> None:
+    ctx.detect_hangs(HUNG_TASK_S)  # CPU hotplug waits for the queues: a stuck one hangs it
     ctrl = ctx.controller("nvme0")
     queue = ctrl.queue_of_cpu("nvme0n1", CPU)
     if queue is None:
