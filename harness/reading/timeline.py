@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -85,6 +86,20 @@ class Timeline:
                 times.append(min(ev.at, back if back is not None else ev.at) - fault)
                 fault = None
         return times
+
+    def writing_spans(self) -> dict[str, tuple[float, float]]:
+        """Controller -> the first and last second its load wrote, for the loads on a
+        controller's own first namespace (``/dev/nvmeXn1``) that started and finished."""
+        started: dict[str, tuple[str, float]] = {}  # load -> (controller, when it wrote)
+        writing: dict[str, tuple[float, float]] = {}
+        for ev in self.sorted():
+            name, _, rest = ev.detail.partition(" ")
+            if ev.kind == "load_started" and (m := re.fullmatch(r"/dev/(nvme\d+)n1", rest)):
+                started[name] = (m.group(1), ev.at)
+            elif ev.kind == "load_finished" and name.rstrip(":") in started:
+                ctrl, first = started.pop(name.rstrip(":"))
+                writing[ctrl] = (first, ev.at)
+        return writing
 
     def stalls(self, reset_bound: float | None, resume_bound: float | None,
                loads: dict[str, tuple[float, float]]) -> list[tuple[str, str]]:

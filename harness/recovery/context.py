@@ -1,14 +1,15 @@
 """What a scenario works with: the steps of a recovery procedure, as a kernel engineer does
-them by hand (start the verifying load, inject, wait for recovery, verify), and the mechanics
-behind each; every failure is classified (:class:`FailureKind`) and carries its evidence.
+them by hand (start the verifying load, inject, wait for recovery, verify). The mechanics
+behind them are collaborators: the loads (:mod:`.loads`), the proof of no lost write
+(:mod:`.verification`), the kernel-log watch (:mod:`.logwatch`), the guest's monitors
+(:mod:`.monitors`), the throughput judge; every failure is classified (:class:`FailureKind`)
+and carries its evidence.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import random
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,26 +23,27 @@ from harness.faults.guest import GuestCommand, SysfsReset
 from harness.faults.host import PowerCut
 from harness.guest import fio
 from harness.guest.guestclock import GuestClock
-from harness.guest.guestcpu import GuestCpuMonitor
 from harness.guest.nvme import (
-    IO_RESUMED,
     Controller,
     NotRecovered,
     RequeueTrace,
     ResetRefused,
-    StateMonitor,
     block_device_of,
 )
 from harness.guest.ssh import Guest
 from harness.machine.hostcpu import CpuSampler
 from harness.machine.vm import VM
-from harness.reading import fioblock, kmsg
-from harness.reading.throughput import Criterion
+from harness.reading import kmsg
+from harness.reading.throughput import Criterion, GuestBusy
 from harness.reading.timeline import Timeline
 from harness.reading.verdict import Failure, FailureKind
+from harness.recovery.failures import ScenarioFailed, stop
+from harness.recovery.loads import Loads
+from harness.recovery.logwatch import KernelLogWatch
+from harness.recovery.monitors import Monitors
 from harness.recovery.throughputjudge import ThroughputJudge
+from harness.recovery.verification import Verification
 
-VERIFY_WATCH_S = 3.0  # how often the kernel log is read while a verify pass runs
 # After every recovery, half the IOPS of before the fault within 5 s: generous under TCG (a
 # second's IOPS varies by a third there), yet a driver that limps after a reset fails it.
 THROUGHPUT = Criterion(share=0.5, within=5.0)
@@ -51,18 +53,13 @@ THROUGHPUT = Criterion(share=0.5, within=5.0)
 RESET_BOUND_S = 3.0
 RESUME_BOUND_S = 5.0
 WARM_UP_S = 2.0  # a load runs this long before any fault: a whole second of baseline IOPS
-SALVAGE_VERIFY_S = 60.0  # a verify pass after such a failure: an unstable device may stall it
-EVIDENCE_LINES = 50  # of a failure's list of blocks: the first ones tell the pattern
 
-
-class ScenarioFailed(Exception):
-    """Ends an iteration early: the driver already failed, going on would prove nothing."""
-
+__all__ = ["Context", "ScenarioFailed"]
 
 
 @dataclass
 class Context:
-    """What a scenario works with; the mechanics of each step live here, not in scenarios."""
+    """The steps a scenario calls, each recorded on the timeline on the guest's clock."""
 
     vm: VM
     seed: int
@@ -73,25 +70,28 @@ class Context:
     requeue_trace: RequeueTrace = field(init=False)  # what resets put back (the trace)
     timeline: Timeline = field(default_factory=Timeline)
     failures: list[Failure] = field(default_factory=list)
-    loads: list[fio.VerifyLoad] = field(default_factory=list)
-    monitors: list[StateMonitor] = field(default_factory=list)
-    stable_from: float | None = None  # kernel log time of the latest recovery
-    previous_recovery: float = 0.0  # kernel log time of the recovery before it (0: boot)
-    load_started: dict[str, float] = field(default_factory=dict)  # writes flowing (guest time)
-    verified: set[str] = field(default_factory=set)  # loads whose verify-only pass ran
-    opaque: set[str] = field(default_factory=set)  # loads under a removal: judged by nobody
+    loads: Loads = field(default_factory=Loads)
     on_event: Callable[[str, str], None] | None = None  # (kind, detail): progress display
     cpu: CpuSampler | None = None  # the VM's host CPU, where a host runs it
-    guest_cpu: GuestCpuMonitor | None = None  # how busy the guest was, by its own account
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self.requeue_trace = RequeueTrace(self.vm.guest)
+        self.monitors = Monitors(len(self.vm.topology.controllers))
         self.throughput_judge = ThroughputJudge(
-            self.throughput, self.timeline, lambda: self.cpu,
-            lambda: self.guest_cpu.so_far() if self.guest_cpu is not None else None)
+            self.throughput, self.timeline, lambda: self.cpu, self._guest_busy)
+        self.log = KernelLogWatch(
+            lambda: self.guest.run("dmesg", timeout=30).stdout,
+            lambda: self.guest.run("dmesg | tail -n 1", timeout=30).stdout,
+            self.requeue_trace.read)
+        self.verification = Verification(self.loads, self.failures, self.timeline,
+                                         self.event, self.check_stable, self.driver_log)
         self.clock = GuestClock(
             lambda: float(self.guest.run("echo $EPOCHREALTIME", check=True).stdout))
+
+    def _guest_busy(self) -> GuestBusy | None:
+        cpu = self.monitors.guest_cpu
+        return cpu.so_far() if cpu is not None else None
 
     def resync_clock(self) -> None:
         """Measure the guest's clock again: it stood still while the VM was stopped."""
@@ -166,8 +166,7 @@ class Context:
              requeued: int = 0) -> NoReturn:
         if kind in (FailureKind.NOT_RECOVERED, FailureKind.HANG):
             evidence = "\n".join(filter(None, (evidence.strip(), self.driver_log())))
-        self.failures.append(Failure(kind, message, evidence, code, requeued))
-        raise ScenarioFailed(message)
+        stop(self.failures, Failure(kind, message, evidence, code, requeued))
 
     def driver_log(self, lines: int = 15) -> str:
         """The NVMe driver's latest kernel log lines: what it said while it failed to recover."""
@@ -231,7 +230,7 @@ class Context:
 
     def warm_up(self, loads: list[fio.VerifyLoad]) -> None:
         """Let ``loads`` run long enough to measure the IOPS a recovery must come back to."""
-        started = max(self.load_started[ld.name] for ld in loads)
+        started = max(self.loads.started_at(ld) for ld in loads)
         self.sleep(max(0.0, started + WARM_UP_S - self.now()))
 
     def finish_loads(self, loads: list[fio.VerifyLoad], transparent: bool = True) -> None:
@@ -256,14 +255,12 @@ class Context:
                               headroom=self.live_bound + 30 + (
                                   self.throughput.within + self.throughput.max_extension
                                   if self.throughput else 0.0))
-        self.loads.append(load)
-        if not transparent:
-            self.opaque.add(load.name)
+        self.loads.add(load, transparent)
         try:
             load.start()
         except fio.LoadStalled as exc:
             self.fail(FailureKind.HANG, str(exc), code="load-stalled")
-        self.load_started[load.name] = self.now()
+        self.loads.flowing(load, self.now())
         self.event("load_started", f"{load.name} {device}")
         if warm_up:
             self.warm_up([load])
@@ -301,7 +298,7 @@ class Context:
         """A controller that did not come back, and what the reset had requeued: a reset
         that waits for requeued requests it lost never goes live."""
         try:
-            requeued = [r for r in self.requeue_trace.read() if r.at > (self.stable_from or 0.0)]
+            requeued = self.log.requeued_since_recovery()
         except HarnessError:  # the guest may be gone with its controller, or hung (its
             requeued = []     # hung-task report still comes out among the oopses)
         self.fail(FailureKind.NOT_RECOVERED, str(exc) + kmsg.requeued_note(requeued),
@@ -312,22 +309,17 @@ class Context:
         """Wait for the driver to take ``ctrl`` out of ``live`` (its reaction to a fault it
         must notice by itself), or find in the kernel log (after ``since``) that it already
         reset it; neither within ``within`` seconds is a hang."""
-        def reset_logged() -> bool:
-            return any(kmsg.is_recovery_trouble(ln) and "abort" not in ln.lower()
-                       for ln in self.log_since(since))
-
-        if reset_logged():  # it already did, and may be live again
+        if self.log.reset_logged(since):  # it already did, and may be live again
             return
         try:
             ctrl.wait_not("live", timeout=within)
         except CommandTimeout:
-            if reset_logged():
+            if self.log.reset_logged(since):
                 return
             # Nothing is stranded where no load runs: a load that stopped says why itself
-            for load in self.loads:
-                if load.name not in self.opaque and not load.running and not load.lost:
-                    self._judge(load.wait(30))
-            if not any(load.running for load in self.loads):
+            for load in self.loads.stopped():
+                self.verification.judge(load.wait(30))
+            if not self.loads.any_running:
                 raise HarnessError(f"{ctrl.name} stayed live with a silent device, but no "
                                    "load was running to strand commands: nothing was "
                                    "tested") from None
@@ -337,73 +329,15 @@ class Context:
     def recovered(self, detail: str, at: float | None = None) -> None:
         """Record a recovery; the kernel log from here on must show no further trouble."""
         self.event("recovered", detail, at)
-        self.previous_recovery = self.stable_from or 0.0
-        self.stable_from = self.log_mark()
-
-    def log_mark(self) -> float:
-        """The time stamp of the guest kernel's latest log line: a place to read on from."""
-        return kmsg.last_stamp(self.guest.run("dmesg | tail -n 1", timeout=30).stdout)
-
-    def log_since(self, mark: float) -> list[str]:
-        """Kernel log lines stamped after ``mark``."""
-        return kmsg.lines_after(self.guest.run("dmesg", timeout=30).stdout, mark)
+        self.log.recovered()
 
     def check_stable(self) -> None:
         """After the last recovery: no I/O timeout, abort, controller reset or removal that
         the scenario did not cause itself (it caused none after recovering)."""
-        if self.stable_from is None:
-            return
-        log = self.guest.run("dmesg", timeout=30).stdout
-        found = kmsg.instability(log, self.previous_recovery, self.stable_from,
-                                 self.requeue_trace.read)
+        found = self.log.instability()
         if found is not None:
             self.fail(FailureKind.UNSTABLE, found.message, found.evidence,
                       requeued=len(found.requeued))
-
-    def remove_and_restore(self, removal: Fault | Callable[[], Fault],
-                           settle: Callable[[float], bool] | None = None) -> None:
-        """The removal procedure: data written before and through the removal must survive.
-
-        A first load writes and ends; a second one runs (on another region) while
-        ``removal`` takes the device away, and must end on its own with clean errors; then
-        lifting it brings the device back, the controller must be live with its namespace,
-        and the verify-only passes check every write of the first load, and the second load
-        as :meth:`verify_through_fault` says. A ``removal`` given as a function is made
-        just before it is applied (it draws from the seed then). ``settle(mark)`` runs once
-        the removal is applied (``mark``: the kernel log's position just before): it waits
-        for what the driver makes of it, and returns True where the device recovered by
-        itself: the second load then must have seen no error either, and is verified like
-        the first.
-        """
-        before = self.start_loads(runtime=self.rng.uniform(3.0, 5.0), size="128M")
-        for load in before:
-            load.end()
-        # Writes only: once the device is going, a read of it returns 0 bytes, which fio's
-        # inline verify misreads as the stale block in its buffer; its first error would end
-        # the job before any write met the removal.
-        under = self.start_loads(runtime=30, offset="512M", size="128M", inline_verify=False)
-        # while the device is away, a failure's salvage must not judge what reads it
-        self.opaque |= {load.name for load in [*before, *under]}
-        self.sleep(self.rng.uniform(1.0, 2.0))
-        self.vm.tainted = True
-        mark = self.log_mark() if settle is not None else 0.0
-        if not isinstance(removal, Fault):
-            removal = removal()
-        self.inject(removal)
-        recovered = settle is not None and settle(mark)
-        if recovered:  # by itself: judged from here on as any recovery
-            self.opaque -= {load.name for load in under}
-            self.wait_live(self.controller("nvme0"))
-        self.finish_loads(under, transparent=recovered)
-        self.sleep(self.rng.uniform(0.5, 2.0))
-        self.lift(removal)
-        self.wait_live(self.controller("nvme0"))
-        self.guest.run("until [ -b /dev/nvme0n1 ]; do sleep 0.05; done", timeout=60)
-        self.opaque -= {load.name for load in before}
-        self.finish_loads(before)
-        if not recovered:
-            for load in under:
-                self.verify_through_fault(load)
 
     def checkpoint(self, loads: list[fio.VerifyLoad]) -> None:
         """Stop ``loads`` with their completed writes flushed and their verify state kept on
@@ -412,7 +346,7 @@ class Context:
             result = load.checkpoint(self.artifacts / load.name)
             self.event("flushed", f"{load.name}: state saved, {load.params['FILENAME']} "
                        "flushed")
-            self._judge(result)
+            self.verification.judge(result)
 
     def power_cut(self) -> None:
         """Cut the VM's power under whatever runs, and start it again on the same disks.
@@ -431,27 +365,11 @@ class Context:
         self.start_monitors()
 
     def start_monitors(self) -> None:
-        """Sample every controller's state in the guest (for the timeline), and how busy
-        the guest is (for the throughput judge)."""
-        self.monitors = [StateMonitor(self.guest, f"nvme{i}")
-                         for i in range(len(self.vm.topology.controllers))]
-        for m in self.monitors:
-            m.start()
-        if self.guest_cpu is None:
-            self.guest_cpu = GuestCpuMonitor(self.guest)
-        self.guest_cpu.guest = self.guest  # a new one after a power cut
-        self.guest_cpu.start()
+        self.monitors.start(self.guest)
 
     def stop_monitors(self) -> None:
-        if self.guest_cpu is not None:
-            self.guest_cpu.stop()
-        for m in self.monitors:
-            for sample in m.stop():
-                if sample.state == IO_RESUMED:
-                    self.event("io_resumed", m.controller, at=sample.at)
-                else:
-                    self.event("state", f"{m.controller} {sample.state}", at=sample.at)
-        self.monitors = []
+        for kind, detail, at in self.monitors.stop():
+            self.event(kind, detail, at=at)
 
     def record_requeues(self) -> None:
         """Say in the timeline which resets requeued requests: only those ran the driver's
@@ -462,171 +380,18 @@ class Context:
                 self.event("requeued", ", ".join(f"{n} at {at:.1f}s" for at, n in bursts)
                            + " (kernel uptime)")
 
-    def _judge(self, result: fio.FioResult) -> None:
-        """A load where recovery should be transparent may see no error at all."""
-        if not result.ok:
-            kind = (FailureKind.LOST_DATA if any("EILSEQ" in f for f in result.failures)
-                    else FailureKind.IO_ERROR)
-            self.fail(kind, "the load saw: " + "; ".join(result.failures), result.messages)
-
-    def verify(self, load: fio.VerifyLoad, timeout: float = 600.0,
-               failed: set[int] | None = None) -> None:
-        """The verify-only pass: every write the load completed must read back intact.
-        ``failed``: the offsets of the writes that failed (the load ran through a fault that
-        took its device away): each may hold its old or its new data, never anything else
-        (see :meth:`verify_through_fault`).
-
-        The kernel log is watched while it runs: a controller that starts timing out again
-        fails the iteration at once (UNSTABLE) instead of stalling the pass until its timeout.
-        """
-        bg = load.start_verify_pass(every_error=failed is not None)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                res = bg.wait(VERIFY_WATCH_S)
-                break
-            except CommandTimeout:
-                pass
-            if time.monotonic() > deadline:
-                bg.kill()
-                self.fail(FailureKind.HANG, f"the verify-only pass did not end within "
-                          f"{timeout:g}s", self.driver_log())
-            try:
-                self.check_stable()
-            except ScenarioFailed:
-                bg.kill()
-                raise
-        self.verified.add(load.name)
-        if failed is not None:
-            check = self._verify_failed_writes(load, res.stderr, failed)
-        else:
-            check, lost = self._verify_outcome(load, res.stderr)
-            if lost is not None:
-                self.fail(lost.kind, lost.message, lost.evidence)
-        if check.read_bytes == 0:
-            self.fail(FailureKind.LOST_DATA, "verify-only pass read nothing back")
+    def verify(self, load: fio.VerifyLoad) -> None:
+        """Every write ``load`` completed must read back intact (the verify-only pass)."""
+        self.verification.verify(load)
 
     def verify_through_fault(self, load: fio.VerifyLoad) -> None:
-        """Judge a load that ran through a fault that took its device away, once the device
-        is back: an error it saw before the fault is a failure (its messages carry the
-        guest's time); every write it completed must read back intact, through the fault
-        as before it; a write that failed may hold its old data or its new data, never
-        another block's or garbage (see :mod:`harness.reading.fioblock`)."""
-        self.opaque.discard(load.name)
-        faults = self.timeline.times("fault", self.load_started[load.name])
-        early = [line for at, line in fio.stamped_lines(load.messages)
-                 if faults and at < faults[0] and fio.is_error(line)]
-        if early:
-            kind = (FailureKind.LOST_DATA if any(fio.is_verify_error(ln) for ln in early)
-                    else FailureKind.IO_ERROR)
-            self.failures.append(Failure(kind, f"{load.name} saw an error before the fault: "
-                                         f"{early[0]}", "\n".join(early),
-                                         code="error-before-fault"))
-        self.verify(load, failed=fio.failed_writes(load.messages))
-
-    def _verify_failed_writes(self, load: fio.VerifyLoad, stderr: str,
-                              failed: set[int]) -> fio.FioResult:
-        """The verify pass of a load whose ``failed`` writes may hold old or new data:
-        fio's every wrong block is either one of them or a lost write; each of them is
-        read and classified."""
-        check = load.verify_result(stderr)
-        bad = fio.bad_blocks(check.messages)
-        lost = {o: why for o, why in bad.items() if o not in failed}
-        unread = [j.describe_error() for j in check.jobs if j.error not in (0, errno.EILSEQ)]
-        if unread:  # it could not read its blocks back (EIO...): it verified only some
-            self.fail(FailureKind.IO_ERROR, "verify-only pass: " + "; ".join(unread),
-                      check.messages)
-        if not check.ok and not bad:  # wrong blocks that fio's messages did not name
-            self.fail(FailureKind.LOST_DATA, "verify-only pass: " + "; ".join(check.failures),
-                      check.messages)
-        # fio's pass stops at the first write of its state's last queue-depth that did not
-        # complete: the completed ones among them are read here
-        last = load.last_completed() - failed
-        held = {o: fioblock.classify(block, o)
-                for o, block in load.read_blocks(failed | last).items()}
-        wrong = {o: state for o, state in held.items() if o in failed and not state.old_or_new}
-        lost.update({o: f"offset {o}, among the last writes completed: {state}"
-                     for o, state in held.items() if o in last and state.kind != "written"})
-        self.event("verified", "; ".join([
-            f"{len(lost)} completed writes read back wrong" if lost
-            else "every completed write intact",
-            f"{len(failed) - len(wrong)} of {len(failed)} failed writes hold old or new data"]))
-        if lost:
-            first = min(lost)
-            self.failures.append(Failure(
-                FailureKind.LOST_DATA, f"verify-only pass: {len(lost)} completed write(s) "
-                f"of {load.name} read back wrong, the first at offset {first}: {lost[first]}",
-                "\n".join(list(lost.values())[:EVIDENCE_LINES]), code="lost-write"))
-        if wrong:
-            first = min(wrong)
-            self.failures.append(Failure(
-                FailureKind.LOST_DATA, f"{len(wrong)} write(s) of {load.name} that failed "
-                f"left neither old nor new data, the first at offset {first}: {wrong[first]}",
-                "\n".join(f"offset {o}: {state}" for o, state in sorted(wrong.items())),
-                code="failed-write-garbled"))
-        if lost or wrong:
-            raise ScenarioFailed(self.failures[-1].message)
-        return check
-
-    def check_stalls(self, reset_bound: float | None, resume_bound: float | None) -> None:
-        """A reset that took longer than ``reset_bound``, or writes that waited longer than
-        ``resume_bound`` after a return to live, as the state monitor saw them: each a
-        failure, added (nothing raised), even where the driver logged nothing."""
-        if self.vm.topology.subsystem:
-            # native multipath names a namespace's block device after the subsystem, not a
-            # controller, and writes go down either path: no controller's resume to judge
-            resume_bound = None
-        started: dict[str, tuple[str, float]] = {}  # load -> (controller, when it wrote)
-        writing: dict[str, tuple[float, float]] = {}  # controller -> its load's span
-        for ev in self.timeline.sorted():
-            name, _, rest = ev.detail.partition(" ")
-            if ev.kind == "load_started" and (m := re.fullmatch(r"/dev/(nvme\d+)n1", rest)):
-                started[name] = (m.group(1), ev.at)
-            elif ev.kind == "load_finished" and name.rstrip(":") in started:
-                ctrl, first = started.pop(name.rstrip(":"))
-                writing[ctrl] = (first, ev.at)
-        for what, stall in self.timeline.stalls(reset_bound, resume_bound, writing):
-            self.failures.append(
-                Failure(FailureKind.NOT_RECOVERED, stall, code="slow-reset") if what == "reset"
-                else Failure(FailureKind.SLOW, stall, code="io-stalled"))
+        """Judge a load whose device a fault took away, now that it is back
+        (:meth:`Verification.through_fault`)."""
+        self.verification.through_fault(load)
 
     def salvage(self) -> None:
-        """After a failure that left the guest usable, what the loads can still tell: each
-        transparent load not yet verified is stopped, its errors judged and its writes
-        verified (for a bounded time), so that one failure hides no other. Failures found
-        are added; nothing is raised."""
-        for load in self.loads:
-            if (load.name in self.verified or load.name in self.opaque or load.lost
-                    or load.ends_at is None):  # never started
-                continue
-            self.verified.add(load.name)
-            result = load.end(timeout=SALVAGE_VERIFY_S, now=True)
-            with contextlib.suppress(ScenarioFailed):  # recorded (the same twice: once)
-                self._judge(result)
-            if not result.ok:  # fio counts a failed write as done: its state cannot be
-                continue       # verified (such a block may hold its old data)
-            bg = load.start_verify_pass()
-            try:
-                res = bg.wait(SALVAGE_VERIFY_S)
-            except CommandTimeout:
-                bg.kill()
-                self.event("note", f"{load.name}: verify-only pass cut short after "
-                           f"{SALVAGE_VERIFY_S:g}s; its writes were not all read back")
-                continue
-            _, lost = self._verify_outcome(load, res.stderr)
-            if lost is not None:
-                self.failures.append(lost)
-
-    def _verify_outcome(self, load: fio.VerifyLoad,
-                        stderr: str) -> tuple[fio.FioResult, Failure | None]:
-        """A finished verify-only pass of ``load``, in the timeline; its result, and the
-        lost data it found, if any."""
-        check = load.verify_result(stderr)
-        self.event("verified", "; ".join(check.failures) or "every completed write intact")
-        lost = None if check.ok else Failure(
-            FailureKind.LOST_DATA, "verify-only pass: " + "; ".join(check.failures),
-            check.messages)
-        return check, lost
+        """After a failure that left the guest usable, what the loads can still tell."""
+        self.verification.salvage()
 
     def finish_load(self, load: fio.VerifyLoad, transparent: bool = True) -> None:
         """Wait for the load, judge its JSON, then prove that every completed write is intact.
@@ -645,9 +410,9 @@ class Context:
         self.event("load_finished", f"{load.name}: "
                    f"{'; '.join(result.failures) or 'no errors'}")
         if not transparent:
-            self.opaque.add(load.name)
+            self.loads.opaque.add(load.name)
             return
-        self._judge(result)
+        self.verification.judge(result)
         self.check_stable()  # a controller still timing out would only stall the verify pass
         self.check_throughput(load)
         self.verify(load)
@@ -655,7 +420,7 @@ class Context:
     def _observe_throughput(self, load: fio.VerifyLoad) -> None:
         """Keep ``load`` running for as long as the throughput judge needs after its last
         recovery (see :meth:`ThroughputJudge.seconds_left`)."""
-        started = self.load_started[load.name]
+        started = self.loads.started_at(load)
         while load.running and (left := self.throughput_judge.seconds_left(started,
                                                                            self.now())) > 0:
             self.sleep(min(left, 1.0))
@@ -667,7 +432,7 @@ class Context:
         if not series:
             raise HarnessError(f"{load.name} left no per-second IOPS log in {load.workdir}")
         verdicts, failure = self.throughput_judge.judge(
-            load.name, series, load.latency_per_second(), self.load_started[load.name])
+            load.name, series, load.latency_per_second(), self.loads.started_at(load))
         for v in verdicts:
             self.event("throughput", v.describe(), at=v.recovered_at + (v.back_after or 0.0))
         if failure is not None:

@@ -23,6 +23,7 @@ from harness.reading.verdict import (
 )
 from harness.recovery.context import Context, ScenarioFailed
 from harness.recovery.registry import Scenario, ScenarioSkipped
+from harness.recovery.stalljudge import stall_failures
 
 MAX_SEED = 2**32 - 1
 
@@ -120,7 +121,8 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path,
             raise cleanup
         if not any(f.kind in (FailureKind.NOT_RECOVERED, FailureKind.HANG)
                    for f in ctx.failures):  # those tell a worse stall already
-            ctx.check_stalls(scn.reset_bound, scn.resume_bound)
+            ctx.failures.extend(stall_failures(ctx.timeline, scn.reset_bound,
+                                               scn.resume_bound, vm.topology.subsystem))
         hangs = "\n".join(f.message for f in ctx.failures if f.kind == FailureKind.HANG)
         for oops in vm.take_oopses():
             if oops.kind == "hung_task" and oops.title in hangs:

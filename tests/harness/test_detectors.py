@@ -23,6 +23,7 @@ from harness.reading.verdict import FailureKind, IterationResult
 from harness.recovery import known
 from harness.recovery.context import Context
 from harness.recovery.registry import Scenario
+from harness.recovery.removal import remove_and_restore
 from harness.recovery.runner import run_iteration
 
 FIO_MAGIC = b"\xca\xac"  # fio's verify header magic (0xacca, little endian)
@@ -104,7 +105,7 @@ class _HookedRemoval(DeviceRemoval):
 def _removal(ctx: Context, before: Callable[[], object] = lambda: None,
              while_away: Callable[[], object] = lambda: None,
              before_back: Callable[[], object] = lambda: None) -> None:
-    ctx.remove_and_restore(_HookedRemoval(ctx, before, while_away, before_back))
+    remove_and_restore(ctx, _HookedRemoval(ctx, before, while_away, before_back))
 
 
 def _written_at(backing: Path, offset: int) -> float:

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 from harness.reading.timeline import Event, Timeline
+from harness.reading.verdict import FailureKind
+from harness.recovery.stalljudge import stall_failures
 
 DATA = Path(__file__).parent / "data"
 
@@ -20,9 +22,17 @@ def _recorded(shift: dict[int, float] | None = None) -> Timeline:
 
 
 def _load_span(t: Timeline) -> dict[str, tuple[float, float]]:
+    return t.writing_spans()
+
+
+def test_the_load_writing_to_a_controller_is_read_off_the_timeline() -> None:
+    t = _recorded()
     started = next(e.at for e in t.events if e.kind == "load_started")
     finished = next(e.at for e in t.events if e.kind == "load_finished")
-    return {"nvme0": (started, finished)}
+    assert t.writing_spans() == {"nvme0": (started, finished)}
+    t.add("load_started", "load1 /dev/nvme0n2", finished)  # not the controller's own
+    t.add("load_started", "load2 /dev/nvme1n1", finished + 1)  # never finished
+    assert t.writing_spans() == {"nvme0": (started, finished)}
 
 
 def test_the_stock_driver_stalls_nowhere() -> None:
@@ -73,3 +83,13 @@ def test_a_live_the_scenario_silenced_the_device_after_is_not_awaited() -> None:
     t.events.append(Event(live + 0.03, "device_silenced", "nvme1"))  # another controller
     t.events = [e for e in t.events if not (e.kind == "device_silenced" and e.detail == "nvme0")]
     assert len(t.stalls(3.0, 5.0, _load_span(t))) == 1
+
+
+def test_stalls_become_failures_and_multipath_judges_no_resume() -> None:
+    t = _recorded({11: 4.0, 12: 4.0, 13: 4.0})
+    assert [(f.kind, f.code) for f in stall_failures(t, 3.0, 5.0)] == [
+        (FailureKind.NOT_RECOVERED, "slow-reset")]
+    t = _recorded({13: 8.0})
+    assert [(f.kind, f.code) for f in stall_failures(t, 3.0, 5.0)] == [
+        (FailureKind.SLOW, "io-stalled")]
+    assert stall_failures(t, 3.0, 5.0, multipath=True) == []

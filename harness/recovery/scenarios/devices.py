@@ -18,6 +18,7 @@ from harness.reading.verdict import FailureKind
 from harness.recovery.context import Context
 from harness.recovery.known import version_tuple
 from harness.recovery.registry import scenario
+from harness.recovery.removal import remove_and_restore
 from harness.recovery.scenarios.timeouts import IO_TIMEOUT, SHORT_IO_TIMEOUT
 
 
@@ -36,7 +37,7 @@ def stall_timeout(ctx: Context) -> None:
     loads = ctx.start_loads(runtime=stall + 15)
     ctx.sleep(ctx.rng.uniform(1.5, 3.0))
     ctrl = ctx.controller("nvme0")
-    mark = ctx.log_mark()
+    mark = ctx.log.mark()
     with ctx.inject(Throttle(ctx.vm.qmp, ctx.vm.namespace(0, 1), iops=1)):
         ctx.sleep(stall)
     ctx.wait_live(ctrl)
@@ -103,8 +104,8 @@ def media_error(ctx: Context) -> None:
           "every completed write reads back intact and every failed one holds its old or new data",
           reset_bound=None)  # the controller is away for as long as the procedure keeps it
 def hot_remove(ctx: Context) -> None:
-    ctx.remove_and_restore(DeviceRemoval(ctx.vm.qmp, "nvme0",
-                                         controller_device(ctx.vm.topology, 0), ctx.live_bound))
+    remove_and_restore(ctx, DeviceRemoval(ctx.vm.qmp, "nvme0",
+                                          controller_device(ctx.vm.topology, 0), ctx.live_bound))
 
 
 @scenario("vm-pause",

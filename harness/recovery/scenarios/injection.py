@@ -19,6 +19,7 @@ from harness.reading.kmsg import CONTROLLER_GIVEN_UP, accepts_give_up
 from harness.reading.verdict import FailureKind
 from harness.recovery.context import Context
 from harness.recovery.registry import scenario
+from harness.recovery.removal import remove_and_restore
 from harness.recovery.scenarios.timeouts import IO_TIMEOUT, SHORT_IO_TIMEOUT
 
 NVME_FAULT_INJECTION = ("CONFIG_FAULT_INJECTION_DEBUG_FS",)
@@ -37,12 +38,12 @@ def fi_io_timeout(ctx: Context) -> None:
     times = ctx.rng.randint(1, 3)
     loads = ctx.start_loads(runtime=4 * IO_TIMEOUT + 15)
     ctx.sleep(ctx.rng.uniform(1.0, 2.0))
-    mark = ctx.log_mark()
+    mark = ctx.log.mark()
     with ctx.inject(TimeoutInjection(ctx.guest, "nvme0n1", times=times)):
         # the first I/O times out after IO_TIMEOUT, the abort goes unanswered for another
         ctx.sleep(2 * IO_TIMEOUT + 3)
     ctx.wait_live(ctrl)
-    log = "\n".join(ctx.log_since(mark))
+    log = "\n".join(ctx.log.since(mark))
     if "timeout" not in log:
         ctx.fail(FailureKind.NOT_RECOVERED, "no I/O timeout was logged: the dropped completions "
                  "never reached the driver's timeout handler, so nothing was tested",
@@ -59,7 +60,7 @@ def fi_io_timeout(ctx: Context) -> None:
 def fi_status(ctx: Context) -> None:
     loads = ctx.start_loads(runtime=14)
     ctx.sleep(ctx.rng.uniform(1.0, 2.0))
-    mark = ctx.log_mark()
+    mark = ctx.log.mark()
     count = ctx.rng.randint(5, 20)
     with ctx.inject(StatusInjection(ctx.guest, "nvme0n1", SC_DATA_XFER_ERROR, probability=20,
                                     times=count, retry=True)):
@@ -71,7 +72,7 @@ def fi_status(ctx: Context) -> None:
     if read.ok:
         ctx.fail(FailureKind.IO_ERROR, "a read completed with an injected DNR status succeeded: "
                  "the error was lost")
-    log = "\n".join(ctx.log_since(mark))
+    log = "\n".join(ctx.log.since(mark))
     if "FAULT_INJECTION: forcing a failure" not in log:
         ctx.fail(FailureKind.NOT_RECOVERED, "the kernel log shows no injected failure: the "
                  "scenario tested nothing", log[-2000:])
@@ -107,4 +108,4 @@ def fi_admin_during_reset(ctx: Context) -> None:
                      f"the controller stayed {state!r}: neither recovered nor given up")
         return state == "live"  # recovered: the load under it must not have noticed
 
-    ctx.remove_and_restore(failing_admin_commands, settle)
+    remove_and_restore(ctx, failing_admin_commands, settle)

@@ -164,7 +164,7 @@ def ns_churn_under_load(ctx: Context) -> None:
         before.end()
         under = ctx.start_load(30, device, offset="256M", size="128M", transparent=False,
                                data_seed=ctx.seed * 4 + rnd + (1 << 32), inline_verify=False)
-        ctx.opaque.add(before.name)  # its device goes away; a salvage must not read it
+        ctx.loads.opaque.add(before.name)  # its device goes away; a salvage must not read it
         ctx.sleep(ctx.rng.uniform(0.5, 2.0))
         ctx.vm.tainted = True
         with ctx.inject(GuestCommand(ctx.guest, ctrl.detach_command(CHURNED),
@@ -175,7 +175,7 @@ def ns_churn_under_load(ctx: Context) -> None:
         back = _settled(ctx, ctrl, CHURNED)
         assert back is not None  # attached: _settled saw its device
         before.moved_to(back)
-        ctx.opaque.discard(before.name)
+        ctx.loads.opaque.discard(before.name)
         ctx.recovered(f"namespace {CHURNED} back as {back}")
         ctx.finish_load(before)
         under.moved_to(back)

@@ -6,6 +6,7 @@ from harness.faults.guest import PciRemoval
 from harness.guest.nvme import PciFunction
 from harness.recovery.context import Context
 from harness.recovery.registry import scenario
+from harness.recovery.removal import remove_and_restore
 
 
 @scenario("pci-remove-rescan",
@@ -15,4 +16,4 @@ from harness.recovery.registry import scenario
           reset_bound=None)  # the controller is away for as long as the procedure keeps it
 def pci_remove_rescan(ctx: Context) -> None:
     pci = PciFunction(ctx.guest, ctx.controller("nvme0").pci_address)
-    ctx.remove_and_restore(PciRemoval(pci, ctx.live_bound))
+    remove_and_restore(ctx, PciRemoval(pci, ctx.live_bound))

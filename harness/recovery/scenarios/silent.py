@@ -20,6 +20,7 @@ from harness.reading.kmsg import CONTROLLER_GIVEN_UP, accepts_give_up
 from harness.reading.verdict import FailureKind
 from harness.recovery.context import Context
 from harness.recovery.registry import scenario
+from harness.recovery.removal import remove_and_restore
 from harness.recovery.scenarios.timeouts import IO_TIMEOUT, SHORT_TIMEOUTS
 
 SILENT = Topology.build(
@@ -35,7 +36,7 @@ NOTICED = ("timeout", "will reset", "controller is down")
 
 
 def _noticed(ctx: Context, mark: float) -> str:
-    lines = [ln for ln in ctx.log_since(mark) if any(n in ln for n in NOTICED)]
+    lines = [ln for ln in ctx.log.since(mark) if any(n in ln for n in NOTICED)]
     return "\n".join(lines)
 
 
@@ -74,7 +75,7 @@ def bus_master_off(ctx: Context) -> None:
     loads = ctx.start_loads(runtime=sum(g + s + 2 * IO_TIMEOUT for g, s in rounds) + 8)
     for gap, silence in rounds:
         ctx.sleep(gap)
-        mark = ctx.log_mark()
+        mark = ctx.log.mark()
         # not lifted: the driver's reset must enable bus mastering again
         ctx.inject(CommandBitsOff(ctrl, pci, PCI_COMMAND_MASTER, ctx.live_bound))
         ctx.sleep(silence)
@@ -83,7 +84,7 @@ def bus_master_off(ctx: Context) -> None:
         if not _noticed(ctx, mark):
             ctx.fail(FailureKind.NOT_RECOVERED, f"the device was silent for {silence:.1f}s "
                      "and the driver logged no timeout: nothing was tested",
-                     "\n".join(ctx.log_since(mark))[-2000:])
+                     "\n".join(ctx.log.since(mark))[-2000:])
         _bus_mastering_back(ctx, ctrl, pci)
     ctx.finish_loads(loads)
 
@@ -109,7 +110,7 @@ def mmio_off(ctx: Context) -> None:
         ctx.event("driver_outcome", outcome)
         return outcome == "live"  # recovered by itself: the load under it must not notice
 
-    ctx.remove_and_restore(CommandBitsOff(ctrl, pci, PCI_COMMAND_MEMORY, ctx.live_bound), settle)
+    remove_and_restore(ctx, CommandBitsOff(ctrl, pci, PCI_COMMAND_MEMORY, ctx.live_bound), settle)
     if not _noticed(ctx, marks[0]):
         ctx.fail(FailureKind.NOT_RECOVERED, "registers read as all ones and the driver logged "
                  "no timeout or reset: nothing was tested")
@@ -174,4 +175,4 @@ def dead_during_reset(ctx: Context) -> None:
         ctx.event("driver_outcome", outcome)
         return outcome == "live"  # recovered by itself: the load under it must not notice
 
-    ctx.remove_and_restore(fault, settle)
+    remove_and_restore(ctx, fault, settle)

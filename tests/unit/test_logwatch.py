@@ -1,0 +1,66 @@
+"""The kernel-log watch, against logs made by hand: where a recovery leaves the log, what
+counts as trouble after it, and what the requeue trace adds."""
+
+from __future__ import annotations
+
+from harness.reading.kmsg import Requeue
+from harness.recovery.logwatch import KernelLogWatch
+
+BOOT = "[    1.000000] nvme nvme0: pci function 0000:00:04.0\n"
+RESET = "[   10.000000] nvme nvme0: resetting controller\n"
+TIMEOUT = "[   12.500000] nvme nvme0: I/O 7 QID 2 timeout, reset controller\n"
+
+
+class Log:
+    def __init__(self, text: str = BOOT) -> None:
+        self.text = text
+        self.requeues: list[Requeue] = []
+
+    def watch(self) -> KernelLogWatch:
+        return KernelLogWatch(lambda: self.text, lambda: self.text.splitlines()[-1],
+                              lambda: self.requeues)
+
+
+def test_nothing_is_judged_before_a_recovery() -> None:
+    log = Log(BOOT + TIMEOUT)
+    assert log.watch().instability() is None
+
+
+def test_trouble_after_the_recovery_is_found_with_what_the_reset_requeued() -> None:
+    log = Log(BOOT + RESET)
+    watch = log.watch()
+    watch.recovered()
+    assert watch.stable_from == 10.0 and watch.previous_recovery == 0.0
+    assert watch.instability() is None
+    log.text += TIMEOUT
+    log.requeues = [Requeue(10.2, "nvme0n1", 2048), Requeue(13.0, "nvme0n1", 8)]
+    found = watch.instability()
+    assert found is not None and found.trouble == (TIMEOUT.strip(),)
+    assert [r.at for r in found.requeued] == [10.2]  # before the trouble only
+
+
+def test_a_second_recovery_moves_the_mark_on() -> None:
+    log = Log(BOOT + RESET + TIMEOUT)
+    watch = log.watch()
+    watch.recovered()
+    assert watch.stable_from == 12.5 and watch.instability() is None
+    watch.recovered()
+    assert watch.previous_recovery == 12.5
+
+
+def test_since_and_reset_logged() -> None:
+    log = Log(BOOT + "[   11.000000] nvme nvme0: I/O 3 QID 1 timeout, aborting\n")
+    watch = log.watch()
+    assert watch.since(5.0) == ["[   11.000000] nvme nvme0: I/O 3 QID 1 timeout, aborting"]
+    assert not watch.reset_logged(5.0)  # an abort alone is not a reaction to silence
+    log.text += TIMEOUT
+    assert watch.reset_logged(5.0) and not watch.reset_logged(13.0)
+
+
+def test_requeued_since_recovery() -> None:
+    log = Log(BOOT + RESET)
+    log.requeues = [Requeue(9.0, "nvme0n1", 1), Requeue(10.5, "nvme0n1", 2)]
+    watch = log.watch()
+    assert len(watch.requeued_since_recovery()) == 2
+    watch.recovered()
+    assert [r.sector for r in watch.requeued_since_recovery()] == [2]
