@@ -86,12 +86,21 @@ class SSHTarget:
     sock: socket.socket | None = None
 
 
-def _kill_script(tag: str) -> str:
-    """Kill every process whose environment carries ``tag``: bash builtins only, because a
-    process start per /proc entry costs seconds under TCG when the guest is busy."""
-    return ("for p in /proc/[0-9]*; do while IFS= read -r -d '' v; do "
-            f'if [ "$v" = NVMEH_TAG={tag} ]; then kill -KILL ${{p#/proc/}} 2>/dev/null; break; '
-            "fi; done 2>/dev/null < $p/environ; done; true")
+def _kill_script(tag: str, parent: int | None = None) -> str:
+    """Kill every process of the command tagged ``tag``: bash builtins only, because a process
+    start per /proc entry costs seconds under TCG when the guest is busy. The processes it
+    started carry the tag in their environment; its own shell, which exported the tag only
+    after it started, carries it in its command line (``export NVMEH_TAG=TAG; ...``), and so
+    do its subshells: a loop of builtins starts no process, and is found there. A command of
+    the long-lived shell is its subshell: the child of ``parent``."""
+    child = ("" if parent is None else
+             f'read -r _ _ _ pp _ 2>/dev/null < $p/stat; [ "$pp" = {parent} ] && h=1; ')
+    return ("for p in /proc/[0-9]*; do h=; " + child + "while IFS= read -r -d '' v; do "
+            f'if [ "$v" = NVMEH_TAG={tag} ]; then h=1; break; fi; done 2>/dev/null < $p/environ; '
+            "[ -z \"$h\" ] && while IFS= read -r -d '' v; do "
+            f'case $v in "export NVMEH_TAG={tag};"*) h=1; break;; esac; '
+            "done 2>/dev/null < $p/cmdline; "
+            "[ -n \"$h\" ] && kill -KILL ${p#/proc/} 2>/dev/null; done; true")
 
 
 # A function definition in guests/lib: its name and "() {" alone on a line, at its start; the
@@ -298,7 +307,8 @@ class Guest:
         agent = self._free_agent() if stdin is None else None
         try:
             if agent is not None:
-                code, out, err = agent.run(command, tag, deadline, lambda: self._kill(tag),
+                code, out, err = agent.run(command, tag, deadline,
+                                           lambda: self._kill(tag, agent.pid),
                                            self._should_stop, shown)
             else:
                 code, out, err = self._run_channel(command, tag, stdin, deadline, shown)
@@ -380,12 +390,12 @@ class Guest:
         self._record_line(f"started in background [{tag}]: {shown}")
         return Background(self, shown, tag, chan, log_path)
 
-    def _kill(self, tag: str) -> None:
+    def _kill(self, tag: str, parent: int | None = None) -> None:
         """Kill what the command tagged ``tag`` started, waiting a bounded time: in a wedged
         guest the killer itself may block (reading a stuck task's /proc files), and the
         caller must still get to report the hang."""
         try:
-            chan = self._channel(_kill_script(tag), "killer")
+            chan = self._channel(_kill_script(tag, parent), "killer")
             deadline = time.monotonic() + KILL_WAIT_S
             while not chan.exit_status_ready() and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -470,8 +480,10 @@ class _Agent:
 
     # The shell the SSH server starts runs this loop itself: no further process start. Each
     # request is a line "LENGTH TAG MARKER" followed by LENGTH bytes of shell source.
-    # The loop's variables are unset before the command runs, so it sees a clean shell.
-    LOOP = ("while read -r _nv_n _nv_t _nv_m && LC_ALL=C read -r -N \"$_nv_n\" _nv_c; do "
+    # The loop's variables are unset before the command runs, so it sees a clean shell. It
+    # first prints its PID: a command is the subshell whose parent that is.
+    LOOP = ("printf '%s\\n' $$; "
+            "while read -r _nv_n _nv_t _nv_m && LC_ALL=C read -r -N \"$_nv_n\" _nv_c; do "
             "( export NVMEH_TAG=$_nv_t; eval \"unset _nv_n _nv_t _nv_m _nv_c; $_nv_c\" ) "
             "</dev/null; printf '%s %d\\n' \"$_nv_m\" $?; printf '%s\\n' \"$_nv_m\" >&2; "
             "done")
@@ -481,7 +493,20 @@ class _Agent:
         self._seq = itertools.count(1)
         self.chan = transport.open_session(timeout=10)
         self.chan.exec_command(self.LOOP)
+        self.pid = self._read_pid()  # the killer of a timed-out command kills its children
         self.usable = True
+
+    def _read_pid(self, timeout: float = 30.0) -> int:
+        got = bytearray()
+        deadline = time.monotonic() + timeout
+        while b"\n" not in got:
+            if time.monotonic() > deadline or self.chan.closed:
+                raise EOFError("the guest's shell did not start")
+            if self.chan.recv_ready():
+                got += self.chan.recv(64)
+            else:
+                time.sleep(0.01)
+        return int(got.decode().split()[0])
 
     def run(self, command: str, tag: str, deadline: float, kill: Callable[[], None],
             stop: Callable[[], bool] = lambda: False, shown: str = "") -> tuple[int, str, str]:
