@@ -132,9 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the merged report dir (merge)")
     p.add_argument("--title", default=None)
 
-    p = sub.add_parser("bench", help="measure boot-to-ready and SSH round trip")
+    p = sub.add_parser("bench", help="measure boot-to-ready, SSH round trip, IOPS, resets and "
+                       "whole reset-under-load iterations")
     _add_vm_options(p)
-    p.add_argument("--runs", type=int, default=3, help="cold boots to measure (median)")
+    p.add_argument("--runs", type=int, default=3,
+                   help="runs of each measurement: boots, IOPS, iterations (median)")
     p.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
@@ -272,7 +274,9 @@ def cmd_shell(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.runs < 1:
         raise HarnessError("--runs must be at least 1")
-    result = bench_mod.run(_lab(args), _topology(args), runs=args.runs)
+    with tempfile.TemporaryDirectory(prefix="nvmeh-bench-") as tmp:
+        result = bench_mod.run(_lab(args), _topology(args), runs=args.runs,
+                               artifacts=args.artifacts or Path(tmp))
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:

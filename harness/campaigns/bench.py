@@ -17,6 +17,8 @@ from harness.guest.ssh import Background, Guest
 from harness.machine import hostcpu, snapshot
 from harness.machine.lab import Lab
 from harness.machine.topology import Topology
+from harness.recovery import scenarios
+from harness.recovery.runner import run_iteration
 
 SSH_SAMPLES = 50
 RESETS = 50
@@ -123,7 +125,21 @@ def _time_to_ready(lab: Lab, topology: Topology, snapshots: bool,
         return took
 
 
-def run(lab: Lab, topology: Topology, runs: int = 3) -> BenchResult:
+def _iterations(lab: Lab, runs: int, artifacts: Path) -> list[Figure]:
+    """Whole seeded iterations of reset-under-load on the stock driver, as repro runs them:
+    their wall time, and the verified resets an hour that makes."""
+    scn = scenarios.get("reset-under-load")
+    took, resets = [], 0
+    for seed in range(1, runs + 1):
+        result = run_iteration(lab, scn, seed, artifacts / f"iteration-seed{seed}")
+        took.append(result.duration)
+        resets += len(result.recovery_s) if result.passed else 0
+    return [_figure("reset_under_load_iteration_s", "s", took),
+            _figure("iteration_resets_per_hour", "resets/h", [3600 * resets / sum(took)])]
+
+
+def run(lab: Lab, topology: Topology, runs: int = 3,
+        artifacts: Path | None = None) -> BenchResult:
     image = lab.image  # built before any timing starts
     phases: dict[str, list[float]] = {}
     cpu_before = hostcpu.host_cpu_times()
@@ -168,6 +184,8 @@ def run(lab: Lab, topology: Topology, runs: int = 3) -> BenchResult:
                 f"repro reset-under-load`)")
         assert vm.proc is not None
         figures.append(_figure("vm_rss_mib", "MiB", [rss_mib(vm.proc.pid)]))
+    if artifacts is not None:  # where the iterations keep their logs
+        figures += _iterations(lab, runs, artifacts)
     # Where a start's time goes: seconds from QEMU's start to the end of each phase.
     figures += [_figure(f"phase.{name}_s", "s", samples) for name, samples in phases.items()]
     return BenchResult(str(lab.accel), f"{image.kernel.spec} ({image.kernel.release})",
