@@ -140,6 +140,36 @@ class SysfsReset(Fault):
                                                         else "")
 
 
+class ModuleParameters(Fault):
+    """Writable parameters of a loaded module changed (``/sys/module/M/parameters``), put back
+    as they were when lifted. The NVMe driver samples ``write_queues`` and ``poll_queues`` at
+    each reset: the next one rebuilds the tag set with that many hardware queues."""
+
+    side = "guest"
+
+    def __init__(self, guest: Guest, module: str, timeout: float, **values: int) -> None:
+        self.guest, self.module, self.timeout, self.values = guest, module, timeout, values
+        self.found: dict[str, str] = {}
+
+    def _path(self, name: str) -> str:
+        return f"/sys/module/{self.module}/parameters/{name}"
+
+    def apply(self) -> None:
+        names = sorted(self.values)
+        out = self.guest.run("cat " + " ".join(map(self._path, names)), timeout=self.timeout,
+                             check=True).stdout.split()
+        self.found = dict(zip(names, out, strict=True))
+        self.applied_at, _ = stamped(self.guest, " && ".join(
+            f"echo {self.values[n]} > {self._path(n)}" for n in names), self.timeout)
+
+    def lift(self) -> None:
+        stamped(self.guest, " && ".join(f"echo {v} > {self._path(n)}"
+                                        for n, v in sorted(self.found.items())), self.timeout)
+
+    def describe(self) -> str:
+        return f"{self.module} " + " ".join(f"{n}={v}" for n, v in sorted(self.values.items()))
+
+
 class CommandBitsOff(Fault):
     """Bits of the function's PCI command register cleared (as blktests block/011 does):
     without Bus Master Enable the device can neither fetch commands nor post completions,

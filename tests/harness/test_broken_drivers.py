@@ -255,3 +255,14 @@ def test_a_driver_that_idles_after_a_reset_is_not_excused_as_a_slow_host(
     assert re.search(r"FAIL: throughput did not come back after recovering: load0: \d+ IOPS "
                      r"before the fault .*, at best \d+ IOPS \(\d%\)", proc.stdout), proc.stdout
     assert "how busy the guest was" in proc.stderr
+
+
+def test_a_driver_that_keeps_its_old_queue_map_after_the_count_changed_is_caught(
+        stock_sources_6_12: Path, tmp_path: Path) -> None:
+    # The reset set up fewer queues (or as many, of other types), but the tag set was resized
+    # only when the count grew: blk-mq sends requests to deleted queues, which fail them
+    proc, _ = repro(patched(stock_sources_6_12, tmp_path / "host", "queue-count-not-updated.patch"),
+                    600, scenario="queue-count-under-load", kernel="debian:6.12")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"seed {SEED}: FAIL: I/O error where recovery should be transparent" in proc.stdout, \
+        proc.stdout

@@ -73,3 +73,14 @@ def test_reproduce_command_rebuilds_the_same_driver_on_the_same_kernel():
     args.qemu = "qemu-system-x86_64"
     cmd = reproduce_command(args, Scenario("reset-storm", "", lambda ctx: None), 7)
     assert cmd.endswith("--seed 7 --iterations 1 --kernel debian:6.1 --nvme-src /src/host")
+
+
+def test_the_queue_counts_a_reset_set_up_are_read_from_the_drivers_line():
+    from harness.recovery.scenarios.queues import queues_set_up
+    log = ["[    1.512000] nvme nvme0: 2/2/2 default/read/poll queues",
+           "[    1.600000] nvme nvme1: 1/0/0 default/read/poll queues",
+           "[   20.100000] nvme nvme0: resetting controller",
+           "[   20.180000] nvme nvme0: 2/0/1 default/read/poll queues"]
+    assert queues_set_up(log, "nvme0") == (2, 0, 1)
+    assert queues_set_up(log, "nvme1") == (1, 0, 0)
+    assert queues_set_up(log[2:3], "nvme0") is None

@@ -9,6 +9,7 @@ from harness.recovery.scenarios import (  # noqa: F401
     namespaces,
     pci,
     power,
+    queues,
     resets,
     silent,
 )

@@ -1,0 +1,72 @@
+"""The number of hardware queues changed under I/O: the driver samples its ``write_queues``
+and ``poll_queues`` parameters at each reset, and the reset then rebuilds the tag set with
+another number of queues (``blk_mq_update_nr_hw_queues``), remapping every CPU while
+interrupt-driven and polled requests are in flight. Guest-side only (sysfs)."""
+
+from __future__ import annotations
+
+import re
+
+from harness.errors import HarnessError
+from harness.faults.guest import ModuleParameters
+from harness.machine.topology import Topology
+from harness.recovery.context import Context
+from harness.recovery.registry import scenario
+
+# The most of each the driver may use: it sizes its queue array once, at probe, for
+# possible CPUs + write_queues + poll_queues, so the boot values are the ceiling.
+MOST_WRITE, MOST_POLL = 2, 2
+# "nvme nvme0: 2/1/1 default/read/poll queues": what each reset set up (since Linux 5.0)
+QUEUES_LINE = re.compile(r"nvme (nvme\d+): (\d+)/(\d+)/(\d+) default/read/poll queues")
+
+
+def queues_set_up(lines: list[str], ctrl: str) -> tuple[int, int, int] | None:
+    """The last (default, read, poll) queue counts the driver reported for ``ctrl``."""
+    found = None
+    for line in lines:
+        if (m := QUEUES_LINE.search(line)) is not None and m.group(1) == ctrl:
+            found = (int(m.group(2)), int(m.group(3)), int(m.group(4)))
+    return found
+
+
+@scenario("queue-count-under-load",
+          "the driver's write_queues and poll_queues changed (seeded, 3-5 rounds, at least "
+          "one poll queue kept) and the controller reset while a polled and an "
+          "interrupt-driven load run: each reset rebuilds the tag set with another number "
+          "of hardware queues, and must report the new counts, be live again, lose nothing "
+          "and stall nothing",
+          Topology.build(cpus=2, namespaces=["512M", "512M"],
+                         kernel_args=f"nvme.write_queues={MOST_WRITE} "
+                                     f"nvme.poll_queues={MOST_POLL}"))
+def queue_count_under_load(ctx: Context) -> None:
+    ctrl = ctx.controller("nvme0")
+    now = queues_set_up(ctx.log.since(0.0), ctrl.name)
+    if now is None or now[2] == 0:
+        raise HarnessError(f"{ctrl.name} reported no poll queue at boot ({now}): "
+                           "nvme.poll_queues did not take effect")
+    counts = [(w, p) for w in range(MOST_WRITE + 1) for p in range(1, MOST_POLL + 1)]
+    rounds: list[tuple[int, int]] = []
+    last = (MOST_WRITE, MOST_POLL)
+    for _ in range(ctx.rng.randint(3, 5)):
+        last = ctx.rng.choice([c for c in counts if c != last])
+        rounds.append(last)
+    gaps = [ctx.rng.uniform(1.0, 2.0) for _ in rounds]
+    runtime = sum(gaps) + 3 * len(rounds) + 6
+    loads = [ctx.start_load(runtime, device="/dev/nvme0n1", polled=True, warm_up=False),
+             ctx.start_load(runtime, device="/dev/nvme0n2", warm_up=False)]
+    ctx.warm_up(loads)
+    for (write, poll), gap in zip(rounds, gaps, strict=True):
+        ctx.sleep(gap)
+        mark = ctx.log.mark()
+        with ctx.inject(ModuleParameters(ctx.guest, "nvme", ctx.live_bound,
+                                         write_queues=write, poll_queues=poll)):
+            ctx.reset(ctrl)
+        got = queues_set_up(ctx.log.since(mark), ctrl.name)
+        ctx.event("note", f"{ctrl.name}: {got} default/read/poll queues after "
+                  f"write_queues={write} poll_queues={poll}")
+        # The driver's own account: without it, the reset may not have changed anything
+        if got is None or got[2] != poll or (got[1] > 0) != (write > 0):
+            raise HarnessError(f"after write_queues={write} poll_queues={poll} and a reset, "
+                               f"{ctrl.name} reported {got} default/read/poll queues: the "
+                               "queue count did not change as asked, nothing was tested")
+    ctx.finish_loads(loads)
