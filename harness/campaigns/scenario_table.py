@@ -33,11 +33,21 @@ def _cell(text: str) -> str:
 
 
 def markdown() -> str:
-    """One row per registered scenario: its name, what it checks, where it runs."""
-    rows = ["| scenario | what it checks | runs in |", "| --- | --- | --- |"]
+    """One row per scenario procedure: its name, what it checks, where it runs; the variants
+    of a procedure (the same steps on another topology) share their base's row."""
+    groups: dict[object, list[Scenario]] = {}
     for name in scenarios.names():
         scn = scenarios.get(name)
-        rows.append(f"| `{name}` | {_cell(scn.summary)} | {where(scn)} |")
+        groups.setdefault(scn.procedure, []).append(scn)
+    rows = ["| scenario | what it checks | runs in |", "| --- | --- | --- |"]
+    for group in sorted(groups.values(), key=lambda g: min(s.name for s in g)):
+        base, *variants = sorted(group, key=lambda s: (len(s.name), s.name))
+        names = ", ".join(f"`{s.name}`" for s in [base, *variants])
+        summary = " ".join([base.summary, *(f"`{v.name}`: {v.summary}." for v in variants)])
+        places = "; ".join(dict.fromkeys(where(s) for s in [base, *variants]))
+        if variants and where(variants[0]) != where(base):
+            places = f"{where(base)} (variants: {where(variants[0])})"
+        rows.append(f"| {names} | {_cell(summary)} | {places} |")
     return "\n".join(rows) + "\n"
 
 

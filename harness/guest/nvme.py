@@ -68,6 +68,13 @@ class Controller:
                 return f"{self.name}q{int(path.split('/')[-2]) + 1}"
         return None
 
+    def in_flight(self, disk: str, queue: str) -> int:
+        """Requests ``disk`` has in flight on ``queue`` (e.g. ``nvme0q2``), as blk-mq's
+        debugfs lists them (hardware context N is queue N+1); -1 where debugfs is not there."""
+        hctx = int(queue.rsplit("q", 1)[1]) - 1
+        res = self.guest.run(f"cat /sys/kernel/debug/block/{disk}/hctx{hctx}/busy", timeout=30)
+        return len(res.stdout.splitlines()) if res.ok else -1
+
     def interrupts(self, queue: str) -> int:
         """Interrupts of ``queue`` (e.g. ``nvme0q2``) so far, over every CPU: the
         completions it delivered."""

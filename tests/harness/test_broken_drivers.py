@@ -266,3 +266,15 @@ def test_a_driver_that_keeps_its_old_queue_map_after_the_count_changed_is_caught
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"seed {SEED}: FAIL: I/O error where recovery should be transparent" in proc.stdout, \
         proc.stdout
+
+
+def test_a_driver_that_drops_completions_while_a_cpus_queue_drains_is_caught(
+        stock_sources_6_12: Path, tmp_path: Path) -> None:
+    # CPU 1 goes offline with requests in flight on its queue (the backend throttled
+    # meanwhile); their completions arrive while blk-mq drains the queue, and this driver
+    # drops them: the drain, and the write to cpu1/online, never end
+    proc, _ = repro(patched(stock_sources_6_12, tmp_path / "host",
+                            "drop-completions-cpu-offline.patch"),
+                    600, scenario="cpu-offline-under-load", kernel="debian:6.12")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"seed {SEED}: FAIL: hang" in proc.stdout, proc.stdout

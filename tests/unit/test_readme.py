@@ -16,9 +16,18 @@ def test_the_scenario_table_matches_the_registry() -> None:
         f"`{scenario_table.UPDATE_COMMAND}`")
 
 
-def test_the_table_has_a_row_per_scenario() -> None:
+def test_the_table_names_every_scenario_once() -> None:
     rows = scenario_table.markdown().splitlines()[2:]
-    assert [row.split("`")[1] for row in rows] == scenarios.names()
+    named = [name for row in rows for name in row.split(" | ")[0].split("`")[1::2]]
+    assert sorted(named) == scenarios.names()
+
+
+def test_variants_of_a_procedure_share_their_base_row() -> None:
+    row = next(r for r in scenario_table.markdown().splitlines()
+               if r.startswith("| `reset-under-load`"))
+    assert row.startswith("| `reset-under-load`, `reset-under-load-2ns`, ")
+    assert "`reset-under-load-2cpu`: " in row and row.endswith(
+        "| CI (variants: full suite only) |")
 
 
 def test_update_rewrites_only_the_block() -> None:
