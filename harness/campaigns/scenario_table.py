@@ -44,9 +44,8 @@ def markdown() -> str:
         base, *variants = sorted(group, key=lambda s: (len(s.name), s.name))
         names = ", ".join(f"`{s.name}`" for s in [base, *variants])
         summary = " ".join([base.summary, *(f"`{v.name}`: {v.summary}." for v in variants)])
-        places = "; ".join(dict.fromkeys(where(s) for s in [base, *variants]))
-        if variants and where(variants[0]) != where(base):
-            places = f"{where(base)} (variants: {where(variants[0])})"
+        others = dict.fromkeys(where(v) for v in variants if where(v) != where(base))
+        places = where(base) + (f" (variants: {'; '.join(others)})" if others else "")
         rows.append(f"| {names} | {_cell(summary)} | {places} |")
     return "\n".join(rows) + "\n"
 

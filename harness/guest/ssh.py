@@ -497,16 +497,13 @@ class _Agent:
         self.usable = True
 
     def _read_pid(self, timeout: float = 30.0) -> int:
-        got = bytearray()
+        out, err = bytearray(), bytearray()
         deadline = time.monotonic() + timeout
-        while b"\n" not in got:
+        while b"\n" not in out:
             if time.monotonic() > deadline or self.chan.closed:
                 raise EOFError("the guest's shell did not start")
-            if self.chan.recv_ready():
-                got += self.chan.recv(64)
-            else:
-                time.sleep(0.01)
-        return int(got.decode().split()[0])
+            _read_ready(self.chan, out, err, 0.5)
+        return int(out.decode().split()[0])
 
     def run(self, command: str, tag: str, deadline: float, kill: Callable[[], None],
             stop: Callable[[], bool] = lambda: False, shown: str = "") -> tuple[int, str, str]:

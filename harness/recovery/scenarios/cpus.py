@@ -34,11 +34,12 @@ def _cpu_offline_under_load(ctx: Context) -> None:
     ctx.detect_hangs(HUNG_TASK_S)  # CPU hotplug waits for the queues: a stuck one hangs it
     ctrl = ctx.controller("nvme0")
     cpus = list(range(1, ctx.vm.topology.cpus))  # CPU 0 cannot go offline on x86
-    queues = {cpu: ctrl.queue_of_cpu("nvme0n1", cpu) for cpu in cpus}
-    alone = [cpu for cpu, queue in queues.items() if queue is None]
-    if alone:
-        raise HarnessError(f"no I/O queue of nvme0n1 serves CPU {alone[0]} alone: the "
-                           "scenario would not take a queue's only CPU away")
+    queues: dict[int, str] = {}
+    for cpu in cpus:
+        if (owned := ctrl.queue_of_cpu("nvme0n1", cpu)) is None:
+            raise HarnessError(f"no I/O queue of nvme0n1 serves CPU {cpu} alone: the "
+                               "scenario would not take a queue's only CPU away")
+        queues[cpu] = owned
     rounds = [(ctx.rng.uniform(1.0, 2.5), ctx.rng.uniform(1.0, 3.0), ctx.rng.random() < 0.5)
               for _ in range(ctx.rng.randint(2, 4))]
     # which CPU goes in each round (drawn after the rounds: with one CPU to take, no draw)
@@ -46,7 +47,6 @@ def _cpu_offline_under_load(ctx: Context) -> None:
     loads = ctx.start_loads(runtime=sum(gap + away + 3 for gap, away, _ in rounds) + 6)
     for i, ((gap, away, during_reset), cpu) in enumerate(zip(rounds, chosen, strict=True)):
         queue = queues[cpu]
-        assert queue is not None
         # The load onto the CPU about to go, so that its queue has requests in flight then
         # (the scheduler left it elsewhere on 5.10); the kernel moves it off that CPU again.
         ctx.guest.run(f"for p in $(pgrep -x fio); do taskset -a -p -c {cpu} $p >/dev/null; "
