@@ -35,6 +35,7 @@ from harness.errors import (
 )
 from harness.guest.nvme import ns_device_script
 from harness.guest.ssh import Guest, SSHTarget
+from harness.machine import bootcrash
 from harness.machine import snapshot as snapshot_mod
 from harness.machine.accel import Accel
 from harness.machine.console import Console
@@ -121,6 +122,7 @@ class VM:
         self.boot_seconds = 0.0
         self._oopses_taken = 0
         self._earlier_oopses: list[Oops] = []  # from lives before a power_cycle()
+        self.boot_notes: list[str] = []  # a boot started again, and why (bootcrash)
         self.tainted = False  # set by tests that leave the VM in a state not worth reusing
         self._stopped = threading.Event()
         _LIVE.add(self)
@@ -169,14 +171,25 @@ class VM:
         require_qemu(self.qemu)
         self._create_backing_files()
         t0 = self._t0 = time.monotonic()
-        for attempt in range(_PORT_RETRIES):
-            self.ssh_port = free_port()
-            spec = self._launch_spec(self.ssh_port)
-            self._write_secrets(spec)
-            if self._launch(spec, last_attempt=attempt == _PORT_RETRIES - 1):
+        restarted = False
+        while True:
+            for attempt in range(_PORT_RETRIES):
+                self.ssh_port = free_port()
+                spec = self._launch_spec(self.ssh_port)
+                self._write_secrets(spec)
+                if self._launch(spec, last_attempt=attempt == _PORT_RETRIES - 1):
+                    break
+            deadline = time.monotonic() + self.boot_timeout
+            try:
+                self._post_launch(deadline)
                 break
-        deadline = t0 + self.boot_timeout
-        self._post_launch(deadline)
+            except GuestPanic:
+                why = self._restartable_crash()
+                if why is None or restarted:
+                    raise
+                restarted = True
+                self.boot_notes.append(f"{why}; booted again (console.log keeps both boots)")
+                self._end_life()
         self._make_ready(deadline)
         self.boot_seconds = time.monotonic() - t0
         self._phase("ready")
@@ -444,13 +457,24 @@ class VM:
         earlier life are kept.
         """
         self._earlier_oopses += self.oopses
+        self._end_life()
+        self.boot_phases = []
+        self.start()
+
+    def _end_life(self) -> None:
+        """Kill QEMU and close what talked to it; the scratch dir and the logs stay."""
         self._close_guest()
         self._close_relay()
         self.kill()
         self._reap()
         self._close_qmp()
-        self.boot_phases = []
-        self.start()
+
+    def _restartable_crash(self) -> str | None:
+        """Why the boot that just crashed may be started again (see bootcrash), or None.
+        A restored guest does not boot: its crash is reported as it is."""
+        if self.boot_mode == "restore" or self.console is None:
+            return None
+        return bootcrash.restartable(self.console.oopses, self.accel.name)
 
     # --- logs --------------------------------------------------------------------------------
 

@@ -72,6 +72,8 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path,
     with lab.vm(scn.topology, artifacts, name=scn.name) as vm:
         ctx = Context(vm, seed, artifacts, scn.live_bound, scn.throughput, on_event=on_event)
         ctx.event("started", f"{scn.name} seed {seed}")
+        for note in vm.boot_notes:
+            ctx.event("note", note)
         ctx.start_monitors()
         if not ctx.requeue_trace.start():
             ctx.event("note", "no requeue trace (the guest kernel has no tracefs): an "

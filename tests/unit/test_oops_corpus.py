@@ -9,6 +9,7 @@ blank line, then the log exactly as the kernel printed it (console or dmesg, CRL
     START: WARNING: CPU: 1 PID: 53 at ...    its first line, console prefix removed
     END: ---[ end trace 0000000000000000 ]---    its last line
     LINES: 32                                how many lines it has
+    COUNT: 2                                 how many times its title occurs (1 unless told)
     HAS: Freed by task 53:                   a line it has (as many as needed)
     LACKS: Showing all locks                 text none of its lines contains (as many)
 
@@ -37,6 +38,7 @@ class Expected:
     start: str | None = None
     end: str | None = None
     lines: int | None = None
+    count: int = 1
     has: list[str] = field(default_factory=list)
     lacks: list[str] = field(default_factory=list)
 
@@ -60,6 +62,8 @@ def read(path: Path) -> tuple[list[Expected], str]:
             getattr(want, key.lower()).append(value)
         elif key == "LINES":
             want.lines = int(value)
+        elif key == "COUNT":
+            want.count = int(value)
         elif key in ("KIND", "START", "END"):
             setattr(want, key.lower(), value)
         else:
@@ -88,7 +92,7 @@ def test_scan_gives_the_expected_reports(path: Path) -> None:
         assert oops.header == oops.lines[0]
         assert strip_prefix(oops.header) == oops.header.lstrip(), "console prefix left in place"
         assert oops.fatal == (oops.kind == "panic")
-        assert oops.count == 1
+        assert oops.count == want.count
         if want.kind is not None:
             assert oops.kind == want.kind
         if want.start is not None:
