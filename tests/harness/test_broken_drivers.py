@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -58,13 +59,33 @@ def repro(src: Path, timeout: float, *extra: str, scenario: str = "reset-under-l
     return proc, time.monotonic() - t0
 
 
-def test_the_stock_driver_built_from_source_passes(stock_sources: Path) -> None:
-    # --until-fail with a budget smaller than one iteration: exactly one runs, then exit 0
-    proc, _ = repro(stock_sources, 600, "--until-fail", "--budget", "1")
-    xfail_on_a_known_bug(proc)  # stock 6.1 and its doorbell-config bug, now and then
+def test_the_stock_driver_built_from_source_passes(stock_sources_6_12: Path,
+                                                   tmp_path: Path) -> None:
+    # --until-fail with a budget smaller than one iteration: exactly one runs, then exit 0,
+    # with the report and the artifacts of a real run
+    report, art = tmp_path / "report", tmp_path / "art"
+    proc, _ = repro(stock_sources_6_12, 600, "--until-fail", "--budget", "1",
+                    "--artifacts", str(art), "--report-dir", str(report), kernel="debian:6.12")
+    xfail_on_a_known_bug(proc)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"iteration 1 seed {SEED}: PASS" in proc.stdout, proc.stdout
     assert "budget spent: 1 iteration(s) passed" in proc.stdout
+    iteration = art / f"iter0000-seed{SEED}"
+    assert (iteration / "timeline.json").exists()
+    assert (f"repro reset-under-load --seed {SEED} --iterations 1 "
+            f"--nvme-src {stock_sources_6_12}") in (iteration / "reproduce.sh").read_text()
+    # the properties come from the lab, the plot from the timeline
+    case = ET.parse(report / "junit.xml").getroot().find("testcase")
+    assert case is not None and case.get("name") == f"reset-under-load[seed {SEED}]"
+    props = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert re.fullmatch(r"6\.12\.\d+(-\d+|\+deb\d+)-amd64", props["kernel_release"]), props
+    assert re.fullmatch(r"\d+\.\d+(\.\d+)?", props["qemu_version"]), props
+    assert props["seed"] == SEED and props["accel"], props
+    assert props["nvme_driver"].startswith(f"{stock_sources_6_12} ("), props
+    summary = json.loads((report / "summary.json").read_text())["tests"]
+    assert [t["status"] for t in summary] == ["PASS"]
+    page = (report / "index.html").read_text()
+    assert f"reset-under-load[seed {SEED}]" in page and "data:image/png;base64," in page
 
 
 def test_a_driver_that_acknowledges_writes_it_never_sent_is_caught(
