@@ -11,6 +11,9 @@ run cut short still leaves a report:
   write latency of each load over time with the faults and the recovery windows marked;
 - ``reproduce.sh`` in each test's artifacts directory: the command that re-runs it.
 
+Artifacts inside the report dir are linked relative to it, so that the directory can be moved
+or downloaded whole, its links working; others by their absolute path.
+
 Statuses keep apart what the kernel did (FAIL) from what the harness could not do (ERROR):
 only FAIL means the driver is at fault; KNOWN is a failure recorded as a kernel bug.
 """
@@ -25,6 +28,7 @@ import io
 import json
 import os
 import shlex
+import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +41,19 @@ from harness.reading.verdict import Status as Status  # the statuses a report gi
 ORIGIN = "nvmeh"  # the KCIDB origin of the records
 RUNS = "runs.json"  # every record in full, for merging report dirs
 PLOTTED_PASSES = 20  # a long campaign plots its first passes and every run that did not pass
+
+
+def link(path: Path, base: Path) -> str:
+    """How the report in ``base`` (absolute) names ``path``: relative to ``base`` when inside
+    it, else absolute."""
+    path = Path(os.path.normpath(path.absolute()))  # no "..": a link never leaves ``base``
+    return path.relative_to(base).as_posix() if path.is_relative_to(base) else str(path)
+
+
+def _url(path: Path, base: Path) -> str:
+    """:func:`link` as a URL: a relative reference, or a file: URI when outside ``base``."""
+    named = link(path, base)
+    return Path(named).as_uri() if os.path.isabs(named) else urllib.parse.quote(named)
 
 
 @dataclass(frozen=True)
@@ -56,17 +73,22 @@ class RunRecord:
     plot: str = ""  # base64 PNG of its timeline, made when it joined a report
     files: tuple[str, ...] = ()  # its artifacts (relative paths), listed when it joined
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, base: Path | None = None) -> dict[str, Any]:
+        """As JSON; with ``base``, artifacts inside it relative to it (:func:`link`)."""
         out = dataclasses.asdict(self)
         out["status"] = self.status.name
-        out["artifacts"] = str(self.artifacts) if self.artifacts else None
+        out["artifacts"] = (None if self.artifacts is None else
+                            link(self.artifacts, base) if base else str(self.artifacts))
         out["files"] = list(self.files)
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
-        return cls(**{**data, "status": Status[data["status"]],
-                      "artifacts": Path(data["artifacts"]) if data["artifacts"] else None,
+    def from_dict(cls, data: dict[str, Any], base: Path | None = None) -> RunRecord:
+        """Of :meth:`as_dict`'s JSON; relative artifacts are below ``base`` if given."""
+        artifacts = Path(data["artifacts"]) if data["artifacts"] else None
+        if artifacts is not None and base is not None:
+            artifacts = base / artifacts  # an absolute artifacts stays as it is
+        return cls(**{**data, "status": Status[data["status"]], "artifacts": artifacts,
                       "files": tuple(data.get("files", ()))})
 
     @property
@@ -87,8 +109,11 @@ class ReportDir:
         self.path, self.title = path, title
         self.runs: list[RunRecord] = []
         path.mkdir(parents=True, exist_ok=True)
+        self.absolute = path.resolve()  # what links are relative to
 
     def add(self, run: RunRecord) -> None:
+        if run.artifacts is not None:  # absolute, to be compared with the report dir's path
+            run = dataclasses.replace(run, artifacts=run.artifacts.resolve())
         if run.artifacts is not None and run.reproduce:
             run.artifacts.mkdir(parents=True, exist_ok=True)
             script = run.artifacts / "reproduce.sh"
@@ -113,12 +138,12 @@ class ReportDir:
         self.write()
 
     def write(self) -> None:
-        write_junit(self.runs, self.path / "junit.xml", self.title)
+        write_junit(self.runs, self.path / "junit.xml", self.title, self.absolute)
         (self.path / "summary.json").write_text(
-            json.dumps(kcidb_tests(self.runs), indent=1) + "\n")
-        (self.path / "index.html").write_text(render_html(self.runs, self.title, self.path))
+            json.dumps(kcidb_tests(self.runs, self.absolute), indent=1) + "\n")
+        (self.path / "index.html").write_text(render_html(self.runs, self.title, self.absolute))
         (self.path / RUNS).write_text(json.dumps(
-            {"title": self.title, "runs": [r.as_dict() for r in self.runs]}) + "\n")
+            {"title": self.title, "runs": [r.as_dict(self.absolute) for r in self.runs]}) + "\n")
 
 
 def durations(sources: Sequence[Path]) -> dict[str, float]:
@@ -190,9 +215,9 @@ def merge(dest: Path, sources: Sequence[Path], title: str | None = None) -> Repo
     """One report of several report dirs (the shards of a run): their tests in order."""
     loaded = [_load(src) for src in sources]
     report = ReportDir(dest, title or " + ".join(dict.fromkeys(d["title"] for d in loaded)))
-    for data in loaded:
+    for src, data in zip(sources, loaded, strict=True):
         for run in data["runs"]:
-            report.runs.append(RunRecord.from_dict(run))
+            report.runs.append(RunRecord.from_dict(run, src.resolve()))
     report.write()
     return report
 
@@ -207,7 +232,7 @@ def exit_status(statuses: Iterable[Status]) -> int:
     return 125 if Status.ERROR in seen else 0
 
 
-def write_junit(runs: Sequence[RunRecord], path: Path, title: str) -> None:
+def write_junit(runs: Sequence[RunRecord], path: Path, title: str, base: Path) -> None:
     suite = ET.Element("testsuite", name=title, tests=str(len(runs)),
                        failures=str(sum(r.status in (Status.FAIL, Status.KNOWN) for r in runs)),
                        errors=str(sum(r.status is Status.ERROR for r in runs)),
@@ -220,7 +245,7 @@ def write_junit(runs: Sequence[RunRecord], path: Path, title: str) -> None:
         for key, value in run.properties.items():
             ET.SubElement(props, "property", name=key, value=value)
         if run.artifacts is not None:
-            ET.SubElement(props, "property", name="artifacts", value=str(run.artifacts))
+            ET.SubElement(props, "property", name="artifacts", value=link(run.artifacts, base))
         if run.reproduce:
             ET.SubElement(props, "property", name="reproduce", value=run.reproduce)
         if run.status in (Status.FAIL, Status.KNOWN):
@@ -238,8 +263,10 @@ _KCIDB_STATUS = {Status.PASS: "PASS", Status.FAIL: "FAIL", Status.KNOWN: "FAIL",
                  Status.SKIP: "SKIP", Status.ERROR: "ERROR"}
 
 
-def kcidb_tests(runs: Sequence[RunRecord]) -> dict[str, Any]:
-    """The runs as KCIDB (v4) test records; ``misc`` keeps what KCIDB has no field for."""
+def kcidb_tests(runs: Sequence[RunRecord], base: Path) -> dict[str, Any]:
+    """The runs as KCIDB (v4) test records; ``misc`` keeps what KCIDB has no field for. An
+    output file inside ``base`` has a URL relative to it (KCIDB's submitter would rewrite it
+    to where the report was uploaded anyway)."""
     tests = []
     for i, run in enumerate(runs):
         record: dict[str, Any] = {
@@ -259,8 +286,7 @@ def kcidb_tests(runs: Sequence[RunRecord]) -> dict[str, Any]:
             record["start_time"] = datetime.datetime.fromtimestamp(
                 run.started, datetime.UTC).isoformat(timespec="seconds")
         if run.artifacts is not None:
-            base = run.artifacts.resolve()
-            record["output_files"] = [{"name": f, "url": (base / f).as_uri()}
+            record["output_files"] = [{"name": f, "url": _url(run.artifacts / f, base)}
                                       for f in run.files]
         tests.append(record)
     return {"version": {"major": 4, "minor": 0}, "tests": tests}
@@ -359,9 +385,8 @@ def render_html(runs: Sequence[RunRecord], title: str, base: Path) -> str:
         if r.reproduce:
             parts.append(f"<p>reproduce: <code>{html.escape(r.reproduce)}</code></p>")
         if r.artifacts is not None:
-            rel = os.path.relpath(r.artifacts, base)
-            parts.append(f"<p>artifacts: <a href='{html.escape(rel)}/'>{html.escape(rel)}</a>"
-                         "</p>")
+            parts.append(f"<p>artifacts: <a href='{html.escape(_url(r.artifacts, base))}/'>"
+                         f"{html.escape(link(r.artifacts, base))}</a></p>")
         if r.plot:
             parts.append(f"<img class='plot' alt='IOPS and latency of {html.escape(r.name)}' "
                          f"src='data:image/png;base64,{r.plot}'>")

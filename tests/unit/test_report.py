@@ -152,6 +152,32 @@ def test_artifacts_are_listed_once_when_a_run_joins(report: ReportDir) -> None:
     assert "later.txt" not in {f["name"] for f in tests[0]["output_files"]}
 
 
+def test_artifacts_inside_the_report_dir_are_linked_relative_to_it(tmp_path: Path) -> None:
+    rep = ReportDir(tmp_path / "report", "repro reset-storm")
+    inside = _artifacts(tmp_path / "report", "seed1", None)  # report/art/seed1
+    outside = _artifacts(tmp_path, "seed2", None)
+    rep.add(RunRecord("reset-storm[seed 1]", Status.FAIL, 1.0, artifacts=inside,
+                      reproduce="python -m harness repro reset-storm --seed 1"))
+    rep.add(RunRecord("reset-storm[seed 2]", Status.PASS, 1.0, artifacts=outside))
+    # a CI job uploads the report dir, someone downloads it elsewhere: its links still work
+    moved = Path(shutil.move(rep.path, tmp_path / "downloaded"))
+    case = ET.parse(moved / "junit.xml").getroot().findall("testcase")
+    props = [{p.get("name"): p.get("value") for p in c.iter("property")} for c in case]
+    assert [p["artifacts"] for p in props] == ["art/seed1", str(outside.resolve())]
+    assert (moved / props[0]["artifacts"] / "reproduce.sh").is_file()
+    urls = [{f["name"]: f["url"] for f in t["output_files"]}
+            for t in json.loads((moved / "summary.json").read_text())["tests"]]
+    assert urls[0]["console.log"] == "art/seed1/console.log"
+    assert urls[1]["console.log"] == (outside / "console.log").resolve().as_uri()
+    hrefs = re.findall(r"artifacts: <a href='([^']+)'", (moved / "index.html").read_text())
+    assert hrefs == ["art/seed1/", outside.resolve().as_uri() + "/"]
+    runs = json.loads((moved / report_mod.RUNS).read_text())["runs"]
+    assert [r["artifacts"] for r in runs] == ["art/seed1", str(outside.resolve())]
+    merged = merge(tmp_path / "merged", [moved])  # runs.json's links are the report dir's too
+    assert merged.runs[0].artifacts == moved.resolve() / "art" / "seed1"
+    assert merged.runs[1].artifacts == outside.resolve()
+
+
 def test_merging_shards_keeps_every_test_and_its_plot(report: ReportDir, tmp_path: Path) -> None:
     other = ReportDir(tmp_path / "shard2", "repro reset-under-load")
     other.add(RunRecord("reset-under-load[seed 5]", Status.FAIL, 50.0, PROPS,
