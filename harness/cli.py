@@ -35,7 +35,7 @@ from harness.machine.vm import VM
 from harness.progress import Progress
 from harness.recovery import scenarios
 from harness.recovery.runner import MAX_SEED
-from harness.report import ReportDir
+from harness.report import ReportDir, artifacts_root
 
 
 def _add_vm_options(p: argparse.ArgumentParser) -> None:
@@ -327,7 +327,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         raise HarnessError("--iterations must be between 1 and 1000")
     seed = args.seed if args.seed is not None else random.randint(0, MAX_SEED - 1000)
     seeds = [seed + i for i in range(args.iterations)]
-    root = args.artifacts or Path(tempfile.mkdtemp(prefix="nvmeh-matrix-"))
+    root = artifacts_root(args.artifacts, args.report_dir) or Path(
+        tempfile.mkdtemp(prefix="nvmeh-matrix-"))
     print(f"nvmeh: matrix of {len(scns)} scenario(s) on {', '.join(wanted)}, seeds "
           f"{seeds[0]}..{seeds[-1]}; artifacts in {root}"
           + (f"; report in {args.report_dir}/index.html" if args.report_dir else ""),

@@ -28,7 +28,7 @@ from harness.machine.lab import Lab, VMPool
 from harness.machine.qmp import Qmp
 from harness.machine.topology import Topology
 from harness.machine.vm import VM
-from harness.report import ReportDir, RunRecord, Status
+from harness.report import ReportDir, RunRecord, Status, artifacts_root
 
 _ARTIFACTS = pytest.StashKey[Path]()
 _VM = pytest.StashKey[VM]()
@@ -58,8 +58,9 @@ _REPORT_WRITER = pytest.StashKey[ReportWriter]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     opt.add_to_pytest(parser, *opt.SHARED)
     parser.getgroup(opt.PYTEST_GROUP).addoption(
-        "--artifacts-dir", default="artifacts", type=Path,
-        help="one directory per test with console, dmesg, QMP and command logs")
+        "--artifacts-dir", default=None, type=Path, metavar="DIR",
+        help="one directory per test with console, dmesg, QMP and command logs (default: "
+        "the --report-dir's artifacts/, else artifacts)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -147,11 +148,15 @@ def _safe_name(nodeid: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[:150]
 
 
+def _artifacts_root(config: pytest.Config) -> Path:
+    given = artifacts_root(config.getoption("artifacts_dir"), config.getoption("report_dir"))
+    return (given or Path("artifacts")).resolve()
+
+
 @pytest.fixture
 def artifacts(request: pytest.FixtureRequest) -> Path:
     """This test's artifacts directory (emptied first)."""
-    root = Path(request.config.getoption("artifacts_dir")).resolve()
-    path = root / _safe_name(request.node.nodeid)
+    path = _artifacts_root(request.config) / _safe_name(request.node.nodeid)
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     request.node.stash[_ARTIFACTS] = path
@@ -178,7 +183,7 @@ def vm(request: pytest.FixtureRequest, vm_pool: VMPool, artifacts: Path) -> Iter
     if failure is not None:
         pytest.fail(failure, pytrace=False)
     # one directory per xdist worker: each worker's pool numbers its VMs from 1
-    vms_dir = (Path(request.config.getoption("artifacts_dir")).resolve() / "vms"
+    vms_dir = (_artifacts_root(request.config) / "vms"
                / os.environ.get("PYTEST_XDIST_WORKER", "main"))
     vms_dir.mkdir(parents=True, exist_ok=True)
     try:

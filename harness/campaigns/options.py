@@ -91,7 +91,8 @@ ITERATIONS = Option("--iterations", type=int, default=1, metavar="N",
 REPORT_DIR = Option(
     "--report-dir", type=Path, metavar="DIR",
     help="write a report to DIR: JUnit XML, a KCIDB-shaped summary.json, an HTML page with "
-    "plots, a reproduce.sh per test")
+    "plots, a reproduce.sh per test; the tests' artifacts go to DIR/artifacts unless told "
+    "otherwise")
 # The CLI's alone (the plugin takes a test's topology from its nvme marker), declared here
 # because the repro command line carries it and so needs its default.
 TOPOLOGY = Option(

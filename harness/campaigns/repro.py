@@ -19,7 +19,7 @@ from harness.reading.verdict import IterationResult, Status
 from harness.recovery import known
 from harness.recovery.registry import Scenario, ScenarioSkipped
 from harness.recovery.runner import MAX_SEED, run_iteration
-from harness.report import ReportDir, RunRecord
+from harness.report import ReportDir, RunRecord, artifacts_root
 
 EXIT_DRIVER_FAILED = 1
 MAX_ITERATIONS = 100_000
@@ -79,11 +79,12 @@ def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
                            "accepted here")
     lab = make_lab(args)
     lab.image  # noqa: B018 - kernel, driver and images first: their errors are not an iteration's
-    root = args.artifacts or Path(tempfile.mkdtemp(prefix=f"nvmeh-repro-{scn.name}-"))
+    report_dir = getattr(args, "report_dir", None)
+    root = artifacts_root(args.artifacts, report_dir) or Path(
+        tempfile.mkdtemp(prefix=f"nvmeh-repro-{scn.name}-"))
     deadline = time.monotonic() + (budget or DEFAULT_BUDGET_S) if until_fail else None
     plan = (f"until it fails (at most {iterations} iterations, "
             f"{budget or DEFAULT_BUDGET_S:g}s)" if until_fail else f"{iterations} iteration(s)")
-    report_dir = getattr(args, "report_dir", None)
     print(f"nvmeh: {scn.name}, {plan} from seed {seed}, {lab.accel}; artifacts in {root}"
           + (f"; report in {report_dir}/index.html" if report_dir else ""), flush=True)
     total = "" if until_fail else f"/{iterations}"

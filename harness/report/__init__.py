@@ -11,8 +11,10 @@ run cut short still leaves a report:
   write latency of each load over time with the faults and the recovery windows marked;
 - ``reproduce.sh`` in each test's artifacts directory: the command that re-runs it.
 
-Artifacts inside the report dir are linked relative to it, so that the directory can be moved
-or downloaded whole, its links working; others by their absolute path.
+The tests' artifacts go to the report dir's ``artifacts/`` unless the run was told another
+place (:func:`artifacts_root`). Artifacts inside the report dir are linked relative to it, so
+that the directory can be moved or downloaded whole, its links working; others by their
+absolute path.
 
 Statuses keep apart what the kernel did (FAIL) from what the harness could not do (ERROR):
 only FAIL means the driver is at fault; KNOWN is a failure recorded as a kernel bug.
@@ -41,6 +43,15 @@ from harness.reading.verdict import Status as Status  # the statuses a report gi
 ORIGIN = "nvmeh"  # the KCIDB origin of the records
 RUNS = "runs.json"  # every record in full, for merging report dirs
 PLOTTED_PASSES = 20  # a long campaign plots its first passes and every run that did not pass
+ARTIFACTS = "artifacts"  # the folder of a report dir that holds its runs' artifacts by default
+
+
+def artifacts_root(given: Path | None, report_dir: Path | None) -> Path | None:
+    """Where a run keeps its tests' artifacts: the directory given, else the report dir's
+    ``artifacts/`` (a report kept by CI then keeps what it links to); None if neither."""
+    if given is not None:
+        return given
+    return report_dir / ARTIFACTS if report_dir is not None else None
 
 
 def link(path: Path, base: Path) -> str:
