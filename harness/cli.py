@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sources", nargs="+", type=Path, metavar="DIR",
                    help="report dirs written with --report-dir")
     p.add_argument("--into", type=Path, default=None, metavar="DIR",
-                   help="the merged report dir (merge)")
+                   help="the merged report dir (merge), the shards' artifacts copied into it")
     p.add_argument("--title", default=None)
 
     p = sub.add_parser("bench", help="measure boot-to-ready, SSH round trip, IOPS, resets and "

@@ -30,6 +30,7 @@ import io
 import json
 import os
 import shlex
+import shutil
 import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import BadInput
+from harness.errors import BadInput, HarnessError
 from harness.reading.verdict import Status as Status  # the statuses a report gives
 
 ORIGIN = "nvmeh"  # the KCIDB origin of the records
@@ -98,7 +99,8 @@ class RunRecord:
         """Of :meth:`as_dict`'s JSON; relative artifacts are below ``base`` if given."""
         artifacts = Path(data["artifacts"]) if data["artifacts"] else None
         if artifacts is not None and base is not None:
-            artifacts = base / artifacts  # an absolute artifacts stays as it is
+            # an absolute one stays as it is; no "..": whether it is inside ``base`` is lexical
+            artifacts = Path(os.path.normpath(base / artifacts))
         return cls(**{**data, "status": Status[data["status"]], "artifacts": artifacts,
                       "files": tuple(data.get("files", ()))})
 
@@ -223,14 +225,55 @@ def _record_problem(run: Any) -> str:
 
 
 def merge(dest: Path, sources: Sequence[Path], title: str | None = None) -> ReportDir:
-    """One report of several report dirs (the shards of a run): their tests in order."""
+    """One report of several report dirs (the shards of a run): their tests in order.
+
+    ``dest`` holds what it links to, as a shard does: a test's artifacts inside its shard dir
+    are copied to ``dest/artifacts/<shard dir's name>/`` (unless they are inside ``dest``
+    already: a shard dir in it); artifacts outside their shard stay where they are. Merging
+    again copies over the same places."""
     loaded = [_load(src) for src in sources]
+    into = dest.resolve()
+    runs: list[RunRecord] = []
+    copies: list[tuple[Path, Path]] = []
+    for src, name, data in zip(sources, _shard_names(sources), loaded, strict=True):
+        shard = src.resolve()
+        for record in data["runs"]:
+            run = RunRecord.from_dict(record, shard)
+            if run.artifacts is not None and (
+                    copy := _copy_target(run.artifacts, shard, into, into / ARTIFACTS / name)):
+                if into.is_relative_to(run.artifacts):  # copytree would copy its own copy
+                    raise BadInput(f"cannot merge into {dest}: it is inside {run.artifacts}, "
+                                   f"the artifacts of {run.name} in {src}")
+                copies.append((run.artifacts, copy))
+                run = dataclasses.replace(run, artifacts=copy)
+            runs.append(run)
     report = ReportDir(dest, title or " + ".join(dict.fromkeys(d["title"] for d in loaded)))
-    for src, data in zip(sources, loaded, strict=True):
-        for run in data["runs"]:
-            report.runs.append(RunRecord.from_dict(run, src.resolve()))
+    for path, copy in copies:
+        try:
+            shutil.copytree(path, copy, dirs_exist_ok=True)
+        except OSError as exc:
+            raise HarnessError(f"cannot copy {path} to {copy}: {exc.strerror or exc}") from None
+    report.runs += runs
     report.write()
     return report
+
+
+def _copy_target(artifacts: Path, shard: Path, into: Path, folder: Path) -> Path | None:
+    """Where in ``folder`` a merge into ``into`` copies the ``artifacts`` of a run of the
+    report dir ``shard``; None if they are not the shard's, are in ``into`` already, or are
+    gone."""
+    if (not artifacts.is_relative_to(shard) or artifacts.is_relative_to(into)
+            or not artifacts.is_dir()):
+        return None
+    own = shard / ARTIFACTS  # its default place: copied without that extra level
+    return folder / artifacts.relative_to(own if artifacts.is_relative_to(own) else shard)
+
+
+def _shard_names(sources: Sequence[Path]) -> list[str]:
+    """A folder name per report dir: its own, numbered where two share one."""
+    names = [src.resolve().name or "shard" for src in sources]
+    return [f"{name}-{i}" if names.count(name) > 1 else name
+            for i, name in enumerate(names, start=1)]
 
 
 def exit_status(statuses: Iterable[Status]) -> int:

@@ -173,9 +173,6 @@ def test_artifacts_inside_the_report_dir_are_linked_relative_to_it(tmp_path: Pat
     assert hrefs == ["art/seed1/", outside.resolve().as_uri() + "/"]
     runs = json.loads((moved / report_mod.RUNS).read_text())["runs"]
     assert [r["artifacts"] for r in runs] == ["art/seed1", str(outside.resolve())]
-    merged = merge(tmp_path / "merged", [moved])  # runs.json's links are the report dir's too
-    assert merged.runs[0].artifacts == moved.resolve() / "art" / "seed1"
-    assert merged.runs[1].artifacts == outside.resolve()
 
 
 def test_merging_shards_keeps_every_test_and_its_plot(report: ReportDir, tmp_path: Path) -> None:
@@ -190,6 +187,58 @@ def test_merging_shards_keeps_every_test_and_its_plot(report: ReportDir, tmp_pat
     assert page.count("data:image/png;base64,") == 2 and page.count("<tr class=") == 5
     suite = ET.parse(merged.path / "junit.xml").getroot()
     assert (suite.get("tests"), suite.get("failures")) == ("5", "2")
+
+
+def _shard(path: Path, *tests: str) -> ReportDir:
+    """A pytest shard's report dir, its tests' artifacts in its artifacts/."""
+    shard = ReportDir(path, f"pytest {path.name}")
+    for test in tests:
+        art = path / "artifacts" / test
+        art.mkdir(parents=True)
+        (art / "console.log").write_text("[    1.0] nvme nvme0: 1/0/0 default/read/poll\n")
+        shard.add(RunRecord(f"tests/test_recovery.py::{test}", Status.PASS, 1.0, artifacts=art,
+                            reproduce=f"pytest -k {test}"))
+    return shard
+
+
+def test_merging_copies_the_shards_artifacts_so_the_merged_report_holds_them(
+        tmp_path: Path) -> None:
+    first = _shard(tmp_path / "1" / "report", "reset_storm", "hot_remove")
+    second = _shard(tmp_path / "2" / "report", "vm_pause")  # the same name: numbered
+    outside = _artifacts(tmp_path, "elsewhere", None)
+    second.add(RunRecord("repro bus-master-off[seed 1]", Status.KNOWN, 1.0, artifacts=outside))
+    merged = merge(tmp_path / "merged", [first.path, second.path])
+    shutil.rmtree(tmp_path / "1")  # the shards are gone, the merged report is downloaded
+    shutil.rmtree(tmp_path / "2")
+    moved = Path(shutil.move(merged.path, tmp_path / "downloaded"))
+    runs = json.loads((moved / report_mod.RUNS).read_text())["runs"]
+    links = [r["artifacts"] for r in runs]
+    assert links == ["artifacts/report-1/reset_storm", "artifacts/report-1/hot_remove",
+                     "artifacts/report-2/vm_pause", str(outside.resolve())]
+    for link in links[:3]:
+        assert (moved / link / "console.log").is_file()
+        assert "exec pytest -k" in (moved / link / "reproduce.sh").read_text()
+    page = (moved / "index.html").read_text()
+    assert re.findall(r"artifacts: <a href='([^']+)/'", page)[:3] == links[:3]
+    again = merge(moved, [moved])  # merging a merged report again changes nothing
+    assert [r.as_dict(again.absolute) for r in again.runs] == runs
+
+
+def test_merging_shards_inside_the_merged_report_links_to_them_in_place(tmp_path: Path) -> None:
+    # tox -e nightly: reports/nightly/debian-6.1 and the others merged into reports/nightly
+    shard = _shard(tmp_path / "nightly" / "debian-6.1", "reset_storm")
+    merge(tmp_path / "nightly", [shard.path])
+    runs = json.loads((tmp_path / "nightly" / report_mod.RUNS).read_text())["runs"]
+    assert [r["artifacts"] for r in runs] == ["debian-6.1/artifacts/reset_storm"]
+    assert not (tmp_path / "nightly" / "artifacts").exists()  # nothing copied
+
+
+def test_merging_into_a_tests_own_artifacts_is_refused_in_one_line(tmp_path: Path) -> None:
+    shard = _shard(tmp_path / "report", "reset_storm")
+    into = tmp_path / "report" / "artifacts" / "reset_storm" / "merged"
+    with pytest.raises(BadInput, match=r"^cannot merge into .*merged: it is inside .*"
+                                       r"reset_storm, the artifacts of .*::reset_storm in "):
+        merge(into, [shard.path])
 
 
 def test_merging_something_that_is_not_a_report_dir_names_it(tmp_path: Path) -> None:
