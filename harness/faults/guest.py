@@ -5,6 +5,8 @@ with a real drive as well.
 
 from __future__ import annotations
 
+import struct
+
 from harness.errors import GuestHang
 from harness.faults import Fault, FaultRefused
 from harness.guest.nvme import (
@@ -168,6 +170,44 @@ class ModuleParameters(Fault):
 
     def describe(self) -> str:
         return f"{self.module} " + " ".join(f"{n}={v}" for n, v in sorted(self.values.items()))
+
+
+class AerInject(Fault):
+    """A PCIe error reported by the port at ``port`` (its PCI address), made up in the guest by
+    the kernel's ``aer_inject`` module: it answers the AER driver's reads of the port's
+    registers and raises its interrupt, so the AER driver recovers every function below the
+    port as for a real error. ``correctable`` / ``uncorrectable``: the status bits (e.g.
+    0x40 Bad TLP; 0x4000 Completion Timeout, non-fatal; 0x10 Data Link Protocol, fatal).
+    Lifting unloads the module: until then it answers for the port's AER registers, and the
+    AER driver would not see a real error there."""
+
+    side = "guest"
+
+    def __init__(self, guest: Guest, port: str, timeout: float, correctable: int = 0,
+                 uncorrectable: int = 0) -> None:
+        self.guest, self.port, self.timeout = guest, port, timeout
+        self.correctable, self.uncorrectable = correctable, uncorrectable
+
+    def record(self) -> bytes:
+        """The module's ``struct aer_error_inj``: bus, device, function, uncorrectable and
+        correctable status, four header log words, PCI domain."""
+        domain, bus, devfn = self.port.split(":")
+        dev, fn = devfn.split(".")
+        return struct.pack("<BBBxIIIIIII", int(bus, 16), int(dev, 16), int(fn, 16),
+                           self.uncorrectable, self.correctable, 0, 0, 0, 0, int(domain, 16))
+
+    def apply(self) -> None:
+        escaped = "".join(f"\\x{b:02x}" for b in self.record())
+        self.applied_at, _ = stamped(self.guest, "{ [ -c /dev/aer_inject ] || modprobe aer_inject; "
+                                     f"}} && printf '{escaped}' > /dev/aer_inject", self.timeout)
+
+    def lift(self) -> None:
+        stamped(self.guest, "rmmod aer_inject", self.timeout)
+
+    def describe(self) -> str:
+        what = (f"correctable {self.correctable:#x}" if self.correctable
+                else f"uncorrectable {self.uncorrectable:#x}")
+        return f"PCIe AER {what} from {self.port} (aer_inject)"
 
 
 class CommandBitsOff(Fault):

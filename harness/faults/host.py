@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.faults import Fault, FaultStuck
+from harness.faults import Fault, FaultRefused, FaultStuck
 from harness.machine.qemu import NamespaceNames
 from harness.machine.qmp import Qmp
 from harness.machine.vm import VM
@@ -42,6 +42,33 @@ class Throttle(Fault):
     def describe(self) -> str:
         limits = ", ".join(f"{k}={v}" for k, v in self.limits.items())
         return f"backend of {self.ns.qdev} throttled to {limits}"
+
+
+class AerError(Fault):
+    """An uncorrectable PCIe error reported by the root port ``port`` above a controller
+    (``pcie_aer_inject_error``, a human-monitor command reached through QMP): the kernel's
+    AER driver then recovers every function below the port, calling the NVMe driver's error
+    handlers. ``error``: QEMU's name for it; QEMU 7.2 makes DLP, SDN, FCP, RX_OVER, MALF_TLP
+    and INTN fatal. QEMU 7.2 delivers no correctable error (fixed in 8.0), and none from the
+    NVMe function, which has no AER capability: errors come from the port."""
+
+    FATAL = frozenset({"DLP", "SDN", "FCP", "RX_OVER", "MALF_TLP", "INTN"})
+
+    def __init__(self, qmp: Qmp, port: str, error: str) -> None:
+        self.qmp, self.port, self.error = qmp, port, error
+
+    @property
+    def severity(self) -> str:
+        return "fatal" if self.error in self.FATAL else "nonfatal"
+
+    def apply(self) -> None:
+        reply = self.qmp.cmd("human-monitor-command",
+                             **{"command-line": f"pcie_aer_inject_error {self.port} {self.error}"})
+        if not str(reply).startswith("OK"):  # the monitor answers errors as text
+            raise FaultRefused(f"pcie_aer_inject_error {self.port} {self.error}: {reply}")
+
+    def describe(self) -> str:
+        return f"PCIe AER {self.error} ({self.severity}) from {self.port}"
 
 
 class InjectErrors(Fault):

@@ -338,6 +338,21 @@ class VerifyLoad:
                               timeout=30).stdout.strip()
         return int(out) if out.isdigit() else None
 
+    def writes_resume(self, within: float) -> bool:
+        """Does the load complete writes again within ``within`` seconds (True if it is not
+        on a block device, or has ended: its result says why)?"""
+        before = self._writes_completed()
+        if before is None:
+            return True
+        deadline = time.monotonic() + within
+        while self.running:
+            if self.guest.call("_fio_wait_writes", self.workdir, self.params["FILENAME"],
+                               before, timeout=60).ok:
+                return True
+            if time.monotonic() > deadline:
+                return False
+        return True
+
     @property
     def running(self) -> bool:
         return self._bg is not None and self._bg.running

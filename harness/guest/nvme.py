@@ -5,6 +5,7 @@ Only a :class:`~harness.guest.ssh.Guest` is needed, so these work on a physical 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from harness.errors import CommandTimeout, HarnessError
@@ -54,6 +55,13 @@ class Controller:
     def pci_address(self) -> str:
         out = self.guest.run(f"basename $(readlink -f {self.sysfs}/device)", timeout=30,
                              check=True)
+        return out.stdout.strip()
+
+    @property
+    def port_address(self) -> str:
+        """The PCI address of the port the controller's function sits below."""
+        out = self.guest.run(f"basename $(dirname $(readlink -f {self.sysfs}/device))",
+                             timeout=30, check=True)
         return out.stdout.strip()
 
     def queue_of_cpu(self, disk: str, cpu: int) -> str | None:
@@ -281,6 +289,15 @@ class PciFunction:
     def set_command(self, bits: int, enabled: bool) -> str:
         """The setpci command that sets or clears ``bits`` (value:mask, others untouched)."""
         return f"setpci -s {self.address} COMMAND={bits if enabled else 0:x}:{bits:x}"
+
+    def aer_counts(self) -> dict[str, int]:
+        """The AER errors this function reported so far, by severity (``correctable``,
+        ``nonfatal``, ``fatal``: the TOTAL lines of its ``aer_dev_*`` files); empty where it
+        has none (no AER capability, or the kernel does not own AER)."""
+        res = self.guest.run(f"cd /sys/bus/pci/devices/{self.address} && grep -H TOTAL "
+                             "aer_dev_correctable aer_dev_nonfatal aer_dev_fatal", timeout=30)
+        return {m.group(1): int(m.group(2)) for m in re.finditer(
+            r"^aer_dev_(\w+):TOTAL_ERR_\w+ (\d+)$", res.stdout, re.M)}
 
     def bus_master_command(self, enabled: bool) -> str:
         return self.set_command(PCI_COMMAND_MASTER, enabled)

@@ -52,6 +52,7 @@ THROUGHPUT = Criterion(share=0.5, within=5.0)
 # after live with a load waiting and no write completed: a stalled queue, not a slow host.
 RESET_BOUND_S = 3.0
 RESUME_BOUND_S = 5.0
+WRITES_RESUME_S = 20.0  # a load with no completed write this long after a recovery is stuck
 WARM_UP_S = 2.0  # a load runs this long before any fault: a whole second of baseline IOPS
 
 __all__ = ["Context", "ScenarioFailed"]
@@ -293,6 +294,16 @@ class Context:
         except NotRecovered as exc:
             self.not_recovered(exc)
         self.recovered(f"{ctrl.name} live", at=samples[-1].at if samples else None)
+
+    def writes_resume(self, loads: list[fio.VerifyLoad], within: float = WRITES_RESUME_S) -> None:
+        """After a recovery the running loads must complete writes again: a driver that
+        reports recovered with its queues stopped is a hang now, not when the load's end
+        times out (how soon they resumed is judged afterwards, from the timeline)."""
+        for load in loads:
+            if not load.writes_resume(within):
+                self.fail(FailureKind.HANG, f"{load.name}: no write completed within "
+                          f"{within:g}s of the recovery, the load still running",
+                          self.driver_log(), code="io-stuck")
 
     def not_recovered(self, exc: NotRecovered) -> NoReturn:
         """A controller that did not come back, and what the reset had requeued: a reset

@@ -299,3 +299,16 @@ def test_a_driver_that_drops_completions_while_a_cpus_queue_drains_is_caught(
                     600, scenario="cpu-offline-under-load", kernel="debian:6.12")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"seed {SEED}: FAIL: hang" in proc.stdout, proc.stdout
+
+
+def test_a_driver_that_stops_its_queues_on_a_non_fatal_aer_error_is_caught(
+        stock_sources_6_12: Path, tmp_path: Path) -> None:
+    # error_detected quiesces the I/O queues and answers "can recover": the AER driver
+    # reports success and the controller stays live, but no write completes again
+    proc, took = repro(patched(stock_sources_6_12, tmp_path / "host",
+                               "aer-nonfatal-quiesced.patch"),
+                       600, scenario="aer-under-load", kernel="debian:6.12")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert re.search(rf"seed {SEED}: FAIL: hang: load\S*: no write completed within 20s of the "
+                     "recovery", proc.stdout), proc.stdout
+    assert took < 240, f"found only after {took:.0f}s"

@@ -3,6 +3,7 @@
 from harness.errors import HarnessError
 from harness.recovery.registry import REGISTRY, Scenario
 from harness.recovery.scenarios import (  # noqa: F401
+    aer,
     cpus,
     devices,
     injection,
