@@ -268,17 +268,24 @@ class VerifyLoad:
         self.ends_at = time.monotonic() + self.runtime
         if before is None:
             return  # not a block device: nothing to watch
-        deadline = time.monotonic() + flowing_within
-        # Watched in the guest, two seconds per command, so that fio's early exit is seen.
+        if not self._writes_flow(before, flowing_within):
+            raise LoadStalled(f"the load on {self.params['FILENAME']} completed no write "
+                              f"within {flowing_within:.0f}s of starting")
+        if self.running:  # else fio ended at once: wait() reports why
+            self.ends_at = time.monotonic() + self.runtime
+
+    def _writes_flow(self, before: int, within: float) -> bool:
+        """Has the load sent writes, and the device completed more than ``before``, within
+        ``within`` seconds? True too if fio ended meanwhile (its result says why). Watched in
+        the guest, two seconds per command, so that fio's exit is seen."""
+        deadline = time.monotonic() + within
         while self.running:
             if self.guest.call("_fio_wait_writes", self.workdir, self.params["FILENAME"],
                                before, timeout=60).ok:
-                self.ends_at = time.monotonic() + self.runtime
-                return
+                return True
             if time.monotonic() > deadline:
-                raise LoadStalled(f"the load on {self.params['FILENAME']} completed no write "
-                               f"within {flowing_within:.0f}s of starting")
-        # fio ended at once: wait() reports why.
+                return False
+        return True
 
     def _install(self) -> None:
         """A fresh working directory in the guest with both job files."""
@@ -342,16 +349,7 @@ class VerifyLoad:
         """Does the load complete writes again within ``within`` seconds (True if it is not
         on a block device, or has ended: its result says why)?"""
         before = self._writes_completed()
-        if before is None:
-            return True
-        deadline = time.monotonic() + within
-        while self.running:
-            if self.guest.call("_fio_wait_writes", self.workdir, self.params["FILENAME"],
-                               before, timeout=60).ok:
-                return True
-            if time.monotonic() > deadline:
-                return False
-        return True
+        return before is None or self._writes_flow(before, within)
 
     @property
     def running(self) -> bool:
