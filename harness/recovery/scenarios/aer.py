@@ -24,12 +24,12 @@ from harness.recovery.context import Context
 from harness.recovery.registry import scenario
 
 BAD_TLP = 0x40  # a correctable error status bit (Bad TLP)
-# QEMU's names: Completion Timeout is non-fatal, Data Link Protocol Error fatal
-NONFATAL, FATAL = "COMP_TIME", "DLP"
-# Not "fatal" yet: on QEMU 7.2 the kernel's recovery of a fatal error resets the link, then
-# finds the root port never reports Data Link Layer Link Active again ("Data Link Layer Link
-# Active not set in 100 msec", "subordinate device reset failed", "device recovery failed"),
-# so it fails before the NVMe driver's slot_reset is called, on a healthy driver (6.12)
+NONFATAL = "COMP_TIME"  # QEMU's name for Completion Timeout, a non-fatal error
+# Not "fatal" (e.g. QEMU's DLP, Data Link Protocol Error) yet: on QEMU 7.2 the kernel's
+# recovery of a fatal error resets the link, then finds the root port never reports Data Link
+# Layer Link Active again ("Data Link Layer Link Active not set in 100 msec", "subordinate
+# device reset failed", "device recovery failed"), so it fails before the NVMe driver's
+# slot_reset is called, on a healthy driver (6.12)
 SEVERITIES = ("correctable", "nonfatal")
 SEEN_WITHIN_S = 10.0  # the AER driver counts the error (its interrupt) within this
 # the AER driver's last word on an uncorrectable error, 5.10 to 6.12
@@ -39,8 +39,7 @@ RECOVERED, NOT_RECOVERED = "AER: device recovery successful", "AER: device recov
 def _fault(ctx: Context, ctrl: Controller, port: str, severity: str) -> Fault:
     if severity == "correctable":
         return AerInject(ctx.guest, port, ctx.live_bound, correctable=BAD_TLP)
-    return AerError(ctx.vm.qmp, f"rp{ctrl.name.removeprefix('nvme')}",
-                    FATAL if severity == "fatal" else NONFATAL)
+    return AerError(ctx.vm.qmp, f"rp{ctrl.name.removeprefix('nvme')}", NONFATAL)
 
 
 def _counted(ctx: Context, port: PciFunction, severity: str, before: int) -> None:
