@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="repeat with fresh seeds until an iteration fails or the budget ends")
     p.add_argument("--budget", type=seconds, default=None, metavar="SECONDS",
                    help="time budget of --until-fail (default: 3600)")
-    opt.add_to_argparse(p, opt.REPORT_DIR)
+    opt.add_to_argparse(p, opt.SOAK, opt.SOAK_FAULTS, opt.SOAK_CHECKPOINT, opt.REPORT_DIR)
 
     p = sub.add_parser("matrix", help="run scenarios on several kernels and print a table",
                        epilog="exit codes: 0 no unexpected failure; 1 a driver failure that is "
@@ -132,11 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the merged report dir (merge), the shards' artifacts copied into it")
     p.add_argument("--title", default=None)
 
-    p = sub.add_parser("bench", help="measure boot-to-ready, SSH round trip, IOPS, resets and "
-                       "whole reset-under-load iterations")
+    p = sub.add_parser("bench", help="measure boot-to-ready, SSH round trip, IOPS, resets, "
+                       "whole reset-under-load iterations and a soak")
     _add_vm_options(p)
     p.add_argument("--runs", type=int, default=3,
                    help="runs of each measurement: boots, IOPS, iterations (median)")
+    p.add_argument("--soak", type=seconds, default=bench_mod.SOAK_S, metavar="SECONDS",
+                   help="faults of the soak measured beside the iterations (default: "
+                   "%(default)s)")
     p.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
@@ -276,7 +279,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise HarnessError("--runs must be at least 1")
     with tempfile.TemporaryDirectory(prefix="nvmeh-bench-") as tmp:
         result = bench_mod.run(_lab(args), _topology(args), runs=args.runs,
-                               artifacts=args.artifacts or Path(tmp))
+                               artifacts=args.artifacts or Path(tmp), soak_s=args.soak)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:
@@ -289,7 +292,8 @@ def cmd_repro(args: argparse.Namespace) -> int:
 
     if args.list:
         for name in scenarios.names():
-            print(f"{name:24} {scenarios.get(name).summary}")
+            scn = scenarios.get(name)
+            print(f"{name:24} {scn.summary}" + (" [soak]" if scn.soak else ""))
         return EXIT_OK
     if not args.scenario:
         raise HarnessError("repro needs a scenario name; valid: "

@@ -112,7 +112,8 @@ def reproduce_command(nodeid: str, values: Mapping[str, Any]) -> str:
     # fewer than one iteration runs each test once, as one does: nothing to name
     values = {**values, "iterations": max(1, values["iterations"])}
     return opt.reproduce_command([sys.executable, "-m", "pytest", nodeid], values,
-                                 (opt.KERNEL, opt.SEED, opt.ITERATIONS, opt.NVME_SRC),
+                                 (opt.KERNEL, opt.SEED, opt.ITERATIONS, opt.SOAK,
+                                  opt.NVME_SRC),
                                  always=(opt.KERNEL, opt.SEED), joined=True)
 
 

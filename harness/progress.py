@@ -88,6 +88,10 @@ class RunProgress:
     def end(self) -> None:
         """The iteration is over: clear the status line before the caller prints its own."""
         self._done += 1
+        self.clear()
+
+    def clear(self) -> None:
+        """Clear the status line, for a line of the caller's own."""
         if self.live and self._width:
             self.stream.write("\r" + " " * self._width + "\r")
             self.stream.flush()

@@ -1,4 +1,5 @@
-"""The NVMe recovery suite: every registered scenario, one seeded iteration each.
+"""The NVMe recovery suite: every registered scenario, one seeded iteration each (with
+``--soak SECONDS``: a soak of each scenario that has one, the others skipped).
 
 A failure recorded in :mod:`harness.recovery.known` for the kernel under test is expected (xfail,
 with the bug's reference); any other failure fails the test.
@@ -15,8 +16,9 @@ import pytest
 
 from harness.campaigns.repro import lab_reproduce_command
 from harness.machine.lab import Lab
-from harness.recovery import known, scenarios
+from harness.recovery import known, scenarios, soak
 from harness.recovery.runner import run_iteration
+from harness.recovery.soak import SoakPlan
 from harness.report import Status
 
 
@@ -40,16 +42,25 @@ def seed(request: pytest.FixtureRequest) -> int:
     return int(request.config.getoption("seed"))
 
 
-def test_scenario(scenario_name: str, lab: Lab, artifacts: Path, seed: int) -> None:
+def test_scenario(scenario_name: str, lab: Lab, artifacts: Path, seed: int,
+                  request: pytest.FixtureRequest) -> None:
     scn = scenarios.get(scenario_name)
     if (reason := scn.skip_reason(lab.image.kernel)) is not None:
         pytest.skip(reason)
-    result = run_iteration(lab, scn, seed, artifacts)
+    seconds = request.config.getoption("soak")
+    plan = SoakPlan(seconds) if seconds is not None else None
+    if plan is not None and scn.soak is None:
+        pytest.skip(f"{scenario_name} has no soak")
+    result = run_iteration(lab, scn, seed, artifacts,
+                           procedure=soak.procedure(scn, plan) if plan else None)
     verdict = known.verdict(scenario_name, known.Driver.of(lab.image), result.failures)
     if verdict.bug is not None:
         pytest.xfail(verdict.bug.describe())
     failures = "\n".join(f"{f}\n{f.evidence.strip()[-1500:]}" for f in result.failures)
+    where = (f" (soak: {plan.where()})" if plan else "")
+    again = (lab_reproduce_command(lab.config, scn, seed, soak_faults=plan.failed_at or plan.done)
+             if plan else lab_reproduce_command(lab.config, scn, seed))
     assert verdict.status is Status.PASS, (
-        f"{scenario_name} seed {seed} failed:\n{failures}\n{verdict.describe()}\n"
-        f"reproduce: {lab_reproduce_command(lab.config, scn, seed)}")
+        f"{scenario_name} seed {seed} failed{where}:\n{failures}\n{verdict.describe()}\n"
+        f"reproduce: {again}")
     assert result.recovery_s, "the scenario recorded no recovery"

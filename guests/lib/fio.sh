@@ -63,6 +63,23 @@ _blk_count_writes() {
     done
 }
 
+# _blk_wait_more_writes DEVICE SECONDS: returns 0 once DEVICE has completed more writes than it
+# had at the call (0 at once if it is not a block device), 1 if it completes none within SECONDS
+# (whole). Sampled every 20 ms.
+_blk_wait_more_writes() {
+    local before deadline
+    _blk_count_writes "$1"
+    [ -n "$BLK_WRITES" ] || return 0
+    before=$BLK_WRITES
+    deadline=$((${EPOCHREALTIME/./} + $2 * 1000000))
+    while ((${EPOCHREALTIME/./} < deadline)); do
+        sleep 0.02
+        _blk_count_writes "$1"
+        [ "$BLK_WRITES" -gt "$before" ] && return 0
+    done
+    return 1
+}
+
 # _blk_print_writes DEVICE: prints the writes DEVICE has completed (_blk_count_writes), or an
 # empty line if it is not a block device.
 _blk_print_writes() {

@@ -11,15 +11,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.errors import HarnessError
 from harness.guest import fio
 from harness.guest.nvme import Controller
 from harness.guest.ssh import Background, Guest
 from harness.machine import hostcpu, snapshot
 from harness.machine.lab import Lab
 from harness.machine.topology import Topology
-from harness.recovery import scenarios
+from harness.recovery import scenarios, soak
 from harness.recovery.runner import run_iteration
+from harness.recovery.soak import SoakPlan
 
+SOAK_S = 600.0  # of faults: long enough for checkpoints to count as they do in an hour
 SSH_SAMPLES = 50
 RESETS = 50
 # The load for reset timing and the IOPS figure: 4k random writes, queue depth 16.
@@ -138,8 +141,22 @@ def _iterations(lab: Lab, runs: int, artifacts: Path) -> list[Figure]:
             _figure("iteration_resets_per_hour", "resets/h", [3600 * resets / sum(took)])]
 
 
-def run(lab: Lab, topology: Topology, runs: int = 3,
-        artifacts: Path | None = None) -> BenchResult:
+def _soak(lab: Lab, seconds: float, artifacts: Path) -> list[Figure]:
+    """A soak of reset-under-load on the stock driver, as ``repro --soak`` runs it: the
+    verified resets an hour it makes, all of its time counted (VM start, loads, checkpoints,
+    the last verify pass). One soak: its faults are its many samples."""
+    scn = scenarios.get("reset-under-load")
+    plan = SoakPlan(seconds=seconds)
+    result = run_iteration(lab, scn, 1, artifacts / "soak-seed1",
+                           procedure=soak.procedure(scn, plan))
+    if not result.passed:
+        raise HarnessError(f"the benchmark's soak failed {plan.where()}: "
+                           + "; ".join(map(str, result.failures)))
+    return [_figure("soak_resets_per_hour", "resets/h", [3600 * plan.done / result.duration])]
+
+
+def run(lab: Lab, topology: Topology, runs: int = 3, artifacts: Path | None = None,
+        soak_s: float = SOAK_S) -> BenchResult:
     image = lab.image  # built before any timing starts
     phases: dict[str, list[float]] = {}
     cpu_before = hostcpu.host_cpu_times()
@@ -184,8 +201,9 @@ def run(lab: Lab, topology: Topology, runs: int = 3,
                 f"repro reset-under-load`)")
         assert vm.proc is not None
         figures.append(_figure("vm_rss_mib", "MiB", [rss_mib(vm.proc.pid)]))
-    if artifacts is not None:  # where the iterations keep their logs
+    if artifacts is not None:  # where the iterations and the soak keep their logs
         figures += _iterations(lab, runs, artifacts)
+        figures += _soak(lab, soak_s, artifacts)
     # Where a start's time goes: seconds from QEMU's start to the end of each phase.
     figures += [_figure(f"phase.{name}_s", "s", samples) for name, samples in phases.items()]
     return BenchResult(str(lab.accel), f"{image.kernel.spec} ({image.kernel.release})",

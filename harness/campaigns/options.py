@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.build import images, kernels
 from harness.machine.lab import LabConfig
+from harness.recovery.soak import SEGMENT_FAULTS
 
 if TYPE_CHECKING:  # the CLI does without importing pytest
     import pytest
@@ -88,6 +89,17 @@ SEED = Option("--seed", type=int, default=20261121, metavar="S", default_said="%
 ITERATIONS = Option("--iterations", type=int, default=1, metavar="N",
                     default_said="%(default)s",
                     help="seeded iterations of each scenario, seeds S..S+N-1")
+SOAK = Option(
+    "--soak", type=seconds, metavar="SECONDS",
+    help="soak instead of iterations: one VM per seed, the scenario's fault again and again "
+    "for SECONDS under loads that keep running, every recovery judged, every completed write "
+    "verified at checkpoints and at the end")
+SOAK_FAULTS = Option(
+    "--soak-faults", type=int, metavar="N",
+    help="soak for N faults (with --soak: at most N); a failed soak's reproduce line uses it")
+SOAK_CHECKPOINT = Option(
+    "--soak-checkpoint", type=int, default=SEGMENT_FAULTS, metavar="N", default_said="%(default)s",
+    help="faults between a soak's checkpoints (its loads restarted, their writes verified)")
 REPORT_DIR = Option(
     "--report-dir", type=Path, metavar="DIR",
     help="write a report to DIR: JUnit XML, a KCIDB-shaped summary.json, an HTML page with "
@@ -104,7 +116,7 @@ TOPOLOGY = Option(
 # The options of the lab's config, as the CLI's VM commands declare them.
 LAB = (KERNEL, NVME_SRC, QEMU, ACCEL, BOOT_TIMEOUT, NO_SNAPSHOT)
 # Every option the pytest plugin shares with the CLI.
-SHARED = (*LAB, SEED, ITERATIONS, REPORT_DIR)
+SHARED = (*LAB, SEED, ITERATIONS, SOAK, REPORT_DIR)
 
 
 def add_to_argparse(parser: argparse.ArgumentParser, *options: Option) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -16,9 +17,10 @@ from harness.errors import EXIT_HARNESS, EXIT_OK, HarnessError
 from harness.machine.lab import Lab, LabConfig
 from harness.progress import RunProgress
 from harness.reading.verdict import IterationResult, Status
-from harness.recovery import known
+from harness.recovery import known, scenarios, soak
 from harness.recovery.registry import Scenario, ScenarioSkipped
 from harness.recovery.runner import MAX_SEED, run_iteration
+from harness.recovery.soak import SoakPlan
 from harness.report import ReportDir, RunRecord, artifacts_root
 
 EXIT_DRIVER_FAILED = 1
@@ -27,7 +29,8 @@ DEFAULT_BUDGET_S = 3600.0
 
 
 # The options a repro command line carries after the seed, in their order.
-REPRO_OPTIONS = (opt.KERNEL, opt.NVME_SRC, opt.QEMU, opt.ACCEL, opt.TOPOLOGY, opt.NO_SNAPSHOT)
+REPRO_OPTIONS = (opt.SOAK, opt.SOAK_FAULTS, opt.SOAK_CHECKPOINT, opt.KERNEL, opt.NVME_SRC,
+                 opt.QEMU, opt.ACCEL, opt.TOPOLOGY, opt.NO_SNAPSHOT)
 
 
 def _repro_command(values: Mapping[str, Any], scn: Scenario, seed: int) -> str:
@@ -36,15 +39,16 @@ def _repro_command(values: Mapping[str, Any], scn: Scenario, seed: int) -> str:
                                  values, REPRO_OPTIONS)
 
 
-def reproduce_command(args: argparse.Namespace, scn: Scenario, seed: int) -> str:
+def reproduce_command(args: argparse.Namespace, scn: Scenario, seed: int,
+                      **values: Any) -> str:
     """The ``repro`` command line that re-runs one iteration (options as ``repro`` names
-    them, defaults left out)."""
-    return _repro_command(vars(args), scn, seed)
+    them, defaults left out; ``values`` by dest replace those of ``args``)."""
+    return _repro_command({**vars(args), **values}, scn, seed)
 
 
-def lab_reproduce_command(config: LabConfig, scn: Scenario, seed: int) -> str:
+def lab_reproduce_command(config: LabConfig, scn: Scenario, seed: int, **values: Any) -> str:
     """The same, for an iteration run in a lab made by other means (matrix, pytest)."""
-    return _repro_command(opt.lab_values(config), scn, seed)
+    return _repro_command({**opt.lab_values(config), **values}, scn, seed)
 
 
 def describe(result: IterationResult) -> str:
@@ -57,6 +61,36 @@ def describe(result: IterationResult) -> str:
         return (f"PASS in {result.duration:.1f}s, {len(result.recovery_s)} recoveries, "
                 f"slowest {rec * 1000:.0f} ms{io}{tp}")
     return "FAIL: " + "; ".join(str(f) for f in result.failures)
+
+
+def soak_rate(plan: SoakPlan, result: IterationResult) -> str:
+    """A soak's faults and what they make an hour, all of its time counted, and how its
+    recovery times spread."""
+    ms = [1000 * s for s in result.recovery_s]
+    spread = ""
+    if len(ms) >= 2:
+        p50, p99 = (statistics.quantiles(ms, n=100)[q] for q in (49, 98))
+        spread = f"; recoveries p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {max(ms):.0f} ms"
+    return (f"{plan.done} faults, {3600 * plan.done / result.duration:.0f} verified "
+            f"faults an hour{spread}")
+
+
+def soak_events(progress: RunProgress, plan: SoakPlan) -> Callable[[str, str], None]:
+    """A soak's events on the status line (each fault numbered, the time left), and a line
+    of its own for each checkpoint: on a terminal and in a CI log alike, an hour's soak says
+    how far it got."""
+    def on_event(kind: str, detail: str) -> None:
+        if kind == "fault":
+            left = (f", {max(0.0, plan.seconds - plan.elapsed):.0f}s left"
+                    if plan.seconds is not None else "")
+            detail = f"#{plan.done}{'/' + str(plan.faults) if plan.faults else ''}{left}: " \
+                     + detail
+        progress.event(kind, detail)
+        if kind == "checkpoint":
+            progress.clear()
+            print(f"  {plan.elapsed:6.0f}s {detail}; {plan.done} faults so far, "
+                  f"{3600 * plan.done / max(plan.elapsed, 1.0):.0f} an hour", flush=True)
+    return on_event
 
 
 def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
@@ -77,6 +111,16 @@ def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
     if args.topology:
         raise HarnessError("repro runs each scenario on its own topology; --topology is not "
                            "accepted here")
+    soak_seconds, soak_faults = getattr(args, "soak", None), getattr(args, "soak_faults", None)
+    soaking = soak_seconds is not None or soak_faults is not None
+    if soaking and scn.soak is None:
+        raise HarnessError(f"{scn.name} has no soak; these have: "
+                           + ", ".join(n for n in scenarios.names() if scenarios.get(n).soak))
+    if soak_faults is not None and soak_faults < 1:
+        raise HarnessError("--soak-faults must be at least 1")
+    checkpoint = getattr(args, "soak_checkpoint", opt.SOAK_CHECKPOINT.default)
+    if checkpoint < 1:
+        raise HarnessError("--soak-checkpoint must be at least 1")
     lab = make_lab(args)
     lab.image  # noqa: B018 - kernel, driver and images first: their errors are not an iteration's
     report_dir = getattr(args, "report_dir", None)
@@ -85,6 +129,10 @@ def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
     deadline = time.monotonic() + (budget or DEFAULT_BUDGET_S) if until_fail else None
     plan = (f"until it fails (at most {iterations} iterations, "
             f"{budget or DEFAULT_BUDGET_S:g}s)" if until_fail else f"{iterations} iteration(s)")
+    if soaking:
+        plan = plan.replace("iteration", "soak") + ", each " + " or ".join(filter(None, [
+            f"{soak_seconds:g}s of faults" if soak_seconds else "",
+            f"{soak_faults} fault(s)" if soak_faults else ""]))
     print(f"nvmeh: {scn.name}, {plan} from seed {seed}, {lab.accel}; artifacts in {root}"
           + (f"; report in {report_dir}/index.html" if report_dir else ""), flush=True)
     total = "" if until_fail else f"/{iterations}"
@@ -111,8 +159,11 @@ def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
         s = seed + i
         started, artifacts = time.time(), Path(root) / f"iter{i:04d}-seed{s}"
         progress.begin(s)
+        soaked = SoakPlan(soak_seconds, soak_faults, checkpoint) if soaking else None
         try:
-            result = run_iteration(lab, scn, s, artifacts, progress.event)
+            result = run_iteration(lab, scn, s, artifacts,
+                                   soak_events(progress, soaked) if soaked else progress.event,
+                                   soak.procedure(scn, soaked) if soaked else None)
         except ScenarioSkipped as exc:
             progress.end()
             print(f"nvmeh: skipped: {exc}", file=sys.stderr)
@@ -130,7 +181,8 @@ def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
             print(f"reproduce: {reproduce_command(args, scn, s)}", file=sys.stderr)
             return EXIT_HARNESS
         progress.end()
-        print(f"iteration {i + 1}{total} seed {s}: {describe(result)}", flush=True)
+        print(f"{'soak' if soaked else 'iteration'} {i + 1}{total} seed {s}: {describe(result)}"
+              + (f"; {soak_rate(soaked, result)}" if soaked else ""), flush=True)
         verdict = known.verdict(scn.name, known.Driver.of(lab.image), result.failures)
         said = verdict.describe()
         record(verdict.status, s, started, artifacts, "; ".join(str(f) for f in result.failures)
@@ -142,7 +194,13 @@ def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
                     print(f"--- evidence ({failure.kind.value}) ---\n"
                           f"{failure.evidence.strip()[-3000:]}", file=sys.stderr)
             print(f"artifacts: {result.artifacts}", file=sys.stderr)
-            print(f"reproduce: {reproduce_command(args, scn, s)}", file=sys.stderr)
+            if soaked is not None:
+                print(f"nvmeh: soak seed {s} failed {soaked.where()}", file=sys.stderr)
+                print("reproduce (the same faults on a fresh VM): " + reproduce_command(
+                    args, scn, s, soak=None, soak_faults=soaked.failed_at or soaked.done),
+                      file=sys.stderr)
+            else:
+                print(f"reproduce: {reproduce_command(args, scn, s)}", file=sys.stderr)
             if said:  # a known bug is still a failure: a bisect must see it
                 print(f"nvmeh: {said}", file=sys.stderr)
             return EXIT_DRIVER_FAILED

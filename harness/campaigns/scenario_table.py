@@ -45,7 +45,8 @@ def markdown() -> str:
         names = ", ".join(f"`{s.name}`" for s in [base, *variants])
         summary = " ".join([base.summary, *(f"`{v.name}`: {v.summary}." for v in variants)])
         others = dict.fromkeys(where(v) for v in variants if where(v) != where(base))
-        places = where(base) + (f" (variants: {'; '.join(others)})" if others else "")
+        places = where(base) + (f" (variants: {'; '.join(others)})" if others else "") + (
+            "; soaks" if base.soak is not None else "")  # repro --soak takes it
         rows.append(f"| {names} | {_cell(summary)} | {places} |")
     return "\n".join(rows) + "\n"
 

@@ -87,26 +87,27 @@ class Timeline:
                 fault = None
         return times
 
-    def writing_spans(self) -> dict[str, tuple[float, float]]:
-        """Controller -> the first and last second its load wrote, for the loads on a
-        controller's own first namespace (``/dev/nvmeXn1``) that started and finished."""
+    def writing_spans(self) -> dict[str, list[tuple[float, float]]]:
+        """Controller -> the first and last second each of its loads wrote, for the loads on
+        a controller's own first namespace (``/dev/nvmeXn1``) that started and finished (a
+        soak runs one after another)."""
         started: dict[str, tuple[str, float]] = {}  # load -> (controller, when it wrote)
-        writing: dict[str, tuple[float, float]] = {}
+        writing: dict[str, list[tuple[float, float]]] = {}
         for ev in self.sorted():
             name, _, rest = ev.detail.partition(" ")
             if ev.kind == "load_started" and (m := re.fullmatch(r"/dev/(nvme\d+)n1", rest)):
                 started[name] = (m.group(1), ev.at)
             elif ev.kind == "load_finished" and name.rstrip(":") in started:
                 ctrl, first = started.pop(name.rstrip(":"))
-                writing[ctrl] = (first, ev.at)
+                writing.setdefault(ctrl, []).append((first, ev.at))
         return writing
 
     def stalls(self, reset_bound: float | None, resume_bound: float | None,
-               loads: dict[str, tuple[float, float]]) -> list[tuple[str, str]]:
+               loads: dict[str, list[tuple[float, float]]]) -> list[tuple[str, str]]:
         """What the state monitor saw stall: a controller out of ``live`` for longer than
         ``reset_bound`` seconds, and a return to ``live`` after which no write completed on
         it for ``resume_bound`` seconds while a load was writing to it (``loads``: controller
-        -> the first and last second its load wrote). None: not judged. A
+        -> the first and last second of each load that wrote to it). None: not judged. A
         ``device_silenced`` event (detail: the controller) ends the wait for a write without
         judging it: a device the scenario has silenced completes none, and the driver needs
         its timeout to notice. Each stall is ("reset" or "resume", what it was)."""
@@ -119,10 +120,13 @@ class Timeline:
         def resumed(ctrl: str, at: float) -> None:
             """The wait for a write after ``ctrl``'s return to live ended at ``at``."""
             since = back.pop(ctrl, None)
-            first, last = loads.get(ctrl, (math.inf, -math.inf))
-            if (since is None or resume_bound is None or at - since <= resume_bound
-                    or not first <= since <= last - resume_bound):
+            if since is None or resume_bound is None or at - since <= resume_bound:
                 return
+            span = next(((first, last) for first, last in loads.get(ctrl, [])
+                         if first <= since <= last - resume_bound), None)
+            if span is None:
+                return
+            last = span[1]
             found.append(("resume", f"no write completed on {ctrl} for "
                           f"{min(at, last) - since:.1f}s after it was live again "
                           f"({since - start:.1f}s), while its load was writing: more than "

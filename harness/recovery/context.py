@@ -53,6 +53,7 @@ THROUGHPUT = Criterion(share=0.5, within=5.0)
 RESET_BOUND_S = 3.0
 RESUME_BOUND_S = 5.0
 WRITES_RESUME_S = 20.0  # a load with no completed write this long after a recovery is stuck
+CLOCK_LINE = "nvmeh: kernel log clock"  # logged to tell the kernel log's clock
 WARM_UP_S = 2.0  # a load runs this long before any fault: a whole second of baseline IOPS
 
 __all__ = ["Context", "ScenarioFailed"]
@@ -74,6 +75,8 @@ class Context:
     loads: Loads = field(default_factory=Loads)
     on_event: Callable[[str, str], None] | None = None  # (kind, detail): progress display
     cpu: CpuSampler | None = None  # the VM's host CPU, where a host runs it
+    # The guest's clock minus its kernel log's, where measured (measure_kernel_clock)
+    kernel_clock: float | None = None
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -217,14 +220,14 @@ class Context:
         return [self.controller(f"nvme{i}") for i in range(len(self.vm.topology.controllers))]
 
     def start_loads(self, runtime: float, offset: str = "0", size: str = "256M",
-                    fsync: int = 0, polled: bool = False,
-                    inline_verify: bool = True) -> list[fio.VerifyLoad]:
+                    fsync: int = 0, polled: bool = False, inline_verify: bool = True,
+                    data_seed: int | None = None) -> list[fio.VerifyLoad]:
         """One verifying load per namespace (each job of it writes ``size`` from ``offset``;
         ``fsync=N``: a flush after every N writes; ``polled``: io_uring HIPRI), warmed up.
         ``inline_verify=False``: writes only, for loads whose device is taken away under
         them (see :meth:`remove_and_restore`)."""
         loads = [self.start_load(runtime, dev, offset, size, fsync, polled, warm_up=False,
-                                 inline_verify=inline_verify)
+                                 data_seed=data_seed, inline_verify=inline_verify)
                  for dev in self.namespaces()]
         self.warm_up(loads)
         return loads
@@ -234,9 +237,10 @@ class Context:
         started = max(self.loads.started_at(ld) for ld in loads)
         self.sleep(max(0.0, started + WARM_UP_S - self.now()))
 
-    def finish_loads(self, loads: list[fio.VerifyLoad], transparent: bool = True) -> None:
+    def finish_loads(self, loads: list[fio.VerifyLoad], transparent: bool = True,
+                     now: bool = False, verify: bool = True) -> None:
         for load in loads:
-            self.finish_load(load, transparent)
+            self.finish_load(load, transparent, now, verify)
 
     def start_load(self, runtime: float, device: str = "/dev/nvme0n1", offset: str = "0",
                    size: str = "256M", fsync: int = 0, polled: bool = False,
@@ -280,11 +284,14 @@ class Context:
         self.recovered(f"{ctrl.name} live", at=fault.live_at)
         return fault.live_at - fault.applied_at
 
+    def reset_any(self) -> None:
+        """A sysfs reset of a (seeded) random controller."""
+        self.reset(self.rng.choice(self.controllers()))
+
     def resets(self, gaps: list[float]) -> None:
         """A sysfs reset of a (seeded) random controller, then a gap, for each gap."""
-        ctrls = self.controllers()
         for gap in gaps:
-            self.reset(self.rng.choice(ctrls))
+            self.reset_any()
             self.sleep(gap)
 
     def wait_live(self, ctrl: Controller) -> None:
@@ -339,13 +346,30 @@ class Context:
 
     def recovered(self, detail: str, at: float | None = None) -> None:
         """Record a recovery; the kernel log from here on must show no further trouble."""
+        at = self.now() if at is None else at
         self.event("recovered", detail, at)
-        self.log.recovered()
+        self.log.recovered(None if self.kernel_clock is None else at - self.kernel_clock)
 
-    def check_stable(self) -> None:
+    def measure_kernel_clock(self) -> None:
+        """Measure how far the guest's clock is ahead of its kernel log's, so that recoveries
+        are marked in the log without reading it (a soak's hundreds of them: a ``dmesg`` takes
+        half a second under TCG). A line logged, the guest's clock read at once after it: the
+        line's stamp on the one clock, the reading on the other. Measured again at each of a
+        soak's checkpoints, so the two clocks cannot drift apart for long."""
+        out = self.guest.run(f"echo {CLOCK_LINE} > /dev/kmsg && echo $EPOCHREALTIME && "
+                             f"dmesg | grep -F '{CLOCK_LINE}' | tail -n 1",
+                             check=True, timeout=30).stdout.split("\n")
+        stamp = kmsg.stamp(out[1]) if len(out) > 1 else None
+        if stamp is None:
+            raise HarnessError(f"the guest's kernel log did not show the line just logged: "
+                               f"{out!r}")
+        self.kernel_clock = float(out[0]) - stamp
+
+    def check_stable(self, since: float | None = None) -> None:
         """After the last recovery: no I/O timeout, abort, controller reset or removal that
-        the scenario did not cause itself (it caused none after recovering)."""
-        found = self.log.instability()
+        the scenario did not cause itself (it caused none after recovering). ``since`` (a
+        kernel log mark): none after that, for faults that log no such line themselves."""
+        found = self.log.instability(since)
         if found is not None:
             self.fail(FailureKind.UNSTABLE, found.message, found.evidence,
                       requeued=len(found.requeued))
@@ -404,8 +428,11 @@ class Context:
         """After a failure that left the guest usable, what the loads can still tell."""
         self.verification.salvage()
 
-    def finish_load(self, load: fio.VerifyLoad, transparent: bool = True) -> None:
-        """Wait for the load, judge its JSON, then prove that every completed write is intact.
+    def finish_load(self, load: fio.VerifyLoad, transparent: bool = True,
+                    now: bool = False, verify: bool = True) -> None:
+        """Wait for the load (``now``: only as long as its last recovery is judged), judge its
+        JSON, then prove that every completed write is intact (``verify=False``: the caller
+        runs that pass itself, see :meth:`Verification.conclude`).
 
         ``transparent=False`` is for a load running while its device is removed: its errors
         are recorded, not judged yet, and its data is verified once the device is back
@@ -417,7 +444,7 @@ class Context:
         """
         if transparent:
             self._observe_throughput(load)
-        result = load.end()
+        result = load.end(now=now)
         self.event("load_finished", f"{load.name}: "
                    f"{'; '.join(result.failures) or 'no errors'}")
         if not transparent:
@@ -426,7 +453,8 @@ class Context:
         self.verification.judge(result)
         self.check_stable()  # a controller still timing out would only stall the verify pass
         self.check_throughput(load)
-        self.verify(load)
+        if verify:
+            self.verify(load)
 
     def _observe_throughput(self, load: fio.VerifyLoad) -> None:
         """Keep ``load`` running for as long as the throughput judge needs after its last

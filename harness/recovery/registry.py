@@ -7,9 +7,32 @@ from dataclasses import dataclass
 
 from harness.build.kernels import KernelImage
 from harness.errors import HarnessError
+from harness.guest.fio import VerifyLoad
 from harness.machine.topology import DEFAULT, Topology
 from harness.reading.throughput import Criterion
 from harness.recovery.context import RESET_BOUND_S, RESUME_BOUND_S, THROUGHPUT, Context
+
+SOAK_REGION = 128  # MiB a soak's load writes, in one of two regions by turns
+
+
+def _loads(ctx: Context, runtime: float, data_seed: int, region: int) -> list[VerifyLoad]:
+    return ctx.start_loads(runtime, offset=f"{region * SOAK_REGION}M", size=f"{SOAK_REGION}M",
+                           data_seed=data_seed)
+
+
+@dataclass(frozen=True)
+class Soak:
+    """How a scenario runs as a soak (:mod:`harness.recovery.soak`): the scenario's fault,
+    applied again and again under loads that keep running. Only for faults that log no
+    timeout, abort or reset of their own: a soak holds the whole kernel log to that."""
+
+    fault: Callable[[Context], None]  # one fault; returns once recovered (recorded)
+    # seconds after the writes resumed (seeded, uniform): the writes' own resumption already
+    # keeps faults apart by the time the device takes to complete a write again
+    gap: tuple[float, float] = (0.05, 0.5)
+    # (ctx, runtime, data seed, region 0 or 1): the verifying loads, warmed up; a segment
+    # writes the other region than the one before, which is verified meanwhile
+    loads: Callable[[Context, float, int, int], list[VerifyLoad]] = _loads
 
 
 @dataclass(frozen=True)
@@ -31,6 +54,7 @@ class Scenario:
     # load may wait; None where the scenario itself holds the device away or stalled
     reset_bound: float | None = RESET_BOUND_S
     resume_bound: float | None = RESUME_BOUND_S
+    soak: Soak | None = None  # None: it runs as iterations only
 
     def skip_reason(self, kernel: KernelImage) -> str | None:
         """Why this scenario cannot run on ``kernel``, or None; decided before any boot."""
@@ -59,10 +83,11 @@ def scenario(name: str, summary: str, topology: Topology = DEFAULT,
              kernel_config: tuple[str, ...] = (),
              throughput: Criterion | None = THROUGHPUT,
              reset_bound: float | None = RESET_BOUND_S,
-             resume_bound: float | None = RESUME_BOUND_S) -> Callable[
+             resume_bound: float | None = RESUME_BOUND_S,
+             soak: Soak | None = None) -> Callable[
                  [Callable[[Context], None]], Callable[[Context], None]]:
     def register(procedure: Callable[[Context], None]) -> Callable[[Context], None]:
         REGISTRY[name] = Scenario(name, summary, procedure, topology, live_bound, ci,
-                                  kernel_config, throughput, reset_bound, resume_bound)
+                                  kernel_config, throughput, reset_bound, resume_bound, soak)
         return procedure
     return register

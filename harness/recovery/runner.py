@@ -60,9 +60,11 @@ def _stopped_answering(vm: VM, exc: GuestUnreachable, when: str) -> Failure:
 
 
 def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path,
-                  on_event: Callable[[str, str], None] | None = None) -> IterationResult:
+                  on_event: Callable[[str, str], None] | None = None,
+                  procedure: Callable[[Context], None] | None = None) -> IterationResult:
     """Run one seeded iteration on a fresh VM. A harness problem raises :class:`HarnessError`
-    (before or outside the scenario); a driver problem is a failure in the result."""
+    (before or outside the scenario); a driver problem is a failure in the result.
+    ``procedure``: run instead of the scenario's own (its soak, :mod:`.soak`)."""
     t0 = time.monotonic()
     if (reason := scn.skip_reason(lab.image.kernel)) is not None:
         raise ScenarioSkipped(reason)
@@ -80,7 +82,7 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path,
                       "unstable recovery is reported without what the reset requeued")
         ctx.cpu = CpuSampler(vm.cpu_seconds, ctx.now).start()
         try:
-            scn.procedure(ctx)
+            (procedure or scn.procedure)(ctx)
         except ScenarioFailed:
             if vm.connected and all(f.kind in LEAVES_GUEST_USABLE for f in ctx.failures):
                 with contextlib.suppress(HarnessError):  # the guest may wedge after all
@@ -123,8 +125,9 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path,
             raise cleanup
         if not any(f.kind in (FailureKind.NOT_RECOVERED, FailureKind.HANG)
                    for f in ctx.failures):  # those tell a worse stall already
-            ctx.failures.extend(stall_failures(ctx.timeline, scn.reset_bound,
-                                               scn.resume_bound, vm.topology.subsystem))
+            ctx.failures.extend(f for f in stall_failures(
+                ctx.timeline, scn.reset_bound, scn.resume_bound, vm.topology.subsystem)
+                if f not in ctx.failures)  # a soak judges its stalls at checkpoints too
         hangs = "\n".join(f.message for f in ctx.failures if f.kind == FailureKind.HANG)
         for oops in vm.take_oopses():
             if oops.kind == "hung_task" and oops.title in hangs:

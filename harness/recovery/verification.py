@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from harness.errors import CommandTimeout
 from harness.guest import fio
+from harness.guest.ssh import Background
 from harness.reading import fioblock
 from harness.reading.timeline import Timeline
 from harness.reading.verdict import Failure, FailureKind
@@ -51,7 +52,14 @@ class Verification:
         The kernel log is watched while it runs: a controller that starts timing out again
         fails the iteration at once (UNSTABLE) instead of stalling the pass until its timeout.
         """
-        bg = load.start_verify_pass(every_error=failed is not None)
+        self.conclude(load, load.start_verify_pass(every_error=failed is not None), timeout,
+                      failed)
+
+    def conclude(self, load: fio.VerifyLoad, bg: Background, timeout: float = 600.0,
+                 failed: set[int] | None = None) -> None:
+        """Wait for the verify-only pass ``bg`` of ``load`` (started with
+        :meth:`fio.VerifyLoad.start_verify_pass`, perhaps long before: a soak verifies one
+        segment's writes while the next one runs) and judge it, as :meth:`verify` does."""
         deadline = time.monotonic() + timeout
         while True:
             try:

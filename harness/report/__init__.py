@@ -31,6 +31,7 @@ import json
 import os
 import shlex
 import shutil
+import statistics
 import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
@@ -348,20 +349,30 @@ def kcidb_tests(runs: Sequence[RunRecord], base: Path) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- plots
 
+HISTOGRAM_FROM = 20  # recoveries from which a plot shows their distribution
+
+
 def plot_timeline(timeline: dict[str, Any], title: str) -> bytes:
     """A PNG: above, each load's IOPS per second; below, its mean write latency per second
     (log scale: a reset turns milliseconds into seconds). Faults are red lines, recoveries
-    green ones, the time from each fault to its recovery is shaded."""
+    green ones, the time from each fault to its recovery is shaded. With many recoveries (a
+    soak's), a histogram of their times below. A PNG's size is its pixels': an hour's soak
+    makes a page no bigger than an iteration's."""
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
     latency = {k: v for k, v in timeline.get("latency_ms", {}).items() if v}
-    panels = 2 if latency else 1
-    fig, axes = plt.subplots(panels, 1, sharex=True, squeeze=False, dpi=90,
+    recoveries = [1000 * s for s in timeline.get("recovery_s", [])]
+    spread = len(recoveries) >= HISTOGRAM_FROM  # a soak's: their distribution, a panel of its own
+    panels = 1 + bool(latency) + spread
+    fig, axes = plt.subplots(panels, 1, squeeze=False, dpi=90,
                              figsize=(9, 3.2 + 1.8 * (panels - 1)),
-                             gridspec_kw={"height_ratios": [3, 2][:panels]})
+                             gridspec_kw={"height_ratios": [3, 2, 2][:panels]})
     iops_ax = axes[0][0]
+    timed = [row[0] for row in axes[:1 + bool(latency)]]  # the panels over time
+    for ax in timed[1:]:
+        ax.sharex(iops_ax)
     try:
         for name, points in timeline.get("iops", {}).items():
             if name in ("vm_cpu", "host_speed", "guest_busy") or not points:
@@ -371,6 +382,13 @@ def plot_timeline(timeline: dict[str, Any], title: str) -> bytes:
         iops_ax.set_ylabel("IOPS")
         iops_ax.set_ylim(bottom=0)
         iops_ax.set_title(title, fontsize=10)
+        if spread:
+            hist_ax = axes[-1][0]
+            hist_ax.hist(recoveries, bins=40, color="tab:green", alpha=0.8)
+            p50, p99 = (statistics.quantiles(recoveries, n=100)[q] for q in (49, 98))
+            hist_ax.set_xlabel(f"ms from fault to recovery ({len(recoveries)}: p50 {p50:.0f}, "
+                               f"p99 {p99:.0f}, max {max(recoveries):.0f})")
+            hist_ax.set_ylabel("recoveries")
         if latency:
             lat_ax = axes[1][0]
             for name, points in latency.items():
@@ -378,12 +396,13 @@ def plot_timeline(timeline: dict[str, Any], title: str) -> bytes:
                             markersize=3, linewidth=1, label=f"{name} write latency")
             lat_ax.set_yscale("log")
             lat_ax.set_ylabel("ms (mean)")
-        for ax in (row[0] for row in axes):
+        for ax in timed:
             _mark_faults(ax, timeline.get("events", []))
+        for ax in (row[0] for row in axes):
             ax.grid(alpha=0.3)
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(loc="upper right", fontsize=8)
-        axes[-1][0].set_xlabel("seconds (guest clock)")
+        timed[-1].set_xlabel("seconds (guest clock)")
         out = io.BytesIO()
         fig.tight_layout()
         fig.savefig(out, format="png")

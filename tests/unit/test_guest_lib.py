@@ -470,6 +470,20 @@ def test_the_load_is_seen_flowing(env: dict[str, str], sysfs: Path, tmp_path: Pa
     assert time.monotonic() - t0 >= 2
 
 
+def test_more_writes_are_awaited_until_the_deadline(env: dict[str, str], sysfs: Path):
+    _stats(sysfs, nvme0n1=12)
+    t0 = time.monotonic()
+    assert _bash(call_line("_blk_wait_more_writes", "/dev/nvme0n1", 1), env).returncode == 1
+    assert time.monotonic() - t0 >= 1
+    assert _bash(call_line("_blk_wait_more_writes", "/tmp/a-file", 1), env).returncode == 0
+    waiting = subprocess.Popen(["bash", "-c", LIBRARY.script(call_line(
+                                   "_blk_wait_more_writes", "/dev/nvme0n1", 5))],
+                               env=env, text=True, start_new_session=True)
+    time.sleep(0.5)
+    _stats(sysfs, nvme0n1=13)
+    assert waiting.wait(timeout=10) == 0
+
+
 def test_the_load_stamps_fio_messages(guest: LocalGuest, bin_dir: Path, tmp_path: Path):
     _program(bin_dir, "fio", 'echo "$FILENAME: first" >&2\necho "$*" > args\n'
              'echo "fio: io_u error" >&2')

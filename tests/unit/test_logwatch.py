@@ -64,3 +64,33 @@ def test_requeued_since_recovery() -> None:
     assert len(watch.requeued_since_recovery()) == 2
     watch.recovered()
     assert [r.sector for r in watch.requeued_since_recovery()] == [2]
+
+
+def _line(at: float, text: str) -> str:
+    return f"[{at:12.6f}] {text}\n"
+
+
+def test_a_soak_finds_trouble_anywhere_since_its_mark_and_names_the_reset_before_it() -> None:
+    # three quiet recoveries at 20, 21 and 22 s (sysfs resets log only their queue count),
+    # then a timeout at 40 s, after a reset before the last recovery that requeued two
+    # requests; a reset two recoveries before requeued one, which is not the one to blame
+    log = Log(BOOT + _line(15.0, "nvme nvme0: 1/0/0 default/read/poll queues"))
+    watch = log.watch()
+    mark = watch.mark()
+    log.requeues = [Requeue(19.9, "nvme0n1", 1), Requeue(21.9, "nvme0n1", 2),
+                    Requeue(21.95, "nvme0n1", 3)]
+    for at in (20.0, 21.0, 22.0):
+        log.text += _line(at, "nvme nvme0: 1/0/0 default/read/poll queues")
+        watch.recovered()
+    assert watch.marks == [20.0, 21.0, 22.0]
+    assert watch.instability(mark) is None
+    assert [r.sector for r in watch.requeued_by_last_reset()] == [2, 3]
+    log.text += _line(40.0, "nvme nvme0: I/O 5 QID 1 timeout, aborting")
+    log.text += _line(41.0, "nvme nvme0: 1/0/0 default/read/poll queues")
+    watch.recovered()  # a later recovery hides nothing of the segment
+    found = watch.instability(mark)
+    assert found is not None and len(found.trouble) == 1
+    assert [r.sector for r in found.requeued] == [2, 3]
+    assert watch.instability() is None  # the iteration's check sees after the last only
+    # trouble before the mark belongs to no soak segment
+    assert watch.instability(40.0) is None

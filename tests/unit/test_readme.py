@@ -27,7 +27,7 @@ def test_variants_of_a_procedure_share_their_base_row() -> None:
                if r.startswith("| `reset-under-load`"))
     assert row.startswith("| `reset-under-load`, `reset-under-load-2ns`, ")
     assert "`reset-under-load-2cpu`: " in row and row.endswith(
-        "| CI (variants: full suite only) |")
+        "| CI (variants: full suite only); soaks |")
 
 
 def test_update_rewrites_only_the_block() -> None:

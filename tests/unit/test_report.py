@@ -132,6 +132,15 @@ def test_plot_has_a_latency_panel_when_the_timeline_has_latencies() -> None:
     assert _png_height(with_latency) > _png_height(without)
 
 
+def test_a_soaks_plot_shows_the_distribution_of_its_recovery_times() -> None:
+    timeline = json.loads((DATA / "timeline-reset-under-load-latency.json").read_text())
+    few = plot_timeline(timeline, "t")  # an iteration's 4 recoveries: no histogram
+    many = plot_timeline({**timeline, "recovery_s": [0.05 + i / 1000 for i in range(300)]}, "t")
+    assert _png_height(many) > _png_height(few)
+    assert abs(len(many) - len(plot_timeline({**timeline, "recovery_s": [
+        0.05 + i / 10000 for i in range(3000)]}, "t"))) < len(many) / 2  # ten times the faults
+
+
 def test_a_campaign_plots_its_first_passes_and_every_failure(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(report_mod, "PLOTTED_PASSES", 1)

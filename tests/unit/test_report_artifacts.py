@@ -34,7 +34,7 @@ class FakeLab:
 
 
 def passing_iteration(lab: FakeLab, scn: Scenario, seed: int, artifacts: Path,
-                      on_event: Any = None) -> IterationResult:
+                      on_event: Any = None, procedure: Any = None) -> IterationResult:
     artifacts.mkdir(parents=True, exist_ok=True)
     (artifacts / "console.log").write_text("[    1.0] nvme nvme0: 1/0/0 default/read/poll\n")
     return IterationResult(scn.name, seed, (), (), (), (), 1.0, artifacts)

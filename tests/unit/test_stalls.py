@@ -21,7 +21,7 @@ def _recorded(shift: dict[int, float] | None = None) -> Timeline:
                            e["detail"]) for i, e in enumerate(raw["events"])])
 
 
-def _load_span(t: Timeline) -> dict[str, tuple[float, float]]:
+def _load_span(t: Timeline) -> dict[str, list[tuple[float, float]]]:
     return t.writing_spans()
 
 
@@ -29,10 +29,23 @@ def test_the_load_writing_to_a_controller_is_read_off_the_timeline() -> None:
     t = _recorded()
     started = next(e.at for e in t.events if e.kind == "load_started")
     finished = next(e.at for e in t.events if e.kind == "load_finished")
-    assert t.writing_spans() == {"nvme0": (started, finished)}
+    assert t.writing_spans() == {"nvme0": [(started, finished)]}
     t.add("load_started", "load1 /dev/nvme0n2", finished)  # not the controller's own
     t.add("load_started", "load2 /dev/nvme1n1", finished + 1)  # never finished
-    assert t.writing_spans() == {"nvme0": (started, finished)}
+    assert t.writing_spans() == {"nvme0": [(started, finished)]}
+    t.add("load_started", "load3 /dev/nvme0n1", finished + 2)  # a soak's next segment
+    t.add("load_finished", "load3: no errors", finished + 60)
+    assert t.writing_spans() == {"nvme0": [(started, finished), (finished + 2, finished + 60)]}
+
+
+def test_a_stall_under_an_earlier_load_of_a_soak_is_found() -> None:
+    # the stall of test_writes_that_wait_after_live_while_the_load_runs, then a later load
+    # on the same controller: each load's span is judged, not only the last one's
+    t = _recorded({13: 8.0})
+    end = max(e.at for e in t.events)
+    t.add("load_started", "load9 /dev/nvme0n1", end + 5)
+    t.add("load_finished", "load9: no errors", end + 65)
+    assert [what for what, _ in t.stalls(3.0, 5.0, _load_span(t))] == ["resume"]
 
 
 def test_the_stock_driver_stalls_nowhere() -> None:

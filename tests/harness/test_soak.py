@@ -1,0 +1,32 @@
+"""A soak on a real VM, as a user runs it: ``repro SCENARIO --soak-faults N`` on stock Debian
+6.12 passes, through several checkpoints (loads restarted in the other region, the previous
+segment's verify-only pass concluded while the next one's faults ran), and says so."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from tests.harness.test_cli import harness, xfail_on_a_known_bug
+
+
+def test_a_soak_of_the_stock_driver_passes_through_its_checkpoints(tmp_path: Path) -> None:
+    art = tmp_path / "art"
+    proc = harness("repro", "reset-under-load", "--kernel", "debian:6.12", "--seed", "5",
+                   "--soak-faults", "16", "--soak-checkpoint", "6", "--artifacts", str(art),
+                   timeout=900)
+    xfail_on_a_known_bug(proc)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"soak 1/1 seed 5: PASS in [\d.]+s, 16 recoveries, .*; 16 faults, \d+ "
+                     r"verified faults an hour", proc.stdout), proc.stdout
+    # three segments: two checkpoints during the soak, the last pass at its end
+    for faults in ("1-6", "7-12"):
+        assert re.search(rf"^ +\d+s faults {faults}: every completed write intact; \d+ faults "
+                         r"so far", proc.stdout, re.MULTILINE), proc.stdout
+    timeline = json.loads((art / "iter0000-seed5" / "timeline.json").read_text())
+    kinds = [e["kind"] for e in timeline["events"]]
+    assert kinds.count("fault") == 16 and kinds.count("recovered") == 16
+    assert kinds.count("checkpoint") == 3 and kinds.count("verified") == 3
+    starts = [e["detail"] for e in timeline["events"] if e["kind"] == "load_started"]
+    assert len(starts) == 3  # one load a segment, in alternate regions (see the fio logs)

@@ -1,0 +1,89 @@
+"""A soak's plan (when it is over, where it failed), its segments' data seeds, its reproduce
+line, and which scenarios declare a soak; the soak on a VM is in tests/harness."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import pytest
+
+from harness.campaigns.repro import reproduce_command
+from harness.errors import HarnessError
+from harness.recovery import scenarios
+from harness.recovery.soak import SoakPlan, procedure, segment_seed
+
+
+def test_a_plan_is_over_after_its_faults_or_its_time() -> None:
+    plan = SoakPlan(faults=3)
+    assert not plan.over()
+    plan.done = 3
+    assert plan.over()
+    timed = SoakPlan(seconds=0.05)
+    assert not timed.over()  # at least one fault, however short the time
+    timed.done = 1
+    time.sleep(0.06)
+    assert timed.over()
+    both = SoakPlan(seconds=3600, faults=2)
+    both.done = 2
+    assert both.over()
+
+
+def test_a_plan_needs_a_bound_and_a_fault() -> None:
+    with pytest.raises(ValueError):
+        SoakPlan()
+    with pytest.raises(ValueError):
+        SoakPlan(faults=0)
+
+
+def test_where_a_soak_failed() -> None:
+    plan = SoakPlan(faults=500, done=57, failed_at=57, failed_after_s=81.4)
+    assert plan.where() == "at fault 57, 81s into the soak"
+    plan.found_by = "the verify-only pass of faults 1-100"
+    assert plan.where().endswith("; found by the verify-only pass of faults 1-100")
+    assert SoakPlan(faults=9, done=9).where() == \
+        "after 9 fault(s), when the soak was judged at its end"
+
+
+def test_every_segment_writes_other_data_than_the_ones_before() -> None:
+    seeds = [segment_seed(20261121, k) for k in range(1, 200)]
+    assert seeds[0] == 20261121  # the first writes what an iteration of that seed writes
+    assert len(set(seeds)) == len(seeds)
+    assert segment_seed(5, 2) != segment_seed(6, 1) and segment_seed(5, 2) != segment_seed(5, 1)
+
+
+def test_a_failed_soak_reproduces_with_its_faults_not_its_time() -> None:
+    args = argparse.Namespace(kernel="debian:6.1", qemu="qemu-system-x86_64", accel=None,
+                              topology="", no_snapshot=False, soak=600.0, soak_faults=None)
+    scn = scenarios.get("reset-under-load")
+    assert reproduce_command(args, scn, 5, soak=None, soak_faults=57) == (
+        "python -m harness repro reset-under-load --seed 5 --iterations 1 --soak-faults 57 "
+        "--kernel debian:6.1")
+
+
+def test_the_soaks_cover_the_reset_scenarios() -> None:
+    soaked = {n for n in scenarios.names() if scenarios.get(n).soak is not None}
+    assert {"reset-under-load", "reset-under-load-2cpu", "reset-under-load-2ns",
+            "reset-under-load-2ctrl", "reset-storm", "rescan-under-load", "flr-under-load",
+            "poll-queues"} <= soaked
+    # faults that log timeouts or resets themselves cannot be soaked under a clean log
+    assert "bus-master-off" not in soaked and "stall-timeout" not in soaked
+
+
+def test_a_scenario_without_a_soak_is_refused() -> None:
+    with pytest.raises(ValueError):
+        procedure(scenarios.get("bus-master-off"), SoakPlan(faults=1))
+
+
+def test_repro_refuses_a_soak_of_a_scenario_that_has_none() -> None:
+    from harness.campaigns import repro
+
+    args = argparse.Namespace(until_fail=False, budget=None, iterations=None, seed=1,
+                              topology="", soak=60.0, soak_faults=None)
+    with pytest.raises(HarnessError, match=r"bus-master-off has no soak; these have: .*"
+                       r"reset-under-load"):
+        repro.run(lambda a: pytest.fail("no lab before the arguments are checked"), args,
+                  scenarios.get("bus-master-off"))
+    args.soak, args.soak_faults = None, 0
+    with pytest.raises(HarnessError, match="--soak-faults must be at least 1"):
+        repro.run(lambda a: pytest.fail("no lab"), args, scenarios.get("reset-under-load"))
