@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import time
@@ -312,3 +313,26 @@ def test_a_driver_that_stops_its_queues_on_a_non_fatal_aer_error_is_caught(
     assert re.search(rf"seed {SEED}: FAIL: hang: load\S*: no write completed within 20s of the "
                      "recovery", proc.stdout), proc.stdout
     assert took < 240, f"found only after {took:.0f}s"
+
+
+def test_a_soak_finds_a_stall_that_comes_once_in_25_resets_and_replays_it(
+        stock_sources_6_12: Path, tmp_path: Path) -> None:
+    # Every 25th reset leaves the queues frozen for 8 s after live, logging nothing: an
+    # iteration's 3-5 resets never meet it; a soak meets it at fault 25, names that fault,
+    # and its reproduce line meets it there again on a fresh VM
+    src = patched(stock_sources_6_12, tmp_path / "host", "stall-once-in-25-resets.patch")
+    proc, _ = repro(src, 900, "--soak", "600", kernel="debian:6.12")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    found = (r"FAIL: throughput did not come back after recovering: no write of load0 "
+             r"completed on /dev/nvme0n1 within 5s of the recovery")
+    assert re.search(found, proc.stdout), proc.stdout
+    assert re.search(r"^nvmeh: soak seed 5 failed at fault 25, \d+s into the soak$",
+                     proc.stderr, re.MULTILINE), proc.stderr
+    line = re.search(r"^reproduce \(the same faults on a fresh VM\): python -m harness (.*)$",
+                     proc.stderr, re.MULTILINE)
+    assert line is not None and "--soak-faults 25 " in line.group(1), proc.stderr
+    assert "--soak 600" not in line.group(1)
+    again = harness(*shlex.split(line.group(1)), timeout=900)
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert re.search(found, again.stdout), again.stdout
+    assert "failed at fault 25," in again.stderr, again.stderr
