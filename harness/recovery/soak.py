@@ -134,8 +134,8 @@ def _segment(ctx: Context, scn: Scenario, soak: Soak, plan: SoakPlan, segment: i
     loads = soak.loads(ctx, LOAD_RUNTIME_S, data_seed, segment % 2)
     ctx.measure_kernel_clock()
     since = ctx.log.mark()
-    for _ in range(plan.checkpoint):
-        if plan.over():
+    for i in range(plan.checkpoint):
+        if i and plan.over():  # a segment begun has a fault, however late it began
             break
         plan.done += 1
         soak.fault(ctx)

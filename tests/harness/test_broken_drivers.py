@@ -52,9 +52,20 @@ def patched(stock: Path, dest: Path, *patches: str | Path) -> Path:
     return dest
 
 
+def _fresh(path: Path) -> Path:
+    """``path``, or ``path-2``, ``path-3``...: the first that does not exist yet."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
+
+
 def repro(src: Path, timeout: float, *extra: str, scenario: str = "reset-under-load",
           kernel: str = "debian:6.1") -> tuple[subprocess.CompletedProcess[str], float]:
     t0 = time.monotonic()
+    if "--artifacts" not in extra and "--report-dir" not in extra:  # none left in /tmp
+        extra = (*extra, "--artifacts", str(_fresh(src.parent / "artifacts")))
     proc = harness("repro", scenario, "--kernel", kernel, "--seed", SEED,
                    "--nvme-src", str(src), *extra, timeout=timeout)
     return proc, time.monotonic() - t0
@@ -332,7 +343,8 @@ def test_a_soak_finds_a_stall_that_comes_once_in_25_resets_and_replays_it(
                      proc.stderr, re.MULTILINE)
     assert line is not None and "--soak-faults 25 " in line.group(1), proc.stderr
     assert "--soak 600" not in line.group(1)
-    again = harness(*shlex.split(line.group(1)), timeout=900)
+    again = harness(*shlex.split(line.group(1)), "--artifacts", str(tmp_path / "replay"),
+                    timeout=900)
     assert again.returncode == 1, again.stdout + again.stderr
     assert re.search(found, again.stdout), again.stdout
     assert "failed at fault 25," in again.stderr, again.stderr

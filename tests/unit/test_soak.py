@@ -4,6 +4,7 @@ line, and which scenarios declare a soak; the soak on a VM is in tests/harness."
 from __future__ import annotations
 
 import argparse
+import re
 import time
 
 import pytest
@@ -87,3 +88,24 @@ def test_repro_refuses_a_soak_of_a_scenario_that_has_none() -> None:
     args.soak, args.soak_faults = None, 0
     with pytest.raises(HarnessError, match="--soak-faults must be at least 1"):
         repro.run(lambda a: pytest.fail("no lab"), args, scenarios.get("reset-under-load"))
+
+
+def test_a_soak_numbers_its_faults_on_the_status_line_and_prints_its_checkpoints(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    from harness.campaigns.repro import soak_events
+    from harness.progress import RunProgress
+
+    out = io.StringIO()
+    plan = SoakPlan(seconds=600, done=7)
+    on_event = soak_events(RunProgress("reset-under-load", 1, out, live=True), plan)
+    on_event("fault", "reset_controller nvme0")
+    assert re.search(r"injecting #7, (599|600)s left: reset_controller nvme0$", out.getvalue())
+    on_event("checkpoint", "faults 1-7: every completed write intact")
+    printed = capsys.readouterr().out  # a line of its own, in a CI log too
+    assert re.fullmatch(r" +\d+s faults 1-7: every completed write intact; 7 faults so far, "
+                        r"\d+ an hour\n", printed)
+    quiet = io.StringIO()
+    soak_events(RunProgress("r", 1, quiet, live=False), plan)("checkpoint", "faults 1-7: x")
+    assert quiet.getvalue() == "" and "faults 1-7: x" in capsys.readouterr().out
