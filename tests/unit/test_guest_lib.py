@@ -251,7 +251,9 @@ def test_the_log_shows_the_call_not_the_library(env: dict[str, str]):
 def test_wait_state_reports_each_transition(guest: LocalGuest, sysfs: Path):
     state = sysfs / "class/nvme/nvme0/state"
     _write(state, "resetting\n")
-    _later((0.2, state, "connecting\n"), (0.2, state, "live\n"))
+    # the first change a second later: bash takes over 0.2 s to start on a busy host, and
+    # would never see the state it started in
+    _later((1.0, state, "connecting\n"), (0.2, state, "live\n"))
     samples = Controller(guest, "nvme0").wait_state("live", timeout=10)
     assert [s.state for s in samples] == ["resetting", "connecting", "live"]
     assert samples[0].at < samples[1].at < samples[2].at
@@ -335,7 +337,7 @@ def test_the_sampler_records_changes_and_io_resuming(env: dict[str, str], sysfs:
     stat.parent.mkdir(parents=True)
     _write(stat, "10 0 80 5 100 0 800 9 0 0 0\n")
     proc = _sample(sampler, env, "_nvme_sample_state", "nvme0")
-    _later((0.3, state, "resetting\n"), (0.3, state, "live\n"),
+    _later((1.0, state, "resetting\n"), (0.3, state, "live\n"),  # after its start
            (0.3, stat, "10 0 80 5 101 0 808 9 0 0 0\n")).join()
     time.sleep(0.3)
     samples = parse_samples(_stop(proc))
