@@ -69,7 +69,8 @@ def soak_rate(plan: SoakPlan, result: IterationResult) -> str:
     ms = [1000 * s for s in result.recovery_s]
     spread = ""
     if len(ms) >= 2:
-        p50, p99 = (statistics.quantiles(ms, n=100)[q] for q in (49, 98))
+        p50, p99 = (statistics.quantiles(ms, n=100, method="inclusive")[q]
+                    for q in (49, 98))
         spread = f"; recoveries p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {max(ms):.0f} ms"
     return (f"{plan.done} faults, {3600 * plan.done / result.duration:.0f} verified "
             f"faults an hour{spread}")
@@ -140,7 +141,8 @@ def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
     props = {**lab.properties(), "topology": str(scn.topology)} if report else {}
 
     def record(status: Status, seed: int, started: float, artifacts: Path, message: str = "",
-               detail: str = "", result: IterationResult | None = None) -> None:
+               detail: str = "", result: IterationResult | None = None,
+               again: str | None = None) -> None:
         if report is None:
             return
         report.add(RunRecord(
@@ -148,12 +150,13 @@ def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
             {**props, "seed": str(seed)}, message, detail,
             max(result.recovery_s) * 1000 if result and result.recovery_s else None,
             artifacts,
-            reproduce_command(args, scn, seed), started))
+            again or reproduce_command(args, scn, seed), started))
 
     progress = RunProgress(scn.name, None if until_fail else iterations)
     for i in range(iterations):
         if deadline is not None and time.monotonic() >= deadline:
-            print(f"nvmeh: budget spent: {i} iteration(s) passed, seeds {seed}..{seed + i - 1}",
+            print(f"nvmeh: budget spent: {i} {'soak' if soaking else 'iteration'}(s) passed, "
+                  f"seeds {seed}..{seed + i - 1}",
                   flush=True)
             return EXIT_OK
         s = seed + i
@@ -185,9 +188,13 @@ def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
               + (f"; {soak_rate(soaked, result)}" if soaked else ""), flush=True)
         verdict = known.verdict(scn.name, known.Driver.of(lab.image), result.failures)
         said = verdict.describe()
+        again = (reproduce_command(args, scn, s, soak=None,
+                                   soak_faults=soaked.failed_at or soaked.done)
+                 if soaked is not None and not result.passed else None)
+        where = f" (soak: {soaked.where()})" if again and soaked else ""
         record(verdict.status, s, started, artifacts, "; ".join(str(f) for f in result.failures)
-               + (f" ({said})" if said else ""),
-               "\n\n".join(f.evidence for f in result.failures if f.evidence), result)
+               + where + (f" ({said})" if said else ""),
+               "\n\n".join(f.evidence for f in result.failures if f.evidence), result, again)
         if not result.passed:
             for failure in result.failures:
                 if failure.evidence:
@@ -196,9 +203,7 @@ def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
             print(f"artifacts: {result.artifacts}", file=sys.stderr)
             if soaked is not None:
                 print(f"nvmeh: soak seed {s} failed {soaked.where()}", file=sys.stderr)
-                print("reproduce (the same faults on a fresh VM): " + reproduce_command(
-                    args, scn, s, soak=None, soak_faults=soaked.failed_at or soaked.done),
-                      file=sys.stderr)
+                print(f"reproduce (the same faults on a fresh VM): {again}", file=sys.stderr)
             else:
                 print(f"reproduce: {reproduce_command(args, scn, s)}", file=sys.stderr)
             if said:  # a known bug is still a failure: a bisect must see it

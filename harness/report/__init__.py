@@ -385,7 +385,8 @@ def plot_timeline(timeline: dict[str, Any], title: str) -> bytes:
         if spread:
             hist_ax = axes[-1][0]
             hist_ax.hist(recoveries, bins=40, color="tab:green", alpha=0.8)
-            p50, p99 = (statistics.quantiles(recoveries, n=100)[q] for q in (49, 98))
+            p50, p99 = (statistics.quantiles(recoveries, n=100, method="inclusive")[q]
+                        for q in (49, 98))
             hist_ax.set_xlabel(f"ms from fault to recovery ({len(recoveries)}: p50 {p50:.0f}, "
                                f"p99 {p99:.0f}, max {max(recoveries):.0f})")
             hist_ax.set_ylabel("recoveries")

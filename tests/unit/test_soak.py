@@ -4,14 +4,22 @@ line, and which scenarios declare a soak; the soak on a VM is in tests/harness."
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from harness import cli
+from harness.campaigns import repro as repro_mod
 from harness.campaigns.repro import reproduce_command
 from harness.errors import HarnessError
+from harness.reading.verdict import Failure, FailureKind, IterationResult
 from harness.recovery import scenarios
+from harness.recovery import soak as soak_mod
 from harness.recovery.soak import SoakPlan, procedure, segment_seed
 
 
@@ -109,3 +117,72 @@ def test_a_soak_numbers_its_faults_on_the_status_line_and_prints_its_checkpoints
     quiet = io.StringIO()
     soak_events(RunProgress("r", 1, quiet, live=False), plan)("checkpoint", "faults 1-7: x")
     assert quiet.getvalue() == "" and "faults 1-7: x" in capsys.readouterr().out
+
+
+class _FakeSoaks:
+    """repro's VMs and soaks faked: each soak "did" ``done`` faults and failed at
+    ``failed_at`` (None: passed); what repro prints of it is the logic under test."""
+
+    def __init__(self, done: int, failed_at: int | None) -> None:
+        self.done, self.failed_at = done, failed_at
+        self.plans: list[SoakPlan] = []
+
+    def procedure(self, scn: object, plan: SoakPlan) -> object:
+        self.plans.append(plan)
+        return lambda ctx: None
+
+    def run_iteration(self, lab: object, scn: Any, seed: int, artifacts: Path,
+                      on_event: Any = None, procedure: Any = None) -> IterationResult:
+        assert procedure is not None, "a soak runs its own procedure"
+        plan = self.plans[-1]
+        plan.done, plan.failed_at, plan.failed_after_s = self.done, self.failed_at, 81.0
+        failures = () if self.failed_at is None else (
+            Failure(FailureKind.SLOW, "no write of load0 completed", code="io-stalled"),)
+        return IterationResult(scn.name, seed, failures, (0.1, 0.2, 0.3), (), (), 30.0,
+                               artifacts)
+
+
+@pytest.fixture
+def fake_soaks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., _FakeSoaks]:
+    from tests.unit.test_report_artifacts import FakeLab
+
+    def make(done: int, failed_at: int | None) -> _FakeSoaks:
+        fake = _FakeSoaks(done, failed_at)
+        monkeypatch.setattr(cli, "Lab", FakeLab)
+        monkeypatch.setattr(soak_mod, "procedure", fake.procedure)
+        monkeypatch.setattr(repro_mod, "run_iteration", fake.run_iteration)
+        return fake
+    monkeypatch.chdir(tmp_path)
+    return make
+
+
+def test_a_failed_soak_names_its_fault_and_replays_it_by_count(
+        fake_soaks: Callable[..., _FakeSoaks], capsys: pytest.CaptureFixture[str]) -> None:
+    fake = fake_soaks(57, 57)
+    assert cli.main(["repro", "reset-under-load", "--seed", "5", "--soak", "600",
+                     "--soak-checkpoint", "50", "--artifacts", "art", "--report-dir",
+                     "report"]) == 1
+    assert (fake.plans[0].seconds, fake.plans[0].faults, fake.plans[0].checkpoint) == (
+        600.0, None, 50)
+    out, err = capsys.readouterr()
+    assert "soak 1/1 seed 5: FAIL: " in out and "each 600s of faults" in out
+    assert "nvmeh: soak seed 5 failed at fault 57, 81s into the soak" in err
+    assert ("reproduce (the same faults on a fresh VM): python -m harness repro "
+            "reset-under-load --seed 5 --iterations 1 --soak-faults 57 --soak-checkpoint 50"
+            in err)
+    assert "--soak 600" not in err
+    # the report says the same
+    [run] = json.loads((Path("report") / "runs.json").read_text())["runs"]
+    assert "--soak-faults 57" in run["reproduce"] and "soak: at fault 57" in run["message"]
+
+
+def test_soaks_until_one_fails_run_successive_seeds_within_the_budget(
+        fake_soaks: Callable[..., _FakeSoaks], capsys: pytest.CaptureFixture[str]) -> None:
+    fake_soaks(12, None)
+    assert cli.main(["repro", "reset-under-load", "--seed", "5", "--soak", "60",
+                     "--until-fail", "--budget", "1", "--artifacts", "art"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^soak 1 seed 5: PASS in 30.0s, 3 recoveries, .*; 12 faults, 1440 "
+                     r"verified faults an hour; recoveries p50 \d+ ms, p99 \d+ ms, max 300 ms$",
+                     out, re.MULTILINE), out
+    assert re.search(r"budget spent: \d+ soak\(s\) passed, seeds 5\.\.\d+$", out, re.MULTILINE)
