@@ -109,7 +109,7 @@ def test_a_soak_numbers_its_faults_on_the_status_line_and_prints_its_checkpoints
     plan = SoakPlan(seconds=600, done=7)
     on_event = soak_events(RunProgress("reset-under-load", 1, out, live=True), plan)
     on_event("fault", "reset_controller nvme0")
-    assert re.search(r"injecting #7, (599|600)s left: reset_controller nvme0$", out.getvalue())
+    assert re.search(r"injecting #7, \d+s left: reset_controller nvme0$", out.getvalue())
     on_event("checkpoint", "faults 1-7: every completed write intact")
     printed = capsys.readouterr().out  # a line of its own, in a CI log too
     assert re.fullmatch(r" +\d+s faults 1-7: every completed write intact; 7 faults so far, "
