@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
 from harness.errors import ImageBuildError
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """The nearest-rank percentile (q in 0..100): a value that was really measured."""
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 def digest(*parts: bytes) -> str:

@@ -5,7 +5,6 @@ Figures are medians over repeated runs; each says how many runs it used.
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from harness.machine.topology import Topology
 from harness.recovery import scenarios, soak
 from harness.recovery.runner import run_iteration
 from harness.recovery.soak import SoakPlan
+from harness.util import percentile
 
 SOAK_S = 600.0  # of faults: long enough for checkpoints to count as they do in an hour
 SSH_SAMPLES = 50
@@ -70,12 +70,6 @@ class BenchResult:
 
 def _figure(name: str, unit: str, samples: list[float]) -> Figure:
     return Figure(name, statistics.median(samples), unit, len(samples), tuple(samples))
-
-
-def percentile(samples: list[float], q: float) -> float:
-    """The nearest-rank percentile (q in 0..100): a value that was really measured."""
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 def _reset_figures(name: str, samples: list[float]) -> list[Figure]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -22,6 +21,7 @@ from harness.recovery.registry import Scenario, ScenarioSkipped
 from harness.recovery.runner import MAX_SEED, run_iteration
 from harness.recovery.soak import SoakPlan
 from harness.report import ReportDir, RunRecord, artifacts_root
+from harness.util import percentile
 
 EXIT_DRIVER_FAILED = 1
 MAX_ITERATIONS = 100_000
@@ -69,8 +69,7 @@ def soak_rate(plan: SoakPlan, result: IterationResult) -> str:
     ms = [1000 * s for s in result.recovery_s]
     spread = ""
     if len(ms) >= 2:
-        p50, p99 = (statistics.quantiles(ms, n=100, method="inclusive")[q]
-                    for q in (49, 98))
+        p50, p99 = percentile(ms, 50), percentile(ms, 99)
         spread = f"; recoveries p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {max(ms):.0f} ms"
     return (f"{plan.done} faults, {3600 * plan.done / result.duration:.0f} verified "
             f"faults an hour{spread}")

@@ -31,7 +31,6 @@ import json
 import os
 import shlex
 import shutil
-import statistics
 import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
@@ -41,6 +40,7 @@ from typing import Any
 
 from harness.errors import BadInput, HarnessError
 from harness.reading.verdict import Status as Status  # the statuses a report gives
+from harness.util import percentile
 
 ORIGIN = "nvmeh"  # the KCIDB origin of the records
 RUNS = "runs.json"  # every record in full, for merging report dirs
@@ -385,8 +385,7 @@ def plot_timeline(timeline: dict[str, Any], title: str) -> bytes:
         if spread:
             hist_ax = axes[-1][0]
             hist_ax.hist(recoveries, bins=40, color="tab:green", alpha=0.8)
-            p50, p99 = (statistics.quantiles(recoveries, n=100, method="inclusive")[q]
-                        for q in (49, 98))
+            p50, p99 = percentile(recoveries, 50), percentile(recoveries, 99)
             hist_ax.set_xlabel(f"ms from fault to recovery ({len(recoveries)}: p50 {p50:.0f}, "
                                f"p99 {p99:.0f}, max {max(recoveries):.0f})")
             hist_ax.set_ylabel("recoveries")
