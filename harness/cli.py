@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from harness.build import driver, images, kernels
+from harness.build import driver, images, kernels, qemus
 from harness.campaigns import bench as bench_mod
 from harness.campaigns import options as opt
 from harness.campaigns.options import seconds
@@ -403,6 +403,8 @@ def _run(args: argparse.Namespace) -> int:
                 _check_writable(path, "--" + name.replace("_", "-"))
         if isinstance(kernel := getattr(args, "kernel", None), str):
             kernels.validate(kernel)  # before any image, snapshot or VM work
+        if isinstance(qemu := getattr(args, "qemu", None), str):
+            qemus.validate(qemu)
         return COMMANDS[args.command](args)
     except HarnessError as exc:
         print(f"nvmeh: error: {exc}", file=sys.stderr)

@@ -117,6 +117,24 @@ class Suite:
             run_tool(cmd, what, cwd=dest)
         return sorted(dest.glob("*.deb"))
 
+    def download_closure(self, packages: list[str], dest: Path) -> list[Path]:
+        """``packages`` and everything they depend on (not what they recommend), as if
+        installed on an empty system, downloaded into ``dest``: a root of their own."""
+        self.update()
+        (dest / "partial").mkdir(parents=True, exist_ok=True)
+        status = dest / "status"
+        status.write_text("")  # nothing counts as installed
+        cmd = ["apt-get", *self._options(), "-o", f"Dir::State::status={status}",
+               "-o", f"Dir::Cache::archives={dest}", "-o", "APT::Install-Recommends=false",
+               "--download-only", "--yes", "install", *packages]
+        what = f"download of {' '.join(packages)} and its dependencies from Debian {self.name}"
+        try:
+            run_tool(cmd, what)
+        except ImageBuildError:
+            self.update(force=True)
+            run_tool(cmd, what)
+        return sorted(dest.glob("*.deb"))
+
     def sources_list(self) -> str:
         """The suite with its updates and security suites: kernels move on in all three."""
         return "".join(f"deb [signed-by={KEYRING}] {url} {suite} main\n" for url, suite in (

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.build import images, kernels
+from harness.build import images, kernels, qemus
 from harness.machine.lab import LabConfig
 from harness.recovery.soak import SEGMENT_FAULTS
 
@@ -76,7 +76,8 @@ NVME_SRC = Option(
     help="build the NVMe host driver from DIR (drivers/nvme/host, possibly patched) against "
     "the guest kernel and load it instead of the stock one")
 QEMU = Option("--qemu", default="qemu-system-x86_64", default_said="%(default)s",
-              help="QEMU binary to use")
+              help="QEMU binary to use, or debian:SUITE (" + ", ".join(qemus.SUITES) +
+              "): that suite's QEMU, fetched into the cache and run from there")
 ACCEL = Option("--accel", choices=("kvm", "tcg"), help="accelerator",
                default_said="KVM when really usable, else TCG")
 BOOT_TIMEOUT = Option("--boot-timeout", type=seconds, default=180.0, metavar="SECONDS",

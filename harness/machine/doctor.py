@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import paths
+from harness.build import qemus
+from harness.errors import HarnessError
 from harness.machine import accel
+from harness.progress import Progress
 from harness.util import find_tool
 
 MIN_QEMU = (7, 2)
@@ -68,7 +71,16 @@ def checks(qemu: str = "qemu-system-x86_64", kernel_build: bool = False,
     if "busybox" not in missing and not (busybox.exists() and _static(busybox)):
         missing.append("busybox")
     qemu_path = find_tool(qemu)
-    if qemu_path is None:
+    fetch_error = None
+    if qemus.is_debian(qemu):
+        try:  # a private root under the cache: fetched now, as a run would
+            qemu_path = qemus.binary(qemu, Progress())
+        except HarnessError as exc:
+            fetch_error = exc
+    if fetch_error is not None:
+        result.append(Check("qemu", False, f"{qemu}: {fetch_error}",
+                            advice="check the network and the cache directory"))
+    elif qemu_path is None:
         result.append(Check("qemu", False, f"{qemu} not found",
                             ("qemu-system-x86", "qemu-utils")))
     else:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import paths
-from harness.build import images
+from harness.build import images, qemus
 from harness.build.images import GuestImage
 from harness.machine import accel as accel_mod
 from harness.machine import snapshot
@@ -50,7 +50,9 @@ class Lab:
         self.config = config
         self.progress = progress or Progress()
         self.accel: Accel = accel_mod.choose(config.accel)
-        require_qemu(config.qemu)  # fail before any image or snapshot work
+        # the binary: a debian:SUITE is fetched now, before any image or snapshot work
+        self.qemu = qemus.binary(config.qemu, self.progress)
+        require_qemu(self.qemu)
         self._image: GuestImage | None = None
         self._properties: dict[str, str] | None = None
         paths.sweep_stale_scratch()
@@ -67,7 +69,7 @@ class Lab:
         driver. The image is built if it was not (its failure is the caller's to report).
         Worked out once: the pytest plugin asks for every test."""
         if self._properties is None:
-            version = qemu_version(find_tool(self.config.qemu) or self.config.qemu)
+            version = qemu_version(find_tool(self.qemu) or self.qemu)
             image = self.image
             self._properties = {
                 "kernel": self.config.kernel, "kernel_release": image.kernel.release,
@@ -88,13 +90,13 @@ class Lab:
         snap = None
         if (self.config.snapshots if snapshots is None else snapshots) and \
                 snapshot.unsupported_reason(topology) is None:
-            snap = snapshot_for(self.image, topology, self.accel, self.config.qemu,
+            snap = snapshot_for(self.image, topology, self.accel, self.qemu,
                                 self.progress, self.config.boot_timeout)
         if snap is not None:
-            return RestoredVM(self.image, topology, self.accel, snap, qemu=self.config.qemu,
+            return RestoredVM(self.image, topology, self.accel, snap, qemu=self.qemu,
                               artifacts=artifacts, name=name,
                               boot_timeout=self.config.boot_timeout)
-        return VM(self.image, topology, self.accel, qemu=self.config.qemu, artifacts=artifacts,
+        return VM(self.image, topology, self.accel, qemu=self.qemu, artifacts=artifacts,
                   name=name, boot_timeout=self.config.boot_timeout)
 
     @contextlib.contextmanager
