@@ -112,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kernels", default=",".join(sorted(kernels.known_kernels())),
                    help="comma-separated --kernel values, each running the same seeds "
                    "(default: %(default)s)")
+    p.add_argument("--qemus", default=None, metavar="LIST",
+                   help="comma-separated --qemu values (binaries or debian:SUITE), each "
+                   "running every kernel on the same seeds: the table gets a column per "
+                   "kernel and QEMU (default: --qemu)")
     p.add_argument("scenarios", nargs="*", metavar="SCENARIO",
                    help="scenarios to run (default: every scenario)")
     opt.add_to_argparse(p, opt.ITERATIONS, opt.SEED.defaulting(None, "random"), opt.NVME_SRC,
@@ -326,6 +330,11 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         raise HarnessError("--kernels is empty")
     for spec in wanted:
         kernels.validate(spec)
+    emulators = [q.strip() for q in (args.qemus or args.qemu).split(",") if q.strip()]
+    if not emulators:
+        raise HarnessError("--qemus is empty")
+    for qemu in emulators:
+        qemus.validate(qemu)
     scns = [scenarios.get(n) for n in (args.scenarios or scenarios.names())]
     if not 1 <= args.iterations <= 1000:
         raise HarnessError("--iterations must be between 1 and 1000")
@@ -333,19 +342,25 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     seeds = [seed + i for i in range(args.iterations)]
     root = artifacts_root(args.artifacts, args.report_dir) or Path(
         tempfile.mkdtemp(prefix="nvmeh-matrix-"))
-    print(f"nvmeh: matrix of {len(scns)} scenario(s) on {', '.join(wanted)}, seeds "
+    print(f"nvmeh: matrix of {len(scns)} scenario(s) on {', '.join(wanted)}"
+          + (f" under {', '.join(emulators)}" if len(emulators) > 1 else "") + ", seeds "
           f"{seeds[0]}..{seeds[-1]}; artifacts in {root}"
           + (f"; report in {args.report_dir}/index.html" if args.report_dir else ""),
           file=sys.stderr, flush=True)
     report_dir = (ReportDir(args.report_dir, f"matrix {','.join(wanted)}")
                   if args.report_dir else None)
     cells = []
-    for spec in wanted:
-        lab = Lab(opt.lab_config({**vars(args), "kernel": spec}))
-        for scn in scns:
-            cells.append(matrix.run_cell(lab, scn, seeds, root / spec.replace("/", "_"),
-                                         lambda line: print(line, file=sys.stderr,
-                                                            flush=True), report_dir))
+    for qemu in emulators:
+        for spec in wanted:
+            lab = Lab(opt.lab_config({**vars(args), "kernel": spec, "qemu": qemu}))
+            # the QEMU names the column only when the matrix has several
+            column = matrix.column(spec, qemu if len(emulators) > 1 else None)
+            for scn in scns:
+                cells.append(matrix.run_cell(lab, scn, seeds, root / column.replace("/", "_")
+                                             .replace(" ", "_"),
+                                             lambda line: print(line, file=sys.stderr,
+                                                                flush=True),
+                                             report_dir, column))
     if args.json:  # the table still goes to stderr, for the human watching
         print(json.dumps([c.as_dict() for c in cells], indent=2))
         print(matrix.table(cells), file=sys.stderr)

@@ -1,7 +1,8 @@
 """Scenarios by kernels: one table that says where the driver holds and where it breaks.
 
 Each cell runs the scenario's seeded iterations on that kernel (the same seeds on every
-kernel, so a difference between two columns is the kernel's doing) and ends in one status:
+kernel, so a difference between two columns is the kernel's doing; with several QEMUs, a
+column is a kernel under one QEMU) and ends in one status:
 PASS, FAIL (the driver misbehaved), KNOWN (a recorded kernel bug, see
 :mod:`harness.recovery.known`), or ERROR (the harness could not test: the kernel would not
 boot, QEMU failed, ...).
@@ -28,9 +29,14 @@ from harness.report import ReportDir, RunRecord
 __all__ = ["Cell", "Status", "exit_status", "run_cell", "table"]
 
 
+def column(kernel: str, qemu: str | None = None) -> str:
+    """A column's name: the kernel, and the QEMU when the matrix has several."""
+    return kernel if qemu is None else f"{kernel} {qemu}"
+
+
 @dataclass
 class Cell:
-    kernel: str
+    kernel: str  # the column: the kernel, and the QEMU when a matrix has several
     release: str
     scenario: str
     status: Status = Status.PASS
@@ -62,8 +68,10 @@ class Cell:
 
 
 def run_cell(lab: Lab, scn: Scenario, seeds: Sequence[int], root: Path,
-             report: Callable[[str], None], report_dir: ReportDir | None = None) -> Cell:
-    cell = Cell(lab.config.kernel, "?", scn.name)
+             report: Callable[[str], None], report_dir: ReportDir | None = None,
+             name: str | None = None) -> Cell:
+    """``name``: the cell's column (default: the lab's kernel)."""
+    cell = Cell(name or lab.config.kernel, "?", scn.name)
     t0, started = time.monotonic(), time.time()
     try:
         cell.release = lab.image.kernel.release

@@ -163,3 +163,13 @@ def test_seconds_that_bound_nothing_are_refused(
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert "positive, finite number of seconds" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "--qemu", "debian:sid", "--", "true"],
+    ["repro", "reset-storm", "--qemu", "debian:sid"],
+    ["matrix", "--kernels", "debian:6.1", "--qemus", "qemu-system-x86_64,debian:sid"],
+], ids=lambda argv: argv[0])
+def test_an_unknown_qemu_suite_is_one_line_naming_it(
+        argv: list[str], no_vm: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert "unknown QEMU 'debian:sid'" in _one_line_error(argv, capsys)

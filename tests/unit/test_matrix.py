@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from harness.campaigns import repro
-from harness.campaigns.matrix import Cell, Status, exit_status, table
+from harness.campaigns.matrix import Cell, Status, column, exit_status, table
 from harness.errors import HarnessError
 
 
@@ -31,6 +31,15 @@ def test_table_has_a_column_per_kernel_and_explains_what_did_not_pass():
     storm = next(ln for ln in lines if ln.startswith("reset-storm"))
     assert storm.split()[1:] == ["pass", "60ms", "pass", "60ms"]
     assert "FAIL debian:6.12 hot-remove: seed 1: controller did not return to live" in text
+
+
+def test_with_several_qemus_a_column_is_a_kernel_under_one_qemu():
+    assert column("debian:6.12") == "debian:6.12"
+    cells = [cell(column("debian:6.12", q), "reset-storm") for q in
+             ("qemu-system-x86_64", "debian:trixie")]
+    cells[1].release = "6.12.0-1-amd64"
+    header = table(cells).splitlines()[0]
+    assert "debian:6.12 qemu-system-x86_64" in header and "debian:6.12 debian:trixie" in header
 
 
 def test_exit_status_is_one_only_for_an_unexplained_driver_failure():
