@@ -23,10 +23,14 @@ def _loads(ctx: Context, runtime: float, data_seed: int, region: int) -> list[Ve
 @dataclass(frozen=True)
 class Soak:
     """How a scenario runs as a soak (:mod:`harness.recovery.soak`): the scenario's fault,
-    applied again and again under loads that keep running. Only for faults that log no
-    timeout, abort or reset of their own: a soak holds the whole kernel log to that."""
+    applied again and again under loads that keep running. A soak holds the whole kernel log
+    to no timeout, abort or reset, unless ``logs_trouble``."""
 
     fault: Callable[[Context], None]  # one fault; returns once recovered (recorded)
+    # The fault makes the driver log timeouts, aborts or resets of its own (a silent device):
+    # the log is then held to none from each recovery until the next fault, as an iteration
+    # holds it after its last recovery, instead of across the whole segment
+    logs_trouble: bool = False
     # seconds after the writes resumed (seeded, uniform): the writes' own resumption already
     # keeps faults apart by the time the device takes to complete a write again
     gap: tuple[float, float] = (0.05, 0.5)

@@ -2,10 +2,12 @@
 loads that keep running. Every recovery is judged as an iteration judges its last one: live
 within the bound (the fault itself), writes completing again within the scenario's resume
 bound (at once, before the next fault), and, at each checkpoint, no timeout, abort or reset
-anywhere in the kernel log since the previous one, no I/O error, throughput back after the
-last recovery, no stall the state monitor saw; and every write the loads completed read back
-intact by a verify-only pass. A checkpoint comes every ``SoakPlan.checkpoint`` faults and at
-the end; when a check fails, the runner's salvage verifies what it can at once.
+anywhere in the kernel log since the previous one (for a fault that logs such lines itself,
+a silent device: none from each recovery until the next fault), no I/O error, throughput
+back after the last recovery, no stall the state monitor saw; and every write the loads
+completed read back intact by a verify-only pass. A checkpoint comes every
+``SoakPlan.checkpoint`` faults and at the end; when a check fails, the runner's salvage
+verifies what it can at once.
 
 The verify-only pass of a segment's loads runs while the next segment's faults do: each
 segment writes the other of two regions than the one before, so the pass reads blocks no load
@@ -141,8 +143,11 @@ def _segment(ctx: Context, scn: Scenario, soak: Soak, plan: SoakPlan, segment: i
         soak.fault(ctx)
         _writes_resume(ctx, loads, scn.resume_bound)
         ctx.sleep(ctx.rng.uniform(*soak.gap))
+        if soak.logs_trouble:
+            ctx.check_stable()  # from this fault's recovery on, before the next fault
     plan.checking = True
-    ctx.check_stable(since)  # the whole segment's log: no fault of a soak logs trouble
+    # the whole segment's log, unless its faults log trouble: then since the last recovery
+    ctx.check_stable(None if soak.logs_trouble else since)
     _conclude(ctx, plan, verifying)  # the segment before: its region, not written since
     ctx.finish_loads(loads, now=True, verify=False)
     ctx.stop_monitors()  # what they saw goes into the timeline, for the stall judge

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,9 +19,11 @@ from harness import cli
 from harness.campaigns import repro as repro_mod
 from harness.campaigns.repro import reproduce_command
 from harness.errors import HarnessError
+from harness.reading.timeline import Timeline
 from harness.reading.verdict import Failure, FailureKind, IterationResult
 from harness.recovery import scenarios
 from harness.recovery import soak as soak_mod
+from harness.recovery.registry import Scenario, Soak
 from harness.recovery.soak import SoakPlan, procedure, segment_seed
 
 
@@ -75,13 +79,14 @@ def test_the_soaks_cover_the_reset_scenarios() -> None:
     assert {"reset-under-load", "reset-under-load-2cpu", "reset-under-load-2ns",
             "reset-under-load-2ctrl", "reset-storm", "rescan-under-load", "flr-under-load",
             "poll-queues"} <= soaked
-    # faults that log timeouts or resets themselves cannot be soaked under a clean log
-    assert "bus-master-off" not in soaked and "stall-timeout" not in soaked
+    # a silent device logs timeouts and resets itself: held stable between faults only
+    assert scenarios.get("bus-master-off").soak.logs_trouble  # type: ignore[union-attr]
+    assert not scenarios.get("reset-under-load").soak.logs_trouble  # type: ignore[union-attr]
 
 
 def test_a_scenario_without_a_soak_is_refused() -> None:
     with pytest.raises(ValueError):
-        procedure(scenarios.get("bus-master-off"), SoakPlan(faults=1))
+        procedure(scenarios.get("stall-timeout"), SoakPlan(faults=1))
 
 
 def test_repro_refuses_a_soak_of_a_scenario_that_has_none() -> None:
@@ -89,10 +94,10 @@ def test_repro_refuses_a_soak_of_a_scenario_that_has_none() -> None:
 
     args = argparse.Namespace(until_fail=False, budget=None, iterations=None, seed=1,
                               topology="", soak=60.0, soak_faults=None)
-    with pytest.raises(HarnessError, match=r"bus-master-off has no soak; these have: .*"
+    with pytest.raises(HarnessError, match=r"stall-timeout has no soak; these have: .*"
                        r"reset-under-load"):
         repro.run(lambda a: pytest.fail("no lab before the arguments are checked"), args,
-                  scenarios.get("bus-master-off"))
+                  scenarios.get("stall-timeout"))
     args.soak, args.soak_faults = None, 0
     with pytest.raises(HarnessError, match="--soak-faults must be at least 1"):
         repro.run(lambda a: pytest.fail("no lab"), args, scenarios.get("reset-under-load"))
@@ -186,3 +191,65 @@ def test_soaks_until_one_fails_run_successive_seeds_within_the_budget(
                      r"verified faults an hour; recoveries p50 \d+ ms, p99 \d+ ms, max 300 ms$",
                      out, re.MULTILINE), out
     assert re.search(r"budget spent: \d+ soak\(s\) passed, seeds 5\.\.\d+$", out, re.MULTILINE)
+
+
+class _FakeLoad:
+    name = "load0"
+
+    def __init__(self) -> None:
+        self.params = {"FILENAME": "/dev/nvme0n1"}
+
+    def writes_resume(self, bound: float) -> bool:
+        return True
+
+    def start_verify_pass(self) -> object:
+        return object()
+
+
+class _SoakContext:
+    """What a soak's segments ask of the Context, recorded: where the log is held stable."""
+
+    def __init__(self) -> None:
+        self.rng, self.seed, self.timeline, self.failures = random.Random(1), 1, Timeline(), []
+        self.vm = SimpleNamespace(topology=SimpleNamespace(subsystem=False))
+        self.log = SimpleNamespace(mark=lambda: 100.0)
+        self.verification = SimpleNamespace(conclude=lambda load, bg: None)
+        self.calls: list[str] = []
+
+    def event(self, kind: str, detail: str = "") -> None:
+        pass
+
+    def measure_kernel_clock(self) -> None:
+        pass
+
+    def sleep(self, seconds: float) -> None:
+        pass
+
+    def check_stable(self, since: float | None = None) -> None:
+        self.calls.append(f"stable since {since}")
+
+    def finish_loads(self, loads: list[Any], now: bool = False, verify: bool = True) -> None:
+        pass
+
+    def stop_monitors(self) -> None:
+        pass
+
+    def start_monitors(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("logs_trouble, expected", [
+    # a fault that logs nothing of its own: the whole segment's log, once per checkpoint
+    (False, ["fault", "fault", "stable since 100.0", "fault", "stable since 100.0"]),
+    # a silent device: from each recovery to the next fault, as an iteration after its last
+    (True, ["fault", "stable since None", "fault", "stable since None", "stable since None",
+            "fault", "stable since None", "stable since None"]),
+])
+def test_a_soak_holds_the_log_stable_where_its_faults_log_nothing_of_their_own(
+        logs_trouble: bool, expected: list[str]) -> None:
+    ctx = _SoakContext()
+    soak = Soak(lambda c: ctx.calls.append("fault"), gap=(0.0, 0.0), logs_trouble=logs_trouble,
+                loads=lambda c, runtime, seed, region: [_FakeLoad()])
+    scn = Scenario("x", "x", lambda c: None, soak=soak)
+    procedure(scn, SoakPlan(faults=3, checkpoint=2))(ctx)  # type: ignore[arg-type]
+    assert ctx.calls == expected

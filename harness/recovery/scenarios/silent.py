@@ -19,7 +19,7 @@ from harness.machine.topology import Topology
 from harness.reading.kmsg import CONTROLLER_GIVEN_UP, accepts_give_up
 from harness.reading.verdict import FailureKind
 from harness.recovery.context import Context
-from harness.recovery.registry import scenario
+from harness.recovery.registry import Soak, scenario
 from harness.recovery.removal import remove_and_restore
 from harness.recovery.scenarios.timeouts import IO_TIMEOUT, SHORT_TIMEOUTS
 
@@ -58,13 +58,39 @@ def _bus_mastering_back(ctx: Context, ctrl: Controller, pci: PciFunction) -> Non
              f"{BUS_MASTER_BACK_S}s with bus mastering off: it cannot be doing I/O")
 
 
+def _silence_bus_master(ctx: Context, ctrl: Controller, pci: PciFunction,
+                        silence: float) -> None:
+    """Bus mastering off for ``silence`` seconds (not lifted: the driver's reset must enable
+    it again); returns once the driver noticed, recovered and the device masters the bus."""
+    mark = ctx.log.mark()
+    ctx.inject(CommandBitsOff(ctrl, pci, PCI_COMMAND_MASTER, ctx.live_bound))
+    ctx.sleep(silence)
+    ctx.driver_reacts(ctrl, within=NOTICE_WITHIN, since=mark)
+    ctx.wait_live(ctrl)
+    if not _noticed(ctx, mark):
+        ctx.fail(FailureKind.NOT_RECOVERED, f"the device was silent for {silence:.1f}s "
+                 "and the driver logged no timeout: nothing was tested",
+                 "\n".join(ctx.log.since(mark))[-2000:])
+    _bus_mastering_back(ctx, ctrl, pci)
+
+
+def _bus_master_off_once(ctx: Context) -> None:
+    ctrl = ctx.controller("nvme0")
+    _silence_bus_master(ctx, ctrl, PciFunction(ctx.guest, ctrl.pci_address),
+                        IO_TIMEOUT + ctx.rng.uniform(1.0, 4.0))
+
+
 @scenario("bus-master-off",
           "Bus Master Enable cleared under the verifying load for a seeded time longer than "
           f"the I/O timeout ({IO_TIMEOUT} s), two or three times: the device cannot fetch or "
           "complete anything; the driver times out, resets (re-enabling bus mastering itself) "
           "and must complete or retry every stranded command: live again each time, no I/O "
           "error, nothing after the recovery, every completed write intact",
-          SILENT, live_bound=120)
+          SILENT, live_bound=120,
+          # the gap: a request the recovery lost times out only after the I/O timeout, and
+          # must do so before the next fault's own timeouts could hide it
+          soak=Soak(_bus_master_off_once, gap=(IO_TIMEOUT + 1.0, IO_TIMEOUT + 3.0),
+                    logs_trouble=True))
 def bus_master_off(ctx: Context) -> None:
     ctrl = ctx.controller("nvme0")
     pci = PciFunction(ctx.guest, ctrl.pci_address)
@@ -75,17 +101,7 @@ def bus_master_off(ctx: Context) -> None:
     loads = ctx.start_loads(runtime=sum(g + s + 2 * IO_TIMEOUT for g, s in rounds) + 8)
     for gap, silence in rounds:
         ctx.sleep(gap)
-        mark = ctx.log.mark()
-        # not lifted: the driver's reset must enable bus mastering again
-        ctx.inject(CommandBitsOff(ctrl, pci, PCI_COMMAND_MASTER, ctx.live_bound))
-        ctx.sleep(silence)
-        ctx.driver_reacts(ctrl, within=NOTICE_WITHIN, since=mark)
-        ctx.wait_live(ctrl)
-        if not _noticed(ctx, mark):
-            ctx.fail(FailureKind.NOT_RECOVERED, f"the device was silent for {silence:.1f}s "
-                     "and the driver logged no timeout: nothing was tested",
-                     "\n".join(ctx.log.since(mark))[-2000:])
-        _bus_mastering_back(ctx, ctrl, pci)
+        _silence_bus_master(ctx, ctrl, pci, silence)
     ctx.finish_loads(loads)
 
 
