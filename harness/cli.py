@@ -347,8 +347,9 @@ def cmd_matrix(args: argparse.Namespace) -> int:
           f"{seeds[0]}..{seeds[-1]}; artifacts in {root}"
           + (f"; report in {args.report_dir}/index.html" if args.report_dir else ""),
           file=sys.stderr, flush=True)
-    report_dir = (ReportDir(args.report_dir, f"matrix {','.join(wanted)}")
-                  if args.report_dir else None)
+    title = f"matrix {','.join(wanted)}" + (f" under {','.join(emulators)}"
+                                              if len(emulators) > 1 else "")
+    report_dir = ReportDir(args.report_dir, title) if args.report_dir else None
     cells = []
     for qemu in emulators:
         for spec in wanted:
