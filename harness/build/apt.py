@@ -108,13 +108,8 @@ class Suite:
         """``apt-get download`` into ``dest``; refreshes the lists once if the mirror moved on."""
         self.update()
         dest.mkdir(parents=True, exist_ok=True)
-        cmd = ["apt-get", *self._options(), "download", *packages]
-        what = f"download of {' '.join(packages)} from Debian {self.name}"
-        try:
-            run_tool(cmd, what, cwd=dest)
-        except ImageBuildError:
-            self.update(force=True)  # an old version can vanish from the mirror
-            run_tool(cmd, what, cwd=dest)
+        self._fetch(["apt-get", *self._options(), "download", *packages],
+                    f"download of {' '.join(packages)} from Debian {self.name}", cwd=dest)
         return sorted(dest.glob("*.deb"))
 
     def download_closure(self, packages: list[str], dest: Path) -> list[Path]:
@@ -127,13 +122,18 @@ class Suite:
         cmd = ["apt-get", *self._options(), "-o", f"Dir::State::status={status}",
                "-o", f"Dir::Cache::archives={dest}", "-o", "APT::Install-Recommends=false",
                "--download-only", "--yes", "install", *packages]
-        what = f"download of {' '.join(packages)} and its dependencies from Debian {self.name}"
+        self._fetch(cmd, f"download of {' '.join(packages)} and its dependencies from Debian "
+                    f"{self.name}")
+        return sorted(dest.glob("*.deb"))
+
+    def _fetch(self, cmd: list[str], what: str, cwd: Path | None = None) -> None:
+        """Run an apt-get that downloads; refreshes the lists once if the mirror moved on
+        (an old version can vanish from it)."""
         try:
-            run_tool(cmd, what)
+            run_tool(cmd, what, cwd=cwd)
         except ImageBuildError:
             self.update(force=True)
-            run_tool(cmd, what)
-        return sorted(dest.glob("*.deb"))
+            run_tool(cmd, what, cwd=cwd)
 
     def sources_list(self) -> str:
         """The suite with its updates and security suites: kernels move on in all three."""

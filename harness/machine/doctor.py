@@ -70,13 +70,14 @@ def checks(qemu: str = "qemu-system-x86_64", kernel_build: bool = False,
     busybox = Path("/bin/busybox")
     if "busybox" not in missing and not (busybox.exists() and _static(busybox)):
         missing.append("busybox")
-    qemu_path = find_tool(qemu)
-    fetch_error = None
+    qemu_path, fetch_error = None, None
     if qemus.is_debian(qemu):
         try:  # a private root under the cache: fetched now, as a run would
             qemu_path = qemus.binary(qemu, Progress())
         except HarnessError as exc:
             fetch_error = exc
+    else:
+        qemu_path = find_tool(qemu)
     if fetch_error is not None:
         result.append(Check("qemu", False, f"{qemu}: {fetch_error}",
                             advice="check the network and the cache directory"))

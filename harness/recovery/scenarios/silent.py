@@ -74,10 +74,14 @@ def _silence_bus_master(ctx: Context, ctrl: Controller, pci: PciFunction,
     _bus_mastering_back(ctx, ctrl, pci)
 
 
+def _silence_s(ctx: Context) -> float:
+    """A seeded silence, longer than the I/O timeout: the driver must time out."""
+    return IO_TIMEOUT + ctx.rng.uniform(1.0, 4.0)
+
+
 def _bus_master_off_once(ctx: Context) -> None:
     ctrl = ctx.controller("nvme0")
-    _silence_bus_master(ctx, ctrl, PciFunction(ctx.guest, ctrl.pci_address),
-                        IO_TIMEOUT + ctx.rng.uniform(1.0, 4.0))
+    _silence_bus_master(ctx, ctrl, PciFunction(ctx.guest, ctrl.pci_address), _silence_s(ctx))
 
 
 @scenario("bus-master-off",
@@ -94,8 +98,7 @@ def _bus_master_off_once(ctx: Context) -> None:
 def bus_master_off(ctx: Context) -> None:
     ctrl = ctx.controller("nvme0")
     pci = PciFunction(ctx.guest, ctrl.pci_address)
-    rounds = [(ctx.rng.uniform(1.0, 3.0), IO_TIMEOUT + ctx.rng.uniform(1.0, 4.0))
-              for _ in range(ctx.rng.randint(2, 3))]
+    rounds = [(ctx.rng.uniform(1.0, 3.0), _silence_s(ctx)) for _ in range(ctx.rng.randint(2, 3))]
     # long enough for every round, the driver noticing each silence late, and a tail of I/O
     # after the last recovery
     loads = ctx.start_loads(runtime=sum(g + s + 2 * IO_TIMEOUT for g, s in rounds) + 8)
