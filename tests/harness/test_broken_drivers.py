@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import EXIT_HARNESS, EXIT_TIMEOUT
+from tests.harness.hoststeal import stolen
 from tests.harness.test_cli import ROOT, harness, xfail_on_a_known_bug
 
 PATCHES = ROOT / "tests" / "patches"
@@ -71,19 +72,26 @@ def repro(src: Path, timeout: float, *extra: str, scenario: str = "reset-under-l
     return proc, time.monotonic() - t0
 
 
-def test_the_stock_driver_built_from_source_passes(stock_sources_6_12: Path,
-                                                   tmp_path: Path) -> None:
+def test_the_stock_driver_built_from_source_passes_on_a_host_that_steals_from_it(
+        stock_sources_6_12: Path, tmp_path: Path) -> None:
     # --until-fail with a budget smaller than one iteration: exactly one runs, then exit 0,
-    # with the report and the artifacts of a real run
+    # with the report and the artifacts of a real run. From its first reset on, the host
+    # takes 75% of the VM's time for 15 s: the load's IOPS fall under half, and the seconds
+    # in which the host held the busy guest back are excused, not failed.
     report, art = tmp_path / "report", tmp_path / "art"
-    proc, _ = repro(stock_sources_6_12, 600, "--until-fail", "--budget", "1",
-                    "--artifacts", str(art), "--report-dir", str(report), kernel="debian:6.12")
+    iteration = art / f"iter0000-seed{SEED}"
+    with stolen(0.75, 15, after=(iteration / "commands.log", "$ _nvme_reset_wait_live")):
+        proc, _ = repro(stock_sources_6_12, 600, "--until-fail", "--budget", "1",
+                        "--artifacts", str(art), "--report-dir", str(report),
+                        kernel="debian:6.12")
     xfail_on_a_known_bug(proc)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"iteration 1 seed {SEED}: PASS" in proc.stdout, proc.stdout
     assert "budget spent: 1 iteration(s) passed" in proc.stdout
-    iteration = art / f"iter0000-seed{SEED}"
-    assert (iteration / "timeline.json").exists()
+    events = json.loads((iteration / "timeline.json").read_text())["events"]
+    [judged] = [e["detail"] for e in events if e["kind"] == "throughput"]
+    assert re.search(r"\d+ s after it not counted \(the VM got under 60% of its compute, "
+                     r"its guest busy and held back\)", judged), judged
     assert (f"repro reset-under-load --seed {SEED} --iterations 1 "
             f"--nvme-src {stock_sources_6_12}") in (iteration / "reproduce.sh").read_text()
     # the properties come from the lab, the plot from the timeline
@@ -281,12 +289,16 @@ def test_a_driver_that_idles_after_a_reset_is_not_excused_as_a_slow_host(
     # Live, writes resume at once, nothing fails or is logged: for 15 s after each reset it
     # sends one I/O in 50 ms. The VM then gets little CPU from the host, as a starved one
     # would, but its guest sits idle: those seconds count. (On 6.12: the requests it turns
-    # away are requeues, which set off 6.1's own doorbell-config bug first.)
-    proc, _ = repro(patched(stock_sources_6_12, tmp_path / "host", "idle-after-reset.patch"),
-                    600, kernel="debian:6.12")
+    # away are requeues, which set off 6.1's own doorbell-config bug first.) The host takes
+    # 75% of the VM's time throughout, as a slow CI host does: the little work the guest
+    # does then stretches over more of each second, and it looks busier than it is.
+    with stolen(0.75):
+        proc, _ = repro(patched(stock_sources_6_12, tmp_path / "host",
+                                "idle-after-reset.patch"), 600, kernel="debian:6.12")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert re.search(r"FAIL: throughput did not come back after recovering: load0: \d+ IOPS "
-                     r"before the fault .*, at best \d+ IOPS \(\d%\)", proc.stdout), proc.stdout
+                     r"before the fault \(median of \d+ s\)(, the host [^,]*)?, at best \d+ "
+                     r"IOPS \(\d%\)", proc.stdout), proc.stdout
     assert "how busy the guest was" in proc.stderr
 
 

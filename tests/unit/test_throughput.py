@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 import pytest
 
 from harness.reading.throughput import (
@@ -134,8 +137,8 @@ def test_seconds_the_host_starved_a_busy_vm_do_not_count_towards_the_time():
     [v] = judge("load0", series, T0, [T0 + 3], [T0 + 3.5], Criterion(0.5, 5.0),
                 cpu_samples(cpu), guest=busy)
     assert v.ok and v.contended_s == 8 and v.back_after == 9.5
-    assert "8 s after it not counted (the VM got under 60% of its compute, its guest busy)" \
-        in v.describe()
+    assert "8 s after it not counted (the VM got under 60% of its compute, its guest busy " \
+        "and held back)" in v.describe()
     # Without the CPU figures the same series fails: that is what this protects against.
     [v] = judge("load0", series, T0, [T0 + 3], [T0 + 3.5], Criterion(0.5, 5.0), guest=busy)
     assert not v.ok
@@ -197,3 +200,73 @@ def test_a_slower_host_lowers_the_iops_wanted_but_not_a_lower_cpu_time():
     [v] = judge("load0", series, T0, [T0 + 3], [T0 + 3.5], Criterion(0.5, 5.0),
                 cpu_samples(idle), cpu_samples(idle))
     assert not v.ok
+
+
+def _cumulative(per_second: list[list[float]]) -> list[tuple[float, float]]:
+    """Cumulative samples from (end of a whole second, what was got in it)."""
+    out, total = [(per_second[0][0] - 1.0, 0.0)], 0.0
+    for t, v in per_second:
+        total += v
+        out.append((t, total))
+    return out
+
+
+def _recorded(name: str) -> list:
+    """Judge a recorded reset-under-load run (its timeline's load, VM CPU, host speed and
+    guest busy series, seconds from its start) as the harness did."""
+    run = json.loads((Path(__file__).parent / "data" / "throughput" / f"{name}.json")
+                     .read_text())
+    series, events = run["series"], run["events"]
+    cpu = series["vm_cpu"]
+    speed = dict(series["host_speed"])
+    compute = [[t, c * speed.get(t, 1.0)] for t, c in cpu]
+    busy = series["guest_busy"]
+    guest = GuestBusy(_cumulative(busy), _cumulative([[t, 1.0] for t, _ in busy]))
+    [started] = [t for t, kind in events if kind == "load_started"]
+    return judge("load0", [(t, v) for t, v in series["load0"]], started,
+                 [t for t, kind in events if kind == "fault"],
+                 [t for t, kind in events if kind == "recovered"], Criterion(),
+                 _cumulative(cpu), _cumulative(compute), guest)
+
+
+@pytest.mark.parametrize(("name", "excused"), [
+    # stock 6.12, 60% of the VM's time stolen from the first reset on (SIGSTOP and SIGCONT
+    # every 10 ms): IOPS at 49% of before, the guest 72-94% busy, compute 0.5 of before
+    ("healthy-6.12-60pct-stolen-from-the-first-fault", 30),
+    ("healthy-6.12-75pct-stolen-from-the-first-fault", 30),  # to the cap: the theft outlasts it
+])
+def test_a_healthy_driver_on_a_host_that_steals_from_it_is_excused(name, excused):
+    judgements = _recorded(name)
+    assert judgements[-1].contended_s == excused
+
+
+@pytest.mark.parametrize("name", [
+    "idle-after-reset-6.12-quiet-host",
+    # the same theft throughout: the stalling driver's guest is 20-50% busy against 75-85%
+    # before the fault, and its compute 0.35-0.5 of before, but in proportion to its work
+    "idle-after-reset-6.12-60pct-stolen",
+    "idle-after-reset-6.12-75pct-stolen",
+])
+def test_a_driver_that_idles_after_a_reset_is_never_excused(name):
+    # tests/patches/idle-after-reset.patch: one I/O in 50 ms for 15 s after each reset
+    judgements = _recorded(name)
+    assert not judgements[-1].ok and judgements[-1].contended_s == 0
+    assert judgements[-1].best < 0.1 * judgements[-1].baseline
+
+
+def test_a_stalling_driver_on_a_slow_host_is_not_excused():
+    # The CI run of 2026-12-03 (idle-after-reset, 6.12, seed 5): the host slow throughout,
+    # the guest 91-98% busy before the fault and 35-48% while the driver idled, its compute
+    # falling with its work. Judged on busyness alone, 11 of its seconds were excused.
+    iops = [968] * 3 + [20] * 16 + [900] * 5
+    busy = [0.95] * 3 + [0.35, 0.48, 0.41, 0.48, 0.38] * 3 + [0.45] + [0.95] * 5
+    compute = [1.0] * 3 + [b / 0.95 for b in busy[3:19]] + [1.0] * 5
+    series = [(T0 + i + 1, float(v)) for i, v in enumerate(iops)]
+    [v] = judge("load0", series, T0, [T0 + 3], [T0 + 3.5], Criterion(),
+                cpu_samples(compute), guest=guest_busy(busy))
+    assert not v.ok and v.contended_s == 0 and v.best == 20
+    # Had the host held it back (the same busyness on half that compute), they would be
+    compute = [1.0] * 3 + [b / 0.95 / 2 for b in busy[3:19]] + [1.0] * 5
+    [v] = judge("load0", series, T0, [T0 + 3], [T0 + 3.5], Criterion(),
+                cpu_samples(compute), guest=guest_busy(busy))
+    assert v.contended_s > 0
