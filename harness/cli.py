@@ -116,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated --qemu values (binaries or debian:SUITE), each "
                    "running every kernel on the same seeds: the table gets a column per "
                    "kernel and QEMU (default: --qemu)")
+    p.add_argument("--nvme-srcs", default=None, metavar="LIST",
+                   help="comma-separated drivers to compare, the base first: [NAME=]DIR (as "
+                   "--nvme-src) or stock (the kernel's own); each runs every kernel on the "
+                   "same seeds, and each is set side by side with the base: verdicts, times "
+                   "back to live, to writes and to throughput, flagged beyond the base's own "
+                   "noise between seeds (give --iterations 3 or more)")
     p.add_argument("scenarios", nargs="*", metavar="SCENARIO",
                    help="scenarios to run (default: every scenario)")
     opt.add_to_argparse(p, opt.ITERATIONS, opt.SEED.defaulting(None, "random"), opt.NVME_SRC,
@@ -335,6 +341,9 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         raise HarnessError("--qemus is empty")
     for qemu in emulators:
         qemus.validate(qemu)
+    drivers = matrix.drivers(args.nvme_srcs) if args.nvme_srcs else [(None, args.nvme_src)]
+    if args.nvme_srcs and args.nvme_src:
+        raise HarnessError("give --nvme-src or --nvme-srcs, not both")
     scns = [scenarios.get(n) for n in (args.scenarios or scenarios.names())]
     if not 1 <= args.iterations <= 1000:
         raise HarnessError("--iterations must be between 1 and 1000")
@@ -343,7 +352,9 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     root = artifacts_root(args.artifacts, args.report_dir) or Path(
         tempfile.mkdtemp(prefix="nvmeh-matrix-"))
     print(f"nvmeh: matrix of {len(scns)} scenario(s) on {', '.join(wanted)}"
-          + (f" under {', '.join(emulators)}" if len(emulators) > 1 else "") + ", seeds "
+          + (f" under {', '.join(emulators)}" if len(emulators) > 1 else "")
+          + (f" with drivers {', '.join(str(n) for n, _ in drivers)}" if len(drivers) > 1
+             else "") + ", seeds "
           f"{seeds[0]}..{seeds[-1]}; artifacts in {root}"
           + (f"; report in {args.report_dir}/index.html" if args.report_dir else ""),
           file=sys.stderr, flush=True)
@@ -353,20 +364,23 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     cells = []
     for qemu in emulators:
         for spec in wanted:
-            lab = Lab(opt.lab_config({**vars(args), "kernel": spec, "qemu": qemu}))
-            # the QEMU names the column only when the matrix has several
-            column = matrix.column(spec, qemu if len(emulators) > 1 else None)
-            for scn in scns:
-                cells.append(matrix.run_cell(lab, scn, seeds, root / column.replace("/", "_")
-                                             .replace(" ", "_"),
-                                             lambda line: print(line, file=sys.stderr,
-                                                                flush=True),
-                                             report_dir, column))
-    if args.json:  # the table still goes to stderr, for the human watching
+            for name, src in drivers:
+                lab = Lab(opt.lab_config({**vars(args), "kernel": spec, "qemu": qemu,
+                                          "nvme_src": src}))
+                # the QEMU names the column only when the matrix has several
+                column = matrix.column(spec, qemu if len(emulators) > 1 else None, name)
+                for scn in scns:
+                    cells.append(matrix.run_cell(
+                        lab, scn, seeds, root / column.replace("/", "_").replace(" ", "_"),
+                        lambda line: print(line, file=sys.stderr, flush=True), report_dir,
+                        column))
+    out = sys.stderr if args.json else sys.stdout  # --json: the text for the human watching
+    if args.json:
         print(json.dumps([c.as_dict() for c in cells], indent=2))
-        print(matrix.table(cells), file=sys.stderr)
-    else:
-        print(matrix.table(cells))
+    print(matrix.table(cells), file=out)
+    if len(drivers) > 1:
+        text, found = matrix.comparisons(cells, [str(n) for n, _ in drivers])
+        print(f"\n{text}\n\n{found} figure(s) differ beyond the noise", file=out)
     return matrix.exit_status(cells)
 
 

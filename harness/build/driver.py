@@ -58,12 +58,17 @@ def _is_source(path: Path) -> bool:
     return path.suffix in (".c", ".h") or path.name in ("Makefile", "Kbuild", "Kconfig")
 
 
+def check_source(src: Path, option: str = "--nvme-src") -> None:
+    """Refuse, in one line naming it, a directory that holds no driver sources."""
+    if not (src / "Makefile").exists() or not any(src.glob("*.c")):
+        raise BadInput(f"{option} {src}: not a driver source directory (expected "
+                       "drivers/nvme/host: a Makefile and the .c files)")
+
+
 def build(src: Path, kernel: KernelImage, progress: Progress) -> Driver:
     """The driver built from ``src`` for ``kernel``, from the cache when the sources are known."""
     src = src.expanduser().resolve()
-    if not (src / "Makefile").exists() or not any(src.glob("*.c")):
-        raise BadInput(f"--nvme-src {src}: not a driver source directory (expected "
-                       "drivers/nvme/host: a Makefile and the .c files)")
+    check_source(src)
     key = digest(BUILDER_VERSION.encode(), kernel.key.encode(), source_hash(src).encode())
     dest = paths.cache_dir() / "drivers" / key
     seconds = 0.0

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import report as report_mod
+from harness.build import driver
+from harness.campaigns import compare
 from harness.campaigns.repro import lab_reproduce_command
-from harness.errors import HarnessError
+from harness.errors import BadInput, HarnessError
 from harness.machine.lab import Lab
 from harness.reading.verdict import IterationResult, Status
 from harness.recovery import known
@@ -26,12 +28,38 @@ from harness.recovery.registry import Scenario, ScenarioSkipped
 from harness.recovery.runner import run_iteration
 from harness.report import ReportDir, RunRecord
 
-__all__ = ["Cell", "Status", "exit_status", "run_cell", "table"]
+__all__ = ["Cell", "Status", "comparisons", "drivers", "exit_status", "run_cell", "table"]
+
+STOCK = "stock"  # in --nvme-srcs: the kernel's own driver
 
 
-def column(kernel: str, qemu: str | None = None) -> str:
-    """A column's name: the kernel, and the QEMU when the matrix has several."""
-    return kernel if qemu is None else f"{kernel} {qemu}"
+def column(kernel: str, qemu: str | None = None, drv: str | None = None) -> str:
+    """A column's name: the kernel, and the QEMU and the driver when the matrix has several."""
+    return " ".join(p for p in (kernel, qemu, drv) if p is not None)
+
+
+def drivers(spec: str) -> list[tuple[str, Path | None]]:
+    """``--nvme-srcs``: comma-separated ``[NAME=]DIR`` or ``stock`` (the kernel's own driver),
+    as (name, sources or None); a name defaults to the directory's. The first is the base the
+    others are compared with."""
+    out: list[tuple[str, Path | None]] = []
+    for item in (i.strip() for i in spec.split(",")):
+        if not item:
+            continue
+        name, _, where = item.rpartition("=")
+        if where == STOCK and not name:
+            out.append((STOCK, None))
+            continue
+        src = Path(where).expanduser()
+        driver.check_source(src, "--nvme-srcs")
+        out.append((name or src.resolve().name, src))
+    if len(out) < 2:
+        raise BadInput(f"--nvme-srcs {spec!r}: name two drivers or more, the base first "
+                       "(DIR, NAME=DIR or stock)")
+    names = [n for n, _ in out]
+    if len(set(names)) < len(names):
+        raise BadInput(f"--nvme-srcs {spec!r}: two drivers named alike; name them (NAME=DIR)")
+    return out
 
 
 @dataclass
@@ -45,6 +73,7 @@ class Cell:
     reasons: list[str] = field(default_factory=list)
     artifacts: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    figures: list[compare.SeedFigures] = field(default_factory=list)  # per seed
 
     @property
     def recovery_ms_p50(self) -> float | None:
@@ -64,7 +93,10 @@ class Cell:
                 "status": self.status.value.lower(), "seeds": self.seeds,
                 "recovery_ms_p50": self.recovery_ms_p50, "recovery_ms_max": self.recovery_ms_max,
                 "reasons": self.reasons, "artifacts": self.artifacts,
-                "duration_s": round(self.duration_s, 1)}
+                "duration_s": round(self.duration_s, 1),
+                "per_seed": [{"seed": f.seed, "recovery_s": f.recovery_s,
+                              "io_resume_s": f.io_resume_s, "back_after_s": f.back_after_s}
+                             for f in self.figures]}
 
 
 def run_cell(lab: Lab, scn: Scenario, seeds: Sequence[int], root: Path,
@@ -72,13 +104,16 @@ def run_cell(lab: Lab, scn: Scenario, seeds: Sequence[int], root: Path,
              name: str | None = None) -> Cell:
     """``name``: the cell's column (default: the lab's kernel)."""
     cell = Cell(name or lab.config.kernel, "?", scn.name)
-    t0, started = time.monotonic(), time.time()
+    t0, started, detail = time.monotonic(), time.time(), ""
     try:
         cell.release = lab.image.kernel.release
         for seed in seeds:
             result = run_iteration(lab, scn, seed, root / f"{scn.name}-seed{seed}")
             cell.seeds.append(seed)
             cell.recovery_s += result.recovery_s
+            cell.figures.append(compare.SeedFigures(
+                seed, list(result.recovery_s), list(result.io_resume_s),
+                [j.back_after for j in result.throughput if j.back_after is not None]))
             cell.artifacts.append(str(result.artifacts))
             if not result.passed:
                 _record_failure(cell, result, known.Driver.of(lab.image))
@@ -89,9 +124,11 @@ def run_cell(lab: Lab, scn: Scenario, seeds: Sequence[int], root: Path,
     except HarnessError as exc:
         cell.status = Status.ERROR
         cell.reasons.append(str(exc))
+        detail = exc.detail.rstrip()  # such as a compiler's output: "below" is here
     cell.duration_s = time.monotonic() - t0
     report(f"{cell.kernel} {scn.name}: {cell.text()}"
-           + (f" ({'; '.join(cell.reasons)})" if cell.reasons else ""))
+           + (f" ({'; '.join(cell.reasons)})" if cell.reasons else "")
+           + (f"\n{detail}" if detail else ""))
     if report_dir is not None:
         report_dir.add(_record(lab, scn, cell, seeds, started))
     return cell
@@ -146,6 +183,27 @@ def table(cells: Sequence[Cell]) -> str:
         for c in failed:
             lines.append(f"{c.status.value} {c.kernel} {c.scenario}: {'; '.join(c.reasons)}")
     return "\n".join(lines)
+
+
+def comparisons(cells: Sequence[Cell], names: Sequence[str]) -> tuple[str, int]:
+    """Each driver after the first against the first, scenario by scenario, on each kernel
+    (and QEMU): the text, and how many figures differ beyond the noise."""
+    by = {(c.kernel, c.scenario): c for c in cells}
+    base_name, others = names[0], names[1:]
+    blocks, found = [], 0
+    for cell in cells:
+        if not cell.kernel.endswith(" " + base_name):
+            continue
+        where = cell.kernel[:-len(base_name) - 1]
+        for name in others:
+            other = by.get((f"{where} {name}", cell.scenario))
+            if other is None:
+                continue
+            blocks.append(compare.side_by_side(
+                cell.scenario, where, (base_name, name), (cell.text(), other.text()),
+                cell.figures, other.figures))
+            found += len(compare.flagged(cell.figures, other.figures))
+    return "\n\n".join(blocks), found
 
 
 def exit_status(cells: Sequence[Cell]) -> int:

@@ -152,6 +152,26 @@ def test_a_driver_that_limps_after_a_reset_is_caught_by_its_throughput(
     assert "IOPS per second" in proc.stderr  # the whole series is the evidence
 
 
+def test_a_patch_that_slows_the_reset_is_flagged_against_its_base(
+        stock_sources_6_12: Path, tmp_path: Path) -> None:
+    # 400 ms more per reset with the queues down: every verdict still PASS, so only the
+    # comparison with the base on the same seeds shows it, beyond the base's own spread
+    slower = patched(stock_sources_6_12, tmp_path / "slower", "slower-reset.patch")
+    proc = harness("matrix", "--kernels", "debian:6.12", "--nvme-srcs",
+                   f"base={stock_sources_6_12},slower={slower}", "--seed", SEED,
+                   "--iterations", "2", "--artifacts", str(tmp_path / "art"),
+                   "reset-under-load", timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert re.search(r"reset-under-load +pass \d+ms +pass \d+ms", out), out
+    [live] = [ln for ln in out.splitlines() if ln.lstrip().startswith("back to live")]
+    assert live.endswith("<- beyond the noise"), out
+    assert float(re.findall(r"(\d+\.\d)x", live)[0]) >= 3, live
+    [writes] = [ln for ln in out.splitlines() if ln.lstrip().startswith("writes again")]
+    assert not writes.endswith("<- beyond the noise"), out  # the time to write is not the reset's
+    assert "1 figure(s) differ beyond the noise" in out, out
+
+
 def test_a_scan_that_hangs_is_reported_with_its_stack_at_once(
         stock_sources: Path, tmp_path: Path) -> None:
     proc, took = repro(patched(stock_sources, tmp_path / "host", "scan-hang.patch"), 600,

@@ -173,3 +173,14 @@ def test_seconds_that_bound_nothing_are_refused(
 def test_an_unknown_qemu_suite_is_one_line_naming_it(
         argv: list[str], no_vm: None, capsys: pytest.CaptureFixture[str]) -> None:
     assert "unknown QEMU 'debian:sid'" in _one_line_error(argv, capsys)
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["matrix", "--nvme-srcs", "stock,/nowhere/nvme", "reset-storm"],
+     "--nvme-srcs /nowhere/nvme: not a driver source directory"),
+    (["matrix", "--nvme-srcs", "stock", "reset-storm"], "name two drivers or more"),
+    (["matrix", "--nvme-srcs", "stock,stock", "reset-storm"], "two drivers named alike"),
+])
+def test_a_bad_driver_list_is_one_line_naming_it(
+        argv: list[str], said: str, no_vm: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert said in _one_line_error(argv, capsys)
