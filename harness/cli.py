@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "--nvme-src) or stock (the kernel's own); each runs every kernel on the "
                    "same seeds, and each is set side by side with the base: verdicts, times "
                    "back to live, to writes and to throughput, flagged beyond the base's own "
-                   "noise between seeds (give --iterations 3 or more)")
+                   "noise over its seeds (give --iterations 2 or more)")
     p.add_argument("scenarios", nargs="*", metavar="SCENARIO",
                    help="scenarios to run (default: every scenario)")
     opt.add_to_argparse(p, opt.ITERATIONS, opt.SEED.defaulting(None, "random"), opt.NVME_SRC,
