@@ -373,7 +373,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
                     cells.append(matrix.run_cell(
                         lab, scn, seeds, root / column.replace("/", "_").replace(" ", "_"),
                         lambda line: print(line, file=sys.stderr, flush=True), report_dir,
-                        column))
+                        column, name))
     out = sys.stderr if args.json else sys.stdout  # --json: the text for the human watching
     if args.json:
         print(json.dumps([c.as_dict() for c in cells], indent=2))

@@ -69,11 +69,20 @@ class Cell:
     scenario: str
     status: Status = Status.PASS
     seeds: list[int] = field(default_factory=list)
-    recovery_s: list[float] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     artifacts: list[str] = field(default_factory=list)
     duration_s: float = 0.0
     figures: list[compare.SeedFigures] = field(default_factory=list)  # per seed
+    driver: str | None = None  # the driver's name, when a matrix compares several
+
+    @property
+    def recovery_s(self) -> list[float]:
+        return [r for f in self.figures for r in f.recovery_s]
+
+    @property
+    def where(self) -> str:
+        """The column without the driver: the kernel, and the QEMU when there are several."""
+        return self.kernel.removesuffix(f" {self.driver}") if self.driver else self.kernel
 
     @property
     def recovery_ms_p50(self) -> float | None:
@@ -101,16 +110,16 @@ class Cell:
 
 def run_cell(lab: Lab, scn: Scenario, seeds: Sequence[int], root: Path,
              report: Callable[[str], None], report_dir: ReportDir | None = None,
-             name: str | None = None) -> Cell:
-    """``name``: the cell's column (default: the lab's kernel)."""
-    cell = Cell(name or lab.config.kernel, "?", scn.name)
+             name: str | None = None, drv: str | None = None) -> Cell:
+    """``name``: the cell's column (default: the lab's kernel); ``drv``: its driver's name
+    when a matrix compares several (the column's last word)."""
+    cell = Cell(name or lab.config.kernel, "?", scn.name, driver=drv)
     t0, started, detail = time.monotonic(), time.time(), ""
     try:
         cell.release = lab.image.kernel.release
         for seed in seeds:
             result = run_iteration(lab, scn, seed, root / f"{scn.name}-seed{seed}")
             cell.seeds.append(seed)
-            cell.recovery_s += result.recovery_s
             cell.figures.append(compare.SeedFigures(
                 seed, list(result.recovery_s), list(result.io_resume_s),
                 [j.back_after for j in result.throughput if j.back_after is not None]))
@@ -188,19 +197,18 @@ def table(cells: Sequence[Cell]) -> str:
 def comparisons(cells: Sequence[Cell], names: Sequence[str]) -> tuple[str, int]:
     """Each driver after the first against the first, scenario by scenario, on each kernel
     (and QEMU): the text, and how many figures differ beyond the noise."""
-    by = {(c.kernel, c.scenario): c for c in cells}
+    by = {(c.where, c.scenario, c.driver): c for c in cells}
     base_name, others = names[0], names[1:]
     blocks, found = [], 0
     for cell in cells:
-        if not cell.kernel.endswith(" " + base_name):
+        if cell.driver != base_name:
             continue
-        where = cell.kernel[:-len(base_name) - 1]
         for name in others:
-            other = by.get((f"{where} {name}", cell.scenario))
+            other = by.get((cell.where, cell.scenario, name))
             if other is None:
                 continue
             blocks.append(compare.side_by_side(
-                cell.scenario, where, (base_name, name), (cell.text(), other.text()),
+                cell.scenario, cell.where, (base_name, name), (cell.text(), other.text()),
                 cell.figures, other.figures))
             found += len(compare.flagged(cell.figures, other.figures))
     return "\n\n".join(blocks), found

@@ -7,6 +7,7 @@ import argparse
 import pytest
 
 from harness.campaigns import repro
+from harness.campaigns.compare import SeedFigures
 from harness.campaigns.matrix import Cell, Status, column, exit_status, table
 from harness.errors import HarnessError
 
@@ -14,7 +15,7 @@ from harness.errors import HarnessError
 def cell(kernel: str, scenario: str, status: Status = Status.PASS,
          recovery: tuple[float, ...] = (0.05, 0.07, 0.06)) -> Cell:
     c = Cell(kernel, f"{kernel[7:]}.0-1-amd64", scenario, status)
-    c.recovery_s = list(recovery)
+    c.figures = [SeedFigures(1, list(recovery))]
     if status is not Status.PASS:
         c.reasons = ["seed 1: controller did not return to live"]
     return c

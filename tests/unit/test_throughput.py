@@ -202,31 +202,24 @@ def test_a_slower_host_lowers_the_iops_wanted_but_not_a_lower_cpu_time():
     assert not v.ok
 
 
-def _cumulative(per_second: list[list[float]]) -> list[tuple[float, float]]:
-    """Cumulative samples from (end of a whole second, what was got in it)."""
-    out, total = [(per_second[0][0] - 1.0, 0.0)], 0.0
-    for t, v in per_second:
-        total += v
-        out.append((t, total))
-    return out
-
-
 def _recorded(name: str) -> list:
     """Judge a recorded reset-under-load run (its timeline's load, VM CPU, host speed and
     guest busy series, seconds from its start) as the harness did."""
     run = json.loads((Path(__file__).parent / "data" / "throughput" / f"{name}.json")
                      .read_text())
     series, events = run["series"], run["events"]
-    cpu = series["vm_cpu"]
+    for name in ("vm_cpu", "guest_busy"):  # whole seconds without a gap, as the helpers read
+        ts = [t for t, _ in series[name]]
+        assert ts == pytest.approx([ts[0] + i for i in range(len(ts))]), name
+    cpu, busy = series["vm_cpu"], series["guest_busy"]
     speed = dict(series["host_speed"])
-    compute = [[t, c * speed.get(t, 1.0)] for t, c in cpu]
-    busy = series["guest_busy"]
-    guest = GuestBusy(_cumulative(busy), _cumulative([[t, 1.0] for t, _ in busy]))
     [started] = [t for t, kind in events if kind == "load_started"]
     return judge("load0", [(t, v) for t, v in series["load0"]], started,
                  [t for t, kind in events if kind == "fault"],
                  [t for t, kind in events if kind == "recovered"], Criterion(),
-                 _cumulative(cpu), _cumulative(compute), guest)
+                 cpu_samples([c for _, c in cpu], cpu[0][0] - 1),
+                 cpu_samples([c * speed.get(t, 1.0) for t, c in cpu], cpu[0][0] - 1),
+                 guest_busy([b for _, b in busy], busy[0][0] - 1))
 
 
 @pytest.mark.parametrize(("name", "excused"), [
