@@ -6,8 +6,11 @@ A physical target has no QMP; scenarios that need these faults do not run there.
 
 from __future__ import annotations
 
+import re
+import time
 from typing import Any
 
+from harness.errors import HarnessError
 from harness.faults import Fault, FaultRefused, FaultStuck
 from harness.machine.qemu import NamespaceNames
 from harness.machine.qmp import Qmp
@@ -182,3 +185,83 @@ class PowerCut(Fault):
 
     def describe(self) -> str:
         return "power cut"
+
+
+# The PM core's lines on the console (its debug messages on, consoles awake): the devices are
+# all suspended and the CPUs go idle; and pm_suspend's last word, whether it suspended or not.
+_ENTERED = re.compile(rb"PM: suspend-to-idle\r?$", re.M)
+_EXITED = re.compile(rb"PM: suspend exit\r?$", re.M)
+WAKE_RETRY_S = 3.0  # a key that came too early (no wakeup armed yet) is sent again
+
+
+class SuspendToIdle(Fault):
+    """The guest suspends to idle (every device suspended, the CPUs idle, the machine in
+    S0) and is woken, when lifted, by a key press on its PS/2 keyboard (QMP ``send-key``).
+
+    On QEMU an RTC alarm cannot end it: Linux arms the RTC's ACPI fixed event, which QEMU
+    raises only when waking from S3 (and S3 itself does not resume on QEMU 7.2 or 10.0:
+    docs/design.md). ``device``: the NVMe function's PCI address; a suspend that failed
+    there is the driver's refusal, anywhere else the harness's trouble. ``reset``: a
+    controller's ``reset_controller`` file, written just before the suspend begins.
+    """
+
+    stops_clock = True  # the kernel suspends its timekeeping
+
+    def __init__(self, vm: VM, device: str, within: float, reset: str = "") -> None:
+        self.vm, self.device, self.within, self.reset = vm, device, within, reset
+        self.entered = self.exited = 0
+        self.stats: dict[str, str] = {}
+
+    def _count(self, pattern: re.Pattern[bytes]) -> int:
+        console = self.vm.console
+        assert console is not None
+        return len(pattern.findall(console.log_path.read_bytes()))
+
+    def apply(self) -> None:
+        console = self.vm.console
+        if console is None:
+            raise HarnessError("suspend to idle needs the guest's console, to see it suspended")
+        self.entered, self.exited = self._count(_ENTERED), self._count(_EXITED)
+        res = self.vm.guest.call("_suspend_start", *filter(None, [self.reset]), timeout=30)
+        if res.exit_code:
+            raise HarnessError(f"the guest cannot suspend: {res.stderr.strip()}")
+        console.wait_for(lambda: self._count(_ENTERED) > self.entered
+                         or self._count(_EXITED) > self.exited, self.within)
+        if self._count(_ENTERED) > self.entered:
+            return
+        if self._count(_EXITED) == self.exited:
+            raise FaultStuck(f"the guest had not suspended {self.within:g}s after it began to "
+                             "(no 'PM: suspend-to-idle' on the console)")
+        self._end()
+        failed = (f"suspend failed at {self.stats.get('last_failed_step')} of "
+                  f"{self.stats.get('last_failed_dev') or 'no device'} "
+                  f"(errno {self.stats.get('last_failed_errno')}, exit status "
+                  f"{self.stats.get('rc')})")
+        if self.device in self.stats.get("last_failed_dev", ""):
+            raise FaultRefused(failed)
+        raise HarnessError(f"the guest did not suspend: {failed}: nothing was tested")
+
+    def lift(self) -> None:
+        console = self.vm.console
+        assert console is not None
+        deadline = time.monotonic() + self.within
+        while self._count(_EXITED) == self.exited:
+            if time.monotonic() > deadline:
+                raise FaultRefused(f"the guest did not resume within {self.within:g}s of the "
+                                   "first wake key (no 'PM: suspend exit' on the console)")
+            self.vm.qmp.cmd("send-key", keys=[{"type": "qcode", "data": "shift"}])
+            console.wait_for(lambda: self._count(_EXITED) > self.exited, WAKE_RETRY_S)
+        self._end()
+        if self.stats.get("rc") != "0":
+            raise FaultRefused(f"the suspend ended with exit status {self.stats.get('rc')} "
+                               f"(failed at {self.stats.get('last_failed_step')} of "
+                               f"{self.stats.get('last_failed_dev') or 'no device'})")
+
+    def _end(self) -> None:
+        """Put the guest's settings back and read how its suspend went."""
+        out = self.vm.guest.call("_suspend_end", timeout=60, check=True).stdout
+        self.stats = dict(line.partition("=")[::2] for line in out.splitlines() if "=" in line)
+
+    def describe(self) -> str:
+        ctrl = self.reset.split("/")[-2] if self.reset else ""
+        return "suspend to idle" + (f", reset_controller {ctrl} started with it" * bool(ctrl))

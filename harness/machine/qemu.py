@@ -157,14 +157,17 @@ def command_line(spec: LaunchSpec) -> list[str]:
         # A new generation ID at every QEMU start makes a restored guest reseed its RNG, so
         # clones of one snapshot do not share random state.
         "-device", "vmgenid,guid=auto",
+    ]
+    if topo.ssh_relay:
         # The harness's SSH session: a virtio-serial port the guest relays to its SSH server.
         # Unlike a TCP connection through the user-mode network, a port's connection outlives
         # a snapshot, so a restored guest takes the login its snapshot had already accepted.
         # The socket sits in the run's private directory: no other user reaches it.
-        "-device", "virtio-serial-pci,id=vser0",
-        "-chardev", f"socket,id=sshrelay,path={spec.ssh_relay_socket},server=on,wait=off",
-        "-device", f"virtserialport,bus=vser0.0,chardev=sshrelay,name={SSH_RELAY_PORT}",
-    ]
+        args += [
+            "-device", "virtio-serial-pci,id=vser0",
+            "-chardev", f"socket,id=sshrelay,path={spec.ssh_relay_socket},server=on,wait=off",
+            "-device", f"virtserialport,bus=vser0.0,chardev=sshrelay,name={SSH_RELAY_PORT}",
+        ]
     # -S: the guest runs once the harness holds the SSH relay port (and, for a restore, once
     # the controllers are added after loading).
     args += ["-S"]

@@ -117,6 +117,10 @@ class Topology:
     # One NVM subsystem that every controller belongs to: its namespaces (the first
     # controller's list) are shared by all of them, and may start detached.
     subsystem: bool = False
+    # The harness's SSH session over a virtio-serial port (True) or the virtual network. A
+    # port's byte stream does not survive the guest's suspend (virtio_console drops what it
+    # holds and reports the host side closed); TCP's retransmissions do.
+    ssh_relay: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.controllers) <= MAX_CONTROLLERS:
@@ -144,6 +148,7 @@ class Topology:
         memory: str | int = "1G",
         kernel_args: str | list[str] | tuple[str, ...] = (),
         subsystem: bool | str = False,
+        ssh_relay: bool = True,
     ) -> Topology:
         """Build from the marker's keywords; every controller gets the same namespaces.
 
@@ -171,7 +176,7 @@ class Topology:
             subsystem = subsystem.lower() in ("on", "1", "yes", "true")
         ctrl = Controller(ns, io_queues)
         return cls(tuple(ctrl for _ in range(controllers)), cpus, parse_size(memory, "memory"),
-                   tuple(kernel_args), subsystem)
+                   tuple(kernel_args), subsystem, ssh_relay)
 
     @classmethod
     def parse(cls, spec: str) -> Topology:
@@ -209,7 +214,9 @@ class Topology:
         )
         extra = f",args={' '.join(self.kernel_args)}" if self.kernel_args else ""
         subsys = ",subsystem" if self.subsystem else ""
-        return f"cpus={self.cpus},mem={format_size(self.memory)},nvme=[{ctrls}]{subsys}{extra}"
+        ssh = "" if self.ssh_relay else ",ssh=tcp"
+        return (f"cpus={self.cpus},mem={format_size(self.memory)},nvme=[{ctrls}]{subsys}{ssh}"
+                f"{extra}")
 
     def block_devices(self, ctrl: int) -> list[str]:
         """The guest's block devices of controller ``ctrl``'s namespaces (``nvme0n1``, ...).

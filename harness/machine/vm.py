@@ -241,7 +241,8 @@ class VM:
         self._phase("qmp_connected")
         self._relay_path = spec.ssh_relay_socket
         if not spec.incoming:  # a restore opens the relay port once the saved state is in
-            self._relay = self._open_relay(self._relay_path)
+            if self.topology.ssh_relay:
+                self._relay = self._open_relay(self._relay_path)
             qmp.cmd("cont")
         return True
 

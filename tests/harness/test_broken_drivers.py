@@ -380,3 +380,23 @@ def test_a_soak_finds_a_stall_that_comes_once_in_25_resets_and_replays_it(
     assert again.returncode == 1, again.stdout + again.stderr
     assert re.search(found, again.stdout), again.stdout
     assert "failed at fault 25," in again.stderr, again.stderr
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["stock", "resume-without-reset"])
+def test_a_driver_that_never_restarts_its_controller_after_a_suspend_is_caught(
+        stock_sources_6_12: Path, tmp_path: Path, broken: bool) -> None:
+    # Suspend shuts QEMU's controller down (it has no power states of its own) and freezes
+    # the queues; resume must reset it. This one returns without: the load's next request
+    # waits for the frozen queue forever, which the hung-task detector reports
+    src = patched(stock_sources_6_12, tmp_path / "host",
+                  *(["resume-without-reset.patch"] if broken else []))
+    proc, took = repro(src, 600, scenario="suspend-under-load", kernel="debian:6.12")
+    if not broken:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert re.search(rf"seed {SEED}: PASS in [\d.]+s, [23] recoveries", proc.stdout), \
+            proc.stdout
+        return
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert re.search(rf"seed {SEED}: FAIL: hang: the guest kernel reported a hung task: INFO: "
+                     r"task hung in (__)?bio_queue_enter", proc.stdout), proc.stdout
+    assert took < 180, f"found only after {took:.0f}s"

@@ -528,3 +528,60 @@ def test_blocks_are_read_at_their_offsets(guest: LocalGuest, tmp_path: Path):
     load = VerifyLoad(guest, str(device), seed=1, runtime=1)
     assert load.read_blocks({8192, 0}) == {0: b"a" * 4096, 8192: b"c" * 4096}
     assert load.read_blocks(set()) == {}
+
+
+# --- suspend to idle -----------------------------------------------------------------------
+
+@pytest.fixture
+def power(sysfs: Path, bin_dir: Path, tmp_path: Path) -> Path:
+    """A fake /sys/power offering freeze, a PS/2 keyboard, printk's console_suspend; dmesg a
+    stand-in that logs its arguments (the real one would change this host's console level)."""
+    (sysfs / "power/suspend_stats").mkdir(parents=True)
+    (sysfs / "power/state").write_text("freeze mem disk\n")
+    (sysfs / "power/pm_debug_messages").write_text("0\n")
+    for stat, value in (("success", "3"), ("fail", "0"), ("last_failed_dev", ""),
+                        ("last_failed_errno", "0"), ("last_failed_step", "")):
+        (sysfs / "power/suspend_stats" / stat).write_text(value + "\n")
+    kbd = sysfs / "devices/platform/i8042/serio0/power"
+    kbd.mkdir(parents=True)
+    (kbd / "wakeup").write_text("disabled\n")
+    (sysfs / "module/printk/parameters").mkdir(parents=True)
+    (sysfs / "module/printk/parameters/console_suspend").write_text("Y\n")
+    _program(bin_dir, "dmesg", f'echo "$*" >> {tmp_path}/dmesg.log')
+    return sysfs
+
+
+def test_a_suspend_arms_the_keyboard_and_the_console_and_its_end_puts_them_back(
+        guest: LocalGuest, power: Path, tmp_path: Path):
+    reset = power / "class/nvme/nvme0/reset_controller"
+    assert guest.call("_suspend_start", reset, timeout=10).exit_code == 0
+    assert (power / "devices/platform/i8042/serio0/power/wakeup").read_text() == "enabled\n"
+    assert (power / "module/printk/parameters/console_suspend").read_text() == "N\n"
+    assert (power / "power/pm_debug_messages").read_text() == "1\n"
+    out = guest.call("_suspend_end", timeout=20).stdout  # waits for the detached suspend
+    assert (power / "power/state").read_text() == "freeze\n"
+    assert reset.read_text() == "1\n"  # the reset raced with it
+    assert out.splitlines() == ["rc=0", "success=3", "fail=0", "last_failed_dev=",
+                                "last_failed_errno=0", "last_failed_step="]
+    assert (power / "devices/platform/i8042/serio0/power/wakeup").read_text() == "disabled\n"
+    assert (power / "module/printk/parameters/console_suspend").read_text() == "Y\n"
+    assert (power / "power/pm_debug_messages").read_text() == "0\n"
+    level = Path("/proc/sys/kernel/printk").read_text().split()[0]
+    assert (tmp_path / "dmesg.log").read_text().split("\n")[:2] == ["-n 8", f"-n {level}"]
+
+
+def test_a_kernel_without_suspend_to_idle_is_refused_in_one_line(guest: LocalGuest,
+                                                                 power: Path):
+    (power / "power/state").write_text("mem disk\n")
+    res = guest.call("_suspend_start", timeout=10)
+    assert res.exit_code == 1
+    assert res.stderr.strip().splitlines() == [
+        f"the kernel offers no suspend to idle ({power}/power/state: mem disk)"]
+    assert (power / "devices/platform/i8042/serio0/power/wakeup").read_text() == "disabled\n"
+
+
+def test_a_guest_without_a_keyboard_to_wake_it_is_refused(guest: LocalGuest, power: Path):
+    shutil.rmtree(power / "devices/platform/i8042")
+    res = guest.call("_suspend_start", timeout=10)
+    assert res.exit_code == 1 and "no PS/2 keyboard to wake the guest" in res.stderr
+    assert (power / "power/state").read_text() == "freeze mem disk\n"

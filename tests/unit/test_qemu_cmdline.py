@@ -57,6 +57,14 @@ def test_ssh_relay_port_is_a_private_socket_and_the_guest_waits_for_it():
     assert "-S" in restore and restore[restore.index("-incoming") + 1] == "defer"
 
 
+def test_a_guest_that_suspends_logs_in_over_the_network_without_a_relay_port():
+    cmd = command_line(_spec(Topology.build(ssh_relay=False)))
+    assert not any("sshrelay" in a or "virtio-serial" in a for a in cmd)
+    assert "hostfwd=tcp:127.0.0.1:40022-:22" in cmd[cmd.index("-netdev") + 1]
+    assert "-S" in cmd
+    assert str(Topology.build(ssh_relay=False)).endswith(",ssh=tcp")
+
+
 def test_accel_and_cpu_model():
     tcg = command_line(_spec(Topology.build(cpus=2, memory="512M")))
     assert tcg[tcg.index("-machine") + 1] == "q35,accel=tcg"

@@ -34,6 +34,7 @@ def test_every_input_changes_the_key():
     assert _key(Topology.build(memory="2G")) != base
     assert _key(Topology.build(kernel_args="nvme_core.io_timeout=5")) != base
     assert _key(Topology.build(controllers=2)) != base
+    assert _key(Topology.build(ssh_relay=False)) != base  # a VM without the relay port
 
 
 def test_what_is_added_after_the_restore_does_not_change_the_key():

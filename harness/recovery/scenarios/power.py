@@ -1,9 +1,15 @@
-"""The power goes while the driver is busy: what was flushed must still be there."""
+"""Power under a busy driver: cut (what was flushed must still be there), or suspended and
+resumed (the driver's suspend and resume paths: on QEMU's controller, which has no power
+states of its own, a shutdown of the controller and a reset on resume)."""
 
 from __future__ import annotations
 
+from harness.faults.host import SuspendToIdle
+from harness.machine.topology import Topology
 from harness.recovery.context import Context
 from harness.recovery.registry import scenario
+
+HUNG_TASK_S = 10  # the guest reports a task blocked this long, with its stack
 
 
 @scenario("power-loss",
@@ -24,3 +30,28 @@ def power_loss(ctx: Context) -> None:
         ctx.wait_live(ctrl)
     for load in saved:
         ctx.verify(load)
+
+
+@scenario("suspend-under-load",
+          "the guest suspended to idle two or three times under the verifying load, held 1-3 s "
+          "and woken by a key press (QMP send-key), in half of the rounds with a sysfs reset "
+          "started as it suspends: the console must show every device suspended (else nothing "
+          "was tested), the controller live after each round, writes complete again, no task "
+          f"hangs (hung-task detector at {HUNG_TASK_S} s), no I/O error, every completed write "
+          "intact",
+          Topology.build(ssh_relay=False), ci=False)
+def suspend_under_load(ctx: Context) -> None:
+    ctx.detect_hangs(HUNG_TASK_S)
+    ctrl = ctx.controller("nvme0")
+    device = ctrl.pci_address
+    rounds = [(ctx.rng.uniform(1.0, 2.5), ctx.rng.uniform(1.0, 3.0), ctx.rng.random() < 0.5)
+              for _ in range(ctx.rng.randint(2, 3))]
+    loads = ctx.start_loads(runtime=sum(gap + held + 10 for gap, held, _ in rounds) + 6)
+    for gap, held, with_reset in rounds:
+        ctx.sleep(gap)
+        reset = f"{ctrl.sysfs}/reset_controller" if with_reset else ""
+        with ctx.inject(SuspendToIdle(ctx.vm, device, ctx.live_bound, reset)):
+            ctx.sleep(held)
+        ctx.wait_live(ctrl)
+        ctx.writes_resume(loads)
+    ctx.finish_loads(loads)
