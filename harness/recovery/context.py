@@ -308,17 +308,27 @@ class Context:
         times out (how soon they resumed is judged afterwards, from the timeline)."""
         for load in loads:
             if not load.writes_resume(within):
+                requeued = self.requeued_recently()
                 self.fail(FailureKind.HANG, f"{load.name}: no write completed within "
-                          f"{within:g}s of the recovery, the load still running",
-                          self.driver_log(), code="io-stuck")
+                          f"{within:g}s of the recovery, the load still running"
+                          + kmsg.requeued_note(requeued),
+                          "\n".join(kmsg.requeued_lines(requeued)), code="io-stuck",
+                          requeued=len(requeued))
+
+    def requeued_recently(self, since_recovery: bool = False) -> list[kmsg.Requeue]:
+        """What the reset of the last recovery and any since put back (``since_recovery``:
+        only those since), none if the guest cannot tell: requests a reset requeued and then
+        lost stall everything behind them."""
+        try:
+            return (self.log.requeued_since_recovery() if since_recovery
+                    else self.log.requeued_by_recent_resets())
+        except HarnessError:  # the guest may be gone with its controller, or hung (its
+            return []         # hung-task report still comes out among the oopses)
 
     def not_recovered(self, exc: NotRecovered) -> NoReturn:
         """A controller that did not come back, and what the reset had requeued: a reset
         that waits for requeued requests it lost never goes live."""
-        try:
-            requeued = self.log.requeued_since_recovery()
-        except HarnessError:  # the guest may be gone with its controller, or hung (its
-            requeued = []     # hung-task report still comes out among the oopses)
+        requeued = self.requeued_recently(since_recovery=True)
         self.fail(FailureKind.NOT_RECOVERED, str(exc) + kmsg.requeued_note(requeued),
                   "\n".join(filter(None, [*kmsg.requeued_lines(requeued), exc.detail])),
                   code="not-live", requeued=len(requeued))

@@ -239,6 +239,21 @@ KNOWN: tuple[KnownFailure, ...] = (
                  "(widen-unfetched-at-reset.patch): fails on 6.1, passes on 6.12 and on 6.1 "
                  "with the fix backported",
         fix_absent=_dbbuf_set_after_unquiesce),
+    # The same after the resets a suspend brings: a sysfs reset started as the guest
+    # suspends, then the resume's. What a reset requeued is never fetched, and everything
+    # waits behind it: the suspend's shutdown for 30 s, the load, the queue's freeze.
+    KnownFailure(
+        scenarios=("suspend-under-load",),
+        kernels=("debian:5.10",), first="4.12", fixed_in=("5.16",),
+        codes=("io-stuck", "hung-task"), mechanism=Mechanism(requeued=True),
+        reference="58847f12fe78 \"nvme-pci: clear shadow doorbell memory on resets\" "
+                  "(v5.16; not in 5.10.y): shadow doorbell memory kept across a reset makes "
+                  "the driver skip the MMIO doorbell of requeued I/O",
+        evidence="known-bugs/linux-5.10-stale-shadow-doorbells/ (suspend): seed 1 fails on "
+                 "debian:5.10 (5.10.262) and on its driver built from source; passes with "
+                 "58847f12fe78 alone backported, and with 06c59d427017 too (seeds 1-4); "
+                 "6.12 passes seeds 1-4",
+        fix_absent=_dbbuf_kept_across_resets),
     KnownFailure(
         scenarios=("ns-churn-during-reset",),
         kernels=("debian:6.1",), first="6.1", fixed_in=("6.6.13", "6.7"),

@@ -60,6 +60,11 @@ class KernelLogWatch:
         return [r for r in self.read_requeues()
                 if self.previous_recovery < r.at <= (self.stable_from or 0.0)]
 
+    def requeued_by_recent_resets(self) -> list[Requeue]:
+        """What the reset of the last recovery and any reset since put back: a hang after a
+        recovery may be the requests either requeued and then lost."""
+        return [r for r in self.read_requeues() if r.at > self.previous_recovery]
+
     def requeued_since_recovery(self) -> list[Requeue]:
         """What resets put back since the last recovery: a reset that waits for requeued
         requests it lost never goes live."""

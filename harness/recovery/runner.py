@@ -94,8 +94,11 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path,
             ctx.failures.append(Failure(FailureKind.HANG, str(exc), exc.detail,
                                         code="command-timeout"))
         except GuestHang as exc:  # the message carries the stack: it is the finding itself
-            ctx.failures.append(Failure(FailureKind.HANG, f"{exc}\n{exc.detail}", exc.detail,
-                                        code="hung-task"))
+            requeued = ctx.requeued_recently()
+            ctx.failures.append(Failure(
+                FailureKind.HANG, f"{exc}{kmsg.requeued_note(requeued)}\n{exc.detail}",
+                "\n".join(filter(None, [*kmsg.requeued_lines(requeued), exc.detail])),
+                code="hung-task", requeued=len(requeued)))
         except GuestUnreachable as exc:
             try:
                 vm.explain_lost_connection()  # QEMU's death is the harness's to report

@@ -237,3 +237,29 @@ def test_a_hang_somewhere_else_is_not_the_scan_reset_deadlock() -> None:
         if "nvme_wait_freeze" not in f.evidence]
     assert failures
     assert known.verdict("ns-churn-during-reset", STOCK_6_1, failures).status is Status.FAIL
+
+
+def test_a_suspend_that_hangs_behind_requeued_requests_is_known_only_on_5_10() -> None:
+    # the iteration's failures as the runner makes them: the load stuck (or a hung task)
+    # with what the resets around the suspend requeued, and the hung-task oopses after it
+    stuck = Failure(FailureKind.HANG, "load0: no write completed within 20s of the recovery, "
+                    "the load still running; 1 request(s) had been requeued by the last reset",
+                    code="io-stuck", requeued=1)
+    oops = Failure(FailureKind.OOPS, "INFO: task hung in blk_mq_freeze_queue_wait",
+                   code="hung-task")
+    found = known.verdict("suspend-under-load", STOCK_5_10, [stuck, oops])
+    assert found.status is Status.KNOWN and found.bug is not None
+    assert found.bug.commit == "58847f12fe78"
+    # no requeue before it: not the mechanism
+    assert known.verdict("suspend-under-load", STOCK_5_10,
+                         [replace(stuck, requeued=0), oops]).status is Status.FAIL
+    # 6.1's failure of this kind is not confirmed (known-bugs/unconfirmed-6.1-suspend-
+    # requeue/); 6.12 has the fix: findings both
+    assert known.verdict("suspend-under-load", STOCK_6_1, [stuck, oops]).status is Status.FAIL
+    later = known.verdict("suspend-under-load", STOCK_6_12, [stuck, oops])
+    assert later.status is Status.FAIL and later.resembles is not None
+    # nor does the record reach past these failures or this scenario
+    timeout = Failure(FailureKind.UNSTABLE, "an I/O timeout after the recovery", requeued=1)
+    assert known.verdict("suspend-under-load", STOCK_5_10, [stuck, timeout]).status \
+        is Status.FAIL
+    assert known.verdict("cpu-offline-under-load", STOCK_5_10, [stuck]).status is Status.FAIL

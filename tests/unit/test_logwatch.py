@@ -66,6 +66,19 @@ def test_requeued_since_recovery() -> None:
     assert [r.sector for r in watch.requeued_since_recovery()] == [2]
 
 
+def test_a_hang_after_recoveries_counts_what_the_last_recovery_and_later_resets_requeued(
+        ) -> None:
+    log = Log(BOOT + RESET)
+    log.requeues = [Requeue(3.0, "nvme0n1", 1), Requeue(9.0, "nvme0n1", 2),
+                    Requeue(12.0, "nvme0n1", 3)]
+    watch = log.watch()
+    watch.recovered(at=5.0)
+    watch.recovered(at=10.0)
+    # the reset that led to the recovery at 10 s, and one since; not the one before 5 s
+    assert [r.sector for r in watch.requeued_by_recent_resets()] == [2, 3]
+    assert [r.sector for r in watch.requeued_since_recovery()] == [3]
+
+
 def _line(at: float, text: str) -> str:
     return f"[{at:12.6f}] {text}\n"
 
