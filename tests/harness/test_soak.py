@@ -30,3 +30,21 @@ def test_a_soak_of_the_stock_driver_passes_through_its_checkpoints(tmp_path: Pat
     assert kinds.count("checkpoint") == 3 and kinds.count("verified") == 3
     starts = [e["detail"] for e in timeline["events"] if e["kind"] == "load_started"]
     assert len(starts) == 3  # one load a segment, in alternate regions (see the fio logs)
+
+
+def test_a_soak_of_stalls_past_the_timeout_judges_each_recovery(tmp_path: Path) -> None:
+    # A fault the driver answers with timeouts and a reset of its own: each stall must be
+    # seen timing out (else nothing was tested), the log hold no trouble after each recovery
+    art = tmp_path / "art"
+    proc = harness("repro", "stall-timeout", "--kernel", "debian:6.12", "--seed", "5",
+                   "--soak-faults", "3", "--soak-checkpoint", "2", "--artifacts", str(art),
+                   timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"soak 1/1 seed 5: PASS in [\d.]+s, 3 recoveries, .*; 3 faults",
+                     proc.stdout), proc.stdout
+    timeline = json.loads((art / "iter0000-seed5" / "timeline.json").read_text())
+    kinds = [e["kind"] for e in timeline["events"]]
+    assert kinds.count("fault") == 3 and kinds.count("lifted") == 3
+    assert kinds.count("checkpoint") == 2
+    log = (art / "iter0000-seed5" / "console.log").read_text()
+    assert len(re.findall(r"nvme nvme0: I/O .*QID \d+ timeout", log)) >= 3

@@ -86,7 +86,7 @@ def test_the_soaks_cover_the_reset_scenarios() -> None:
 
 def test_a_scenario_without_a_soak_is_refused() -> None:
     with pytest.raises(ValueError):
-        procedure(scenarios.get("stall-timeout"), SoakPlan(faults=1))
+        procedure(scenarios.get("media-error"), SoakPlan(faults=1))
 
 
 def test_repro_refuses_a_soak_of_a_scenario_that_has_none() -> None:
@@ -94,10 +94,10 @@ def test_repro_refuses_a_soak_of_a_scenario_that_has_none() -> None:
 
     args = argparse.Namespace(until_fail=False, budget=None, iterations=None, seed=1,
                               topology="", soak=60.0, soak_faults=None)
-    with pytest.raises(HarnessError, match=r"stall-timeout has no soak; these have: .*"
+    with pytest.raises(HarnessError, match=r"media-error has no soak; these have: .*"
                        r"reset-under-load"):
         repro.run(lambda a: pytest.fail("no lab before the arguments are checked"), args,
-                  scenarios.get("stall-timeout"))
+                  scenarios.get("media-error"))
     args.soak, args.soak_faults = None, 0
     with pytest.raises(HarnessError, match="--soak-faults must be at least 1"):
         repro.run(lambda a: pytest.fail("no lab"), args, scenarios.get("reset-under-load"))
