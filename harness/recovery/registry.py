@@ -37,6 +37,8 @@ class Soak:
     # (ctx, runtime, data seed, region 0 or 1): the verifying loads, warmed up; a segment
     # writes the other region than the one before, which is verified meanwhile
     loads: Callable[[Context, float, int, int], list[VerifyLoad]] = _loads
+    # once, before the first fault (what the scenario sets up before its loads)
+    setup: Callable[[Context], None] | None = None
 
 
 @dataclass(frozen=True)

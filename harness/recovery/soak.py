@@ -98,6 +98,8 @@ def procedure(scn: Scenario, plan: SoakPlan) -> Callable[[Context], None]:
         plan.started = time.monotonic()
         segment = 0
         verifying: Verifying = ((0, 0), [])  # the last segment's passes
+        if soak.setup is not None:
+            soak.setup(ctx)
         try:
             while not plan.over():
                 segment += 1

@@ -48,3 +48,22 @@ def test_a_soak_of_stalls_past_the_timeout_judges_each_recovery(tmp_path: Path) 
     assert kinds.count("checkpoint") == 2
     log = (art / "iter0000-seed5" / "console.log").read_text()
     assert len(re.findall(r"nvme nvme0: I/O .*QID \d+ timeout", log)) >= 3
+
+
+def test_a_soak_of_namespace_churn_carries_the_namespace_from_loop_to_loop(
+        tmp_path: Path) -> None:
+    # Each fault is a loop of attach/detach commands against resets; the next loop starts
+    # from the attachment the last one left, and hangs are reported from the first loop on
+    art = tmp_path / "art"
+    proc = harness("repro", "ns-churn-during-reset", "--kernel", "debian:6.12", "--seed", "5",
+                   "--soak-faults", "3", "--soak-checkpoint", "2", "--artifacts", str(art),
+                   timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"soak 1/1 seed 5: PASS in [\d.]+s, \d+ recoveries, .*; 3 faults",
+                     proc.stdout), proc.stdout
+    events = json.loads((art / "iter0000-seed5" / "timeline.json").read_text())["events"]
+    kinds = [e["kind"] for e in events]
+    assert kinds.index("hang_detection") < kinds.index("fault")
+    settled = [e["detail"] for e in events if e["kind"] == "settled"]
+    assert len(settled) == 3 and all(s.startswith("namespace 2 ") for s in settled)
+    assert kinds.count("loop_done") == 3 and kinds.count("checkpoint") == 2

@@ -18,7 +18,7 @@ from harness.guest.nvme import Controller, block_device_of
 from harness.machine.topology import Topology
 from harness.reading.verdict import FailureKind
 from harness.recovery.context import Context
-from harness.recovery.registry import scenario
+from harness.recovery.registry import Soak, scenario
 
 HUNG_TASK_S = 10  # the guest reports a task blocked this long
 COMMAND_KILL_S = 20  # an nvme-cli command still running after this long has hung
@@ -107,26 +107,39 @@ def _settled(ctx: Context, ctrl: Controller, nsid: int) -> str | None:
              f"device for it{' (' + device + ')' if device else ''} 10s later: a scan was lost")
 
 
+def _detect_hangs(ctx: Context) -> None:
+    ctx.detect_hangs(HUNG_TASK_S)
+
+
+def _churn_against_resets(ctx: Context) -> None:
+    """The churned namespace attached and detached in a loop while seeded resets of either
+    controller run; returns once both are live and the guest's view has settled."""
+    ctrl = ctx.controller("nvme0")
+    both = ",".join(str(c.cntlid) for c in ctx.controllers())
+    # from the namespace's state now: a soak's next loop starts where the last one ended
+    first = 1 if CHURNED in ctrl.attached_nsids() else 0
+    steps = []
+    for i in range(first, first + ctx.rng.randint(8, 14)):
+        make = ctrl.attach_command if i % 2 == 0 else ctrl.detach_command
+        steps.append((make(CHURNED, both), ctx.rng.uniform(0.1, 0.8)))
+    _run_loop_against_resets(ctx, steps, f"attach/detach of namespace {CHURNED}")
+    for c in ctx.controllers():
+        ctx.wait_live(c)
+    _settled(ctx, ctrl, CHURNED)
+
+
 @scenario("ns-churn-during-reset",
           "a namespace of a two-controller subsystem is attached and detached (nvme-cli) in "
           "a loop while sysfs resets of either controller run and the verifying load runs on "
           f"another namespace that stays attached: {NO_HANG}, the controllers end live, the "
           "churned namespace's block device matches its attachment, no I/O error, every "
           "completed write intact (throughput is not judged: nvme-cli, udev and the scans "
-          "share the guest's CPU with the load for the whole loop)", SHARED, throughput=None)
+          "share the guest's CPU with the load for the whole loop)", SHARED, throughput=None,
+          soak=Soak(_churn_against_resets, setup=_detect_hangs))
 def ns_churn_during_reset(ctx: Context) -> None:
-    ctx.detect_hangs(HUNG_TASK_S)
-    ctrl = ctx.controller("nvme0")
-    both = ",".join(str(c.cntlid) for c in ctx.controllers())
-    steps = []
-    for i in range(ctx.rng.randint(8, 14)):
-        make = ctrl.attach_command if i % 2 == 0 else ctrl.detach_command
-        steps.append((make(CHURNED, both), ctx.rng.uniform(0.1, 0.8)))
+    _detect_hangs(ctx)
     loads = ctx.start_loads(runtime=30)
-    _run_loop_against_resets(ctx, steps, f"attach/detach of namespace {CHURNED}")
-    for c in ctx.controllers():
-        ctx.wait_live(c)
-    _settled(ctx, ctrl, CHURNED)
+    _churn_against_resets(ctx)
     ctx.finish_loads(loads)
 
 
