@@ -70,3 +70,10 @@ def test_a_soak_of_namespace_churn_carries_the_namespace_from_loop_to_loop(
     settled = [e["detail"] for e in events if e["kind"] == "settled"]
     assert len(settled) == 3 and all(s.startswith("namespace 2 ") for s in settled)
     assert kinds.count("loop_done") == 3
+
+
+def test_a_soak_of_admin_commands_against_resets_runs_a_loop_per_fault(tmp_path: Path) -> None:
+    _, events = _three_fault_soak("admin-during-reset", tmp_path)
+    admin = [e["detail"] for e in events if e["kind"] == "admin"]
+    assert len(admin) == 3 and all(re.fullmatch(r"admin commands: [1-9]\d*", a) for a in admin)
+    assert [e["kind"] for e in events].count("recovered") >= 12  # 4 to 7 resets a loop

@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 from harness.errors import HarnessError
 from harness.guest.fio import VerifyLoad
-from harness.guest.ssh import call_line
+from harness.guest.nvme import Controller
+from harness.guest.ssh import Background, call_line
 from harness.machine.topology import Topology
 from harness.reading.verdict import FailureKind
 from harness.recovery.context import Context
@@ -105,13 +106,12 @@ def flr_under_load(ctx: Context) -> None:
     _repeat_under_load(ctx, _flr, gaps)
 
 
-@scenario("admin-during-reset",
-          "nvme-cli admin commands (id-ctrl, smart-log, get-feature) in a loop while resets run: "
-          "none may hang past its timeout, and the controller ends live")
-def admin_during_reset(ctx: Context) -> None:
-    ctrl = ctx.controller("nvme0")
-    admin = ctx.guest.call_background("_nvme_loop_admin", ctrl.name, 12, ADMIN_KILL_S)
-    loads = ctx.start_loads(runtime=14)
+def _admin_loop(ctx: Context, ctrl: Controller) -> Background:
+    return ctx.guest.call_background("_nvme_loop_admin", ctrl.name, 12, ADMIN_KILL_S)
+
+
+def _resets_under_admin(ctx: Context, ctrl: Controller, admin: Background) -> None:
+    """Seeded resets while the ``admin`` loop runs; then no command of it may have hung."""
     for _ in range(ctx.rng.randint(4, 7)):
         ctx.sleep(ctx.rng.uniform(0.3, 1.5))
         ctx.reset(ctrl)
@@ -120,6 +120,22 @@ def admin_during_reset(ctx: Context) -> None:
     if res.exit_code != 0:
         ctx.fail(FailureKind.HANG, f"an admin command hung past its {ADMIN_KILL_S}s timeout: "
                  f"{res.stdout.strip()}")
+
+
+def _admin_against_resets(ctx: Context) -> None:
+    ctrl = ctx.controller("nvme0")
+    _resets_under_admin(ctx, ctrl, _admin_loop(ctx, ctrl))
+
+
+@scenario("admin-during-reset",
+          "nvme-cli admin commands (id-ctrl, smart-log, get-feature) in a loop while resets run: "
+          "none may hang past its timeout, and the controller ends live",
+          soak=Soak(_admin_against_resets))
+def admin_during_reset(ctx: Context) -> None:
+    ctrl = ctx.controller("nvme0")
+    admin = _admin_loop(ctx, ctrl)
+    loads = ctx.start_loads(runtime=14)
+    _resets_under_admin(ctx, ctrl, admin)
     ctx.finish_loads(loads)
 
 
