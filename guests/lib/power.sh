@@ -2,12 +2,13 @@
 # Suspend to idle, which the host ends with a key press on the guest's PS/2 keyboard. Sysfs
 # under $NVMEH_SYSFS (default /sys), state kept in $NVMEH_RUN (default /run/nvmeh).
 
-# _suspend_start [RESET_FILE]: makes the keyboard a wakeup source and the suspend visible on the console
-# (consoles kept awake, the PM core's debug messages, console log level 8), saving what it
-# changes for _suspend_end; then suspends to idle, detached and half a second later, so the
-# call returns first; with RESET_FILE (a controller's reset_controller), a reset is started
-# in the background just before, so that the two race. The exit status of the write to /sys/power/state lands in suspend.rc.
-# Prints nothing; fails with one line on stderr if the guest cannot suspend to idle.
+# _suspend_start [RESET_FILE]: makes the keyboard a wakeup source and the suspend visible
+# on the console (consoles kept awake, the PM core's debug messages, console log level 8),
+# saving what it changes for _suspend_end; then suspends to idle, detached and half a second
+# later, so the call returns first; with RESET_FILE (a controller's reset_controller), a reset
+# is started in the background just before, so that the two race. The exit status of the
+# write to /sys/power/state lands in suspend.rc. Prints nothing; fails with one line on
+# stderr if the guest cannot suspend to idle.
 _suspend_start() {
     local sys=${NVMEH_SYSFS:-/sys} run=${NVMEH_RUN:-/run/nvmeh}
     local kbd=$sys/devices/platform/i8042/serio0/power/wakeup

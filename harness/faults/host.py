@@ -209,35 +209,35 @@ class SuspendToIdle(Fault):
 
     def __init__(self, vm: VM, device: str, within: float, reset: str = "") -> None:
         self.vm, self.device, self.within, self.reset = vm, device, within, reset
-        self.entered = self.exited = 0
-        self.stats: dict[str, str] = {}
+        self.console_from = 0  # the console log's size when the suspend began
 
-    def _count(self, pattern: re.Pattern[bytes]) -> int:
+    def _seen(self, pattern: re.Pattern[bytes]) -> bool:
+        """Whether the console printed ``pattern`` since the suspend began."""
         console = self.vm.console
         assert console is not None
-        return len(pattern.findall(console.log_path.read_bytes()))
+        with open(console.log_path, "rb") as log:
+            log.seek(self.console_from)
+            return pattern.search(log.read()) is not None
 
     def apply(self) -> None:
         console = self.vm.console
         if console is None:
             raise HarnessError("suspend to idle needs the guest's console, to see it suspended")
-        self.entered, self.exited = self._count(_ENTERED), self._count(_EXITED)
+        self.console_from = console.log_path.stat().st_size
         res = self.vm.guest.call("_suspend_start", *filter(None, [self.reset]), timeout=30)
         if res.exit_code:
             raise HarnessError(f"the guest cannot suspend: {res.stderr.strip()}")
-        console.wait_for(lambda: self._count(_ENTERED) > self.entered
-                         or self._count(_EXITED) > self.exited, self.within)
-        if self._count(_ENTERED) > self.entered:
+        console.wait_for(lambda: self._seen(_ENTERED) or self._seen(_EXITED), self.within)
+        if self._seen(_ENTERED):
             return
-        if self._count(_EXITED) == self.exited:
+        if not self._seen(_EXITED):
             raise FaultStuck(f"the guest had not suspended {self.within:g}s after it began to "
                              "(no 'PM: suspend-to-idle' on the console)")
-        self._end()
-        failed = (f"suspend failed at {self.stats.get('last_failed_step')} of "
-                  f"{self.stats.get('last_failed_dev') or 'no device'} "
-                  f"(errno {self.stats.get('last_failed_errno')}, exit status "
-                  f"{self.stats.get('rc')})")
-        if self.device in self.stats.get("last_failed_dev", ""):
+        stats = self._end()
+        failed = (f"suspend failed at {stats.get('last_failed_step')} of "
+                  f"{stats.get('last_failed_dev') or 'no device'} "
+                  f"(errno {stats.get('last_failed_errno')}, exit status {stats.get('rc')})")
+        if self.device in stats.get("last_failed_dev", ""):
             raise FaultRefused(failed)
         raise HarnessError(f"the guest did not suspend: {failed}: nothing was tested")
 
@@ -245,23 +245,24 @@ class SuspendToIdle(Fault):
         console = self.vm.console
         assert console is not None
         deadline = time.monotonic() + self.within
-        while self._count(_EXITED) == self.exited:
+        while not self._seen(_EXITED):
             if time.monotonic() > deadline:
                 raise FaultRefused(f"the guest did not resume within {self.within:g}s of the "
                                    "first wake key (no 'PM: suspend exit' on the console)")
             self.vm.qmp.cmd("send-key", keys=[{"type": "qcode", "data": "shift"}])
-            console.wait_for(lambda: self._count(_EXITED) > self.exited, WAKE_RETRY_S)
-        self._end()
-        if self.stats.get("rc") != "0":
-            raise FaultRefused(f"the suspend ended with exit status {self.stats.get('rc')} "
-                               f"(failed at {self.stats.get('last_failed_step')} of "
-                               f"{self.stats.get('last_failed_dev') or 'no device'})")
+            console.wait_for(lambda: self._seen(_EXITED), WAKE_RETRY_S)
+        stats = self._end()
+        if stats.get("rc") != "0":
+            raise FaultRefused(f"the suspend ended with exit status {stats.get('rc')} "
+                               f"(failed at {stats.get('last_failed_step')} of "
+                               f"{stats.get('last_failed_dev') or 'no device'})")
 
-    def _end(self) -> None:
-        """Put the guest's settings back and read how its suspend went."""
+    def _end(self) -> dict[str, str]:
+        """Put the guest's settings back; how its suspend went (``_suspend_end``'s lines)."""
         out = self.vm.guest.call("_suspend_end", timeout=60, check=True).stdout
-        self.stats = dict(line.partition("=")[::2] for line in out.splitlines() if "=" in line)
+        return dict(line.partition("=")[::2] for line in out.splitlines() if "=" in line)
 
     def describe(self) -> str:
-        ctrl = self.reset.split("/")[-2] if self.reset else ""
-        return "suspend to idle" + (f", reset_controller {ctrl} started with it" * bool(ctrl))
+        if not self.reset:
+            return "suspend to idle"
+        return f"suspend to idle, reset_controller {self.reset.split('/')[-2]} started with it"

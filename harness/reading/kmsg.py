@@ -129,6 +129,12 @@ def requeued_lines(requeued: Sequence[Requeue], most: int = 16) -> list[str]:
             for r in requeued[:most]]
 
 
+def requeued_evidence(requeued: Sequence[Requeue], *evidence: str) -> str:
+    """A failure's evidence: the requeued requests' lines, then ``evidence`` (empty parts
+    left out)."""
+    return "\n".join(filter(None, [*requeued_lines(requeued), *evidence]))
+
+
 @dataclass(frozen=True)
 class Instability:
     """A recovery that did not hold, as the kernel log (and the requeue trace) tell it."""

@@ -312,7 +312,7 @@ class Context:
                 self.fail(FailureKind.HANG, f"{load.name}: no write completed within "
                           f"{within:g}s of the recovery, the load still running"
                           + kmsg.requeued_note(requeued),
-                          "\n".join(kmsg.requeued_lines(requeued)), code="io-stuck",
+                          kmsg.requeued_evidence(requeued), code="io-stuck",
                           requeued=len(requeued))
 
     def requeued_recently(self, since_recovery: bool = False) -> list[kmsg.Requeue]:
@@ -330,7 +330,7 @@ class Context:
         that waits for requeued requests it lost never goes live."""
         requeued = self.requeued_recently(since_recovery=True)
         self.fail(FailureKind.NOT_RECOVERED, str(exc) + kmsg.requeued_note(requeued),
-                  "\n".join(filter(None, [*kmsg.requeued_lines(requeued), exc.detail])),
+                  kmsg.requeued_evidence(requeued, exc.detail),
                   code="not-live", requeued=len(requeued))
 
     def driver_reacts(self, ctrl: Controller, within: float, since: float) -> None:

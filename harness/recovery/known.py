@@ -179,6 +179,11 @@ def _no_frozen_flag(src: Path) -> bool:
     return "nvme_alloc_ns" in core and "NVME_CTRL_FROZEN" not in core
 
 
+_STALE_DOORBELLS_BUG = (
+    "58847f12fe78 \"nvme-pci: clear shadow doorbell memory on resets\" (v5.16; not in "
+    "5.10.y): shadow doorbell memory kept across a reset makes the driver skip the MMIO "
+    "doorbell of requeued I/O")
+
 _DOORBELL_CONFIG_BUG = (
     "06c59d427017 \"nvme: Inform controller of doorbell config before unquiescing IO "
     "queues\" (lore 20240110182855.1833512-1-wab@google.com, applied for 6.8; not in 6.1.y; "
@@ -200,10 +205,8 @@ KNOWN: tuple[KnownFailure, ...] = (
                "alarm-removed-after-probe-failure"),
         mechanism=Mechanism(kernel_log=r"nvme nvme\d+: I/O \d+ QID [1-9]\d* timeout, "
                                        r"disable controller"),
-        reference="58847f12fe78 \"nvme-pci: clear shadow doorbell memory on resets\" "
-                  "(v5.16; not in 5.10.y): shadow doorbell memory kept across a reset makes "
-                  "the driver skip the MMIO doorbell of requeued I/O, the reset waits 30 s "
-                  "for it, then removes the controller",
+        reference=_STALE_DOORBELLS_BUG + ", the reset waits 30 s for it, then removes "
+                  "the controller",
         evidence="known-bugs/linux-5.10-stale-shadow-doorbells/: fails on debian:5.10 "
                  "(5.10.262), passes on 6.1 and 6.12 and on 5.10 with the fix backported "
                  "(--nvme-src; mmio-off and dead-during-reset with 06c59d427017 too)",
@@ -246,9 +249,7 @@ KNOWN: tuple[KnownFailure, ...] = (
         scenarios=("suspend-under-load",),
         kernels=("debian:5.10",), first="4.12", fixed_in=("5.16",),
         codes=("io-stuck", "hung-task"), mechanism=Mechanism(requeued=True),
-        reference="58847f12fe78 \"nvme-pci: clear shadow doorbell memory on resets\" "
-                  "(v5.16; not in 5.10.y): shadow doorbell memory kept across a reset makes "
-                  "the driver skip the MMIO doorbell of requeued I/O",
+        reference=_STALE_DOORBELLS_BUG,
         evidence="known-bugs/linux-5.10-stale-shadow-doorbells/ (suspend): seed 1 fails on "
                  "debian:5.10 (5.10.262) and on its driver built from source; passes with "
                  "58847f12fe78 alone backported, and with 06c59d427017 too (seeds 1-4); "

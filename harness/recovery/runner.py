@@ -97,7 +97,7 @@ def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path,
             requeued = ctx.requeued_recently()
             ctx.failures.append(Failure(
                 FailureKind.HANG, f"{exc}{kmsg.requeued_note(requeued)}\n{exc.detail}",
-                "\n".join(filter(None, [*kmsg.requeued_lines(requeued), exc.detail])),
+                kmsg.requeued_evidence(requeued, exc.detail),
                 code="hung-task", requeued=len(requeued)))
         except GuestUnreachable as exc:
             try:

@@ -186,6 +186,6 @@ def _writes_resume(ctx: Context, loads: list[fio.VerifyLoad], bound: float | Non
         ctx.fail(FailureKind.SLOW, f"no write of {load.name} completed on "
                  f"{load.params['FILENAME']} within {bound:g}s of the recovery, while it was "
                  f"writing{kmsg.requeued_note(requeued)}",
-                 "\n".join(filter(None, [*kmsg.requeued_lines(requeued), ctx.driver_log()])),
+                 kmsg.requeued_evidence(requeued, ctx.driver_log()),
                  code="io-stalled", requeued=len(requeued))
 
