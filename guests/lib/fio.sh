@@ -72,8 +72,9 @@ _blk_wait_more_writes() {
     [ -n "$BLK_WRITES" ] || return 0
     before=$BLK_WRITES
     deadline=$((${EPOCHREALTIME/./} + $2 * 1000000))
+    _nap_open
     while ((${EPOCHREALTIME/./} < deadline)); do
-        sleep 0.02
+        _nap 0.02
         _blk_count_writes "$1"
         [ "$BLK_WRITES" -gt "$before" ] && return 0
     done

@@ -170,9 +170,13 @@ class GuestLibrary:
                     todo.append(self.functions[name])
         return [name for name in self.functions if name in wanted]
 
+    def definitions(self, names: list[str]) -> str:
+        """The definitions of the functions ``names``, as shell text."""
+        return "".join(self.functions[name] + "\n" for name in names)
+
     def script(self, text: str) -> str:
         """``text`` preceded by the definitions it needs: what the guest's shell runs."""
-        return "".join(self.functions[name] + "\n" for name in self.needed(text)) + text
+        return self.definitions(self.needed(text)) + text
 
     def call_line(self, function: str, *args: object) -> str:
         """The shell line calling ``function`` with ``args``, each one word."""
@@ -296,22 +300,25 @@ class Guest:
         word), as :meth:`run` runs a command; the commands log shows the call, not the
         definitions sent with it."""
         line = call_line(function, *args)
-        return self._run(LIBRARY.script(line), line, timeout, check, None)
+        return self._run(line, line, timeout, check, None, LIBRARY.needed(line))
 
     def _run(self, command: str, shown: str, timeout: float, check: bool,
-             stdin: str | None) -> CommandResult:
-        """Run ``command``; results, messages and the log name it ``shown``."""
+             stdin: str | None, needs: list[str] | None = None) -> CommandResult:
+        """Run ``command`` after defining the library functions it ``needs``; results,
+        messages and the log name it ``shown``."""
         tag = f"{next(_tags)}-{time.monotonic_ns()}"
         t0 = time.monotonic()
         deadline = t0 + timeout
+        needs = needs or []
         agent = self._free_agent() if stdin is None else None
         try:
             if agent is not None:
                 code, out, err = agent.run(command, tag, deadline,
                                            lambda: self._kill(tag, agent.pid),
-                                           self._should_stop, shown)
+                                           self._should_stop, shown, needs)
             else:
-                code, out, err = self._run_channel(command, tag, stdin, deadline, shown)
+                code, out, err = self._run_channel(LIBRARY.definitions(needs) + command, tag,
+                                                   stdin, deadline, shown)
         except _TimedOut as exc:
             res = CommandResult(shown, -1, exc.out, exc.err, time.monotonic() - t0)
             if self._interrupted is not None:
@@ -475,16 +482,22 @@ class _Agent:
 
     Each command is sent as shell source; its end is a marker line carrying the exit status,
     written to stdout and stderr after the subshell exits. The marker holds a random token,
-    so no command output can forge it.
+    so no command output can forge it. Library functions are defined in the long-lived shell
+    itself, each the first time a command needs it: bash reads a pipe a byte per system call,
+    and the definitions a watcher needs took 45 ms to read under TCG, every call.
     """
 
     # The shell the SSH server starts runs this loop itself: no further process start. Each
-    # request is a line "LENGTH TAG MARKER" followed by LENGTH bytes of shell source.
-    # The loop's variables are unset before the command runs, so it sees a clean shell. It
-    # first prints its PID: a command is the subshell whose parent that is.
+    # request is a line "DEFS LENGTH TAG MARKER" followed by DEFS bytes of function
+    # definitions, evaluated in the loop's shell, and LENGTH bytes of shell source, run in a
+    # subshell. The loop's variables are unset before the command runs, so it sees a clean
+    # shell. It first prints its PID: a command is the subshell whose parent that is.
     LOOP = ("printf '%s\\n' $$; "
-            "while read -r _nv_n _nv_t _nv_m && LC_ALL=C read -r -N \"$_nv_n\" _nv_c; do "
-            "( export NVMEH_TAG=$_nv_t; eval \"unset _nv_n _nv_t _nv_m _nv_c; $_nv_c\" ) "
+            "while read -r _nv_d _nv_n _nv_t _nv_m; do "
+            "if [ \"$_nv_d\" -gt 0 ]; then LC_ALL=C read -r -N \"$_nv_d\" _nv_c || break; "
+            "eval \"$_nv_c\"; fi; "
+            "LC_ALL=C read -r -N \"$_nv_n\" _nv_c || break; "
+            "( export NVMEH_TAG=$_nv_t; eval \"unset _nv_d _nv_n _nv_t _nv_m _nv_c; $_nv_c\" ) "
             "</dev/null; printf '%s %d\\n' \"$_nv_m\" $?; printf '%s\\n' \"$_nv_m\" >&2; "
             "done")
 
@@ -495,6 +508,13 @@ class _Agent:
         self.chan.exec_command(self.LOOP)
         self.pid = self._read_pid()  # the killer of a timed-out command kills its children
         self.usable = True
+        self.defined: set[str] = set()  # library functions this shell has
+
+    @staticmethod
+    def request(definitions: str, command: str, tag: str, marker: bytes) -> bytes:
+        """What LOOP reads to define ``definitions`` and run ``command``."""
+        defs, body = definitions.encode(), command.encode()
+        return b"%d %d %s %s\n%s%s" % (len(defs), len(body), tag.encode(), marker, defs, body)
 
     def _read_pid(self, timeout: float = 30.0) -> int:
         out, err = bytearray(), bytearray()
@@ -506,13 +526,16 @@ class _Agent:
         return int(out.decode().split()[0])
 
     def run(self, command: str, tag: str, deadline: float, kill: Callable[[], None],
-            stop: Callable[[], bool] = lambda: False, shown: str = "") -> tuple[int, str, str]:
+            stop: Callable[[], bool] = lambda: False, shown: str = "",
+            needs: list[str] | None = None) -> tuple[int, str, str]:
         """``stop()`` true ends the command as a timeout would (asked once it has run for
         STOP_AFTER_S: a quick command, such as one cleaning up after a hang, just runs);
-        ``shown``: the command as messages name it (default: itself)."""
+        ``shown``: the command as messages name it (default: itself); ``needs``: the library
+        functions it calls."""
         marker = f"__nvmeh_{self.token}_{next(self._seq)}__".encode()
-        body = command.encode()
-        script = b"%d %s %s\n%s" % (len(body), tag.encode(), marker, body)
+        new = [name for name in needs or [] if name not in self.defined]
+        script = self.request(LIBRARY.definitions(new), command, tag, marker)
+        self.defined.update(new)
         out, err = bytearray(), bytearray()
         started = time.monotonic()
         try:

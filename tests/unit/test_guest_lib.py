@@ -38,7 +38,15 @@ from harness.guest.nvme import (
     ResetRefused,
     parse_samples,
 )
-from harness.guest.ssh import LIBRARY, Guest, SSHTarget, _TimedOut, call_line, parse_library
+from harness.guest.ssh import (
+    LIBRARY,
+    Guest,
+    SSHTarget,
+    _Agent,
+    _TimedOut,
+    call_line,
+    parse_library,
+)
 from harness.recovery.scenarios.namespaces import LoopResult
 
 ADDRESS = "0000:00:04.0"
@@ -244,6 +252,38 @@ def test_the_log_shows_the_call_not_the_library(env: dict[str, str]):
     assert "_nvme_wait_state() {" in guest.sent[0]
     assert "$ _nvme_wait_state nvme0 live\n" in log.getvalue()
     assert "() {" not in log.getvalue()
+
+
+def test_the_long_lived_shell_defines_a_function_once_and_runs_each_command_clean(
+        env: dict[str, str]):
+    """The agent's loop, run by bash here: the first call brings the definitions, the next
+    sends the call alone, and no command sees the loop's variables or another's changes."""
+    shell = subprocess.Popen(["bash", "-c", _Agent.LOOP], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert shell.stdin is not None and shell.stdout is not None
+    shell.stdout.readline()  # its PID
+    needs = LIBRARY.needed("_blk_print_writes")
+
+    def run(definitions: str, command: str, n: int) -> tuple[str, int]:
+        marker = b"__m%d__" % n
+        assert shell.stdin is not None and shell.stdout is not None
+        shell.stdin.write(_Agent.request(definitions, command, f"t{n}", marker))
+        shell.stdin.flush()
+        out = b""
+        while marker not in out:
+            out += shell.stdout.readline()
+        text, _, status = out.decode().partition(marker.decode())
+        return text, int(status)
+
+    try:
+        first = run(LIBRARY.definitions(needs), "_blk_print_writes /dev/none; x=1", 1)
+        assert first == ("\n", 0)  # not a block device: an empty line
+        assert run("", "_blk_print_writes /dev/none; echo \"[$x$_nv_c$_nv_d]\"", 2) == \
+            ("\n[]\n", 0)
+        assert run("", "false", 3) == ("", 1)
+    finally:
+        shell.kill()
+        shell.wait()
 
 
 # --- nvme.sh: waiting for a state ------------------------------------------------------------
