@@ -382,6 +382,22 @@ def test_a_soak_finds_a_stall_that_comes_once_in_25_resets_and_replays_it(
     assert "failed at fault 25," in again.stderr, again.stderr
 
 
+def test_a_soak_whose_faults_log_timeouts_still_finds_one_after_a_recovery(
+        stock_sources_6_12: Path, tmp_path: Path) -> None:
+    # stall-timeout's own faults log timeouts, so its soak reads the kernel log from each
+    # recovery to the next fault; this driver loses the first completion after each abort:
+    # that request times out after the recovery, and its abort loses the next one
+    src = patched(stock_sources_6_12, tmp_path / "host", "lose-a-completion-after-an-abort.patch")
+    proc, _ = repro(src, 600, "--soak-faults", "3", scenario="stall-timeout",
+                    kernel="debian:6.12")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert re.search(r"FAIL: no stable recovery: .* after the last recovery, first: \[ *[\d.]+\] "
+                     r"nvme nvme0: I/O tag \d+ \(\w+\) opcode \w+ \(I/O Cmd\) QID 1 timeout",
+                     proc.stdout), proc.stdout
+    assert re.search(r"^nvmeh: soak seed 5 failed at fault 1, \d+s into the soak$", proc.stderr,
+                     re.MULTILINE), proc.stderr
+
+
 @pytest.mark.parametrize("broken", [False, True], ids=["stock", "resume-without-reset"])
 def test_a_driver_that_never_restarts_its_controller_after_a_suspend_is_caught(
         stock_sources_6_12: Path, tmp_path: Path, broken: bool) -> None:
