@@ -352,12 +352,16 @@ def kcidb_tests(runs: Sequence[RunRecord], base: Path) -> dict[str, Any]:
 HISTOGRAM_FROM = 20  # recoveries from which a plot shows their distribution
 
 
+MARKED_ONE_BY_ONE = 60  # faults drawn as lines; more, as a count per bin
+FAULT_BINS = 100
+
+
 def plot_timeline(timeline: dict[str, Any], title: str) -> bytes:
     """A PNG: above, each load's IOPS per second; below, its mean write latency per second
     (log scale: a reset turns milliseconds into seconds). Faults are red lines, recoveries
-    green ones, the time from each fault to its recovery is shaded. With many recoveries (a
-    soak's), a histogram of their times below. A PNG's size is its pixels': an hour's soak
-    makes a page no bigger than an iteration's."""
+    green ones, the time from each fault to its recovery is shaded (a soak's faults: their
+    count per time bin). With many recoveries (a soak's), a histogram of their times below.
+    A PNG's size is its pixels': an hour's soak makes a page no bigger than an iteration's."""
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
@@ -412,6 +416,18 @@ def plot_timeline(timeline: dict[str, Any], title: str) -> bytes:
 
 
 def _mark_faults(ax: Any, events: list[dict[str, Any]]) -> None:
+    """Each fault a red line, each recovery a green one, the time between shaded; more faults
+    than MARKED_ONE_BY_ONE (a soak's) as their count per time bin, on an axis of their own:
+    thousands of lines are one red band, and slow to draw."""
+    faults = [ev["t"] for ev in events if ev["kind"] == "fault"]
+    if len(faults) > MARKED_ONE_BY_ONE:
+        width = max((max(faults) - min(faults)) / FAULT_BINS, 1.0)
+        rate = ax.twinx()
+        counts, _, _ = rate.hist(faults, bins=max(1, round((max(faults) - min(faults)) / width)),
+                                 histtype="step", color="tab:red", linewidth=0.8, alpha=0.7)
+        rate.set_ylim(0, 3 * max(counts))  # the lower third: the loads' lines stay readable
+        rate.set_ylabel(f"faults per {width:.0f} s", color="tab:red")
+        return
     fault_at: float | None = None
     for ev in events:
         if ev["kind"] == "fault":

@@ -14,7 +14,16 @@ import pytest
 
 from harness import report as report_mod
 from harness.errors import BadInput
-from harness.report import ReportDir, RunRecord, Status, durations, merge, plot_timeline
+from harness.report import (
+    MARKED_ONE_BY_ONE,
+    ReportDir,
+    RunRecord,
+    Status,
+    _mark_faults,
+    durations,
+    merge,
+    plot_timeline,
+)
 
 DATA = Path(__file__).parent / "data"
 PROPS = {"kernel": "debian:6.1", "kernel_release": "6.1.0-56-amd64", "qemu": "7.2.22",
@@ -139,6 +148,26 @@ def test_a_soaks_plot_shows_the_distribution_of_its_recovery_times() -> None:
     assert _png_height(many) > _png_height(few)
     assert abs(len(many) - len(plot_timeline({**timeline, "recovery_s": [
         0.05 + i / 10000 for i in range(3000)]}, "t"))) < len(many) / 2  # ten times the faults
+
+
+def test_a_soaks_faults_are_counted_per_time_bin_instead_of_drawn_one_by_one() -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    def marked(n: int) -> tuple[int, list[str]]:
+        events = [ev for i in range(n) for ev in ({"kind": "fault", "t": 10.0 + i / 2},
+                                                  {"kind": "recovered", "t": 10.04 + i / 2})]
+        fig, ax = plt.subplots()
+        try:
+            _mark_faults(ax, events)
+            return len(ax.lines), [a.get_ylabel() for a in fig.axes[1:]]
+        finally:
+            plt.close(fig)
+
+    assert marked(4) == (8, [])  # an iteration's: a line per fault and per recovery
+    assert marked(MARKED_ONE_BY_ONE) == (2 * MARKED_ONE_BY_ONE, [])
+    assert marked(3000) == (0, ["faults per 15 s"])  # 1,500 s in 100 bins
 
 
 def test_a_campaign_plots_its_first_passes_and_every_failure(
