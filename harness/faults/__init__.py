@@ -35,7 +35,9 @@ class Fault(abc.ABC):
     ``silences``: the controller the fault leaves unable to answer (no write is expected
     until its driver has recovered it), ``silenced_at`` when, if later than applied.
     ``stops_clock``: the guest's clock stands still while the fault holds (measure it again
-    once lifted).
+    once lifted). ``asleep``: a span (host wall clock) within which the whole machine
+    certainly slept, set by a fault that suspends it: no driver ran then, so no bound on a
+    reset or on writes counts it.
     """
 
     side = "host"  # "host": needs the machine's controls (QMP); "guest": only a shell there
@@ -43,6 +45,7 @@ class Fault(abc.ABC):
     silences: str | None = None
     silenced_at: float | None = None
     stops_clock = False
+    asleep: tuple[float, float] | None = None
 
     @abc.abstractmethod
     def apply(self) -> None:

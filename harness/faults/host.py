@@ -210,6 +210,7 @@ class SuspendToIdle(Fault):
     def __init__(self, vm: VM, device: str, within: float, reset: str = "") -> None:
         self.vm, self.device, self.within, self.reset = vm, device, within, reset
         self.console_from = 0  # the console log's size when the suspend began
+        self._entered = 0.0  # when the console showed it suspended (host wall clock)
 
     def _seen(self, pattern: re.Pattern[bytes]) -> bool:
         """Whether the console printed ``pattern`` since the suspend began."""
@@ -229,6 +230,7 @@ class SuspendToIdle(Fault):
             raise HarnessError(f"the guest cannot suspend: {res.stderr.strip()}")
         console.wait_for(lambda: self._seen(_ENTERED) or self._seen(_EXITED), self.within)
         if self._seen(_ENTERED):
+            self._entered = time.time()  # seen after the fact: asleep by then
             return
         if not self._seen(_EXITED):
             raise FaultStuck(f"the guest had not suspended {self.within:g}s after it began to "
@@ -245,12 +247,17 @@ class SuspendToIdle(Fault):
         console = self.vm.console
         assert console is not None
         deadline = time.monotonic() + self.within
+        first_key: float | None = None
         while not self._seen(_EXITED):
             if time.monotonic() > deadline:
                 raise FaultRefused(f"the guest did not resume within {self.within:g}s of the "
                                    "first wake key (no 'PM: suspend exit' on the console)")
+            if first_key is None:
+                first_key = time.time()  # no key had woken it before this one was sent
             self.vm.qmp.cmd("send-key", keys=[{"type": "qcode", "data": "shift"}])
             console.wait_for(lambda: self._seen(_EXITED), WAKE_RETRY_S)
+        if first_key is not None and first_key > self._entered > 0:
+            self.asleep = (self._entered, first_key)
         stats = self._end()
         if stats.get("rc") != "0":
             raise FaultRefused(f"the suspend ended with exit status {stats.get('rc')} "

@@ -102,6 +102,17 @@ class Timeline:
                 writing.setdefault(ctrl, []).append((first, ev.at))
         return writing
 
+    def asleep_spans(self) -> list[tuple[float, float]]:
+        """When the whole machine slept (a suspend): each ``asleep`` to its ``awake``."""
+        spans, began = [], None
+        for ev in self.sorted():
+            if ev.kind == "asleep":
+                began = ev.at
+            elif ev.kind == "awake" and began is not None:
+                spans.append((began, ev.at))
+                began = None
+        return spans
+
     def stalls(self, reset_bound: float | None, resume_bound: float | None,
                loads: dict[str, list[tuple[float, float]]]) -> list[tuple[str, str]]:
         """What the state monitor saw stall: a controller out of ``live`` for longer than
@@ -110,8 +121,14 @@ class Timeline:
         -> the first and last second of each load that wrote to it). None: not judged. A
         ``device_silenced`` event (detail: the controller) ends the wait for a write without
         judging it: a device the scenario has silenced completes none, and the driver needs
-        its timeout to notice. Each stall is ("reset" or "resume", what it was)."""
+        its timeout to notice. Time the whole machine slept (``asleep`` to ``awake``) counts
+        toward neither bound. Each stall is ("reset" or "resume", what it was)."""
         found: list[tuple[str, str]] = []
+        naps = self.asleep_spans()
+
+        def awake_for(since: float, until: float) -> float:
+            return until - since - sum(max(0.0, min(until, b) - max(since, a)) for a, b in naps)
+
         state: dict[str, str] = {}
         left: dict[str, float] = {}  # controller -> when it left live
         back: dict[str, float] = {}  # controller -> when it was live again, no write since
@@ -120,7 +137,7 @@ class Timeline:
         def resumed(ctrl: str, at: float) -> None:
             """The wait for a write after ``ctrl``'s return to live ended at ``at``."""
             since = back.pop(ctrl, None)
-            if since is None or resume_bound is None or at - since <= resume_bound:
+            if since is None or resume_bound is None or awake_for(since, at) <= resume_bound:
                 return
             span = next(((first, last) for first, last in loads.get(ctrl, [])
                          if first <= since <= last - resume_bound), None)
@@ -128,7 +145,7 @@ class Timeline:
                 return
             last = span[1]
             found.append(("resume", f"no write completed on {ctrl} for "
-                          f"{min(at, last) - since:.1f}s after it was live again "
+                          f"{awake_for(since, min(at, last)):.1f}s after it was live again "
                           f"({since - start:.1f}s), while its load was writing: more than "
                           f"{resume_bound:g}s"))
 
@@ -142,11 +159,14 @@ class Timeline:
                 resumed(ctrl, ev.at)
                 left[ctrl] = ev.at
             elif ev.kind == "state" and now == "live" and ctrl in left:
-                away = ev.at - left.pop(ctrl)
+                gone = left.pop(ctrl)
+                away = awake_for(gone, ev.at)
                 if reset_bound is not None and away > reset_bound:
+                    slept = ev.at - gone - away
                     found.append(("reset", f"{ctrl} was out of live for {away:.1f}s (from "
-                                  f"{ev.at - away - start:.1f}s): longer than the "
-                                  f"{reset_bound:g}s a reset may take"))
+                                  f"{gone - start:.1f}s"
+                                  + (f"; {slept:.1f}s asleep not counted" if slept else "")
+                                  + f"): longer than the {reset_bound:g}s a reset may take"))
                 back[ctrl] = ev.at
             if ev.kind == "state":
                 state[ctrl] = now

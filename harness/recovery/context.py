@@ -146,6 +146,9 @@ class Context:
             fault.lift()
         except FaultRefused as exc:
             refused = exc
+        if fault.asleep is not None:  # on the clock as it ran before the machine slept
+            self._add("asleep", fault.describe(), fault.asleep[0] + self.clock.offset)
+            self._add("awake", fault.describe(), fault.asleep[1] + self.clock.offset)
         if fault.stops_clock and refused is None:
             self.resync_clock()
         self._add("lifted", fault.describe(), None)

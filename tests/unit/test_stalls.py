@@ -62,6 +62,29 @@ def test_a_reset_that_keeps_the_controller_out_of_live_for_seconds() -> None:
     assert t.stalls(None, 5.0, _load_span(t)) == []  # a scenario that holds it away
 
 
+def test_the_time_the_machine_slept_counts_toward_no_bound() -> None:
+    # the 4.8 s out of live above, 2 s of it with the machine suspended (a reset that began
+    # as it suspended finishes on resume): 2.8 s awake, within the bound
+    t = _recorded({11: 4.0, 12: 4.0, 13: 4.0})
+    gone = t.events[0].at + 20.6
+    t.add("asleep", "suspend to idle", gone + 1.0)
+    t.add("awake", "suspend to idle", gone + 3.0)
+    assert t.stalls(3.0, 5.0, _load_span(t)) == []
+    # asleep only 1 s of it: 3.8 s awake is still a stall, and says what it did not count
+    t = _recorded({11: 4.0, 12: 4.0, 13: 4.0})
+    t.add("asleep", "suspend to idle", gone + 1.0)
+    t.add("awake", "suspend to idle", gone + 2.0)
+    assert t.stalls(3.0, 5.0, _load_span(t)) == [
+        ("reset", "nvme0 was out of live for 3.8s (from 20.6s; 1.0s asleep not counted): "
+                  "longer than the 3s a reset may take")]
+    # writes awaited after live: sleep in the wait is not counted either
+    t = _recorded({13: 8.0})
+    back = t.events[0].at + 21.5
+    t.add("asleep", "suspend to idle", back + 1.0)
+    t.add("awake", "suspend to idle", back + 2.0)
+    assert t.stalls(3.0, 5.0, _load_span(t)) == []
+
+
 def test_writes_that_wait_after_live_while_the_load_runs() -> None:
     # after the second reset no write completes before the next reset, 5.2 s after live
     # (instead of 0.6 s): the wait counts up to that reset
