@@ -34,6 +34,7 @@ from harness.machine.topology import Topology
 from harness.machine.vm import VM
 from harness.progress import Progress
 from harness.recovery import scenarios
+from harness.recovery.registry import Scenario
 from harness.recovery.runner import MAX_SEED
 from harness.report import ReportDir, artifacts_root
 
@@ -105,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=seconds, default=None, metavar="SECONDS",
                    help="time budget of --until-fail (default: 3600)")
     opt.add_to_argparse(p, opt.SOAK, opt.SOAK_FAULTS, opt.SOAK_CHECKPOINT, opt.REPORT_DIR)
+    p.add_argument("--nvme-srcs", default=None, metavar="LIST",
+                   help="compare drivers on the same seeds, the base first: [NAME=]DIR or stock, "
+                   "as matrix --nvme-srcs (give --iterations 2 or more for the noise)")
 
     p = sub.add_parser("matrix", help="run scenarios on several kernels and print a table",
                        epilog="exit codes: 0 no unexpected failure; 1 a driver failure that is "
@@ -128,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                         opt.QEMU, opt.ACCEL, opt.BOOT_TIMEOUT, opt.NO_SNAPSHOT)
     p.add_argument("--artifacts", type=Path, default=None, metavar="DIR")
     p.add_argument("--json", action="store_true", help="print the cells as JSON")
-    opt.add_to_argparse(p, opt.REPORT_DIR)
+    opt.add_to_argparse(p, opt.SOAK, opt.SOAK_FAULTS, opt.SOAK_CHECKPOINT, opt.REPORT_DIR)
 
     p = sub.add_parser("report", help="merge report dirs (shards); durations for shards",
                        epilog="merge exits as matrix: 0 no unexpected failure; 1 a driver "
@@ -309,6 +313,15 @@ def cmd_repro(args: argparse.Namespace) -> int:
         raise HarnessError("repro needs a scenario name; valid: "
                            + ", ".join(scenarios.names()))
     scn = scenarios.get(args.scenario)
+    if args.nvme_srcs:  # a patch against its base: the matrix of one scenario on one kernel
+        if args.until_fail:
+            raise BadInput("--nvme-srcs compares drivers on the same seeds; not with "
+                           "--until-fail")
+        if args.topology:
+            raise BadInput("repro runs each scenario on its own topology; --topology is not "
+                           "accepted here")
+        return _matrix(args, [args.kernel], [args.qemu], [scn],
+                       args.iterations if args.iterations is not None else 1)
     return repro.run(_lab, args, scn)
 
 
@@ -329,7 +342,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
-    from harness.campaigns import matrix
 
     wanted = [k.strip() for k in args.kernels.split(",") if k.strip()]
     if not wanted:
@@ -341,14 +353,29 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         raise HarnessError("--qemus is empty")
     for qemu in emulators:
         qemus.validate(qemu)
+    scns = [scenarios.get(n) for n in (args.scenarios or scenarios.names())]
+    return _matrix(args, wanted, emulators, scns, args.iterations)
+
+
+def _matrix(args: argparse.Namespace, wanted: list[str], emulators: list[str],
+            scns: list[Scenario], iterations: int) -> int:
+    """Each scenario on each kernel, QEMU and driver (``--nvme-srcs``), on the same seeds;
+    the table, and each driver set beside the first."""
+    from harness.campaigns import matrix
+    from harness.recovery.soak import SoakPlan
+
     drivers = matrix.drivers(args.nvme_srcs) if args.nvme_srcs else [(None, args.nvme_src)]
     if args.nvme_srcs and args.nvme_src:
         raise HarnessError("give --nvme-src or --nvme-srcs, not both")
-    scns = [scenarios.get(n) for n in (args.scenarios or scenarios.names())]
-    if not 1 <= args.iterations <= 1000:
+    if not 1 <= iterations <= 1000:
         raise HarnessError("--iterations must be between 1 and 1000")
+    soaking = args.soak is not None or args.soak_faults is not None
+    if args.soak_faults is not None and args.soak_faults < 1:
+        raise HarnessError("--soak-faults must be at least 1")
+    if args.soak_checkpoint < 1:
+        raise HarnessError("--soak-checkpoint must be at least 1")
     seed = args.seed if args.seed is not None else random.randint(0, MAX_SEED - 1000)
-    seeds = [seed + i for i in range(args.iterations)]
+    seeds = [seed + i for i in range(iterations)]
     root = artifacts_root(args.artifacts, args.report_dir) or Path(
         tempfile.mkdtemp(prefix="nvmeh-matrix-"))
     print(f"nvmeh: matrix of {len(scns)} scenario(s) on {', '.join(wanted)}"
@@ -373,9 +400,12 @@ def cmd_matrix(args: argparse.Namespace) -> int:
                     cells.append(matrix.run_cell(
                         lab, scn, seeds, root / column.replace("/", "_").replace(" ", "_"),
                         lambda line: print(line, file=sys.stderr, flush=True), report_dir,
-                        column, name))
-    out = sys.stderr if args.json else sys.stdout  # --json: the text for the human watching
-    if args.json:
+                        column, name,
+                        (lambda: SoakPlan(args.soak, args.soak_faults, args.soak_checkpoint))
+                        if soaking else None))
+    as_json = getattr(args, "json", False)  # repro has no --json
+    out = sys.stderr if as_json else sys.stdout  # --json: the text for the human watching
+    if as_json:
         print(json.dumps([c.as_dict() for c in cells], indent=2))
     print(matrix.table(cells), file=out)
     if len(drivers) > 1:

@@ -1,7 +1,7 @@
 """Scenarios by kernels: one table that says where the driver holds and where it breaks.
 
-Each cell runs the scenario's seeded iterations on that kernel (the same seeds on every
-kernel, so a difference between two columns is the kernel's doing; with several QEMUs, a
+Each cell runs the scenario's seeded iterations (or soaks) on that kernel (the same seeds on
+every kernel, so a difference between two columns is the kernel's doing; with several QEMUs, a
 column is a kernel under one QEMU) and ends in one status:
 PASS, FAIL (the driver misbehaved), KNOWN (a recorded kernel bug, see
 :mod:`harness.recovery.known`), or ERROR (the harness could not test: the kernel would not
@@ -23,9 +23,10 @@ from harness.campaigns.repro import lab_reproduce_command
 from harness.errors import BadInput, HarnessError
 from harness.machine.lab import Lab
 from harness.reading.verdict import IterationResult, Status
-from harness.recovery import known
+from harness.recovery import known, soak
 from harness.recovery.registry import Scenario, ScenarioSkipped
 from harness.recovery.runner import run_iteration
+from harness.recovery.soak import SoakPlan
 from harness.report import ReportDir, RunRecord
 
 __all__ = ["Cell", "Status", "comparisons", "drivers", "exit_status", "run_cell", "table"]
@@ -110,15 +111,20 @@ class Cell:
 
 def run_cell(lab: Lab, scn: Scenario, seeds: Sequence[int], root: Path,
              report: Callable[[str], None], report_dir: ReportDir | None = None,
-             name: str | None = None, drv: str | None = None) -> Cell:
+             name: str | None = None, drv: str | None = None,
+             soaks: Callable[[], SoakPlan] | None = None) -> Cell:
     """``name``: the cell's column (default: the lab's kernel); ``drv``: its driver's name
-    when a matrix compares several (the column's last word)."""
+    when a matrix compares several (the column's last word); ``soaks``: a soak per seed
+    instead of an iteration, each planned by it."""
     cell = Cell(name or lab.config.kernel, "?", scn.name, driver=drv)
     t0, started, detail = time.monotonic(), time.time(), ""
     try:
+        if soaks is not None and scn.soak is None:
+            raise ScenarioSkipped(f"{scn.name} has no soak")
         cell.release = lab.image.kernel.release
         for seed in seeds:
-            result = run_iteration(lab, scn, seed, root / f"{scn.name}-seed{seed}")
+            result = run_iteration(lab, scn, seed, root / f"{scn.name}-seed{seed}",
+                                   procedure=soak.procedure(scn, soaks()) if soaks else None)
             cell.seeds.append(seed)
             cell.figures.append(compare.SeedFigures(
                 seed, list(result.recovery_s), list(result.io_resume_s),

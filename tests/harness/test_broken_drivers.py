@@ -172,6 +172,22 @@ def test_a_patch_that_slows_the_reset_is_flagged_against_its_base(
     assert "1 figure(s) differ beyond the noise" in out, out
 
 
+def test_a_patch_that_slows_the_reset_is_flagged_against_its_base_by_soaks(
+        stock_sources_6_12: Path, tmp_path: Path) -> None:
+    # repro compares too, and soaks: a dozen faults per seed on one VM each
+    slower = patched(stock_sources_6_12, tmp_path / "slower", "slower-reset.patch")
+    proc = harness("repro", "reset-under-load", "--kernel", "debian:6.12", "--nvme-srcs",
+                   f"base={stock_sources_6_12},slower={slower}", "--seed", SEED,
+                   "--iterations", "2", "--soak-faults", "12", "--artifacts",
+                   str(tmp_path / "art"), timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert re.search(r"recoveries +24 +24$", out, re.MULTILINE), out
+    [live] = [ln for ln in out.splitlines() if ln.lstrip().startswith("back to live")]
+    assert live.endswith("<- beyond the noise"), out
+    assert float(re.findall(r"(\d+\.\d)x", live)[0]) >= 3, live
+
+
 def test_a_scan_that_hangs_is_reported_with_its_stack_at_once(
         stock_sources: Path, tmp_path: Path) -> None:
     proc, took = repro(patched(stock_sources, tmp_path / "host", "scan-hang.patch"), 600,

@@ -180,6 +180,11 @@ def test_an_unknown_qemu_suite_is_one_line_naming_it(
      "--nvme-srcs /nowhere/nvme: not a driver source directory"),
     (["matrix", "--nvme-srcs", "stock", "reset-storm"], "name two drivers or more"),
     (["matrix", "--nvme-srcs", "stock,stock", "reset-storm"], "two drivers named alike"),
+    (["repro", "reset-storm", "--nvme-srcs", "stock,/nowhere/nvme"],
+     "--nvme-srcs /nowhere/nvme: not a driver source directory"),
+    (["repro", "reset-storm", "--nvme-srcs", "a=stock,b=stock", "--until-fail"],
+     "--nvme-srcs compares drivers on the same seeds; not with --until-fail"),
+    (["matrix", "--soak-faults", "0", "reset-storm"], "--soak-faults must be at least 1"),
 ])
 def test_a_bad_driver_list_is_one_line_naming_it(
         argv: list[str], said: str, no_vm: None, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
 from harness.campaigns import repro
 from harness.campaigns.compare import SeedFigures
-from harness.campaigns.matrix import Cell, Status, column, exit_status, table
+from harness.campaigns.matrix import Cell, Status, column, exit_status, run_cell, table
 from harness.errors import HarnessError
+from harness.recovery import scenarios
+from harness.recovery.soak import SoakPlan
 
 
 def cell(kernel: str, scenario: str, status: Status = Status.PASS,
@@ -72,3 +75,11 @@ def test_until_fail_options_are_checked_before_anything_boots(until_fail, budget
 
     with pytest.raises(HarnessError, match=message):
         repro.run(no_lab, args, None)  # type: ignore[arg-type]
+
+
+def test_a_soak_of_a_scenario_that_has_none_is_a_skipped_cell(tmp_path: Path) -> None:
+    said: list[str] = []
+    got = run_cell(None, scenarios.get("media-error"), [1], tmp_path,  # type: ignore[arg-type]
+                   said.append, name="debian:6.12", soaks=lambda: SoakPlan(faults=3))
+    assert got.status is Status.SKIP and got.reasons == ["media-error has no soak"]
+    assert said == ["debian:6.12 media-error: skip (media-error has no soak)"]
