@@ -342,7 +342,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
-
     wanted = [k.strip() for k in args.kernels.split(",") if k.strip()]
     if not wanted:
         raise HarnessError("--kernels is empty")
@@ -361,19 +360,14 @@ def _matrix(args: argparse.Namespace, wanted: list[str], emulators: list[str],
             scns: list[Scenario], iterations: int) -> int:
     """Each scenario on each kernel, QEMU and driver (``--nvme-srcs``), on the same seeds;
     the table, and each driver set beside the first."""
-    from harness.campaigns import matrix
-    from harness.recovery.soak import SoakPlan
+    from harness.campaigns import matrix, repro
 
     drivers = matrix.drivers(args.nvme_srcs) if args.nvme_srcs else [(None, args.nvme_src)]
     if args.nvme_srcs and args.nvme_src:
         raise HarnessError("give --nvme-src or --nvme-srcs, not both")
     if not 1 <= iterations <= 1000:
         raise HarnessError("--iterations must be between 1 and 1000")
-    soaking = args.soak is not None or args.soak_faults is not None
-    if args.soak_faults is not None and args.soak_faults < 1:
-        raise HarnessError("--soak-faults must be at least 1")
-    if args.soak_checkpoint < 1:
-        raise HarnessError("--soak-checkpoint must be at least 1")
+    soaks = repro.soak_plans(args)
     seed = args.seed if args.seed is not None else random.randint(0, MAX_SEED - 1000)
     seeds = [seed + i for i in range(iterations)]
     root = artifacts_root(args.artifacts, args.report_dir) or Path(
@@ -400,9 +394,7 @@ def _matrix(args: argparse.Namespace, wanted: list[str], emulators: list[str],
                     cells.append(matrix.run_cell(
                         lab, scn, seeds, root / column.replace("/", "_").replace(" ", "_"),
                         lambda line: print(line, file=sys.stderr, flush=True), report_dir,
-                        column, name,
-                        (lambda: SoakPlan(args.soak, args.soak_faults, args.soak_checkpoint))
-                        if soaking else None))
+                        column, name, soaks))
     as_json = getattr(args, "json", False)  # repro has no --json
     out = sys.stderr if as_json else sys.stdout  # --json: the text for the human watching
     if as_json:

@@ -93,6 +93,20 @@ def soak_events(progress: RunProgress, plan: SoakPlan) -> Callable[[str, str], N
     return on_event
 
 
+def soak_plans(args: argparse.Namespace) -> Callable[[], SoakPlan] | None:
+    """The soaks ``--soak``/``--soak-faults``/``--soak-checkpoint`` ask for, each planned anew
+    (None: iterations, not soaks); values that plan nothing are refused."""
+    seconds, faults = getattr(args, "soak", None), getattr(args, "soak_faults", None)
+    if faults is not None and faults < 1:
+        raise HarnessError("--soak-faults must be at least 1")
+    checkpoint = getattr(args, "soak_checkpoint", opt.SOAK_CHECKPOINT.default)
+    if checkpoint < 1:
+        raise HarnessError("--soak-checkpoint must be at least 1")
+    if seconds is None and faults is None:
+        return None
+    return lambda: SoakPlan(seconds, faults, checkpoint)
+
+
 def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
         scn: Scenario) -> int:
     """Iterations with seeds S, S+1, ...: ``--iterations N`` of them, or with ``--until-fail``
@@ -116,11 +130,7 @@ def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
     if soaking and scn.soak is None:
         raise HarnessError(f"{scn.name} has no soak; these have: "
                            + ", ".join(n for n in scenarios.names() if scenarios.get(n).soak))
-    if soak_faults is not None and soak_faults < 1:
-        raise HarnessError("--soak-faults must be at least 1")
-    checkpoint = getattr(args, "soak_checkpoint", opt.SOAK_CHECKPOINT.default)
-    if checkpoint < 1:
-        raise HarnessError("--soak-checkpoint must be at least 1")
+    plans = soak_plans(args)
     lab = make_lab(args)
     lab.image  # noqa: B018 - kernel, driver and images first: their errors are not an iteration's
     report_dir = getattr(args, "report_dir", None)
@@ -161,7 +171,7 @@ def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
         s = seed + i
         started, artifacts = time.time(), Path(root) / f"iter{i:04d}-seed{s}"
         progress.begin(s)
-        soaked = SoakPlan(soak_seconds, soak_faults, checkpoint) if soaking else None
+        soaked = plans() if plans else None
         try:
             result = run_iteration(lab, scn, s, artifacts,
                                    soak_events(progress, soaked) if soaked else progress.event,

@@ -421,10 +421,11 @@ def _mark_faults(ax: Any, events: list[dict[str, Any]]) -> None:
     thousands of lines are one red band, and slow to draw."""
     faults = [ev["t"] for ev in events if ev["kind"] == "fault"]
     if len(faults) > MARKED_ONE_BY_ONE:
-        width = max((max(faults) - min(faults)) / FAULT_BINS, 1.0)
+        span = max(faults) - min(faults)
+        width = max(span / FAULT_BINS, 1.0)
         rate = ax.twinx()
-        counts, _, _ = rate.hist(faults, bins=max(1, round((max(faults) - min(faults)) / width)),
-                                 histtype="step", color="tab:red", linewidth=0.8, alpha=0.7)
+        counts, _, _ = rate.hist(faults, bins=max(1, round(span / width)), histtype="step",
+                                 color="tab:red", linewidth=0.8, alpha=0.7)
         rate.set_ylim(0, 3 * max(counts))  # the lower third: the loads' lines stay readable
         rate.set_ylabel(f"faults per {width:.0f} s", color="tab:red")
         return
