@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -37,6 +37,7 @@ from harness.recovery import scenarios
 from harness.recovery.registry import Scenario
 from harness.recovery.runner import MAX_SEED
 from harness.report import ReportDir, artifacts_root
+from harness.target.machine import TargetConfig, TargetLab
 
 
 def _add_vm_options(p: argparse.ArgumentParser) -> None:
@@ -105,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="repeat with fresh seeds until an iteration fails or the budget ends")
     p.add_argument("--budget", type=seconds, default=None, metavar="SECONDS",
                    help="time budget of --until-fail (default: 3600)")
-    opt.add_to_argparse(p, opt.SOAK, opt.SOAK_FAULTS, opt.SOAK_CHECKPOINT, opt.REPORT_DIR)
+    opt.add_to_argparse(p, opt.SOAK, opt.SOAK_FAULTS, opt.SOAK_CHECKPOINT, opt.REPORT_DIR,
+                        *opt.TARGET_OPTIONS)
     p.add_argument("--nvme-srcs", default=None, metavar="LIST",
                    help="compare drivers on the same seeds, the base first: [NAME=]DIR or stock, "
                    "as matrix --nvme-srcs (give --iterations 2 or more for the noise)")
@@ -132,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
                         opt.QEMU, opt.ACCEL, opt.BOOT_TIMEOUT, opt.NO_SNAPSHOT)
     p.add_argument("--artifacts", type=Path, default=None, metavar="DIR")
     p.add_argument("--json", action="store_true", help="print the cells as JSON")
-    opt.add_to_argparse(p, opt.SOAK, opt.SOAK_FAULTS, opt.SOAK_CHECKPOINT, opt.REPORT_DIR)
+    opt.add_to_argparse(p, opt.SOAK, opt.SOAK_FAULTS, opt.SOAK_CHECKPOINT, opt.REPORT_DIR,
+                        *opt.TARGET_OPTIONS)
 
     p = sub.add_parser("report", help="merge report dirs (shards); durations for shards",
                        epilog="merge exits as matrix: 0 no unexpected failure; 1 a driver "
@@ -160,6 +163,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _lab(args: argparse.Namespace) -> Lab:
     return Lab(opt.lab_config(vars(args)))
+
+
+def _lab_or_target(args: argparse.Namespace) -> Lab | TargetLab:
+    """The VMs of a run, or the real machine --target names."""
+    target = getattr(args, "target", None)
+    if target is None:
+        if getattr(args, "device", None) or getattr(args, "destroy_data_on", None):
+            raise BadInput("--device and --destroy-data-on go with --target")
+        return _lab(args)
+    if args.nvme_src is not None:
+        raise BadInput("--nvme-src is not supported with --target yet: the target runs the "
+                       "driver its kernel has")
+    return TargetLab(TargetConfig.parse(target, args.device, args.destroy_data_on))
 
 
 def _print_checks(found: list[doctor_mod.Check]) -> None:
@@ -314,6 +330,8 @@ def cmd_repro(args: argparse.Namespace) -> int:
                            + ", ".join(scenarios.names()))
     scn = scenarios.get(args.scenario)
     if args.nvme_srcs:  # a patch against its base: the matrix of one scenario on one kernel
+        if args.target:
+            raise BadInput("--nvme-srcs compares drivers in VMs; not with --target")
         if args.until_fail:
             raise BadInput("--nvme-srcs compares drivers on the same seeds; not with "
                            "--until-fail")
@@ -322,7 +340,7 @@ def cmd_repro(args: argparse.Namespace) -> int:
                            "accepted here")
         return _matrix(args, [args.kernel], [args.qemu], [scn],
                        args.iterations if args.iterations is not None else 1)
-    return repro.run(_lab, args, scn)
+    return repro.run(_lab_or_target, args, scn)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -342,6 +360,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
+    scns = [scenarios.get(n) for n in (args.scenarios or scenarios.names())]
+    if args.target is not None:  # one column: the machine and its own kernel
+        if args.nvme_srcs or args.qemus or args.nvme_src:
+            raise BadInput("--target runs the machine's own kernel and driver: not with "
+                           "--nvme-src, --nvme-srcs or --qemus")
+        return _matrix(args, [], [], scns, args.iterations)
     wanted = [k.strip() for k in args.kernels.split(",") if k.strip()]
     if not wanted:
         raise HarnessError("--kernels is empty")
@@ -372,29 +396,31 @@ def _matrix(args: argparse.Namespace, wanted: list[str], emulators: list[str],
     seeds = [seed + i for i in range(iterations)]
     root = artifacts_root(args.artifacts, args.report_dir) or Path(
         tempfile.mkdtemp(prefix="nvmeh-matrix-"))
-    print(f"nvmeh: matrix of {len(scns)} scenario(s) on {', '.join(wanted)}"
+    print(f"nvmeh: matrix of {len(scns)} scenario(s) on {', '.join(wanted) or args.target}"
           + (f" under {', '.join(emulators)}" if len(emulators) > 1 else "")
           + (f" with drivers {', '.join(str(n) for n, _ in drivers)}" if len(drivers) > 1
              else "") + ", seeds "
           f"{seeds[0]}..{seeds[-1]}; artifacts in {root}"
           + (f"; report in {args.report_dir}/index.html" if args.report_dir else ""),
           file=sys.stderr, flush=True)
-    title = f"matrix {','.join(wanted)}" + (f" under {','.join(emulators)}"
+    title = f"matrix {','.join(wanted) or args.target}" + (f" under {','.join(emulators)}"
                                               if len(emulators) > 1 else "")
     report_dir = ReportDir(args.report_dir, title) if args.report_dir else None
     cells = []
-    for qemu in emulators:
-        for spec in wanted:
-            for name, src in drivers:
-                lab = Lab(opt.lab_config({**vars(args), "kernel": spec, "qemu": qemu,
-                                          "nvme_src": src}))
-                # the QEMU names the column only when the matrix has several
-                column = matrix.column(spec, qemu if len(emulators) > 1 else None, name)
-                for scn in scns:
-                    cells.append(matrix.run_cell(
-                        lab, scn, seeds, root / column.replace("/", "_").replace(" ", "_"),
-                        lambda line: print(line, file=sys.stderr, flush=True), report_dir,
-                        column, name, soaks))
+    # (column, driver, lab), each lab made when its turn comes
+    labs: Iterable[tuple[str, str | None, Lab | TargetLab]] = (
+        # the QEMU names the column only when the matrix has several
+        (matrix.column(spec, qemu if len(emulators) > 1 else None, name), name,
+         Lab(opt.lab_config({**vars(args), "kernel": spec, "qemu": qemu, "nvme_src": src})))
+        for qemu in emulators for spec in wanted for name, src in drivers)
+    if getattr(args, "target", None) is not None:
+        labs = [("target", None, _lab_or_target(args))]
+    for column, name, lab in labs:
+        for scn in scns:
+            cells.append(matrix.run_cell(
+                lab, scn, seeds, root / column.replace("/", "_").replace(" ", "_"),
+                lambda line: print(line, file=sys.stderr, flush=True), report_dir,
+                column, name, soaks))
     as_json = getattr(args, "json", False)  # repro has no --json
     out = sys.stderr if as_json else sys.stdout  # --json: the text for the human watching
     if as_json:

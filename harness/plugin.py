@@ -22,13 +22,14 @@ from typing import Any
 import pytest
 
 from harness.campaigns import options as opt
-from harness.errors import GuestUnreachable, HarnessError
+from harness.errors import BadInput, GuestUnreachable, HarnessError
 from harness.guest.ssh import Guest
 from harness.machine.lab import Lab, VMPool
 from harness.machine.qmp import Qmp
 from harness.machine.topology import Topology
 from harness.machine.vm import VM
 from harness.report import ReportDir, RunRecord, Status, artifacts_root
+from harness.target.machine import TargetConfig, TargetLab
 
 _ARTIFACTS = pytest.StashKey[Path]()
 _VM = pytest.StashKey[VM]()
@@ -113,7 +114,7 @@ def reproduce_command(nodeid: str, values: Mapping[str, Any]) -> str:
     values = {**values, "iterations": max(1, values["iterations"])}
     return opt.reproduce_command([sys.executable, "-m", "pytest", nodeid], values,
                                  (opt.KERNEL, opt.SEED, opt.ITERATIONS, opt.SOAK,
-                                  opt.NVME_SRC),
+                                  opt.NVME_SRC, *opt.TARGET_OPTIONS),
                                  always=(opt.KERNEL, opt.SEED), joined=True)
 
 
@@ -124,22 +125,33 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         chosen = accel.choose(config.getoption("accel"))
     except HarnessError as exc:
         return [f"nvmeh: {exc}"]
+    if (target := config.getoption("target")) is not None:
+        return [f"nvmeh: target {target}, device {config.getoption('device')}"]
     src = config.getoption("nvme_src")
     driver = f", NVMe driver from {src}" if src else ""
     return [f"nvmeh: kernel {config.getoption('kernel')}{driver}, accelerator {chosen}"]
 
 
 @pytest.fixture(scope="session")
-def lab(pytestconfig: pytest.Config) -> Lab:
-    """Images are built once per session, on first use."""
+def lab(pytestconfig: pytest.Config) -> Lab | TargetLab:
+    """Images are built once per session, on first use; a --target is reached and checked
+    once, on first use."""
+    values = option_values(pytestconfig)
     try:
-        return Lab(opt.lab_config(option_values(pytestconfig)))
+        if values["target"] is not None:
+            if values["nvme_src"] is not None:
+                raise BadInput("--nvme-src is not supported with --target yet")
+            return TargetLab(TargetConfig.parse(values["target"], values["device"],
+                                                values["destroy_data_on"]))
+        return Lab(opt.lab_config(values))
     except HarnessError as exc:
         pytest.exit(f"nvmeh: {exc}", returncode=2)
 
 
 @pytest.fixture(scope="session")
-def vm_pool(lab: Lab) -> Iterator[VMPool]:
+def vm_pool(lab: Lab | TargetLab) -> Iterator[VMPool]:
+    if isinstance(lab, TargetLab):
+        pytest.skip("needs a VM of its own; --target gives a real machine")
     pool = VMPool(lab)
     yield pool
     pool.close()
@@ -299,7 +311,7 @@ def _record(item: pytest.Item, report: pytest.TestReport, artifacts: Path | None
     props: dict[str, str] = {"kernel": str(config.getoption("kernel")),
                              "seed": str(seed if seed is not None else config.getoption("seed"))}
     lab_ = getattr(item, "funcargs", {}).get("lab")
-    if isinstance(lab_, Lab):
+    if isinstance(lab_, (Lab, TargetLab)):
         with contextlib.suppress(HarnessError):  # the test failed on it already
             props.update(lab_.properties())
     if item.get_closest_marker("nvme") is not None:

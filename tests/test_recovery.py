@@ -17,9 +17,10 @@ import pytest
 from harness.campaigns.repro import lab_reproduce_command
 from harness.machine.lab import Lab
 from harness.recovery import known, scenarios, soak
-from harness.recovery.runner import run_iteration
+from harness.recovery.runner import run_iteration, skip_reason
 from harness.recovery.soak import SoakPlan
 from harness.report import Status
+from harness.target.machine import TargetLab
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -42,10 +43,10 @@ def seed(request: pytest.FixtureRequest) -> int:
     return int(request.config.getoption("seed"))
 
 
-def test_scenario(scenario_name: str, lab: Lab, artifacts: Path, seed: int,
+def test_scenario(scenario_name: str, lab: Lab | TargetLab, artifacts: Path, seed: int,
                   request: pytest.FixtureRequest) -> None:
     scn = scenarios.get(scenario_name)
-    if (reason := scn.skip_reason(lab.image.kernel)) is not None:
+    if (reason := skip_reason(lab, scn)) is not None:
         pytest.skip(reason)
     seconds = request.config.getoption("soak")
     plan = SoakPlan(seconds) if seconds is not None else None
@@ -53,7 +54,7 @@ def test_scenario(scenario_name: str, lab: Lab, artifacts: Path, seed: int,
         pytest.skip(f"{scenario_name} has no soak")
     result = run_iteration(lab, scn, seed, artifacts,
                            procedure=soak.procedure(scn, plan) if plan else None)
-    verdict = known.verdict(scenario_name, known.Driver.of(lab.image), result.failures)
+    verdict = known.verdict(scenario_name, known.driver_of(lab), result.failures)
     if verdict.bug is not None:
         pytest.xfail(verdict.bug.describe())
     failures = "\n".join(f"{f}\n{f.evidence.strip()[-1500:]}" for f in result.failures)

@@ -76,12 +76,12 @@ _nvme_reset_concurrently() {
     wait
 }
 
-# _nvme_sample_state CTRL: until killed, samples CTRL's state every 10 ms and prints
+# _nvme_sample_state CTRL [NS]: until killed, samples CTRL's state every 10 ms and prints
 # "EPOCH STATE" for the first state and each change; and each time CTRL is back to live,
-# "EPOCH io-resumed" once a write completes on its first namespace (CTRLn1) after that.
+# "EPOCH io-resumed" once a write completes on namespace NS (default CTRLn1) after that.
 _nvme_sample_state() {
     local sys=${NVMEH_SYSFS:-/sys}
-    local file=$sys/class/nvme/$1/state stat=$sys/block/${1}n1/stat prev='' io='' s w w0
+    local file=$sys/class/nvme/$1/state stat=$sys/block/${2:-${1}n1}/stat prev='' io='' s w w0
     _nap_open
     while :; do
         s=gone

@@ -28,6 +28,7 @@ from harness.recovery.registry import Scenario, ScenarioSkipped
 from harness.recovery.runner import run_iteration
 from harness.recovery.soak import SoakPlan
 from harness.report import ReportDir, RunRecord
+from harness.target.machine import TargetLab
 
 __all__ = ["Cell", "Status", "comparisons", "drivers", "exit_status", "run_cell", "table"]
 
@@ -109,19 +110,21 @@ class Cell:
                              for f in self.figures]}
 
 
-def run_cell(lab: Lab, scn: Scenario, seeds: Sequence[int], root: Path,
+def run_cell(lab: Lab | TargetLab, scn: Scenario, seeds: Sequence[int], root: Path,
              report: Callable[[str], None], report_dir: ReportDir | None = None,
              name: str | None = None, drv: str | None = None,
              soaks: Callable[[], SoakPlan] | None = None) -> Cell:
     """``name``: the cell's column (default: the lab's kernel); ``drv``: its driver's name
     when a matrix compares several (the column's last word); ``soaks``: a soak per seed
     instead of an iteration, each planned by it."""
-    cell = Cell(name or lab.config.kernel, "?", scn.name, driver=drv)
+    cell = Cell(name or ("target" if isinstance(lab, TargetLab) else lab.config.kernel), "?",
+                scn.name, driver=drv)
     t0, started, detail = time.monotonic(), time.time(), ""
     try:
         if soaks is not None and scn.soak is None:
             raise ScenarioSkipped(f"{scn.name} has no soak")
-        cell.release = lab.image.kernel.release
+        cell.release = (lab.facts.release if isinstance(lab, TargetLab)
+                        else lab.image.kernel.release)
         for seed in seeds:
             result = run_iteration(lab, scn, seed, root / f"{scn.name}-seed{seed}",
                                    procedure=soak.procedure(scn, soaks()) if soaks else None)
@@ -131,7 +134,7 @@ def run_cell(lab: Lab, scn: Scenario, seeds: Sequence[int], root: Path,
                 [j.back_after for j in result.throughput if j.back_after is not None]))
             cell.artifacts.append(str(result.artifacts))
             if not result.passed:
-                _record_failure(cell, result, known.Driver.of(lab.image))
+                _record_failure(cell, result, known.driver_of(lab))
                 break
     except ScenarioSkipped as exc:
         cell.status = Status.SKIP
@@ -149,12 +152,12 @@ def run_cell(lab: Lab, scn: Scenario, seeds: Sequence[int], root: Path,
     return cell
 
 
-def _record(lab: Lab, scn: Scenario, cell: Cell, seeds: Sequence[int],
+def _record(lab: Lab | TargetLab, scn: Scenario, cell: Cell, seeds: Sequence[int],
             started: float) -> RunRecord:
     try:
         props = lab.properties()
     except HarnessError:  # the kernel or driver could not be prepared: the cell says why
-        props = {"kernel": lab.config.kernel}
+        props = {"kernel": cell.kernel}
     seed = cell.seeds[-1] if cell.seeds else seeds[0]
     return RunRecord(f"{scn.name}[{cell.kernel}]", cell.status, cell.duration_s,
                      {**props, "topology": str(scn.topology),

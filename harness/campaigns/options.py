@@ -114,10 +114,25 @@ TOPOLOGY = Option(
     "subsystem=on: the controllers share one NVM subsystem and its namespaces, SIZE:detached "
     "ones attachable from the guest")
 
+TARGET = Option(
+    "--target", metavar="ssh://USER@HOST[:PORT]",
+    help="run on this real machine instead of a VM, logged into with your SSH keys or agent, "
+    "its host key checked against your known_hosts; scenarios that need QEMU's side are "
+    "skipped, what the run changes there is put back")
+DEVICE = Option("--device", metavar="/dev/nvmeXnY",
+                help="with --target: the NVMe namespace the scenarios write to (its data is "
+                "lost; a device that holds any is refused)")
+DESTROY_DATA_ON = Option(
+    "--destroy-data-on", metavar="/dev/nvmeXnY",
+    help="with --target: overwrite --device although it holds a partition table, a file "
+    "system, an LVM or RAID signature or shares its controller with the root file system "
+    "(never when it is mounted or swap in use); must name --device exactly")
+TARGET_OPTIONS = (TARGET, DEVICE, DESTROY_DATA_ON)
+
 # The options of the lab's config, as the CLI's VM commands declare them.
 LAB = (KERNEL, NVME_SRC, QEMU, ACCEL, BOOT_TIMEOUT, NO_SNAPSHOT)
 # Every option the pytest plugin shares with the CLI.
-SHARED = (*LAB, SEED, ITERATIONS, SOAK, REPORT_DIR)
+SHARED = (*LAB, SEED, ITERATIONS, SOAK, REPORT_DIR, *TARGET_OPTIONS)
 
 
 def add_to_argparse(parser: argparse.ArgumentParser, *options: Option) -> None:

@@ -21,6 +21,7 @@ from harness.recovery.registry import Scenario, ScenarioSkipped
 from harness.recovery.runner import MAX_SEED, run_iteration
 from harness.recovery.soak import SoakPlan
 from harness.report import ReportDir, RunRecord, artifacts_root
+from harness.target.machine import TargetConfig, TargetLab
 from harness.util import percentile
 
 EXIT_DRIVER_FAILED = 1
@@ -30,7 +31,7 @@ DEFAULT_BUDGET_S = 3600.0
 
 # The options a repro command line carries after the seed, in their order.
 REPRO_OPTIONS = (opt.SOAK, opt.SOAK_FAULTS, opt.SOAK_CHECKPOINT, opt.KERNEL, opt.NVME_SRC,
-                 opt.QEMU, opt.ACCEL, opt.TOPOLOGY, opt.NO_SNAPSHOT)
+                 opt.QEMU, opt.ACCEL, opt.TOPOLOGY, opt.NO_SNAPSHOT, *opt.TARGET_OPTIONS)
 
 
 def _repro_command(values: Mapping[str, Any], scn: Scenario, seed: int) -> str:
@@ -46,9 +47,13 @@ def reproduce_command(args: argparse.Namespace, scn: Scenario, seed: int,
     return _repro_command({**vars(args), **values}, scn, seed)
 
 
-def lab_reproduce_command(config: LabConfig, scn: Scenario, seed: int, **values: Any) -> str:
+def lab_reproduce_command(config: LabConfig | TargetConfig, scn: Scenario, seed: int,
+                          **values: Any) -> str:
     """The same, for an iteration run in a lab made by other means (matrix, pytest)."""
-    return _repro_command({**opt.lab_values(config), **values}, scn, seed)
+    made = (opt.lab_values(config) if isinstance(config, LabConfig) else
+            {"target": str(config.address), "device": config.device,
+             "destroy_data_on": config.destroy_data_on})
+    return _repro_command({**made, **values}, scn, seed)
 
 
 def describe(result: IterationResult) -> str:
@@ -107,7 +112,7 @@ def soak_plans(args: argparse.Namespace) -> Callable[[], SoakPlan] | None:
     return lambda: SoakPlan(seconds, faults, checkpoint)
 
 
-def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
+def run(make_lab: Callable[[argparse.Namespace], Lab | TargetLab], args: argparse.Namespace,
         scn: Scenario) -> int:
     """Iterations with seeds S, S+1, ...: ``--iterations N`` of them, or with ``--until-fail``
     as many as fit in ``--budget`` seconds (N then caps them). Exit codes suit git bisect."""
@@ -132,7 +137,7 @@ def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
                            + ", ".join(n for n in scenarios.names() if scenarios.get(n).soak))
     plans = soak_plans(args)
     lab = make_lab(args)
-    lab.image  # noqa: B018 - kernel, driver and images first: their errors are not an iteration's
+    lab.prepare()  # images, or the target reached and checked: their errors are not an iteration's
     report_dir = getattr(args, "report_dir", None)
     root = artifacts_root(args.artifacts, report_dir) or Path(
         tempfile.mkdtemp(prefix=f"nvmeh-repro-{scn.name}-"))
@@ -195,7 +200,7 @@ def run(make_lab: Callable[[argparse.Namespace], Lab], args: argparse.Namespace,
         progress.end()
         print(f"{'soak' if soaked else 'iteration'} {i + 1}{total} seed {s}: {describe(result)}"
               + (f"; {soak_rate(soaked, result)}" if soaked else ""), flush=True)
-        verdict = known.verdict(scn.name, known.Driver.of(lab.image), result.failures)
+        verdict = known.verdict(scn.name, known.driver_of(lab), result.failures)
         said = verdict.describe()
         again = (reproduce_command(args, scn, s, soak=None,
                                    soak_faults=soaked.failed_at or soaked.done)

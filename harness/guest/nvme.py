@@ -240,15 +240,17 @@ class StateMonitor:
     stamped with the guest's clock, so transitions are timed without SSH in the way.
     """
 
-    def __init__(self, guest: Guest, controller: str = "nvme0") -> None:
+    def __init__(self, guest: Guest, controller: str = "nvme0", namespace: str = "") -> None:
         self.guest = guest
         self.controller = controller
+        self.namespace = namespace  # whose writes tell I/O resumed ("": the first one's)
         self._bg: Background | None = None
 
     def start(self) -> None:
         """Also, each time the controller is back to ``live``, the moment the first write
-        completes on its first namespace after that (a sample whose state is ``IO_RESUMED``)."""
-        self._bg = self.guest.call_background("_nvme_sample_state", self.controller)
+        completes on its namespace after that (a sample whose state is ``IO_RESUMED``)."""
+        self._bg = self.guest.call_background("_nvme_sample_state", self.controller,
+                                              *([self.namespace] if self.namespace else []))
 
     def stop(self) -> list[StateSample]:
         """Stop sampling; the first sample and every change."""

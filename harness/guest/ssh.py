@@ -32,6 +32,7 @@ from harness.errors import CommandTimeout, GuestHang, GuestUnreachable, HarnessE
 
 KILL_WAIT_S = 10.0  # how long the killer of a timed-out command may take
 STOP_AFTER_S = 1.0  # a running command is interrupted (Guest.interrupt) only after this long
+SYSTEM_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
 
 _tags = itertools.count(1)
 
@@ -72,7 +73,10 @@ class CommandFailed(HarnessError):
 
 @dataclass(frozen=True)
 class SSHTarget:
-    """Where and how to log in; ``host_key`` pins the server key (no trust on first use).
+    """Where and how to log in, never trusting a server on first use: ``host_key`` pins the
+    server's key and ``key`` is the login key (a VM's, made for it); without them (a real
+    machine) the user's own keys and agent log in, and the server's key must be in the user's
+    known_hosts.
 
     ``sock``: a stream already connected to the SSH server (a VM's relay port); ``host`` and
     ``port`` then only name the server in messages and in the host key check.
@@ -81,9 +85,14 @@ class SSHTarget:
     host: str
     port: int
     user: str
-    key: paramiko.PKey
+    key: paramiko.PKey | None = None
     host_key: paramiko.PKey | None = None
     sock: socket.socket | None = None
+
+    @property
+    def known_as(self) -> str:
+        """The server's name in a known_hosts file."""
+        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
 
 
 def _kill_script(tag: str, parent: int | None = None) -> str:
@@ -226,20 +235,40 @@ class Guest:
 
     def connect(self, timeout: float = 10.0) -> None:
         client = paramiko.SSHClient()
-        if self.target.host_key is not None:
-            name = (self.target.host if self.target.port == 22
-                    else f"[{self.target.host}]:{self.target.port}")
-            client.get_host_keys().add(name, self.target.host_key.get_name(),
-                                       self.target.host_key)
-            client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        else:
-            client.set_missing_host_key_policy(paramiko.WarningPolicy())
+        target = self.target
+        own_keys = target.key is None  # a real machine: the user's keys, agent, known_hosts
+        if target.host_key is not None:
+            client.get_host_keys().add(target.known_as, target.host_key.get_name(),
+                                       target.host_key)
+        if own_keys:
+            try:
+                client.load_system_host_keys()  # ~/.ssh/known_hosts
+                if Path(SYSTEM_KNOWN_HOSTS).exists():
+                    client.load_system_host_keys(SYSTEM_KNOWN_HOSTS)
+            except (OSError, paramiko.SSHException) as exc:
+                raise GuestUnreachable(f"reading known_hosts for {target.known_as} failed: "
+                                       f"{exc}") from None
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
         try:
-            client.connect(self.target.host, self.target.port, username=self.target.user,
-                           pkey=self.target.key, timeout=timeout, banner_timeout=timeout,
-                           auth_timeout=timeout, look_for_keys=False, allow_agent=False,
-                           sock=self.target.sock)
-        except (OSError, EOFError, paramiko.SSHException) as exc:
+            client.connect(target.host, target.port, username=target.user,
+                           pkey=target.key, timeout=timeout, banner_timeout=timeout,
+                           auth_timeout=timeout, look_for_keys=own_keys, allow_agent=own_keys,
+                           sock=target.sock)
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise GuestUnreachable(f"SSH to {target.known_as}: its host key is not the one "
+                                   f"known_hosts holds ({exc.key.get_name()}): refusing to "
+                                   "log in") from None
+        except paramiko.SSHException as exc:
+            client.close()
+            if own_keys and "not found in known_hosts" in str(exc):
+                raise GuestUnreachable(
+                    f"SSH to {target.known_as}: its host key is not in known_hosts (log in "
+                    "once with ssh(1) and check the key it shows, or add it with "
+                    "ssh-keyscan)") from None
+            raise GuestUnreachable(f"SSH to {target.host}:{target.port} failed: "
+                                   f"{exc or 'the server closed the connection'}") from None
+        except (OSError, EOFError) as exc:
             client.close()
             raise GuestUnreachable(f"SSH to {self.target.host}:{self.target.port} failed: "
                                    f"{exc or 'the server closed the connection'}") from None
@@ -381,9 +410,11 @@ class Guest:
             chan.close()
         return code, out.decode(errors="replace"), err.decode(errors="replace")
 
-    def background(self, command: str, log_path: Path | None = None) -> Background:
-        """Start ``command`` and return at once; its output is drained on a thread."""
-        return self._background(command, command, log_path)
+    def background(self, command: str, log_path: Path | None = None,
+                   sink: Callable[[bytes], None] | None = None) -> Background:
+        """Start ``command`` and return at once; its output is drained on a thread (and
+        handed to ``sink`` as it comes, then b"" once it ends)."""
+        return self._background(command, command, log_path, sink)
 
     def call_background(self, function: str, *args: object,
                         log_path: Path | None = None) -> Background:
@@ -391,11 +422,12 @@ class Guest:
         line = call_line(function, *args)
         return self._background(LIBRARY.script(line), line, log_path)
 
-    def _background(self, command: str, shown: str, log_path: Path | None) -> Background:
+    def _background(self, command: str, shown: str, log_path: Path | None,
+                    sink: Callable[[bytes], None] | None = None) -> Background:
         tag = f"bg{next(_tags)}-{time.monotonic_ns()}"
         chan = self._channel(command, tag)
         self._record_line(f"started in background [{tag}]: {shown}")
-        return Background(self, shown, tag, chan, log_path)
+        return Background(self, shown, tag, chan, log_path, sink)
 
     def _kill(self, tag: str, parent: int | None = None) -> None:
         """Kill what the command tagged ``tag`` started, waiting a bounded time: in a wedged
@@ -576,9 +608,10 @@ class Background:
     """A command running in the guest; ``wait()`` gives its :class:`CommandResult`."""
 
     def __init__(self, guest: Guest, command: str, tag: str, chan: paramiko.Channel,
-                 log_path: Path | None) -> None:
+                 log_path: Path | None, sink: Callable[[bytes], None] | None = None) -> None:
         self.guest, self.command, self.tag = guest, command, tag
         self._chan = chan
+        self._sink = sink
         self._t0 = time.monotonic()
         self._out, self._err = bytearray(), bytearray()
         self._log = open(log_path, "ab") if log_path else None
@@ -593,6 +626,8 @@ class Background:
                 got = _read_ready(chan, self._out, self._err, 1.0)
                 if self._log and got:
                     self._log.write(got)
+                if self._sink and got:
+                    self._sink(got)
                 if chan.exit_status_ready() and not got:
                     break
                 if chan.closed:
@@ -602,6 +637,8 @@ class Background:
         finally:
             if self._log:
                 self._log.close()
+            if self._sink:
+                self._sink(b"")
             self._done.set()
 
     @property

@@ -19,9 +19,11 @@ FATAL_MARKER = "nvmeh-init: FATAL"
 
 
 class Console:
-    """Reads QEMU's stdout (the serial console) on a thread until EOF."""
+    """Reads QEMU's stdout (the serial console) on a thread until EOF; without ``fd``, is
+    fed what another reader got (:meth:`feed`, then :meth:`end`): a real machine's kernel
+    log, followed over SSH."""
 
-    def __init__(self, fd: int, log_path: Path) -> None:
+    def __init__(self, fd: int | None, log_path: Path) -> None:
         self._fd = fd
         self.log_path = log_path
         self._log = open(log_path, "ab", buffering=0)  # a power-cycled VM appends
@@ -34,25 +36,38 @@ class Console:
         self.ready_line = ""  # the last one, with what the guest reports after the marker
         self.fatal_line: str | None = None
         self.eof = False
-        self._thread = threading.Thread(target=self._drain, name="console", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if fd is not None:
+            self._thread = threading.Thread(target=self._drain, args=(fd,), name="console",
+                                            daemon=True)
+            self._thread.start()
 
-    def _drain(self) -> None:
+    def _drain(self, fd: int) -> None:
         try:
             while True:
-                chunk = os.read(self._fd, 65536)
+                chunk = os.read(fd, 65536)
                 if not chunk:
                     break
-                self._log.write(chunk)
-                self._consume(chunk.decode("utf-8", "replace"))
+                self.feed(chunk)
         except OSError:
             pass
         finally:
-            with self._cond:
-                self.oopses.extend(self._detector.flush())
-                self.eof = True
-                self._cond.notify_all()
-            self._log.close()
+            self.end()
+
+    def feed(self, chunk: bytes) -> None:
+        """What the console printed next."""
+        self._log.write(chunk)
+        self._consume(chunk.decode("utf-8", "replace"))
+
+    def end(self) -> None:
+        """The console is closed: nothing more will come."""
+        with self._cond:
+            if self.eof:
+                return
+            self.oopses.extend(self._detector.flush())
+            self.eof = True
+            self._cond.notify_all()
+        self._log.close()
 
     def _consume(self, text: str) -> None:
         lines = (self._partial + text).replace("\r", "").split("\n")
@@ -95,4 +110,7 @@ class Console:
             return "\n".join(list(self._tail)[-lines:] + ([self._partial] if self._partial else []))
 
     def close(self, timeout: float = 5.0) -> None:
-        self._thread.join(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        else:
+            self.end()

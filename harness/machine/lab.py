@@ -64,6 +64,10 @@ class Lab:
                                           self.config.nvme_src)
         return self._image
 
+    def prepare(self) -> None:
+        """Build what the VMs need now: its errors are not an iteration's."""
+        self.image  # noqa: B018
+
     def properties(self) -> dict[str, str]:
         """What a report records of this lab with each test: kernel, QEMU, accelerator,
         driver. The image is built if it was not (its failure is the caller's to report).

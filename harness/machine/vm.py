@@ -20,8 +20,6 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from harness import paths
 from harness.build.images import GuestImage, check_image
@@ -51,6 +49,7 @@ from harness.machine.qemu import (
 from harness.machine.qmp import Qmp
 from harness.machine.relay import RelaySocket, free_port
 from harness.machine.snapshot import Snapshot
+from harness.machine.system import Lifecycle
 from harness.machine.topology import Topology
 from harness.reading.kmsg import Oops
 
@@ -80,7 +79,7 @@ def require_qemu(qemu: str) -> None:
                         "(run `python -m harness doctor --install` or pass --qemu PATH)")
 
 
-class VM:
+class VM(Lifecycle):
     """One QEMU process with the guest image and an NVMe topology, booted cold.
 
     Its start is a sequence of steps that subclasses replace: :meth:`_launch_spec` (what
@@ -91,6 +90,7 @@ class VM:
     """
 
     boot_mode = "cold"
+    console_name = "console"
 
     def __init__(self, image: GuestImage, topology: Topology, accel: Accel,
                  qemu: str = "qemu-system-x86_64", artifacts: Path | None = None,
@@ -126,20 +126,6 @@ class VM:
         self.tainted = False  # set by tests that leave the VM in a state not worth reusing
         self._stopped = threading.Event()
         _LIVE.add(self)
-
-    # --- context manager ---------------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
     # --- start -------------------------------------------------------------------------------
 
@@ -432,6 +418,25 @@ class VM:
         if self._qmp is None:
             raise QemuError("the VM is not running")
         return self._qmp
+
+    def controller_names(self) -> list[str]:
+        """The guest's names of the controllers under test, in topology order."""
+        return [f"nvme{i}" for i in range(len(self.topology.controllers))]
+
+    def block_devices(self) -> list[str]:
+        """The namespaces' block devices (``/dev/nvme0n1``), outside a subsystem (whose
+        names only the guest knows: see :func:`harness.guest.nvme.block_device_of`)."""
+        return [f"/dev/{dev}" for i in range(len(self.topology.controllers))
+                for dev in self.topology.block_devices(i)]
+
+    def watched_namespace(self, controller: str) -> str:
+        """The namespace whose writes tell that ``controller``'s I/O resumed ("": its first)."""
+        return ""
+
+    def silence_note(self) -> str:
+        """What shows that a guest that stopped answering is the system's hang, not the
+        machinery's: said with the failure."""
+        return "its QEMU running and no panic on its console"
 
     def namespace(self, ctrl: int = 0, nsid: int = 1) -> NamespaceNames:
         """QEMU's names for namespace ``nsid`` of controller ``ctrl`` (for QMP faults)."""

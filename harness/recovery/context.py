@@ -32,6 +32,7 @@ from harness.guest.nvme import (
 )
 from harness.guest.ssh import Guest
 from harness.machine.hostcpu import CpuSampler
+from harness.machine.system import System
 from harness.machine.vm import VM
 from harness.reading import kmsg
 from harness.reading.throughput import Criterion, GuestBusy
@@ -63,7 +64,7 @@ __all__ = ["Context", "ScenarioFailed"]
 class Context:
     """The steps a scenario calls, each recorded on the timeline on the guest's clock."""
 
-    vm: VM
+    vm: System  # a VM or a real machine
     seed: int
     artifacts: Path
     live_bound: float
@@ -81,7 +82,8 @@ class Context:
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self.requeue_trace = RequeueTrace(self.vm.guest)
-        self.monitors = Monitors(len(self.vm.topology.controllers))
+        self.monitors = Monitors([(name, self.vm.watched_namespace(name))
+                                  for name in self.vm.controller_names()])
         self.throughput_judge = ThroughputJudge(
             self.throughput, self.timeline, lambda: self.cpu, self._guest_busy)
         self.log = KernelLogWatch(
@@ -166,8 +168,24 @@ class Context:
     def guest(self) -> Guest:
         return self.vm.guest
 
-    def controller(self, name: str = "nvme0") -> Controller:
-        return Controller(self.guest, name)
+    def qemu_vm(self) -> VM:
+        """The system under test as the QEMU VM a host-side fault needs."""
+        if not isinstance(self.vm, VM):
+            raise HarnessError("this step needs a QEMU VM, not a real machine: the scenario "
+                               "should have declared its host side and been skipped")
+        return self.vm
+
+    def controller(self, name: str | None = None) -> Controller:
+        """A controller by its name; unnamed, the (first) one under test."""
+        return Controller(self.guest, name or self.vm.controller_names()[0])
+
+    def namespace(self) -> str:
+        """The block device of the (first) namespace under test: ``/dev/nvme0n1`` in a VM."""
+        return self.namespaces()[0]
+
+    def namespace_name(self) -> str:
+        """The same without ``/dev/``: its name in sysfs and debugfs."""
+        return self.namespace().removeprefix("/dev/")
 
     def fail(self, kind: FailureKind, message: str, evidence: str = "", code: str = "",
              requeued: int = 0) -> NoReturn:
@@ -216,11 +234,10 @@ class Context:
                 raise HarnessError(f"the guest shows no block device for namespace(s) "
                                    f"{missing} of the subsystem")
             return [dev for _, dev in found if dev is not None]
-        return [f"/dev/{dev}" for i in range(len(topo.controllers))
-                for dev in topo.block_devices(i)]
+        return self.vm.block_devices()
 
     def controllers(self) -> list[Controller]:
-        return [self.controller(f"nvme{i}") for i in range(len(self.vm.topology.controllers))]
+        return [self.controller(name) for name in self.vm.controller_names()]
 
     def start_loads(self, runtime: float, offset: str = "0", size: str = "256M",
                     fsync: int = 0, polled: bool = False, inline_verify: bool = True,
@@ -245,7 +262,7 @@ class Context:
         for load in loads:
             self.finish_load(load, transparent, now, verify)
 
-    def start_load(self, runtime: float, device: str = "/dev/nvme0n1", offset: str = "0",
+    def start_load(self, runtime: float, device: str | None = None, offset: str = "0",
                    size: str = "256M", fsync: int = 0, polled: bool = False,
                    warm_up: bool = True, transparent: bool = True,
                    data_seed: int | None = None, inline_verify: bool = True) -> fio.VerifyLoad:
@@ -254,6 +271,7 @@ class Context:
         device is taken away, so neither its errors nor its data are judged (see
         :meth:`finish_load`). ``data_seed``: what fio seeds its offsets and data with (the
         iteration's seed unless given)."""
+        device = device or self.namespace()
         load = fio.VerifyLoad(self.guest, device,
                               seed=self.seed if data_seed is None else data_seed,
                               runtime=runtime,
@@ -403,7 +421,7 @@ class Context:
         for :meth:`verify`.
         """
         self.stop_monitors()
-        self.inject(PowerCut(self.vm))
+        self.inject(PowerCut(self.qemu_vm()))
         self.resync_clock()  # the new life's clock was set anew
         self.recovered("VM up again, controllers live")
         for load in self.loads:

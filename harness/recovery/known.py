@@ -24,9 +24,11 @@ from typing import TYPE_CHECKING
 from harness import paths
 from harness.build import kernels
 from harness.reading.verdict import Failure, Status
+from harness.target.machine import TargetLab
 
 if TYPE_CHECKING:
     from harness.build.images import GuestImage
+    from harness.machine.lab import Lab
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -51,6 +53,14 @@ class Driver:
     def of(cls, image: GuestImage) -> Driver:
         return cls(image.kernel.spec, image.kernel.release, image.kernel.version,
                    image.driver.source if image.driver else None)
+
+
+def driver_of(lab: Lab | TargetLab) -> Driver:
+    """The driver a lab's iterations run; a target's stock driver matches no record (its
+    kernel's upstream version is not known), so its failures are never explained away."""
+    if isinstance(lab, TargetLab):
+        return Driver(f"target {lab.config.address}", lab.facts.release, None)
+    return Driver.of(lab.image)
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,15 @@ Event = tuple[str, str, float]  # (kind, detail, guest time) for the timeline
 
 @dataclass
 class Monitors:
-    controllers: int
-    state_monitor: Callable[[Guest, str], StateMonitor] = StateMonitor
+    # (controller, the namespace whose writes tell I/O resumed: "" for its first)
+    controllers: list[tuple[str, str]]
+    state_monitor: Callable[[Guest, str, str], StateMonitor] = StateMonitor
     states: list[StateMonitor] = field(default_factory=list)
     guest_cpu: GuestCpuMonitor | None = None  # kept over a power cut: the figures add up
 
     def start(self, guest: Guest) -> None:
-        self.states = [self.state_monitor(guest, f"nvme{i}") for i in range(self.controllers)]
+        self.states = [self.state_monitor(guest, name, namespace)
+                       for name, namespace in self.controllers]
         for m in self.states:
             m.start()
         if self.guest_cpu is None:

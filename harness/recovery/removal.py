@@ -24,6 +24,7 @@ def remove_and_restore(ctx: Context, removal: Fault | Callable[[], Fault],
     itself: the second load then must have seen no error either, and is verified like
     the first.
     """
+    device = ctx.namespace()
     before = ctx.start_loads(runtime=ctx.rng.uniform(3.0, 5.0), size="128M")
     for load in before:
         load.end()
@@ -42,12 +43,12 @@ def remove_and_restore(ctx: Context, removal: Fault | Callable[[], Fault],
     recovered = settle is not None and settle(mark)
     if recovered:  # by itself: judged from here on as any recovery
         ctx.loads.opaque -= {load.name for load in under}
-        ctx.wait_live(ctx.controller("nvme0"))
+        ctx.wait_live(ctx.controller())
     ctx.finish_loads(under, transparent=recovered)
     ctx.sleep(ctx.rng.uniform(0.5, 2.0))
     ctx.lift(removal)
-    ctx.wait_live(ctx.controller("nvme0"))
-    ctx.guest.run("until [ -b /dev/nvme0n1 ]; do sleep 0.05; done", timeout=60)
+    ctx.wait_live(ctx.controller())
+    ctx.guest.run(f"until [ -b {device} ]; do sleep 0.05; done", timeout=60)
     ctx.loads.opaque -= {load.name for load in before}
     ctx.finish_loads(before)
     if not recovered:

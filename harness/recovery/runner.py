@@ -12,7 +12,7 @@ from harness.errors import CommandTimeout, GuestHang, GuestPanic, GuestUnreachab
 from harness.guest.nvme import NotRecovered
 from harness.machine.hostcpu import CpuSampler
 from harness.machine.lab import Lab
-from harness.machine.vm import VM
+from harness.machine.system import System
 from harness.reading import kmsg
 from harness.reading.verdict import (
     LEAVES_GUEST_USABLE,
@@ -24,6 +24,7 @@ from harness.reading.verdict import (
 from harness.recovery.context import Context, ScenarioFailed
 from harness.recovery.registry import Scenario, ScenarioSkipped
 from harness.recovery.stalljudge import stall_failures
+from harness.target.machine import TargetLab
 
 MAX_SEED = 2**32 - 1
 
@@ -48,25 +49,32 @@ def _clean_up(ctx: Context, artifacts: Path) -> HarnessError | None:
     return error
 
 
-def _stopped_answering(vm: VM, exc: GuestUnreachable, when: str) -> Failure:
+def _stopped_answering(vm: System, exc: GuestUnreachable, when: str) -> Failure:
     """A guest that stopped answering once the scenario had begun, its QEMU still running
     and no panic on its console: a hang of the system under test (a driver can wedge a
     whole guest), never a harness that could not test."""
     console = vm.console.tail(30) if vm.console is not None else ""
-    return Failure(FailureKind.HANG, f"the guest stopped answering {when}, its QEMU "
-                   f"running and no panic on its console: {exc}",
-                   "\n".join(filter(None, [exc.detail, f"console:\n{console}"])),
+    return Failure(FailureKind.HANG, f"the guest stopped answering {when}, "
+                   f"{vm.silence_note()}: {exc}",
+                   "\n".join(filter(None, [exc.detail, f"{vm.console_name}:\n{console}"])),
                    code="guest-unreachable")
 
 
-def run_iteration(lab: Lab, scn: Scenario, seed: int, artifacts: Path,
+def skip_reason(lab: Lab | TargetLab, scn: Scenario) -> str | None:
+    """Why ``scn`` cannot run in ``lab``, decided before any machine starts."""
+    if isinstance(lab, TargetLab):
+        return lab.unfit(scn.topology, scn.host_side, scn.kernel_config)
+    return scn.skip_reason(lab.image.kernel)
+
+
+def run_iteration(lab: Lab | TargetLab, scn: Scenario, seed: int, artifacts: Path,
                   on_event: Callable[[str, str], None] | None = None,
                   procedure: Callable[[Context], None] | None = None) -> IterationResult:
     """Run one seeded iteration on a fresh VM. A harness problem raises :class:`HarnessError`
     (before or outside the scenario); a driver problem is a failure in the result.
     ``procedure``: run instead of the scenario's own (its soak, :mod:`.soak`)."""
     t0 = time.monotonic()
-    if (reason := scn.skip_reason(lab.image.kernel)) is not None:
+    if (reason := skip_reason(lab, scn)) is not None:
         raise ScenarioSkipped(reason)
     artifacts.mkdir(parents=True, exist_ok=True)
     console_log = artifacts / "console.log"  # appended to: this iteration's part starts here

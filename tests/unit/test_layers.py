@@ -17,7 +17,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("reading", {"reading"}),  # what the system under test said, read: no I/O
     ("build", {"build"}),
     ("guest", {"guest"}),
-    ("machine", {"machine"}),
+    ("machine", {"machine", "target"}),  # a real machine is a machine too
     ("faults", {"faults"}),
     ("recovery", {"recovery"}),
     ("report", {"report"}),

@@ -12,11 +12,11 @@ from harness.recovery.monitors import Monitors
 class FakeStates:
     started: ClassVar[list[str]] = []
 
-    def __init__(self, guest: Any, controller: str) -> None:
-        self.controller = controller
+    def __init__(self, guest: Any, controller: str, namespace: str) -> None:
+        self.controller, self.namespace = controller, namespace
 
     def start(self) -> None:
-        FakeStates.started.append(self.controller)
+        FakeStates.started.append(f"{self.controller}:{self.namespace}")
 
     def stop(self) -> list[StateSample]:
         return [StateSample(1.0, "live"), StateSample(2.0, "resetting"),
@@ -36,9 +36,10 @@ class FakeCpu:
 
 def test_one_sampler_per_controller_and_their_samples_as_events() -> None:
     FakeStates.started = []
-    m = Monitors(2, FakeStates, guest_cpu=FakeCpu())  # type: ignore[arg-type]
+    m = Monitors([("nvme0", ""), ("nvme3", "nvme3n2")], FakeStates,
+                 guest_cpu=FakeCpu())  # type: ignore[arg-type]
     m.start("guest")  # type: ignore[arg-type]
-    assert FakeStates.started == ["nvme0", "nvme1"]
+    assert FakeStates.started == ["nvme0:", "nvme3:nvme3n2"]
     events = m.stop()
     assert events[:4] == [("state", "nvme0 live", 1.0), ("state", "nvme0 resetting", 2.0),
                           ("state", "nvme0 live", 2.1), ("io_resumed", "nvme0", 2.3)]
@@ -47,7 +48,7 @@ def test_one_sampler_per_controller_and_their_samples_as_events() -> None:
 
 def test_the_guest_cpu_monitor_is_kept_over_a_power_cut() -> None:
     cpu = FakeCpu()
-    m = Monitors(1, FakeStates, guest_cpu=cpu)  # type: ignore[arg-type]
+    m = Monitors([("nvme0", "")], FakeStates, guest_cpu=cpu)  # type: ignore[arg-type]
     m.start("first life")  # type: ignore[arg-type]
     m.stop()
     m.start("second life")  # type: ignore[arg-type]

@@ -29,6 +29,9 @@ class FakeLab:
     def __init__(self, config: LabConfig) -> None:
         self.config = config
 
+    def prepare(self) -> None:
+        pass
+
     def properties(self) -> dict[str, str]:
         return {"kernel": self.config.kernel, "kernel_release": "6.12.0-1-amd64"}
 

@@ -75,9 +75,10 @@ def _recovery_outcome(ctx: Context, mark: float) -> list[str]:
           "completed write intact "
           "(fatal errors: not on QEMU 7.2 or 10.0, whose root port never reports its link "
           "active again after the reset)",
-          ci=False)
+          ci=False,
+          host_side="QMP: pcie_aer_inject_error")
 def aer_under_load(ctx: Context) -> None:
-    ctrl = ctx.controller("nvme0")
+    ctrl = ctx.controller()
     port = PciFunction(ctx.guest, ctrl.port_address)
     if not port.aer_counts():
         raise HarnessError(f"the root port {port.address} has no AER counters (aer_dev_*): "

@@ -32,7 +32,7 @@ SUMMARY = ("{what}, taken offline and back online (sysfs) two to four times with
 
 def _cpu_offline_under_load(ctx: Context) -> None:
     ctx.detect_hangs(HUNG_TASK_S)  # CPU hotplug waits for the queues: a stuck one hangs it
-    ctrl = ctx.controller("nvme0")
+    ctrl = ctx.controller()
     cpus = list(range(1, ctx.vm.topology.cpus))  # CPU 0 cannot go offline on x86
     queues: dict[int, str] = {}
     for cpu in cpus:
@@ -76,8 +76,10 @@ def _cpu_offline_under_load(ctx: Context) -> None:
 
 scenario("cpu-offline-under-load",
          SUMMARY.format(what="CPU 1, the only CPU of one I/O queue", hung=HUNG_TASK_S),
-         Topology.build(cpus=2))(_cpu_offline_under_load)
+         Topology.build(cpus=2),
+          host_side="QMP: the namespace's backend throttled")(_cpu_offline_under_load)
 scenario("cpu-offline-under-load-4cpu",
          SUMMARY.format(what="on 4 vCPUs, a seeded one of CPUs 1-3 (each its queue's only "
                              "CPU) per round", hung=HUNG_TASK_S),
-         Topology.build(cpus=4), ci=False)(_cpu_offline_under_load)
+         Topology.build(cpus=4), ci=False,
+          host_side="QMP: the namespace's backend throttled")(_cpu_offline_under_load)

@@ -31,7 +31,7 @@ def _stall_past_timeout(ctx: Context) -> None:
     returns once the controller is live and writes complete again. No I/O timeout logged
     meanwhile: the stall did not reach the driver, nothing was tested."""
     stall = IO_TIMEOUT + ctx.rng.uniform(2.0, 4.0)
-    ctrl = ctx.controller("nvme0")
+    ctrl = ctx.controller()
     mark = ctx.log.mark()
     with ctx.inject(Throttle(ctx.vm.qmp, ctx.vm.namespace(0, 1), iops=1)):
         ctx.sleep(stall)
@@ -53,7 +53,8 @@ def _stall_past_timeout(ctx: Context) -> None:
           # the gap: a request the recovery lost times out only after the I/O timeout, and
           # must do so before the next stall's own timeouts could hide it
           soak=Soak(_stall_past_timeout, gap=(IO_TIMEOUT + 1.0, IO_TIMEOUT + 3.0),
-                    logs_trouble=True))
+                    logs_trouble=True),
+          host_side="QMP: the namespace's backend throttled")
 def stall_timeout(ctx: Context) -> None:
     loads = ctx.start_loads(runtime=IO_TIMEOUT + 4.0 + 15)
     ctx.sleep(ctx.rng.uniform(1.5, 3.0))
@@ -64,7 +65,8 @@ def stall_timeout(ctx: Context) -> None:
 @scenario("media-error",
           "the backend fails reads of one sector and writes of another (blkdebug): exactly those "
           "I/Os fail, with Unrecovered Read Error / Write Fault and a medium error, the "
-          "controller is not reset, and the verifying load elsewhere sees no error")
+          "controller is not reset, and the verifying load elsewhere sees no error",
+          host_side="QMP: the backend's blkdebug errors")
 def media_error(ctx: Context) -> None:
     ns = ctx.vm.namespace(0, 1)
     # The load owns the first 512M (2 jobs x 256M); the faults sit beyond it.
@@ -90,7 +92,7 @@ def media_error(ctx: Context) -> None:
     log = _kernel_log(ctx)
     # Every kernel logs the block layer's view, a medium error naming the request's
     # direction; since 5.18 the driver also logs the NVMe status itself.
-    verbose = version_tuple(ctx.vm.image.kernel.release)[:2] >= (5, 18)
+    verbose = version_tuple(ctx.qemu_vm().image.kernel.release)[:2] >= (5, 18)
     for status, op, what in (("sc 0x81", "op 0x0:(READ)", "Unrecovered Read Error"),
                              ("sc 0x80", "op 0x1:(WRITE)", "Write Fault")):
         if not any("critical medium error" in line and op in line
@@ -107,7 +109,7 @@ def media_error(ctx: Context) -> None:
                            "count=1 iflag=direct", timeout=60)
     if not reread.ok:
         ctx.fail(FailureKind.IO_ERROR, "the sector stayed unreadable after the fault was lifted")
-    ctx.wait_live(ctx.controller("nvme0"))
+    ctx.wait_live(ctx.controller())
     ctx.finish_loads(loads)
 
 
@@ -115,7 +117,8 @@ def media_error(ctx: Context) -> None:
           "device_del of the controller under load, then device_add on the same root port: no "
           "hang, I/O fails cleanly while it is gone, the namespace returns, "
           "every completed write reads back intact and every failed one holds its old or new data",
-          reset_bound=None)  # the controller is away for as long as the procedure keeps it
+          reset_bound=None,  # the controller is away for as long as the procedure keeps it
+          host_side="QMP: device_del and device_add")
 def hot_remove(ctx: Context) -> None:
     remove_and_restore(ctx, DeviceRemoval(ctx.vm.qmp, "nvme0",
                                           controller_device(ctx.vm.topology, 0), ctx.live_bound))
@@ -124,7 +127,8 @@ def hot_remove(ctx: Context) -> None:
 @scenario("vm-pause",
           f"QMP stop for longer than the I/O timeout (nvme_core.io_timeout={IO_TIMEOUT}) under "
           "load, then cont: the driver may reset, but nothing is lost",
-          Topology.build(kernel_args=SHORT_IO_TIMEOUT), live_bound=120)
+          Topology.build(kernel_args=SHORT_IO_TIMEOUT), live_bound=120,
+          host_side="QMP: the VM stopped")
 def vm_pause(ctx: Context) -> None:
     loads = ctx.start_loads(runtime=20)
     ctx.sleep(ctx.rng.uniform(1.5, 3.0))
@@ -134,13 +138,14 @@ def vm_pause(ctx: Context) -> None:
     # The guest's timers catch up after cont: give the driver the time to act on the I/O that
     # looks timed out (its reset is the scenario's doing), then it must be live and stay so.
     ctx.sleep(IO_TIMEOUT + 2.0)
-    ctx.wait_live(ctx.controller("nvme0"))
+    ctx.wait_live(ctx.controller())
     ctx.finish_loads(loads)
 
 
 @scenario("critical-warning",
           "the controller raises a SMART critical warning (QMP qom-set): the guest gets the "
-          "asynchronous event, smart-log shows it, and I/O is unaffected")
+          "asynchronous event, smart-log shows it, and I/O is unaffected",
+          host_side="QMP: the controller's SMART warning set")
 def critical_warning(ctx: Context) -> None:
     loads = ctx.start_loads(runtime=10)
     ctx.sleep(1.5)
@@ -157,5 +162,5 @@ def critical_warning(ctx: Context) -> None:
     if not seen & warning:
         ctx.fail(FailureKind.IO_ERROR, f"smart-log never showed critical warning {warning} "
                  f"(last {seen})")
-    ctx.wait_live(ctx.controller("nvme0"))
+    ctx.wait_live(ctx.controller())
     ctx.finish_loads(loads)

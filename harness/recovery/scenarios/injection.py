@@ -34,12 +34,12 @@ NVME_FAULT_INJECTION = ("CONFIG_FAULT_INJECTION_DEBUG_FS",)
           Topology.build(kernel_args=SHORT_IO_TIMEOUT), live_bound=120,
           kernel_config=("CONFIG_FAIL_IO_TIMEOUT", "CONFIG_FAULT_INJECTION_DEBUG_FS"))
 def fi_io_timeout(ctx: Context) -> None:
-    ctrl = ctx.controller("nvme0")
+    ctrl = ctx.controller()
     times = ctx.rng.randint(1, 3)
     loads = ctx.start_loads(runtime=4 * IO_TIMEOUT + 15)
     ctx.sleep(ctx.rng.uniform(1.0, 2.0))
     mark = ctx.log.mark()
-    with ctx.inject(TimeoutInjection(ctx.guest, "nvme0n1", times=times)):
+    with ctx.inject(TimeoutInjection(ctx.guest, ctx.namespace_name(), times=times)):
         # the first I/O times out after IO_TIMEOUT, the abort goes unanswered for another
         ctx.sleep(2 * IO_TIMEOUT + 3)
     ctx.wait_live(ctrl)
@@ -62,12 +62,12 @@ def fi_status(ctx: Context) -> None:
     ctx.sleep(ctx.rng.uniform(1.0, 2.0))
     mark = ctx.log.mark()
     count = ctx.rng.randint(5, 20)
-    with ctx.inject(StatusInjection(ctx.guest, "nvme0n1", SC_DATA_XFER_ERROR, probability=20,
-                                    times=count, retry=True)):
+    with ctx.inject(StatusInjection(ctx.guest, ctx.namespace_name(), SC_DATA_XFER_ERROR,
+                                    probability=20, times=count, retry=True)):
         ctx.sleep(ctx.rng.uniform(3.0, 5.0))
     ctx.finish_loads(loads)
-    with ctx.inject(StatusInjection(ctx.guest, "nvme0n1", SC_UNWRITTEN_BLOCK, times=1)):
-        read = ctx.guest.run("dd if=/dev/nvme0n1 of=/dev/null bs=4k count=1 skip=300000 "
+    with ctx.inject(StatusInjection(ctx.guest, ctx.namespace_name(), SC_UNWRITTEN_BLOCK, times=1)):
+        read = ctx.guest.run(f"dd if={ctx.namespace()} of=/dev/null bs=4k count=1 skip=300000 "
                              "iflag=direct", timeout=60)
     if read.ok:
         ctx.fail(FailureKind.IO_ERROR, "a read completed with an injected DNR status succeeded: "
@@ -91,7 +91,7 @@ def fi_status(ctx: Context) -> None:
           reset_bound=None)  # a given-up controller is away until the driver is bound again
 @accepts_give_up(*CONTROLLER_GIVEN_UP)  # the failed admin command may fail the reset
 def fi_admin_during_reset(ctx: Context) -> None:
-    ctrl = ctx.controller("nvme0")
+    ctrl = ctx.controller()
     address = ctrl.pci_address  # read while the controller is there
     faults: list[AdminFailuresDuringReset] = []
 

@@ -114,7 +114,7 @@ def _detect_hangs(ctx: Context) -> None:
 def _churn_against_resets(ctx: Context) -> None:
     """The churned namespace attached and detached in a loop while seeded resets of either
     controller run; returns once both are live and the guest's view has settled."""
-    ctrl = ctx.controller("nvme0")
+    ctrl = ctx.controller()
     both = ",".join(str(c.cntlid) for c in ctx.controllers())
     # from the namespace's state now: a soak's next loop starts where the last one ended
     first = 1 if CHURNED in ctrl.attached_nsids() else 0
@@ -148,7 +148,7 @@ def ns_churn_during_reset(ctx: Context) -> None:
           f"the verifying load: {NO_HANG}, live, no I/O error, every completed write intact")
 def rescan_during_reset(ctx: Context) -> None:
     ctx.detect_hangs(HUNG_TASK_S)
-    ctrl = ctx.controller("nvme0")
+    ctrl = ctx.controller()
     commands = [f"echo 1 > {ctrl.sysfs}/rescan_controller", f"nvme ns-rescan /dev/{ctrl.name}"]
     steps = [(ctx.rng.choice(commands), ctx.rng.uniform(0.05, 0.5))
              for _ in range(ctx.rng.randint(10, 20))]
@@ -165,7 +165,7 @@ def rescan_during_reset(ctx: Context) -> None:
           "data", CHURN_UNDER_LOAD)
 def ns_churn_under_load(ctx: Context) -> None:
     ctx.detect_hangs(HUNG_TASK_S)
-    ctrl = ctx.controller("nvme0")
+    ctrl = ctx.controller()
     for rnd in range(ctx.rng.randint(1, 3)):
         device = block_device_of(ctx.guest, CHURNED)
         if device is None:

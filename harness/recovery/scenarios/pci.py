@@ -15,5 +15,5 @@ from harness.recovery.removal import remove_and_restore
           "every completed write reads back intact and every failed one holds its old or new data",
           reset_bound=None)  # the controller is away for as long as the procedure keeps it
 def pci_remove_rescan(ctx: Context) -> None:
-    pci = PciFunction(ctx.guest, ctx.controller("nvme0").pci_address)
+    pci = PciFunction(ctx.guest, ctx.controller().pci_address)
     remove_and_restore(ctx, PciRemoval(pci, ctx.live_bound))

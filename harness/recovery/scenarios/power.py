@@ -15,7 +15,8 @@ HUNG_TASK_S = 10  # the guest reports a task blocked this long, with its stack
 @scenario("power-loss",
           "a power cut (QEMU killed) under a flushing load, in half of the seeds while a reset "
           "runs; the VM starts again on the same disks; every write completed before the last "
-          "completed flush reads back intact")
+          "completed flush reads back intact",
+          host_side="a power cut: QEMU killed")
 def power_loss(ctx: Context) -> None:
     saved = ctx.start_loads(runtime=120, size="128M", fsync=ctx.rng.randint(4, 32))
     ctx.start_loads(runtime=120, offset="512M", size="128M")  # dies with the power
@@ -39,10 +40,11 @@ def power_loss(ctx: Context) -> None:
           "was tested), the controller live after each round, writes complete again, no task "
           f"hangs (hung-task detector at {HUNG_TASK_S} s), no I/O error, every completed write "
           "intact",
-          Topology.build(ssh_relay=False), ci=False)
+          Topology.build(ssh_relay=False), ci=False,
+          host_side="QMP: the wake key")
 def suspend_under_load(ctx: Context) -> None:
     ctx.detect_hangs(HUNG_TASK_S)
-    ctrl = ctx.controller("nvme0")
+    ctrl = ctx.controller()
     device = ctrl.pci_address
     rounds = [(ctx.rng.uniform(1.0, 2.5), ctx.rng.uniform(1.0, 3.0), ctx.rng.random() < 0.5)
               for _ in range(ctx.rng.randint(2, 3))]
@@ -50,7 +52,7 @@ def suspend_under_load(ctx: Context) -> None:
     for gap, held, with_reset in rounds:
         ctx.sleep(gap)
         reset = f"{ctrl.sysfs}/reset_controller" if with_reset else ""
-        with ctx.inject(SuspendToIdle(ctx.vm, device, ctx.live_bound, reset)):
+        with ctx.inject(SuspendToIdle(ctx.qemu_vm(), device, ctx.live_bound, reset)):
             ctx.sleep(held)
         ctx.wait_live(ctrl)
         ctx.writes_resume(loads)

@@ -39,7 +39,7 @@ def queues_set_up(lines: list[str], ctrl: str) -> tuple[int, int, int] | None:
                          kernel_args=f"nvme.write_queues={MOST_WRITE} "
                                      f"nvme.poll_queues={MOST_POLL}"))
 def queue_count_under_load(ctx: Context) -> None:
-    ctrl = ctx.controller("nvme0")
+    ctrl = ctx.controller()
     now = queues_set_up(ctx.log.since(0.0), ctrl.name)
     if now is None or now[2] == 0:
         raise HarnessError(f"{ctrl.name} reported no poll queue at boot ({now}): "

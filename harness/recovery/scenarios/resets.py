@@ -41,7 +41,7 @@ scenario("reset-under-load-2ctrl", SUMMARY + " (two controllers, resets on eithe
 
 def _storm(ctx: Context) -> None:
     """A burst of concurrent resets of nvme0; returns once it is live again."""
-    ctrl = ctx.controller("nvme0")
+    ctrl = ctx.controller()
     width = ctx.rng.randint(2, 4)
     codes = ctx.act(call_line("_nvme_reset_concurrently", ctrl.name, width),
                     f"{width} concurrent resets of {ctrl.name}").split()
@@ -78,12 +78,13 @@ def _repeat_under_load(ctx: Context, disturb: Callable[[Context], None],
 
 
 def _rescan(ctx: Context) -> None:
-    ctx.act("echo 1 > /sys/class/nvme/nvme0/rescan_controller", "rescan_controller nvme0")
-    ctx.wait_live(ctx.controller("nvme0"))
+    ctrl = ctx.controller()
+    ctx.act(f"echo 1 > {ctrl.sysfs}/rescan_controller", f"rescan_controller {ctrl.name}")
+    ctx.wait_live(ctrl)
 
 
 def _flr(ctx: Context) -> None:
-    ctrl = ctx.controller("nvme0")
+    ctrl = ctx.controller()
     address = ctrl.pci_address
     ctx.act(f"echo 1 > /sys/bus/pci/devices/{address}/reset", f"FLR of {address}")
     ctx.wait_live(ctrl)
@@ -123,7 +124,7 @@ def _resets_under_admin(ctx: Context, ctrl: Controller, admin: Background) -> No
 
 
 def _admin_against_resets(ctx: Context) -> None:
-    ctrl = ctx.controller("nvme0")
+    ctrl = ctx.controller()
     _resets_under_admin(ctx, ctrl, _admin_loop(ctx, ctrl))
 
 
@@ -132,7 +133,7 @@ def _admin_against_resets(ctx: Context) -> None:
           "none may hang past its timeout, and the controller ends live",
           soak=Soak(_admin_against_resets))
 def admin_during_reset(ctx: Context) -> None:
-    ctrl = ctx.controller("nvme0")
+    ctrl = ctx.controller()
     admin = _admin_loop(ctx, ctrl)
     loads = ctx.start_loads(runtime=14)
     _resets_under_admin(ctx, ctrl, admin)
@@ -142,8 +143,9 @@ def admin_during_reset(ctx: Context) -> None:
 def _polled_and_interrupt_loads(ctx: Context, runtime: float, data_seed: int | None = None,
                                 region: int = 0) -> list[VerifyLoad]:
     """``region`` 1: the other half of the space of each (a soak's alternate segments)."""
-    if ctx.guest.run("cat /sys/block/nvme0n1/queue/io_poll", check=True).stdout.strip() != "1":
-        raise HarnessError("nvme0n1 has no poll queue (io_poll is 0): nvme.poll_queues did not "
+    name = ctx.namespace_name()
+    if ctx.guest.run(f"cat /sys/block/{name}/queue/io_poll", check=True).stdout.strip() != "1":
+        raise HarnessError(f"{name} has no poll queue (io_poll is 0): nvme.poll_queues did not "
                            "take effect, and the scenario would test nothing")
     loads = [ctx.start_load(runtime, offset=f"{region * 256}M", size="256M", polled=True,
                             warm_up=False, data_seed=data_seed),

@@ -80,7 +80,7 @@ def _silence_s(ctx: Context) -> float:
 
 
 def _bus_master_off_once(ctx: Context) -> None:
-    ctrl = ctx.controller("nvme0")
+    ctrl = ctx.controller()
     _silence_bus_master(ctx, ctrl, PciFunction(ctx.guest, ctrl.pci_address), _silence_s(ctx))
 
 
@@ -96,7 +96,7 @@ def _bus_master_off_once(ctx: Context) -> None:
           soak=Soak(_bus_master_off_once, gap=(IO_TIMEOUT + 1.0, IO_TIMEOUT + 3.0),
                     logs_trouble=True))
 def bus_master_off(ctx: Context) -> None:
-    ctrl = ctx.controller("nvme0")
+    ctrl = ctx.controller()
     pci = PciFunction(ctx.guest, ctrl.pci_address)
     rounds = [(ctx.rng.uniform(1.0, 3.0), _silence_s(ctx)) for _ in range(ctx.rng.randint(2, 3))]
     # long enough for every round, the driver noticing each silence late, and a tail of I/O
@@ -117,7 +117,7 @@ def bus_master_off(ctx: Context) -> None:
           SILENT, live_bound=120, reset_bound=None)  # away until the bit is restored
 @accepts_give_up(*CONTROLLER_GIVEN_UP)  # the reset that meets the silent device may fail
 def mmio_off(ctx: Context) -> None:
-    ctrl = ctx.controller("nvme0")
+    ctrl = ctx.controller()
     pci = PciFunction(ctx.guest, ctrl.pci_address)
     marks: list[float] = []
 
@@ -180,7 +180,7 @@ def _settle(ctx: Context, ctrl: Controller) -> str:
           SILENT, live_bound=120, reset_bound=None)  # away until the bit is restored
 @accepts_give_up(*CONTROLLER_GIVEN_UP)  # the reset it silences may fail
 def dead_during_reset(ctx: Context) -> None:
-    ctrl = ctx.controller("nvme0")
+    ctrl = ctx.controller()
     pci = PciFunction(ctx.guest, ctrl.pci_address)
     silence = ctx.rng.choice([PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY])
     phase = ctx.rng.choice(["resetting", "connecting"])

@@ -1,0 +1,341 @@
+"""A real machine as the system under test: reached over SSH with the user's own keys and
+known_hosts, its kernel log followed from the moment the harness starts, its NVMe namespace
+checked before anything writes to it, and the settings a run changes put back after it.
+
+:class:`TargetLab` is to a target what :class:`harness.machine.lab.Lab` is to VMs: it reaches
+and checks the machine once per run (its errors come before any iteration) and hands out a
+:class:`Target` per iteration.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+from harness import paths
+from harness.errors import GuestPanic, GuestUnreachable, HarnessError
+from harness.guest.ssh import Background, Guest, SSHTarget
+from harness.machine.console import Console
+from harness.machine.qemu import NamespaceNames
+from harness.machine.qmp import Qmp
+from harness.machine.system import Lifecycle
+from harness.machine.topology import Topology
+from harness.progress import Progress
+from harness.reading.kmsg import Oops
+from harness.target import address as address_mod
+from harness.target import safety, settings
+from harness.target.address import Address
+
+_KMSG_MARK = "nvmeh: kernel log followed from here"
+_CONTROLLER = re.compile(r"(nvme\d+)n\d+")
+
+
+class NotOnTarget(HarnessError):
+    """A scenario asked for what only a VM has (QMP, a backing file, a power cut)."""
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    address: Address
+    device: str  # /dev/nvmeXnY: the only namespace written to
+    destroy_data_on: str | None = None  # the device named again: its data may go
+    connect_timeout: float = 30.0
+
+    @classmethod
+    def parse(cls, target: str, device: str | None, destroy_data_on: str | None) -> TargetConfig:
+        if not device:
+            raise HarnessError("--target needs --device /dev/nvmeXnY: the namespace the "
+                               "scenarios may write to")
+        return cls(address_mod.parse(target), address_mod.parse_device(device),
+                   destroy_data_on)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a run needs to know of the machine, read once."""
+
+    release: str  # uname -r
+    cpus: int  # online CPUs
+    cmdline: str  # /proc/cmdline
+    kernel_config: str  # /boot/config-RELEASE ("" where there is none)
+    controller: str  # the namespace's controller, nvmeX
+    pci_address: str  # its PCI function
+    overridden: tuple[str, ...]  # safety findings --destroy-data-on allowed
+
+
+def _connect(config: TargetConfig, log: object = None) -> Guest:
+    a = config.address
+    guest = Guest(SSHTarget(a.host, a.port, a.user), log=log)  # type: ignore[arg-type]
+    guest.connect(timeout=config.connect_timeout)
+    return guest
+
+
+class TargetLab:
+    """The run's target: reached and checked once; each iteration gets a :class:`Target`."""
+
+    def __init__(self, config: TargetConfig, progress: Progress | None = None) -> None:
+        self.config = config
+        self.progress = progress or Progress()
+        self.accel = f"target {config.address} {config.device}"  # what a run line names
+        self._facts: Facts | None = None
+
+    @property
+    def facts(self) -> Facts:
+        if self._facts is None:
+            self._facts = self._read_facts()
+        return self._facts
+
+    def prepare(self) -> None:
+        """Reach and check the machine now: its errors are not an iteration's."""
+        self.facts  # noqa: B018
+
+    def _read_facts(self) -> Facts:
+        cfg = self.config
+        self.progress.step(f"checking {cfg.device} on {cfg.address}")
+        guest = _connect(cfg)
+        try:
+            probe = safety.parse_probe(guest.run(safety.probe_command(cfg.device), timeout=60,
+                                                 check=True).stdout)
+            overridden = safety.check(cfg.device, probe, cfg.destroy_data_on,
+                                      str(cfg.address))
+            name = cfg.device.removeprefix("/dev/")
+            out = guest.run(
+                "uname -r; nproc; cat /proc/cmdline; "
+                f"basename \"$(readlink -f /sys/block/{name}/device)\"; "
+                f"basename \"$(readlink -f /sys/block/{name}/device/device)\"",
+                timeout=30, check=True).stdout.splitlines()
+            if len(out) != 5:
+                raise HarnessError(f"could not tell {cfg.device}'s controller on {cfg.address}:"
+                                   f" {out}")
+            release, cpus, cmdline, controller, pci = out
+            if not _CONTROLLER.fullmatch(name) or not re.fullmatch(r"nvme\d+", controller):
+                raise HarnessError(f"{cfg.device} on {cfg.address} hangs off {controller!r}, "
+                                   "not an NVMe controller of its own (a multipath namespace "
+                                   "is not supported)")
+            config = guest.run(f"cat /boot/config-{release} 2>/dev/null", timeout=30).stdout
+        finally:
+            guest.close()
+        self.progress.done()
+        for finding in overridden:
+            print(f"nvmeh: --destroy-data-on {cfg.device}: overwriting despite {finding.what}",
+                  file=sys.stderr)
+        return Facts(release, int(cpus), cmdline, config, controller, pci,
+                     tuple(f.what for f in overridden))
+
+    def unfit(self, topology: Topology, host_side: str, kernel_config: tuple[str, ...]) -> \
+            str | None:
+        """Why a scenario with this machine shape cannot run here, or None."""
+        facts = self.facts
+        if host_side:
+            return f"needs the machine's host side ({host_side}), which a target does not have"
+        if topology.subsystem or len(topology.controllers) > 1 or \
+                len(topology.controllers[0].namespaces) > 1:
+            return f"needs {topology} (several controllers or namespaces); a target gives one"
+        if topology.cpus > facts.cpus:
+            return f"needs {topology.cpus} CPUs; the target has {facts.cpus} online"
+        given = facts.cmdline.split()
+        if missing := [arg for arg in topology.kernel_args if arg not in given]:
+            return (f"needs {' '.join(missing)} on the target's kernel command line "
+                    f"(/proc/cmdline: {facts.cmdline})")
+        have = set(facts.kernel_config.splitlines())
+        if kernel_config and (lacking := [o for o in kernel_config if f"{o}=y" not in have]):
+            return f"needs {', '.join(lacking)}, which the target's {facts.release} lacks"
+        return None
+
+    def properties(self) -> dict[str, str]:
+        facts = self.facts
+        return {"target": str(self.config.address), "device": self.config.device,
+                "kernel": f"target {self.config.address}", "kernel_release": facts.release,
+                "nvme_driver": "stock"}
+
+    def vm(self, topology: Topology, artifacts: Path | None = None,
+           name: str = "target") -> Target:
+        return Target(self, artifacts or paths.make_scratch(name) / "artifacts", name)
+
+
+class Target(Lifecycle):
+    """The machine for one iteration: a context manager, like a VM, that logs in, follows the
+    kernel log, saves the settings, and on leaving puts them back and says what it could not."""
+
+    console_name = "kernel log (last lines read)"
+
+    def __init__(self, lab: TargetLab, artifacts: Path, name: str) -> None:
+        self.lab, self.name = lab, name
+        self.config = lab.config
+        self.facts = lab.facts
+        self.artifacts = artifacts
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        self.topology = Topology()
+        self.tainted = False
+        self.boot_notes: list[str] = []
+        self.console: Console | None = None
+        self._guest: Guest | None = None
+        self._kmsg: Background | None = None
+        self._commands_log = open(self.artifacts / "commands.log", "a")
+        self._hangs_reported = 0
+        self._oopses_taken = 0
+        self._saved: settings.Snapshot | None = None
+        self.not_restored: list[str] = []
+        self._kmsg_seen = threading.Event()
+
+    @property
+    def _namespace(self) -> str:
+        return self.config.device.removeprefix("/dev/")
+
+    def _settings_script(self) -> str:
+        return settings.read_script(self._namespace, self.facts.controller,
+                                    self.facts.pci_address)
+
+    def start(self) -> None:
+        self._guest = _connect(self.config, self._commands_log)
+        self._saved = settings.parse(self._guest.run(self._settings_script(), timeout=30,
+                                                     check=True).stdout)
+        self._follow_kernel_log()
+        self._guest.interrupt = self.hang_report
+        state = self._guest.run(f"cat /sys/class/nvme/{self.facts.controller}/state",
+                                timeout=30).stdout.strip()
+        if state != "live":
+            raise HarnessError(f"{self.facts.controller} on {self.config.address} is {state!r}, "
+                               "not live: the scenario would start from a broken controller")
+
+    def _follow_kernel_log(self) -> None:
+        """The kernel log from a line of our own on (what came before is not this run's),
+        into a console the oops and hang detectors read as they read a VM's."""
+        assert self._guest is not None
+        console = Console(None, self.artifacts / "console.log")
+        seen = self._kmsg_seen
+
+        def sink(data: bytes) -> None:
+            if data:
+                seen.set()
+                console.feed(data)
+            else:
+                console.end()
+
+        tag = f"{_KMSG_MARK} ({time.time_ns()})"
+        # dmesg -w prints the whole buffer first: lines until our mark are dropped
+        self._kmsg = self._guest.background(
+            f"echo '{tag}' > /dev/kmsg && dmesg -w | {{ while IFS= read -r l; do "
+            f"case $l in *'{tag}'*) printf '%s\\n' \"$l\"; break;; esac; done; exec cat; }}",
+            sink=sink)
+        self.console = console
+        if not seen.wait(30):
+            raise HarnessError(f"the kernel log of {self.config.address} could not be followed "
+                               "(dmesg -w printed nothing in 30 s)")
+
+    def stop(self) -> None:
+        """Put back what the run changed (logging in again if the connection broke), then
+        close. What could not be put back is printed and kept in the artifacts."""
+        try:
+            if self._saved is not None:
+                self._restore(self._saved)
+        finally:
+            if self._kmsg is not None and self.connected:
+                self._kmsg.kill()
+            self._kmsg = None
+            if self.console is not None:
+                self.console.close()
+            if self._guest is not None:
+                self._guest.close()
+                self._guest = None
+            self._commands_log.close()
+
+    def _restore(self, saved: settings.Snapshot) -> None:
+        guest = self._guest
+        try:
+            if guest is None or not guest.connected:
+                guest = self._guest = _connect(self.config, self._commands_log)
+            script = self._settings_script()
+            for _ in range(2):  # a rescan or bind brings files back that a second pass fixes
+                now = settings.parse(guest.run(script, timeout=60, check=True).stdout)
+                if fix := settings.restore_script(saved, now, self.facts.pci_address):
+                    guest.run(fix, timeout=60)
+                    time.sleep(0.5)
+            now = settings.parse(guest.run(script, timeout=60, check=True).stdout)
+            self.not_restored = settings.differences(saved, now, self.facts.pci_address)
+        except HarnessError as exc:
+            self.not_restored = [f"nothing checked or put back: {exc}"]
+        if self.not_restored:
+            text = "\n".join(self.not_restored)
+            (self.artifacts / "not-restored.txt").write_text(text + "\n")
+            print(f"nvmeh: {self.config.address} is not as it was found:\n  "
+                  + text.replace("\n", "\n  "), file=sys.stderr)
+
+    # --- the system-under-test protocol ------------------------------------------------------
+
+    @property
+    def guest(self) -> Guest:
+        if self._guest is None:
+            raise GuestUnreachable(f"not connected to {self.config.address}")
+        return self._guest
+
+    @property
+    def connected(self) -> bool:
+        return self._guest is not None and self._guest.connected
+
+    @property
+    def alive(self) -> bool:
+        return True  # no process to watch: a machine that stops answering is its failure
+
+    def controller_names(self) -> list[str]:
+        return [self.facts.controller]
+
+    def block_devices(self) -> list[str]:
+        return [self.config.device]
+
+    def watched_namespace(self, controller: str) -> str:
+        return self._namespace
+
+    def silence_note(self) -> str:
+        return "with no panic in its kernel log as far as it was read"
+
+    def check_alive(self) -> None:
+        console = self.console
+        if console is not None and console.panic:
+            raise GuestPanic(f"target {console.panic.title}", console.tail(40))
+
+    def explain_lost_connection(self, grace: float = 5.0) -> None:
+        console = self.console
+        if console is not None:
+            console.wait_for(lambda: console.panic is not None, grace)
+        self.check_alive()
+
+    def hang_pending(self) -> bool:
+        console = self.console
+        return console is not None and len(console.hung_tasks()) > self._hangs_reported
+
+    def hang_report(self) -> tuple[str, str] | None:
+        if not self.hang_pending():
+            return None
+        assert self.console is not None
+        oops = self.console.hung_tasks()[self._hangs_reported]
+        self._hangs_reported += 1
+        return f"the target's kernel reported a hung task: {oops.title}", "\n".join(oops.lines)
+
+    def take_oopses(self) -> list[Oops]:
+        found = list(self.console.oopses) if self.console else []
+        new = found[self._oopses_taken:]
+        self._oopses_taken += len(new)
+        return new
+
+    def cpu_seconds(self) -> float | None:
+        return None  # the machine's CPU is its own: no host steals from it
+
+    def _lacks(self, what: str) -> NoReturn:
+        raise NotOnTarget(f"a target has no {what}: the scenario should have been skipped")
+
+    @property
+    def qmp(self) -> Qmp:
+        self._lacks("QMP")
+
+    def namespace(self, ctrl: int = 0, nsid: int = 1) -> NamespaceNames:
+        self._lacks("namespace backing file")
+
+    def power_cycle(self) -> None:
+        self._lacks("power control")
+

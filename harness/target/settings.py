@@ -1,0 +1,117 @@
+"""What a run may change on a real machine, read before it starts and put back after it,
+whatever happened: kernel tunables (hung-task detector, printk level), the requeue
+tracepoint, the NVMe drivers' parameters, fault injection, the PCI function's command bits and
+its driver binding. What could not be put back is said, never passed over.
+
+Pure logic over what the machine printed; :class:`harness.target.machine.Target` runs the
+scripts."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+from harness.errors import HarnessError
+
+# Files a run may write ({ns}: the namespace's name, {ctrl}: its controller's). Only writable
+# regular files are read; only those found changed are written back.
+WATCHED = (
+    "/proc/sys/kernel/hung_task_timeout_secs", "/proc/sys/kernel/hung_task_warnings",
+    "/proc/sys/kernel/printk",
+    "/sys/kernel/tracing/tracing_on", "/sys/kernel/tracing/events/block/block_rq_requeue/enable",
+    "/sys/module/nvme_core/parameters/*", "/sys/module/nvme/parameters/*",
+    "/sys/kernel/debug/{ns}/fault_inject/*", "/sys/kernel/debug/{ctrl}/fault_inject/*",
+    "/sys/kernel/debug/fail_io_timeout/*", "/sys/block/{ns}/io-timeout-fail",
+    "/sys/block/{ns}/queue/io_timeout",
+)
+RUN_DIR = "/run/nvmeh"  # the loads' working files (harness.guest.fio)
+TRACEFS = "/sys/kernel/tracing"  # mounted by the requeue trace where it was not
+PCI_BITS = 0x6  # Memory Space and Bus Master Enable: what the faults turn off
+
+
+@dataclass
+class Snapshot:
+    """The settings as read: file -> value, and the PCI function's state."""
+
+    files: dict[str, str] = field(default_factory=dict)
+    command: int | None = None  # the PCI command register; None: the function is gone
+    driver: str = ""  # the bound driver's name; "" unbound
+    run_dir: bool = False  # RUN_DIR existed
+    tracefs: bool = False  # TRACEFS was mounted
+
+
+def read_script(ns: str, ctrl: str, pci: str) -> str:
+    """Prints one line per setting: ``F<TAB>path<TAB>value``, ``C<TAB>command``,
+    ``D<TAB>driver``, ``R<TAB>1`` when RUN_DIR exists, ``T<TAB>1`` when TRACEFS is mounted."""
+    globs = " ".join(g.format(ns=ns, ctrl=ctrl) for g in WATCHED)
+    dev = shlex.quote(f"/sys/bus/pci/devices/{pci}")
+    return (f"for f in {globs}; do [ -f \"$f\" ] && [ -w \"$f\" ] || continue; "
+            "v=$(tr '\\n\\t' '  ' < \"$f\" 2>/dev/null) || continue; "
+            "printf 'F\\t%s\\t%s\\n' \"$f\" \"$v\"; done; "
+            f"[ -e {dev} ] && printf 'C\\t%s\\n' \"$(setpci -s {shlex.quote(pci)} COMMAND)\"; "
+            f"[ -e {dev}/driver ] && "
+            f"printf 'D\\t%s\\n' \"$(basename \"$(readlink {dev}/driver)\")\"; "
+            f"[ -d {RUN_DIR} ] && printf 'R\\t1\\n'; "
+            f"[ -d {TRACEFS}/events ] && printf 'T\\t1\\n'; true")
+
+
+def parse(text: str) -> Snapshot:
+    snap = Snapshot()
+    for line in text.splitlines():
+        kind, _, rest = line.partition("\t")
+        if kind == "F":
+            path, _, value = rest.partition("\t")
+            snap.files[path] = value.strip()
+        elif kind == "C":
+            try:
+                snap.command = int(rest.strip(), 16)
+            except ValueError:
+                raise HarnessError(f"unreadable PCI command register: {rest!r}") from None
+        elif kind == "D":
+            snap.driver = rest.strip()
+        elif kind == "R":
+            snap.run_dir = True
+        elif kind == "T":
+            snap.tracefs = True
+        elif line.strip():
+            raise HarnessError(f"unexpected line reading the target's settings: {line!r}")
+    return snap
+
+
+def changes(before: Snapshot, now: Snapshot, pci: str) -> list[tuple[str, str]]:
+    """What is not as it was found, each as (what, the command that puts it back), in the
+    order to put them back: the function first (a rescan or a bind brings the driver's files
+    back), then its command bits, then files."""
+    found: list[tuple[str, str]] = []
+    if before.command is not None and now.command is None:
+        found.append(("the NVMe controller's PCI function is gone",
+                      "echo 1 > /sys/bus/pci/rescan"))
+    elif before.driver != now.driver:
+        unbind = f"echo {pci} > /sys/bus/pci/devices/{pci}/driver/unbind; " if now.driver else ""
+        bind = f"echo {pci} > /sys/bus/pci/drivers/{before.driver}/bind" if before.driver else ""
+        found.append((f"PCI function bound to {now.driver or 'no driver'}, was "
+                      f"{before.driver or 'none'}", unbind + bind or "true"))
+    if before.command is not None and now.command is not None and \
+            (before.command ^ now.command) & PCI_BITS:
+        found.append((f"PCI command register {now.command:#06x}, was {before.command:#06x}",
+                      f"setpci -s {pci} COMMAND={before.command & PCI_BITS:x}:{PCI_BITS:x}"))
+    for path, value in before.files.items():
+        if now.files.get(path) != value:
+            found.append((f"{path} is {now.files.get(path, '(gone)')!r}, was {value!r}",
+                          f"printf '%s' {shlex.quote(value)} > {shlex.quote(path)}"))
+    if not before.run_dir and now.run_dir:
+        found.append((f"{RUN_DIR} left behind", f"rm -rf {RUN_DIR}"))
+    if not before.tracefs and now.tracefs:
+        found.append((f"tracefs left mounted on {TRACEFS}", f"umount {TRACEFS}"))
+    return found
+
+
+def restore_script(before: Snapshot, now: Snapshot, pci: str) -> str:
+    """The commands that put back what differs (empty: nothing does), each on its own: one
+    that fails must not keep the others from running."""
+    return "; ".join(f"{{ {fix}; }} 2>/dev/null" for _, fix in changes(before, now, pci))
+
+
+def differences(before: Snapshot, now: Snapshot, pci: str = "") -> list[str]:
+    """What is not as it was found, one line each."""
+    return [what for what, _ in changes(before, now, pci)]

@@ -1,0 +1,97 @@
+"""``--target``: a VM started on its own plays a lab machine, reached only over SSH as a
+user reaches one (their key in ~/.ssh, the machine's host key in their known_hosts, nothing
+else), with an emulated NVMe drive under test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness.errors import EXIT_HARNESS
+from harness.machine.lab import Lab
+from harness.machine.topology import Topology
+from harness.machine.vm import VM
+from harness.target import settings
+from tests.harness.test_cli import assert_one_line_error, harness
+
+DEVICE = "/dev/nvme0n1"
+
+
+@dataclass
+class LabMachine:
+    vm: VM  # the harness's own handle on it: only to set up and to look, never the test path
+    env: dict[str, str]  # a user whose ~/.ssh knows the machine
+    target: str
+
+    def repro(self, *args: str) -> tuple[int, str, str]:
+        proc = harness("repro", *args, "--target", self.target, env=self.env, timeout=900)
+        return proc.returncode, proc.stdout, proc.stderr
+
+    def settings(self) -> settings.Snapshot:
+        script = settings.read_script("nvme0n1", "nvme0", self.pci_address())
+        return settings.parse(self.vm.guest.run(script, check=True).stdout)
+
+    def pci_address(self) -> str:
+        return self.vm.guest.run("basename $(readlink -f /sys/class/nvme/nvme0/device)",
+                                 check=True).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def machine(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabMachine]:
+    home = tmp_path_factory.mktemp("user")
+    with lab.vm(Topology.build(ssh_relay=False), home / "machine", name="labmachine") as vm:
+        ssh = home / ".ssh"
+        ssh.mkdir(mode=0o700)
+        vm.client_key.save(ssh / "id_ed25519")
+        (ssh / "known_hosts").write_text(
+            f"[127.0.0.1]:{vm.ssh_port} {vm.host_key.authorized_line()}")
+        env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
+        yield LabMachine(vm, {**env, "HOME": str(home)}, f"ssh://root@127.0.0.1:{vm.ssh_port}")
+
+
+def test_a_scenario_passes_on_a_target_and_leaves_it_as_found(machine: LabMachine) -> None:
+    # settings the run changes, set apart from what the harness's own VMs use
+    machine.vm.guest.run("sysctl -q -w kernel.hung_task_timeout_secs=123 && dmesg -n 4",
+                         check=True)
+    before = machine.settings()
+    code, out, err = machine.repro("rescan-during-reset", "--seed", "3", "--device", DEVICE)
+    assert code == 0 and "PASS" in out, out + err
+    assert "not as it was found" not in err, err
+    after = machine.settings()
+    assert after == before
+    assert before.files["/proc/sys/kernel/hung_task_timeout_secs"] == "123"
+
+
+def test_a_host_side_scenario_is_skipped_on_a_target_with_its_reason(
+        machine: LabMachine) -> None:
+    code, _, err = machine.repro("stall-timeout", "--seed", "1", "--device", DEVICE)
+    assert code == EXIT_HARNESS and "skipped: " in err and "QMP" in err, err
+
+
+def test_a_machine_whose_host_key_is_not_known_is_refused(machine: LabMachine,
+                                                          tmp_path: Path) -> None:
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "id_ed25519").write_bytes(
+        (Path(machine.env["HOME"]) / ".ssh" / "id_ed25519").read_bytes())
+    os.chmod(tmp_path / ".ssh" / "id_ed25519", 0o600)
+    proc = harness("repro", "reset-under-load", "--seed", "1", "--target", machine.target,
+                   "--device", DEVICE, env={**machine.env, "HOME": str(tmp_path)})
+    assert_one_line_error(proc, "not in known_hosts")
+
+
+def test_a_swap_signature_is_refused_and_swap_in_use_always(machine: LabMachine) -> None:
+    guest = machine.vm.guest
+    guest.run(f"mkswap {DEVICE}", check=True)
+    try:
+        code, _, err = machine.repro("reset-under-load", "--seed", "1", "--device", DEVICE)
+        assert code == EXIT_HARNESS and "swap" in err and "--destroy-data-on" in err, err
+        guest.run(f"swapon {DEVICE}", check=True)
+        code, _, err = machine.repro("reset-under-load", "--seed", "1", "--device", DEVICE,
+                                     "--destroy-data-on", DEVICE)
+        assert code == EXIT_HARNESS and "swap in use" in err, err
+    finally:
+        guest.run(f"swapoff {DEVICE}; wipefs -a {DEVICE}", timeout=60)

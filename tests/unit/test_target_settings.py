@@ -1,0 +1,77 @@
+"""A real machine's settings, read before a run and put back after it: what differs is
+written back, the PCI function first, and what still differs is said."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.target import settings
+
+PCI = "0000:00:04.0"
+BEFORE = ("F\t/proc/sys/kernel/hung_task_timeout_secs\t120\n"
+          "F\t/proc/sys/kernel/printk\t4 4 1 7\n"
+          "F\t/sys/module/nvme/parameters/poll_queues\t0\n"
+          "C\t0406\nD\tnvme\n")
+
+
+def test_what_the_machine_printed_is_read() -> None:
+    snap = settings.parse(BEFORE)
+    assert snap.files["/proc/sys/kernel/printk"] == "4 4 1 7"
+    assert (snap.command, snap.driver, snap.run_dir) == (0x406, "nvme", False)
+
+
+def test_a_line_of_another_shape_is_refused() -> None:
+    with pytest.raises(HarnessError, match="unexpected line"):
+        settings.parse(BEFORE + "garbage\n")
+
+
+def test_nothing_is_written_when_nothing_changed() -> None:
+    snap = settings.parse(BEFORE)
+    assert settings.restore_script(snap, settings.parse(BEFORE), PCI) == ""
+    assert settings.differences(snap, settings.parse(BEFORE)) == []
+
+
+def test_changed_files_bits_and_the_run_dir_are_put_back() -> None:
+    before = settings.parse(BEFORE)
+    now = settings.parse(BEFORE.replace("\t120\n", "\t10\n").replace("4 4 1 7", "7 4 1 7")
+                         .replace("C\t0406", "C\t0402") + "R\t1\nT\t1\n")
+    script = settings.restore_script(before, now, PCI)
+    assert "printf '%s' 120 > /proc/sys/kernel/hung_task_timeout_secs" in script
+    assert "printf '%s' '4 4 1 7' > /proc/sys/kernel/printk" in script
+    assert f"setpci -s {PCI} COMMAND=6:6" in script  # as found: both bits on, others untouched
+    assert "rm -rf /run/nvmeh" in script and "poll_queues" not in script
+    assert "umount /sys/kernel/tracing" in script
+    assert len(settings.differences(before, now)) == 5
+
+
+def test_a_removed_function_is_rescanned_and_an_unbound_one_bound_first() -> None:
+    before = settings.parse(BEFORE)
+    gone = settings.restore_script(before, settings.parse("F\t/proc/sys/kernel/printk\t4 4 1 7\n"),
+                                   PCI)
+    assert gone.startswith("{ echo 1 > /sys/bus/pci/rescan; }")
+    unbound = settings.restore_script(before, settings.parse(BEFORE.replace("D\tnvme\n", "")),
+                                      PCI)
+    assert unbound.startswith(f"{{ echo {PCI} > /sys/bus/pci/drivers/nvme/bind; }}")
+    assert settings.differences(before, settings.parse(BEFORE.replace("D\tnvme\n", ""))) == \
+        ["PCI function bound to no driver, was nvme"]
+
+
+def test_the_scripts_run_in_bash_against_a_fake_sysfs(tmp_path: Path) -> None:
+    """The read script as bash runs it, over files standing in for the real ones."""
+    kernel = tmp_path / "proc/sys/kernel"
+    kernel.mkdir(parents=True)
+    (kernel / "printk").write_text("4\t4\t1\t7\n")
+    script = settings.read_script("nvme0n1", "nvme0", PCI).replace(
+        " /proc/", f" {tmp_path}/proc/").replace(" /sys/", f" {tmp_path}/sys/")
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
+    snap = settings.parse(out.stdout)
+    assert snap.files == {f"{tmp_path}/proc/sys/kernel/printk": "4 4 1 7"}
+    (kernel / "printk").write_text("7\t4\t1\t7\n")
+    fix = settings.restore_script(snap, settings.parse(subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, check=True).stdout), PCI)
+    subprocess.run(["bash", "-c", fix], check=True)
+    assert (kernel / "printk").read_text() == "4 4 1 7"
