@@ -24,6 +24,8 @@ def where(scn: Scenario) -> str:
     place = "CI" if scn.ci else "full suite only"
     if scn.kernel_config:
         place += "; needs a fault-injection kernel"
+    if scn.host_side:
+        place += "; VMs only"  # skipped on a --target: it needs QEMU's side
     return place
 
 

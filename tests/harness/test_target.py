@@ -4,7 +4,11 @@ else), with an emulated NVMe drive under test."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,13 +16,15 @@ from pathlib import Path
 import pytest
 
 from harness.errors import EXIT_HARNESS
-from harness.machine.lab import Lab
+from harness.machine.lab import Lab, LabConfig
 from harness.machine.topology import Topology
 from harness.machine.vm import VM
 from harness.target import settings
-from tests.harness.test_cli import assert_one_line_error, harness
+from tests.harness.test_broken_drivers import _sources, patched
+from tests.harness.test_cli import ROOT, assert_one_line_error, harness
 
 DEVICE = "/dev/nvme0n1"
+OVER_TCP = Topology.build(ssh_relay=False)  # reached as a machine is, on a TCP port
 
 
 @dataclass
@@ -31,6 +37,16 @@ class LabMachine:
         proc = harness("repro", *args, "--target", self.target, env=self.env, timeout=900)
         return proc.returncode, proc.stdout, proc.stderr
 
+    def start_repro(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, "-m", "harness", "repro", *args, "--target",
+                                 self.target], cwd=ROOT, env=self.env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def wait_for(self, command: str, timeout: float = 120) -> None:
+        """Until ``command`` succeeds on the machine (looked at from the harness's own VM
+        handle, not the run's)."""
+        self.vm.guest.run(f"until {command}; do sleep 0.2; done", timeout=timeout, check=True)
+
     def settings(self) -> settings.Snapshot:
         script = settings.read_script("nvme0n1", "nvme0", self.pci_address())
         return settings.parse(self.vm.guest.run(script, check=True).stdout)
@@ -40,10 +56,10 @@ class LabMachine:
                                  check=True).stdout.strip()
 
 
-@pytest.fixture(scope="module")
-def machine(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabMachine]:
-    home = tmp_path_factory.mktemp("user")
-    with lab.vm(Topology.build(ssh_relay=False), home / "machine", name="labmachine") as vm:
+@contextlib.contextmanager
+def lab_machine(lab: Lab, home: Path) -> Iterator[LabMachine]:
+    """A VM of ``lab`` on its own, and a user whose ~/.ssh (in ``home``) knows it."""
+    with lab.vm(OVER_TCP, home / "machine", name="labmachine") as vm:
         ssh = home / ".ssh"
         ssh.mkdir(mode=0o700)
         vm.client_key.save(ssh / "id_ed25519")
@@ -51,6 +67,12 @@ def machine(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabM
             f"[127.0.0.1]:{vm.ssh_port} {vm.host_key.authorized_line()}")
         env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
         yield LabMachine(vm, {**env, "HOME": str(home)}, f"ssh://root@127.0.0.1:{vm.ssh_port}")
+
+
+@pytest.fixture(scope="module")
+def machine(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabMachine]:
+    with lab_machine(lab, tmp_path_factory.mktemp("user")) as found:
+        yield found
 
 
 def test_a_scenario_passes_on_a_target_and_leaves_it_as_found(machine: LabMachine) -> None:
@@ -95,3 +117,46 @@ def test_a_swap_signature_is_refused_and_swap_in_use_always(machine: LabMachine)
         assert code == EXIT_HARNESS and "swap in use" in err, err
     finally:
         guest.run(f"swapoff {DEVICE}; wipefs -a {DEVICE}", timeout=60)
+
+
+def test_an_interrupted_run_leaves_the_machine_as_found(machine: LabMachine) -> None:
+    before = machine.settings()
+    run = machine.start_repro("rescan-during-reset", "--seed", "4", "--device", DEVICE)
+    try:  # interrupted once the hung-task detector is set to report within 10 s
+        machine.wait_for("[ $(cat /proc/sys/kernel/hung_task_timeout_secs) = 10 ]")
+    finally:
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=120)
+    assert run.returncode == 130 and "interrupted" in err, err
+    assert machine.settings() == before
+
+
+def test_a_broken_driver_is_caught_through_a_target(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A machine whose driver hangs its namespace scans (tests/patches/scan-hang.patch):
+    the hang is read from the machine's own kernel log, as in a VM from its console."""
+    src = patched(_sources(tmp_path_factory, "debian:6.12"),
+                  tmp_path_factory.mktemp("broken") / "host", "scan-hang.patch")
+    broken = Lab(LabConfig(kernel="debian:6.12", nvme_src=src))
+    with lab_machine(broken, tmp_path_factory.mktemp("user")) as found:
+        code, out, err = found.repro("rescan-during-reset", "--seed", "5", "--device", DEVICE)
+    assert code == 1, out + err
+    assert "FAIL: hang: the target's kernel reported a hung task" in out, out
+    assert "nvme_scan_work" in out
+
+
+def test_a_machine_that_stops_answering_fails_with_its_last_kernel_log_lines(
+        lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> None:
+    with lab_machine(lab, tmp_path_factory.mktemp("user")) as found:
+        run = found.start_repro("reset-under-load", "--seed", "2", "--device", DEVICE)
+        try:  # the scenario has begun: the load runs and a reset came back
+            found.wait_for("[ $(dmesg | sed -n '/kernel log followed from here/,$p' | "
+                           "grep -c 'default/read/poll queues') -ge 2 ]")
+        finally:
+            found.vm.kill()
+            out, err = run.communicate(timeout=300)
+    assert run.returncode == 1, out + err
+    assert "FAIL: hang: the guest stopped answering during the scenario, with no panic in " \
+        "its kernel log" in out, out
+    assert "kernel log (last lines read):" in err and "default/read/poll queues" in err, err
+    assert "is not as it was found" in err and "nothing checked or put back" in err, err
