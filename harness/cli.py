@@ -172,10 +172,8 @@ def _lab_or_target(args: argparse.Namespace) -> Lab | TargetLab:
         if getattr(args, "device", None) or getattr(args, "destroy_data_on", None):
             raise BadInput("--device and --destroy-data-on go with --target")
         return _lab(args)
-    if args.nvme_src is not None:
-        raise BadInput("--nvme-src is not supported with --target yet: the target runs the "
-                       "driver its kernel has")
-    return TargetLab(TargetConfig.parse(target, args.device, args.destroy_data_on))
+    return TargetLab(TargetConfig.parse(target, args.device, args.destroy_data_on,
+                                        args.power_cmd, args.boot_timeout, args.nvme_src))
 
 
 def _print_checks(found: list[doctor_mod.Check]) -> None:
@@ -362,9 +360,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_matrix(args: argparse.Namespace) -> int:
     scns = [scenarios.get(n) for n in (args.scenarios or scenarios.names())]
     if args.target is not None:  # one column: the machine and its own kernel
-        if args.nvme_srcs or args.qemus or args.nvme_src:
-            raise BadInput("--target runs the machine's own kernel and driver: not with "
-                           "--nvme-src, --nvme-srcs or --qemus")
+        if args.nvme_srcs or args.qemus:
+            raise BadInput("--target runs the machine's own kernel: not with --nvme-srcs or "
+                           "--qemus")
         return _matrix(args, [], [], scns, args.iterations)
     wanted = [k.strip() for k in args.kernels.split(",") if k.strip()]
     if not wanted:

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from harness.campaigns import options as opt
-from harness.errors import BadInput, GuestUnreachable, HarnessError
+from harness.errors import GuestUnreachable, HarnessError
 from harness.guest.ssh import Guest
 from harness.machine.lab import Lab, VMPool
 from harness.machine.qmp import Qmp
@@ -139,10 +139,9 @@ def lab(pytestconfig: pytest.Config) -> Lab | TargetLab:
     values = option_values(pytestconfig)
     try:
         if values["target"] is not None:
-            if values["nvme_src"] is not None:
-                raise BadInput("--nvme-src is not supported with --target yet")
             return TargetLab(TargetConfig.parse(values["target"], values["device"],
-                                                values["destroy_data_on"]))
+                                                values["destroy_data_on"], values["power_cmd"],
+                                                values["boot_timeout"], values["nvme_src"]))
         return Lab(opt.lab_config(values))
     except HarnessError as exc:
         pytest.exit(f"nvmeh: {exc}", returncode=2)

@@ -127,7 +127,12 @@ DESTROY_DATA_ON = Option(
     help="with --target: overwrite --device although it holds a partition table, a file "
     "system, an LVM or RAID signature or shares its controller with the root file system "
     "(never when it is mounted or swap in use); must name --device exactly")
-TARGET_OPTIONS = (TARGET, DEVICE, DESTROY_DATA_ON)
+POWER_CMD = Option(
+    "--power-cmd", metavar="CMD",
+    help="with --target: a command run here that power-cycles the machine (an IPMI, PDU or "
+    "labgrid power cycle), for power-loss (skipped without it); --boot-timeout bounds the "
+    "wait for it to answer again")
+TARGET_OPTIONS = (TARGET, DEVICE, DESTROY_DATA_ON, POWER_CMD)
 
 # The options of the lab's config, as the CLI's VM commands declare them.
 LAB = (KERNEL, NVME_SRC, QEMU, ACCEL, BOOT_TIMEOUT, NO_SNAPSHOT)

@@ -52,7 +52,8 @@ def lab_reproduce_command(config: LabConfig | TargetConfig, scn: Scenario, seed:
     """The same, for an iteration run in a lab made by other means (matrix, pytest)."""
     made = (opt.lab_values(config) if isinstance(config, LabConfig) else
             {"target": str(config.address), "device": config.device,
-             "destroy_data_on": config.destroy_data_on})
+             "destroy_data_on": config.destroy_data_on, "power_cmd": config.power_cmd,
+             "boot_timeout": config.boot_timeout, "nvme_src": config.nvme_src})
     return _repro_command({**made, **values}, scn, seed)
 
 

@@ -14,6 +14,7 @@ from harness.errors import HarnessError
 from harness.faults import Fault, FaultRefused, FaultStuck
 from harness.machine.qemu import NamespaceNames
 from harness.machine.qmp import Qmp
+from harness.machine.system import System
 from harness.machine.vm import VM
 
 _THROTTLE_FIELDS = ("bps", "bps_rd", "bps_wr", "iops", "iops_rd", "iops_wr")
@@ -175,9 +176,10 @@ class CriticalWarning(Fault):
 
 
 class PowerCut(Fault):
-    """The power goes (QEMU killed) and the machine starts again on the same disks."""
+    """The power goes (QEMU killed, or a real machine's power command) and the machine starts
+    again on the same disks."""
 
-    def __init__(self, vm: VM) -> None:
+    def __init__(self, vm: System) -> None:
         self.vm = vm
 
     def apply(self) -> None:

@@ -119,6 +119,7 @@ class VM(Lifecycle):
         self.boot_phases: list[tuple[str, float]] = []
         self._t0 = 0.0
         self.ssh_port = 0
+        self._port_again = 0  # the port to try first: a power-cycled VM's earlier one
         self.boot_seconds = 0.0
         self._oopses_taken = 0
         self._earlier_oopses: list[Oops] = []  # from lives before a power_cycle()
@@ -160,7 +161,8 @@ class VM(Lifecycle):
         restarted = False
         while True:
             for attempt in range(_PORT_RETRIES):
-                self.ssh_port = free_port()
+                self.ssh_port = self._port_again if attempt == 0 and self._port_again \
+                    else free_port()
                 spec = self._launch_spec(self.ssh_port)
                 self._write_secrets(spec)
                 if self._launch(spec, last_attempt=attempt == _PORT_RETRIES - 1):
@@ -460,11 +462,13 @@ class VM(Lifecycle):
         QEMU dies by SIGKILL, so the guest gets no warning and commands in flight die with it;
         the namespaces keep what QEMU had written to them. The new life starts the way the
         first did (from the snapshot, or cold) and appends to the same logs; oopses of the
-        earlier life are kept.
+        earlier life are kept. It answers on the same SSH port where that is still free, as a
+        machine keeps its address.
         """
         self._earlier_oopses += self.oopses
         self._end_life()
         self.boot_phases = []
+        self._port_again = self.ssh_port
         self.start()
 
     def _end_life(self) -> None:

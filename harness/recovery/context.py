@@ -415,15 +415,15 @@ class Context:
             self.verification.judge(result)
 
     def power_cut(self) -> None:
-        """Cut the VM's power under whatever runs, and start it again on the same disks.
+        """Cut the machine's power under whatever runs, and start it again on the same disks.
 
         Loads still running die with the guest; a checkpointed load is put back, ready
         for :meth:`verify`.
         """
         self.stop_monitors()
-        self.inject(PowerCut(self.qemu_vm()))
+        self.inject(PowerCut(self.vm))
         self.resync_clock()  # the new life's clock was set anew
-        self.recovered("VM up again, controllers live")
+        self.recovered("machine up again")
         for load in self.loads:
             load.after_power_cycle(self.guest)
             if load.lost:

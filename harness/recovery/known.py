@@ -59,7 +59,8 @@ def driver_of(lab: Lab | TargetLab) -> Driver:
     """The driver a lab's iterations run; a target's stock driver matches no record (its
     kernel's upstream version is not known), so its failures are never explained away."""
     if isinstance(lab, TargetLab):
-        return Driver(f"target {lab.config.address}", lab.facts.release, None)
+        return Driver(f"target {lab.config.address}", lab.facts.release, None,
+                      lab.config.nvme_src)
     return Driver.of(lab.image)
 
 

@@ -64,6 +64,7 @@ class Scenario:
     # What of the machine's host side the scenario needs (QMP, a power cut), said when it
     # is skipped on a real machine; "" for a scenario done from inside the system alone
     host_side: str = ""
+    power_cut: bool = False  # cuts the machine's power (a target needs a power command)
 
     def skip_reason(self, kernel: KernelImage) -> str | None:
         """Why this scenario cannot run on ``kernel``, or None; decided before any boot."""
@@ -93,11 +94,12 @@ def scenario(name: str, summary: str, topology: Topology = DEFAULT,
              throughput: Criterion | None = THROUGHPUT,
              reset_bound: float | None = RESET_BOUND_S,
              resume_bound: float | None = RESUME_BOUND_S,
-             soak: Soak | None = None, host_side: str = "") -> Callable[
+             soak: Soak | None = None, host_side: str = "",
+             power_cut: bool = False) -> Callable[
                  [Callable[[Context], None]], Callable[[Context], None]]:
     def register(procedure: Callable[[Context], None]) -> Callable[[Context], None]:
         REGISTRY[name] = Scenario(name, summary, procedure, topology, live_bound, ci,
                                   kernel_config, throughput, reset_bound, resume_bound, soak,
-                                  host_side)
+                                  host_side, power_cut)
         return procedure
     return register

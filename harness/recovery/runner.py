@@ -63,7 +63,7 @@ def _stopped_answering(vm: System, exc: GuestUnreachable, when: str) -> Failure:
 def skip_reason(lab: Lab | TargetLab, scn: Scenario) -> str | None:
     """Why ``scn`` cannot run in ``lab``, decided before any machine starts."""
     if isinstance(lab, TargetLab):
-        return lab.unfit(scn.topology, scn.host_side, scn.kernel_config)
+        return lab.unfit(scn.topology, scn.host_side, scn.kernel_config, scn.power_cut)
     return scn.skip_reason(lab.image.kernel)
 
 
@@ -88,7 +88,9 @@ def run_iteration(lab: Lab | TargetLab, scn: Scenario, seed: int, artifacts: Pat
         if not ctx.requeue_trace.start():
             ctx.event("note", "no requeue trace (the guest kernel has no tracefs): an "
                       "unstable recovery is reported without what the reset requeued")
-        ctx.cpu = CpuSampler(vm.cpu_seconds, ctx.now).start()
+        # what the host gives the VM and how fast it is; nothing of a real machine's
+        ctx.cpu = None if isinstance(lab, TargetLab) else CpuSampler(vm.cpu_seconds,
+                                                                     ctx.now).start()
         try:
             (procedure or scn.procedure)(ctx)
         except ScenarioFailed:

@@ -9,7 +9,9 @@ and checks the machine once per run (its errors come before any iteration) and h
 
 from __future__ import annotations
 
+import contextlib
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -18,6 +20,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from harness import paths
+from harness.build import driver, kernels
+from harness.build.kernels import module_name
 from harness.errors import GuestPanic, GuestUnreachable, HarnessError
 from harness.guest.ssh import Background, Guest, SSHTarget
 from harness.machine.console import Console
@@ -32,7 +36,15 @@ from harness.target import safety, settings
 from harness.target.address import Address
 
 _KMSG_MARK = "nvmeh: kernel log followed from here"
-_CONTROLLER = re.compile(r"(nvme\d+)n\d+")
+_BOOT_ID = "cat /proc/sys/kernel/random/boot_id"
+POWER_CMD_TIMEOUT_S = 300
+
+
+def _wwid(name: str) -> str:
+    """A shell command printing the namespace's world-wide ID (or its EUI/NGUID/serial where
+    the kernel shows no wwid), one line."""
+    return f"cat /sys/block/{name}/wwid 2>/dev/null || echo none"
+_NAMESPACE = re.compile(r"nvme\d+n\d+")
 
 
 class NotOnTarget(HarnessError):
@@ -44,15 +56,26 @@ class TargetConfig:
     address: Address
     device: str  # /dev/nvmeXnY: the only namespace written to
     destroy_data_on: str | None = None  # the device named again: its data may go
+    # A command run on this host that cuts the machine's power and gives it back (an IPMI,
+    # PDU or labgrid power cycle); None: scenarios that cut the power are skipped
+    power_cmd: str | None = None
+    boot_timeout: float = 600.0  # how long the machine may take to answer after a power cycle
+    nvme_src: Path | None = None  # driver sources built for its kernel and loaded for the run
     connect_timeout: float = 30.0
 
     @classmethod
-    def parse(cls, target: str, device: str | None, destroy_data_on: str | None) -> TargetConfig:
+    def parse(cls, target: str, device: str | None, destroy_data_on: str | None,
+              power_cmd: str | None = None, boot_timeout: float = 600.0,
+              nvme_src: Path | None = None) -> TargetConfig:
         if not device:
             raise HarnessError("--target needs --device /dev/nvmeXnY: the namespace the "
                                "scenarios may write to")
+        if power_cmd is not None and not power_cmd.strip():
+            raise HarnessError("--power-cmd is empty")
+        if nvme_src is not None:
+            driver.check_source(nvme_src.expanduser().resolve())
         return cls(address_mod.parse(target), address_mod.parse_device(device),
-                   destroy_data_on)
+                   destroy_data_on, power_cmd, boot_timeout, nvme_src)
 
 
 @dataclass(frozen=True)
@@ -65,6 +88,7 @@ class Facts:
     kernel_config: str  # /boot/config-RELEASE ("" where there is none)
     controller: str  # the namespace's controller, nvmeX
     pci_address: str  # its PCI function
+    wwid: str  # the namespace's own identity: its name may go to another after a reboot
     overridden: tuple[str, ...]  # safety findings --destroy-data-on allowed
 
 
@@ -83,6 +107,29 @@ class TargetLab:
         self.progress = progress or Progress()
         self.accel = f"target {config.address} {config.device}"  # what a run line names
         self._facts: Facts | None = None
+        self._driver: driver.Driver | None = None
+
+    @property
+    def driver(self) -> driver.Driver | None:
+        """The --nvme-src build for the machine's kernel, made (or found in the cache) once.
+
+        Built here, in the build root of the Debian kernel the machine runs (the same
+        release): building on the machine against its own headers is not done yet."""
+        src = self.config.nvme_src
+        if src is None or self._driver is not None:
+            return self._driver
+        release = self.facts.release
+        specs = [s for s in sorted(kernels.known_kernels())
+                 if kernels.debian_release(s) == release]
+        if not specs:
+            raise HarnessError(
+                f"--nvme-src on {self.config.address}: its kernel {release} is none of the "
+                "Debian kernels the harness builds for ("
+                + ", ".join(f"{s}: {kernels.debian_release(s)}"
+                            for s in sorted(kernels.known_kernels()))
+                + "); building on the machine against its own headers is not supported yet")
+        self._driver = driver.build(src, kernels.get(specs[0], self.progress), self.progress)
+        return self._driver
 
     @property
     def facts(self) -> Facts:
@@ -91,8 +138,10 @@ class TargetLab:
         return self._facts
 
     def prepare(self) -> None:
-        """Reach and check the machine now: its errors are not an iteration's."""
+        """Reach and check the machine, build the driver: their errors are not an
+        iteration's."""
         self.facts  # noqa: B018
+        self.driver  # noqa: B018
 
     def _read_facts(self) -> Facts:
         cfg = self.config
@@ -107,32 +156,37 @@ class TargetLab:
             out = guest.run(
                 "uname -r; nproc; cat /proc/cmdline; "
                 f"basename \"$(readlink -f /sys/block/{name}/device)\"; "
-                f"basename \"$(readlink -f /sys/block/{name}/device/device)\"",
-                timeout=30, check=True).stdout.splitlines()
-            if len(out) != 5:
+                f"basename \"$(readlink -f /sys/block/{name}/device/device)\"; "
+                f"{_wwid(name)}", timeout=30, check=True).stdout.splitlines()
+            if len(out) != 6:
                 raise HarnessError(f"could not tell {cfg.device}'s controller on {cfg.address}:"
                                    f" {out}")
-            release, cpus, cmdline, controller, pci = out
-            if not _CONTROLLER.fullmatch(name) or not re.fullmatch(r"nvme\d+", controller):
+            release, cpus, cmdline, controller, pci, wwid = out
+            if not _NAMESPACE.fullmatch(name) or not re.fullmatch(r"nvme\d+", controller):
                 raise HarnessError(f"{cfg.device} on {cfg.address} hangs off {controller!r}, "
                                    "not an NVMe controller of its own (a multipath namespace "
                                    "is not supported)")
             config = guest.run(f"cat /boot/config-{release} 2>/dev/null", timeout=30).stdout
+            if cfg.nvme_src is not None and (used := safety.nvme_in_use(probe)):
+                raise HarnessError(f"--nvme-src: {cfg.address} uses {', '.join(used)} (mounted "
+                                   "or swap): its NVMe driver cannot be swapped under them")
         finally:
             guest.close()
         self.progress.done()
         for finding in overridden:
             print(f"nvmeh: --destroy-data-on {cfg.device}: overwriting despite {finding.what}",
                   file=sys.stderr)
-        return Facts(release, int(cpus), cmdline, config, controller, pci,
+        return Facts(release, int(cpus), cmdline, config, controller, pci, wwid,
                      tuple(f.what for f in overridden))
 
-    def unfit(self, topology: Topology, host_side: str, kernel_config: tuple[str, ...]) -> \
-            str | None:
+    def unfit(self, topology: Topology, host_side: str, kernel_config: tuple[str, ...],
+              power_cut: bool = False) -> str | None:
         """Why a scenario with this machine shape cannot run here, or None."""
         facts = self.facts
         if host_side:
             return f"needs the machine's host side ({host_side}), which a target does not have"
+        if power_cut and self.config.power_cmd is None:
+            return "cuts the power: give --power-cmd, a command that power-cycles the target"
         if topology.subsystem or len(topology.controllers) > 1 or \
                 len(topology.controllers[0].namespaces) > 1:
             return f"needs {topology} (several controllers or namespaces); a target gives one"
@@ -151,7 +205,8 @@ class TargetLab:
         facts = self.facts
         return {"target": str(self.config.address), "device": self.config.device,
                 "kernel": f"target {self.config.address}", "kernel_release": facts.release,
-                "nvme_driver": "stock"}
+                "nvme_driver": (f"{self.driver.source} ({self.driver.hash})" if self.driver
+                                else "stock")}
 
     def vm(self, topology: Topology, artifacts: Path | None = None,
            name: str = "target") -> Target:
@@ -179,9 +234,10 @@ class Target(Lifecycle):
         self._commands_log = open(self.artifacts / "commands.log", "a")
         self._hangs_reported = 0
         self._oopses_taken = 0
+        self._earlier_oopses: list[Oops] = []  # of boots before a power cycle, not taken yet
+        self._boot_id = ""
         self._saved: settings.Snapshot | None = None
         self.not_restored: list[str] = []
-        self._kmsg_seen = threading.Event()
 
     @property
     def _namespace(self) -> str:
@@ -192,23 +248,70 @@ class Target(Lifecycle):
                                     self.facts.pci_address)
 
     def start(self) -> None:
-        self._guest = _connect(self.config, self._commands_log)
-        self._saved = settings.parse(self._guest.run(self._settings_script(), timeout=30,
-                                                     check=True).stdout)
-        self._follow_kernel_log()
-        self._guest.interrupt = self.hang_report
-        state = self._guest.run(f"cat /sys/class/nvme/{self.facts.controller}/state",
-                                timeout=30).stdout.strip()
+        guest = _connect(self.config, self._commands_log)
+        self._begin_life(guest)
+        self._saved = settings.parse(guest.run(self._settings_script(), timeout=30,
+                                               check=True).stdout)
+        if self.lab.driver is not None:
+            self._load_driver(self.lab.driver)
+        state = guest.run(f"cat /sys/class/nvme/{self.facts.controller}/state",
+                          timeout=30).stdout.strip()
         if state != "live":
             raise HarnessError(f"{self.facts.controller} on {self.config.address} is {state!r}, "
                                "not live: the scenario would start from a broken controller")
 
-    def _follow_kernel_log(self) -> None:
+    def _load_driver(self, built: driver.Driver) -> None:
+        """The stock NVMe modules out, the built ones in (put back by the settings'
+        restore), checked by srcversion, the controller and namespace back under their
+        names."""
+        guest = self.guest
+        where = f"{settings.RUN_DIR}/driver"
+        guest.run(f"mkdir -p {where}", timeout=30, check=True)
+        for module in built.modules:
+            guest.put(module, f"{where}/{module.name}")
+        loads = " && ".join([*(f"modprobe {d}" for d in built.depends),
+                             *(f"insmod {where}/{m.name}" for m in built.modules)])
+        ctrl, name = self.facts.controller, self._namespace
+        result = guest.run(
+            f"modprobe -r {' '.join(settings.DRIVER_MODULES)} && {loads} && "
+            f"until [ -e /sys/block/{name} ] && [ \"$(cat /sys/class/nvme/{ctrl}/state)\" = "
+            "live ]; do sleep 0.1; done", timeout=120)
+        if not result.ok:
+            raise HarnessError(f"loading the driver built from {built.source} on "
+                               f"{self.config.address} failed: "
+                               f"{(result.stderr.strip().splitlines() or ['?'])[-1]}",
+                               result.stderr)
+        loaded = guest.run("; ".join(f"cat /sys/module/{module_name(m.name)}/srcversion"
+                                     for m in built.modules), timeout=30).stdout.split()
+        wanted = [built.srcversions[module_name(m.name)] for m in built.modules]
+        if loaded != wanted:
+            raise HarnessError(f"{self.config.address} is not running the driver built from "
+                               f"{built.source}: srcversion {loaded}, built {wanted}")
+        self._check_identity(guest)
+
+    def _check_identity(self, guest: Guest) -> None:
+        """The device's name still belongs to the namespace checked at the start."""
+        wwid = guest.run(_wwid(self._namespace), timeout=30, check=True).stdout.strip()
+        if wwid != self.facts.wwid:
+            raise HarnessError(f"{self.config.device} on {self.config.address} is now another "
+                               f"namespace (wwid {wwid or 'none'}, was {self.facts.wwid}): "
+                               "refusing to write to it")
+
+    def _begin_life(self, guest: Guest, from_boot: bool = False) -> None:
+        """Take the session of a boot of the machine: its device checked to be the same
+        namespace, its kernel log followed (``from_boot``: all of it, a new boot's)."""
+        self._guest = guest
+        self._boot_id = guest.run(_BOOT_ID, timeout=30, check=True).stdout.strip()
+        self._check_identity(guest)
+        self._follow_kernel_log(from_boot)
+        guest.interrupt = self.hang_report
+
+    def _follow_kernel_log(self, from_boot: bool = False) -> None:
         """The kernel log from a line of our own on (what came before is not this run's),
         into a console the oops and hang detectors read as they read a VM's."""
         assert self._guest is not None
-        console = Console(None, self.artifacts / "console.log")
-        seen = self._kmsg_seen
+        console = Console(None, self.artifacts / "console.log")  # appended to by each boot
+        seen = threading.Event()
 
         def sink(data: bytes) -> None:
             if data:
@@ -218,11 +321,13 @@ class Target(Lifecycle):
                 console.end()
 
         tag = f"{_KMSG_MARK} ({time.time_ns()})"
-        # dmesg -w prints the whole buffer first: lines until our mark are dropped
+        # dmesg -w prints the whole buffer first: lines until our mark are dropped, unless
+        # the buffer is a boot of this run's (after a power cycle)
+        skip = "" if from_boot else (
+            f"{{ while IFS= read -r l; do case $l in *'{tag}'*) printf '%s\\n' \"$l\"; break;; "
+            "esac; done; exec cat; }")
         self._kmsg = self._guest.background(
-            f"echo '{tag}' > /dev/kmsg && dmesg -w | {{ while IFS= read -r l; do "
-            f"case $l in *'{tag}'*) printf '%s\\n' \"$l\"; break;; esac; done; exec cat; }}",
-            sink=sink)
+            f"echo '{tag}' > /dev/kmsg && dmesg -w" + (f" | {skip}" if skip else ""), sink=sink)
         self.console = console
         if not seen.wait(30):
             raise HarnessError(f"the kernel log of {self.config.address} could not be followed "
@@ -235,26 +340,24 @@ class Target(Lifecycle):
             if self._saved is not None:
                 self._restore(self._saved)
         finally:
-            if self._kmsg is not None and self.connected:
-                self._kmsg.kill()
-            self._kmsg = None
-            if self.console is not None:
-                self.console.close()
-            if self._guest is not None:
-                self._guest.close()
-                self._guest = None
+            self._end_life()
             self._commands_log.close()
 
     def _restore(self, saved: settings.Snapshot) -> None:
         guest = self._guest
+        keep = self._kmsg.tag if self._kmsg is not None else ""  # the kernel log to the end
+        if guest is not None:
+            guest.interrupt = None  # a hung task reported again must not stop the clean-up
         try:
             if guest is None or not guest.connected:
                 guest = self._guest = _connect(self.config, self._commands_log)
+                keep = ""  # the follower of the lost session's log goes too
+            guest.run(settings.kill_leftovers_script(keep), timeout=60)
             script = self._settings_script()
-            for _ in range(2):  # a rescan or bind brings files back that a second pass fixes
+            for _ in range(3):  # a reload, rescan or bind brings files back: fixed next pass
                 now = settings.parse(guest.run(script, timeout=60, check=True).stdout)
                 if fix := settings.restore_script(saved, now, self.facts.pci_address):
-                    guest.run(fix, timeout=60)
+                    guest.run(fix, timeout=120)  # an unload waits for the driver's work
                     time.sleep(0.5)
             now = settings.parse(guest.run(script, timeout=60, check=True).stdout)
             self.not_restored = settings.differences(saved, now, self.facts.pci_address)
@@ -318,9 +421,11 @@ class Target(Lifecycle):
         return f"the target's kernel reported a hung task: {oops.title}", "\n".join(oops.lines)
 
     def take_oopses(self) -> list[Oops]:
+        """Reports not taken yet (those of an earlier boot first)."""
         found = list(self.console.oopses) if self.console else []
-        new = found[self._oopses_taken:]
-        self._oopses_taken += len(new)
+        new = self._earlier_oopses + found[self._oopses_taken:]
+        self._earlier_oopses = []
+        self._oopses_taken = len(found)
         return new
 
     def cpu_seconds(self) -> float | None:
@@ -337,5 +442,51 @@ class Target(Lifecycle):
         self._lacks("namespace backing file")
 
     def power_cycle(self) -> None:
-        self._lacks("power control")
+        """Cut the power with the user's command and wait for the machine to answer from a new
+        boot (its boot_id changed: a login before the power went counts for nothing), with the
+        same namespace under the device's name."""
+        command = self.config.power_cmd
+        if command is None:
+            self._lacks("power command (--power-cmd)")
+        self._earlier_oopses += self.take_oopses()
+        self._end_life()
+        try:
+            proc = subprocess.run(command, shell=True, capture_output=True, text=True,
+                                  timeout=POWER_CMD_TIMEOUT_S, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise HarnessError(f"--power-cmd still running after {POWER_CMD_TIMEOUT_S}s: "
+                               f"{command}") from None
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["(no stderr)"])[-1]
+            raise HarnessError(f"--power-cmd exited {proc.returncode}: {last}", proc.stderr)
+        deadline = time.monotonic() + self.config.boot_timeout
+        while True:
+            try:
+                guest = _connect(self.config, self._commands_log)
+                booted = guest.run(_BOOT_ID, timeout=10, check=True).stdout.strip()
+                if booted != self._boot_id:
+                    break
+                guest.close()  # the power has not gone yet
+            except HarnessError:
+                pass
+            if time.monotonic() > deadline:
+                raise HarnessError(f"{self.config.address} did not answer from a new boot "
+                                   f"within {self.config.boot_timeout:g}s of --power-cmd")
+            time.sleep(1.0)
+        self._begin_life(guest, from_boot=True)
+        if self.lab.driver is not None:  # the new boot loaded the stock one
+            self._load_driver(self.lab.driver)
+
+    def _end_life(self) -> None:
+        """Stop following the kernel log and close the session: the machine goes down."""
+        if self._kmsg is not None and self.connected:
+            with contextlib.suppress(HarnessError):
+                self._kmsg.kill()
+        self._kmsg = None
+        if self.console is not None:
+            self.console.close()
+        if self._guest is not None:
+            self._guest.close()
+            self._guest = None
+        self._hangs_reported = self._oopses_taken = 0
 

@@ -222,6 +222,22 @@ def _root_neighbours(name: str, probe: Probe) -> list[Finding]:
     return found
 
 
+def nvme_in_use(probe: Probe) -> list[str]:
+    """The NVMe namespaces the machine uses (mounted, or swap: anywhere in their subtrees):
+    while one is, the NVMe driver cannot be swapped for another build (unloading it would
+    take them away)."""
+    used = []
+    for top in probe.devices:
+        for node in top.walk():
+            if not _NAMESPACE.fullmatch(node.name):
+                continue
+            subtree = node.walk()
+            if any(n.mountpoints for n in subtree) or any(
+                    s in probe.swaps for n in subtree for s in (n.path, f"/dev/{n.name}")):
+                used.append(node.name)
+    return used
+
+
 def check(device: str, probe: Probe, destroy_data_on: str | None, where: str) -> list[Finding]:
     """The findings ``--destroy-data-on`` overrules, for the caller to say; BadInput when
     the device must not be written, naming every reason."""

@@ -27,6 +27,7 @@ WATCHED = (
 RUN_DIR = "/run/nvmeh"  # the loads' working files (harness.guest.fio)
 TRACEFS = "/sys/kernel/tracing"  # mounted by the requeue trace where it was not
 PCI_BITS = 0x6  # Memory Space and Bus Master Enable: what the faults turn off
+DRIVER_MODULES = ("nvme", "nvme_core")  # swapped for a --nvme-src build, by srcversion
 
 
 @dataclass
@@ -38,11 +39,13 @@ class Snapshot:
     driver: str = ""  # the bound driver's name; "" unbound
     run_dir: bool = False  # RUN_DIR existed
     tracefs: bool = False  # TRACEFS was mounted
+    modules: dict[str, str] = field(default_factory=dict)  # loaded module -> its srcversion
 
 
 def read_script(ns: str, ctrl: str, pci: str) -> str:
     """Prints one line per setting: ``F<TAB>path<TAB>value``, ``C<TAB>command``,
-    ``D<TAB>driver``, ``R<TAB>1`` when RUN_DIR exists, ``T<TAB>1`` when TRACEFS is mounted."""
+    ``D<TAB>driver``, ``R<TAB>1`` when RUN_DIR exists, ``T<TAB>1`` when TRACEFS is mounted,
+    ``M<TAB>module<TAB>srcversion`` for each of DRIVER_MODULES loaded as a module."""
     globs = " ".join(g.format(ns=ns, ctrl=ctrl) for g in WATCHED)
     dev = shlex.quote(f"/sys/bus/pci/devices/{pci}")
     return (f"for f in {globs}; do [ -f \"$f\" ] && [ -w \"$f\" ] || continue; "
@@ -52,7 +55,24 @@ def read_script(ns: str, ctrl: str, pci: str) -> str:
             f"[ -e {dev}/driver ] && "
             f"printf 'D\\t%s\\n' \"$(basename \"$(readlink {dev}/driver)\")\"; "
             f"[ -d {RUN_DIR} ] && printf 'R\\t1\\n'; "
-            f"[ -d {TRACEFS}/events ] && printf 'T\\t1\\n'; true")
+            f"[ -d {TRACEFS}/events ] && printf 'T\\t1\\n'; "
+            f"for m in {' '.join(DRIVER_MODULES)}; do [ -e /sys/module/$m/srcversion ] && "
+            "printf 'M\\t%s\\t%s\\n' $m \"$(cat /sys/module/$m/srcversion)\"; done; true")
+
+
+def kill_leftovers_script(keep: str = "") -> str:
+    """Kill what the harness left running in the background (loads, samplers, what they
+    started), but the command tagged ``keep``; builtins only. A background command's shell
+    exported its tag (``export NVMEH_TAG=bg...;`` starts its command line), the processes it
+    started carry it in their environment. A lost connection leaves fio writing on."""
+    keep = keep or "-"
+    return ("for p in /proc/[0-9]*; do h=; while IFS= read -r -d '' v; do case $v in "
+            f"NVMEH_TAG={keep}) h=k; break;; NVMEH_TAG=bg*) h=1; break;; "
+            "NVMEH_TAG=*) h=k; break;; esac; done 2>/dev/null < $p/environ; "
+            "[ -z \"$h\" ] && while IFS= read -r -d '' v; do case $v in "
+            f"'export NVMEH_TAG={keep};'*) h=k; break;; 'export NVMEH_TAG=bg'*) h=1; break;; "
+            "esac; done 2>/dev/null < $p/cmdline; "
+            "[ \"$h\" = 1 ] && kill -KILL ${p#/proc/} 2>/dev/null; done; true")
 
 
 def parse(text: str) -> Snapshot:
@@ -73,6 +93,9 @@ def parse(text: str) -> Snapshot:
             snap.run_dir = True
         elif kind == "T":
             snap.tracefs = True
+        elif kind == "M":
+            name, _, version = rest.partition("\t")
+            snap.modules[name] = version.strip()
         elif line.strip():
             raise HarnessError(f"unexpected line reading the target's settings: {line!r}")
     return snap
@@ -83,6 +106,14 @@ def changes(before: Snapshot, now: Snapshot, pci: str) -> list[tuple[str, str]]:
     order to put them back: the function first (a rescan or a bind brings the driver's files
     back), then its command bits, then files."""
     found: list[tuple[str, str]] = []
+    if before.modules and now.modules != before.modules:
+        # the stock modules back (a --nvme-src build was loaded): they probe the controller
+        # again, so the function's state is looked at after
+        found.append((f"NVMe modules {_versions(now.modules)}, were {_versions(before.modules)}",
+                      f"modprobe -r {' '.join(DRIVER_MODULES)}; modprobe nvme && "
+                      "for i in $(seq 100); do [ -e /sys/bus/pci/devices/"
+                      f"{pci}/driver ] && break; sleep 0.1; done"))
+        return found  # the rest is looked at again once the driver has probed
     if before.command is not None and now.command is None:
         found.append(("the NVMe controller's PCI function is gone",
                       "echo 1 > /sys/bus/pci/rescan"))
@@ -104,6 +135,10 @@ def changes(before: Snapshot, now: Snapshot, pci: str) -> list[tuple[str, str]]:
     if not before.tracefs and now.tracefs:
         found.append((f"tracefs left mounted on {TRACEFS}", f"umount {TRACEFS}"))
     return found
+
+
+def _versions(modules: dict[str, str]) -> str:
+    return ", ".join(f"{m} {v}" for m, v in sorted(modules.items())) or "none loaded"
 
 
 def restore_script(before: Snapshot, now: Snapshot, pci: str) -> str:

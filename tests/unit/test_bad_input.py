@@ -189,3 +189,26 @@ def test_an_unknown_qemu_suite_is_one_line_naming_it(
 def test_a_bad_driver_list_is_one_line_naming_it(
         argv: list[str], said: str, no_vm: None, capsys: pytest.CaptureFixture[str]) -> None:
     assert said in _one_line_error(argv, capsys)
+
+
+TARGETS = [
+    (["--target", "ssh://lab7", "--device", "/dev/nvme1n1"], "no user"),
+    (["--target", "http://root@lab7", "--device", "/dev/nvme1n1"], "expected ssh://USER@HOST"),
+    (["--target", "ssh://root@lab7:99999", "--device", "/dev/nvme1n1"], "port"),
+    (["--target", "ssh://root@lab7"], "--target needs --device"),
+    (["--target", "ssh://root@lab7", "--device", "/dev/sda"], "bad --device '/dev/sda'"),
+    (["--target", "ssh://root@lab7", "--device", "/dev/nvme1n1p1"], "a whole NVMe namespace"),
+    (["--device", "/dev/nvme1n1"], "--device and --destroy-data-on go with --target"),
+    (["--target", "ssh://root@lab7", "--device", "/dev/nvme1n1", "--power-cmd", ""],
+     "--power-cmd is empty"),
+    (["--target", "ssh://root@lab7", "--device", "/dev/nvme1n1", "--nvme-src", "/tmp"],
+     "--nvme-src /tmp: not a driver source directory"),
+]
+
+
+@pytest.mark.parametrize(("extra", "said"), TARGETS, ids=[" ".join(e) for e, _ in TARGETS])
+def test_a_bad_target_is_one_line_before_any_login(extra: list[str], said: str,
+                                                   capsys: pytest.CaptureFixture[str],
+                                                   no_vm: None) -> None:
+    line = _one_line_error(["repro", "reset-under-load", *extra], capsys)
+    assert said in line, line

@@ -75,3 +75,37 @@ def test_the_scripts_run_in_bash_against_a_fake_sysfs(tmp_path: Path) -> None:
         ["bash", "-c", script], capture_output=True, text=True, check=True).stdout), PCI)
     subprocess.run(["bash", "-c", fix], check=True)
     assert (kernel / "printk").read_text() == "4 4 1 7"
+
+
+def test_what_the_harness_left_running_is_killed_but_what_it_keeps() -> None:
+    """Real processes, told apart by the tag in their environment as in the guest."""
+    def start(tag: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(["sleep", "60"], env={"NVMEH_TAG": tag, "PATH": "/usr/bin:/bin"})
+
+    def shell(tag: str) -> subprocess.Popen[bytes]:  # a loop of builtins, as a sampler is
+        return subprocess.Popen(["bash", "-c", f"export NVMEH_TAG={tag}; exec 3<> <(:); "
+                                 "while :; do read -t 0.1 -u 3 _; done"])
+
+    left, kept, foreground, other = start("bg7-123"), start("bg9-456"), start("12-789"), \
+        subprocess.Popen(["sleep", "60"])
+    loop, kept_loop = shell("bg8-1"), shell("bg9-456")
+    try:
+        subprocess.run(["bash", "-c", settings.kill_leftovers_script("bg9-456")], check=True,
+                       timeout=30)
+        assert left.wait(10) == -9 and loop.wait(10) == -9
+        assert all(p.poll() is None for p in (kept, foreground, other, kept_loop))
+    finally:
+        for proc in (left, kept, foreground, other, loop, kept_loop):
+            proc.kill()
+            proc.wait()
+
+
+def test_a_driver_built_from_sources_gives_way_to_the_stock_one_first() -> None:
+    stock = BEFORE + "M\tnvme\tAAA\nM\tnvme_core\tBBB\n"
+    built = BEFORE.replace("\t120\n", "\t10\n") + "M\tnvme\tCCC\nM\tnvme_core\tDDD\n"
+    fixes = settings.changes(settings.parse(stock), settings.parse(built), PCI)
+    assert len(fixes) == 1  # the rest is looked at once the stock driver has probed
+    what, fix = fixes[0]
+    assert what == "NVMe modules nvme CCC, nvme_core DDD, were nvme AAA, nvme_core BBB"
+    assert fix.startswith("modprobe -r nvme nvme_core; modprobe nvme && ")
+    assert settings.changes(settings.parse(stock), settings.parse(stock), PCI) == []

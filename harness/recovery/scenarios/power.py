@@ -13,10 +13,10 @@ HUNG_TASK_S = 10  # the guest reports a task blocked this long, with its stack
 
 
 @scenario("power-loss",
-          "a power cut (QEMU killed) under a flushing load, in half of the seeds while a reset "
-          "runs; the VM starts again on the same disks; every write completed before the last "
-          "completed flush reads back intact",
-          host_side="a power cut: QEMU killed")
+          "a power cut (QEMU killed, or a target's --power-cmd) under a flushing load, in half "
+          "of the seeds while a reset runs; the machine starts again on the same disks; every "
+          "write completed before the last completed flush reads back intact",
+          power_cut=True)
 def power_loss(ctx: Context) -> None:
     saved = ctx.start_loads(runtime=120, size="128M", fsync=ctx.rng.randint(4, 32))
     ctx.start_loads(runtime=120, offset="512M", size="128M")  # dies with the power
@@ -24,8 +24,9 @@ def power_loss(ctx: Context) -> None:
     ctx.checkpoint(saved)  # verify state kept on the host, device flushed
     ctx.sleep(ctx.rng.uniform(0.2, 1.0))  # the second load keeps commands in flight
     if ctx.rng.random() < 0.5:
-        ctx.act("echo 1 > /sys/class/nvme/nvme0/reset_controller &",
-                "reset_controller nvme0, the power is cut while it runs")
+        ctrl = ctx.controller()
+        ctx.act(f"echo 1 > {ctrl.sysfs}/reset_controller &",
+                f"reset_controller {ctrl.name}, the power is cut while it runs")
     ctx.power_cut()
     for ctrl in ctx.controllers():
         ctx.wait_live(ctrl)
