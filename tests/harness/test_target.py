@@ -112,6 +112,11 @@ def test_a_swap_signature_is_refused_and_swap_in_use_always(machine: LabMachine)
     try:
         code, _, err = machine.repro("reset-under-load", "--seed", "1", "--device", DEVICE)
         assert code == EXIT_HARNESS and "swap" in err and "--destroy-data-on" in err, err
+        # named again, it is let through (to a scenario a target skips: nothing written)
+        code, _, err = machine.repro("stall-timeout", "--seed", "1", "--device", DEVICE,
+                                     "--destroy-data-on", DEVICE)
+        assert code == EXIT_HARNESS and "skipped: " in err, err
+        assert f"--destroy-data-on {DEVICE}: overwriting despite a swap signature" in err, err
         guest.run(f"swapon {DEVICE}", check=True)
         code, _, err = machine.repro("reset-under-load", "--seed", "1", "--device", DEVICE,
                                      "--destroy-data-on", DEVICE)
