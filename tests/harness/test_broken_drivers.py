@@ -332,9 +332,12 @@ def test_a_driver_that_idles_after_a_reset_is_not_excused_as_a_slow_host(
         proc, _ = repro(patched(stock_sources_6_12, tmp_path / "host",
                                 "idle-after-reset.patch"), 600, kernel="debian:6.12")
     assert proc.returncode == 1, proc.stdout + proc.stderr
+    # A second or two right after a reset may be excused (the reset itself keeps the guest
+    # busy while the host holds it back); the limping seconds after them are not
     assert re.search(r"FAIL: throughput did not come back after recovering: load0: \d+ IOPS "
-                     r"before the fault \(median of \d+ s\)(, the host [^,]*)?, at best \d+ "
-                     r"IOPS \(\d%\)", proc.stdout), proc.stdout
+                     r"before the fault \(median of \d+ s\)(, [1-3] s after it not counted "
+                     r"\([^)]*\))?(, the host [^,]*)?, at best \d+ IOPS \(\d%\)", proc.stdout), \
+        proc.stdout
     assert "how busy the guest was" in proc.stderr
 
 
