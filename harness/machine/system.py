@@ -69,3 +69,26 @@ class Lifecycle:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+class HungTasks:
+    """The hung-task reports a machine's console shows, each handed out once, whole (as
+    ``Guest.interrupt``): each report interrupts one wait, and the commands after it run."""
+
+    console: Console | None
+    _hangs_reported: int
+    kernel_said = "the guest kernel"  # who reported it, as the failure says
+
+    def hang_pending(self) -> bool:
+        """Is there a report :meth:`hang_report` did not return yet?"""
+        console = self.console
+        return console is not None and len(console.hung_tasks()) > self._hangs_reported
+
+    def hang_report(self) -> tuple[str, str] | None:
+        """The next report not returned before, as (message, report)."""
+        if not self.hang_pending():
+            return None
+        assert self.console is not None
+        oops = self.console.hung_tasks()[self._hangs_reported]
+        self._hangs_reported += 1
+        return f"{self.kernel_said} reported a hung task: {oops.title}", "\n".join(oops.lines)

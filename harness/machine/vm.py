@@ -49,7 +49,7 @@ from harness.machine.qemu import (
 from harness.machine.qmp import Qmp
 from harness.machine.relay import RelaySocket, free_port
 from harness.machine.snapshot import Snapshot
-from harness.machine.system import Lifecycle
+from harness.machine.system import HungTasks, Lifecycle
 from harness.machine.topology import Topology
 from harness.reading.kmsg import Oops
 
@@ -79,7 +79,7 @@ def require_qemu(qemu: str) -> None:
                         "(run `python -m harness doctor --install` or pass --qemu PATH)")
 
 
-class VM(Lifecycle):
+class VM(Lifecycle, HungTasks):
     """One QEMU process with the guest image and an NVMe topology, booted cold.
 
     Its start is a sequence of steps that subclasses replace: :meth:`_launch_spec` (what
@@ -300,21 +300,6 @@ class VM(Lifecycle):
         self._guest = guest
         self.login_via = "relay" if relay is not None else "tcp"
         self._phase("ssh_connected")
-
-    def hang_pending(self) -> bool:
-        """Has the guest reported a hung task that :meth:`hang_report` did not return yet?"""
-        console = self.console
-        return console is not None and len(console.hung_tasks()) > self._hangs_reported
-
-    def hang_report(self) -> tuple[str, str] | None:
-        """A hung-task report of the guest not returned before, as (message, report), once
-        it is whole: each report interrupts one wait, and the commands after it run."""
-        if not self.hang_pending():
-            return None
-        assert self.console is not None
-        oops = self.console.hung_tasks()[self._hangs_reported]
-        self._hangs_reported += 1
-        return f"the guest kernel reported a hung task: {oops.title}", "\n".join(oops.lines)
 
     def _await_controller(self, i: int, deadline: float, before: str = "true") -> None:
         """Run ``before``, then wait until ``nvme{i}`` is live with its namespaces present."""

@@ -27,7 +27,7 @@ from harness.guest.ssh import Background, Guest, SSHTarget
 from harness.machine.console import Console
 from harness.machine.qemu import NamespaceNames
 from harness.machine.qmp import Qmp
-from harness.machine.system import Lifecycle
+from harness.machine.system import HungTasks, Lifecycle
 from harness.machine.topology import Topology
 from harness.progress import Progress
 from harness.reading.kmsg import Oops
@@ -213,11 +213,12 @@ class TargetLab:
         return Target(self, artifacts or paths.make_scratch(name) / "artifacts", name)
 
 
-class Target(Lifecycle):
+class Target(Lifecycle, HungTasks):
     """The machine for one iteration: a context manager, like a VM, that logs in, follows the
     kernel log, saves the settings, and on leaving puts them back and says what it could not."""
 
     console_name = "kernel log (last lines read)"
+    kernel_said = "the target's kernel"
 
     def __init__(self, lab: TargetLab, artifacts: Path, name: str) -> None:
         self.lab, self.name = lab, name
@@ -407,18 +408,6 @@ class Target(Lifecycle):
         if console is not None:
             console.wait_for(lambda: console.panic is not None, grace)
         self.check_alive()
-
-    def hang_pending(self) -> bool:
-        console = self.console
-        return console is not None and len(console.hung_tasks()) > self._hangs_reported
-
-    def hang_report(self) -> tuple[str, str] | None:
-        if not self.hang_pending():
-            return None
-        assert self.console is not None
-        oops = self.console.hung_tasks()[self._hangs_reported]
-        self._hangs_reported += 1
-        return f"the target's kernel reported a hung task: {oops.title}", "\n".join(oops.lines)
 
     def take_oopses(self) -> list[Oops]:
         """Reports not taken yet (those of an earlier boot first)."""
