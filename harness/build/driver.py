@@ -17,6 +17,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,9 +50,14 @@ class Driver:
     seconds: float  # how long the build took (0 when it came from the cache)
 
 
+def source_files(src: Path) -> list[Path]:
+    """What a build reads from ``src``: the sources and the make files."""
+    return sorted(p for p in src.rglob("*") if p.is_file() and _is_source(p))
+
+
 def source_hash(src: Path) -> str:
-    files = sorted(p for p in src.rglob("*") if p.is_file() and _is_source(p))
-    return digest(*(str(p.relative_to(src)).encode() + b"\0" + p.read_bytes() for p in files))
+    return digest(*(str(p.relative_to(src)).encode() + b"\0" + p.read_bytes()
+                    for p in source_files(src)))
 
 
 def _is_source(path: Path) -> bool:
@@ -70,12 +76,18 @@ def build(src: Path, kernel: KernelImage, progress: Progress) -> Driver:
     src = src.expanduser().resolve()
     check_source(src)
     key = digest(BUILDER_VERSION.encode(), kernel.key.encode(), source_hash(src).encode())
+    return cached(src, key, lambda dest: _build(src, kernel, dest, progress))
+
+
+def cached(src: Path, key: str, make: Callable[[Path], float]) -> Driver:
+    """The driver under ``key`` in the cache, made first by ``make(dest)`` (which returns its
+    seconds) when it is not there."""
     dest = paths.cache_dir() / "drivers" / key
     seconds = 0.0
     if not (dest / "done").exists():
         with paths.locked(dest.with_suffix(".lock")):
             if not (dest / "done").exists():
-                seconds = _build(src, kernel, dest, progress)
+                seconds = make(dest)
     mods = tuple(dest / f"{name}.ko" for name in MODULES)
     info = {m: modinfo(m) for m in mods}
     ours = {module_name(m.name) for m in mods}
@@ -88,9 +100,33 @@ def build(src: Path, kernel: KernelImage, progress: Progress) -> Driver:
                   {module_name(m.name): info[m].get("srcversion", "") for m in mods}, seconds)
 
 
+def make_arguments(jobs: str) -> list[str]:
+    """make's arguments after -C and M=: only nvme-core.ko and nvme.ko."""
+    return ["modules", f"-j{jobs}", *(f"{opt}=" for opt in OFF)]
+
+
+def keep(built: Path, output: str, src: Path, dest: Path) -> None:
+    """Move the modules built in ``built`` into the cache entry ``dest``, with the build's
+    output; refuse a build that made no modules."""
+    missing = [m for m in MODULES if not (built / f"{m}.ko").exists()]
+    if missing:
+        raise DriverBuildError(f"building {src} made no {', '.join(missing)}.ko: is it "
+                               "drivers/nvme/host?", output)
+    staging = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for m in MODULES:
+        shutil.copy2(built / f"{m}.ko", staging / f"{m}.ko")
+    (staging / "build.log").write_text(output)
+    (staging / "source").write_text(f"{src}\n")
+    (staging / "done").write_text("")
+    shutil.rmtree(dest, ignore_errors=True)
+    os.rename(staging, dest)
+
+
 def _build(src: Path, kernel: KernelImage, dest: Path, progress: Progress) -> float:
     t0 = time.monotonic()
-    make_args = ["modules", f"-j{os.cpu_count() or 1}", *(f"{opt}=" for opt in OFF)]
+    make_args = make_arguments(str(os.cpu_count() or 1))
     with tempfile.TemporaryDirectory(prefix="nvmeh-driver-") as tmp:
         if kernel.build_tree is not None:
             work = Path(tmp) / "src"
@@ -121,20 +157,7 @@ def _build(src: Path, kernel: KernelImage, dest: Path, progress: Progress) -> fl
                 raise DriverBuildError(
                     f"the NVMe driver from {src} does not compile for {kernel.release} "
                     "(compiler output below)", output)
-            missing = [m for m in MODULES if not (work / f"{m}.ko").exists()]
-            if missing:
-                raise DriverBuildError(f"building {src} made no {', '.join(missing)}.ko: is it "
-                                       "drivers/nvme/host?", output)
-            staging = dest.with_name(dest.name + ".tmp")
-            shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir(parents=True)
-            for m in MODULES:
-                shutil.copy2(work / f"{m}.ko", staging / f"{m}.ko")
-            (staging / "build.log").write_text(output)
-            (staging / "source").write_text(f"{src}\n")
-            (staging / "done").write_text("")
-            shutil.rmtree(dest, ignore_errors=True)
-            os.rename(staging, dest)
+            keep(work, output, src, dest)
         finally:
             if kernel.build_tree is None:
                 shutil.rmtree(work, ignore_errors=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import paths
-from harness.build import cpio, driver, kernels
+from harness.build import apt, cpio, driver, kernels
 from harness.build.driver import Driver
 from harness.build.kernels import KernelImage, module_name
 from harness.errors import BadInput, HostNotReady, ImageBuildError
@@ -78,14 +78,17 @@ def rootfs_recipe() -> dict[str, object]:
     return recipe
 
 
-def rootfs_key() -> str:
+def rootfs_key(suite: str | None = None, extra: tuple[str, ...] = ()) -> str:
+    variant = [f"{suite} {' '.join(extra)}".encode()] if suite or extra else []
     return digest(ROOTFS_BUILDER.encode(),
                   (paths.IMAGES / "rootfs.json").read_bytes(),
-                  (paths.IMAGES / "rootfs-hook.sh").read_bytes())
+                  (paths.IMAGES / "rootfs-hook.sh").read_bytes(), *variant)
 
 
-def mmdebstrap_command(recipe: dict[str, object], image: Path) -> list[str]:
-    """The mmdebstrap call that builds the root image in one go (no root needed)."""
+def mmdebstrap_command(recipe: dict[str, object], image: Path,
+                       sources: str | None = None) -> list[str]:
+    """The mmdebstrap call that builds the root image in one go (no root needed);
+    ``sources``: a sources.list for the suite (else mmdebstrap's default mirror)."""
     packages = recipe["packages"]
     excludes = recipe.get("path_exclude", [])
     removes = recipe.get("remove", [])
@@ -99,13 +102,16 @@ def mmdebstrap_command(recipe: dict[str, object], image: Path) -> list[str]:
         "--aptopt=APT::Install-Recommends \"false\"",
         *(f"--dpkgopt=path-exclude={p}" for p in excludes),
         f"--customize-hook={hook}",
-        str(recipe["suite"]), "/dev/null",
+        str(recipe["suite"]), "/dev/null", *([sources] if sources else []),
     ]
     return cmd
 
 
-def build_rootfs(progress: Progress) -> Path:
-    key = rootfs_key()
+def build_rootfs(progress: Progress, suite: str | None = None,
+                 extra: tuple[str, ...] = ()) -> Path:
+    """The guest's root image: bookworm as the recipe says, or (for a stand-in lab machine)
+    the same packages in another Debian ``suite`` plus ``extra`` ones."""
+    key = rootfs_key(suite, extra)
     dest = paths.cache_dir() / "rootfs" / key / "rootfs.img"
     if dest.exists():
         return dest
@@ -116,9 +122,16 @@ def build_rootfs(progress: Progress) -> Path:
             return dest
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_suffix(".tmp")
-        progress.step("building root filesystem with mmdebstrap (about a minute)")
-        proc = subprocess.Popen(mmdebstrap_command(rootfs_recipe(), tmp), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+        recipe = rootfs_recipe()
+        sources = None
+        if suite or extra:
+            recipe["suite"] = suite = suite or str(recipe["suite"])
+            recipe["packages"] = [*recipe["packages"], *extra]  # type: ignore[misc]
+            sources = apt.Suite(suite).sources_list()
+        progress.step(f"building root filesystem with mmdebstrap ({' '.join(extra)} too)"
+                      if extra else "building root filesystem with mmdebstrap (about a minute)")
+        proc = subprocess.Popen(mmdebstrap_command(recipe, tmp, sources),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         log: list[str] = []
         assert proc.stdout
         for line in proc.stdout:
@@ -131,6 +144,15 @@ def build_rootfs(progress: Progress) -> Path:
                                   "".join(log[-40:]))
         os.rename(tmp, dest)
     return dest
+
+
+def rootfs_with_headers(kernel: KernelImage, progress: Progress) -> Path:
+    """The guest's root image made in ``kernel``'s own Debian suite with its headers and
+    make: a machine that can build a driver for itself, as a lab machine with its headers
+    installed can (what the tests of ``--target --nvme-src`` boot)."""
+    if kernel.suite is None:
+        raise BadInput(f"{kernel.spec} is not a Debian kernel: no headers package to install")
+    return build_rootfs(progress, kernel.suite, (f"linux-headers-{kernel.release}", "make"))
 
 
 # --- initramfs -------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from harness.machine.topology import Topology
 from harness.progress import Progress
 from harness.reading.kmsg import Oops
 from harness.target import address as address_mod
+from harness.target import build as target_build
 from harness.target import safety, settings
 from harness.target.address import Address
 
@@ -90,6 +91,7 @@ class Facts:
     pci_address: str  # its PCI function
     wwid: str  # the namespace's own identity: its name may go to another after a reboot
     overridden: tuple[str, ...]  # safety findings --destroy-data-on allowed
+    toolchain: target_build.Toolchain | None = None  # read with --nvme-src: can it build?
 
 
 def _connect(config: TargetConfig, log: object = None) -> Guest:
@@ -108,27 +110,39 @@ class TargetLab:
         self.accel = f"target {config.address} {config.device}"  # what a run line names
         self._facts: Facts | None = None
         self._driver: driver.Driver | None = None
+        self.driver_built = ""  # where and against what the --nvme-src driver was built
 
     @property
     def driver(self) -> driver.Driver | None:
-        """The --nvme-src build for the machine's kernel, made (or found in the cache) once.
-
-        Built here, in the build root of the Debian kernel the machine runs (the same
-        release): building on the machine against its own headers is not done yet."""
+        """The --nvme-src build for the machine's kernel, made (or found in the cache) once:
+        on the machine against its own headers when it has them, else here in the build root
+        of the Debian kernel it runs (the same release)."""
         src = self.config.nvme_src
         if src is None or self._driver is not None:
+            return self._driver
+        tools = self.facts.toolchain
+        assert tools is not None
+        if (lacking := tools.lacking()) is None:
+            guest = _connect(self.config)
+            try:
+                self._driver = target_build.build(guest, src, tools, str(self.config.address),
+                                                  self.progress)
+            finally:
+                guest.close()
+            self.driver_built = f"on the target, against {tools.headers}"
             return self._driver
         release = self.facts.release
         specs = [s for s in sorted(kernels.known_kernels())
                  if kernels.debian_release(s) == release]
         if not specs:
             raise HarnessError(
-                f"--nvme-src on {self.config.address}: its kernel {release} is none of the "
-                "Debian kernels the harness builds for ("
+                f"--nvme-src on {self.config.address}: it has {lacking}, and {release} is "
+                "none of the Debian kernels the harness builds for here ("
                 + ", ".join(f"{s}: {kernels.debian_release(s)}"
                             for s in sorted(kernels.known_kernels()))
-                + "); building on the machine against its own headers is not supported yet")
+                + f"); install its headers there (Debian: linux-headers-{release} and make)")
         self._driver = driver.build(src, kernels.get(specs[0], self.progress), self.progress)
+        self.driver_built = f"on this host, for {specs[0]} (the target has {lacking})"
         return self._driver
 
     @property
@@ -167,9 +181,14 @@ class TargetLab:
                                    "not an NVMe controller of its own (a multipath namespace "
                                    "is not supported)")
             config = guest.run(f"cat /boot/config-{release} 2>/dev/null", timeout=30).stdout
-            if cfg.nvme_src is not None and (used := safety.nvme_in_use(probe)):
-                raise HarnessError(f"--nvme-src: {cfg.address} uses {', '.join(used)} (mounted "
-                                   "or swap): its NVMe driver cannot be swapped under them")
+            tools = None
+            if cfg.nvme_src is not None:
+                if used := safety.nvme_in_use(probe):
+                    raise HarnessError(f"--nvme-src: {cfg.address} uses {', '.join(used)} "
+                                       "(mounted or swap): its NVMe driver cannot be swapped "
+                                       "under them")
+                tools = target_build.parse_toolchain(release, guest.run(
+                    target_build.toolchain_script(release), timeout=30, check=True).stdout)
         finally:
             guest.close()
         self.progress.done()
@@ -177,7 +196,7 @@ class TargetLab:
             print(f"nvmeh: --destroy-data-on {cfg.device}: overwriting despite {finding.what}",
                   file=sys.stderr)
         return Facts(release, int(cpus), cmdline, config, controller, pci, wwid,
-                     tuple(f.what for f in overridden))
+                     tuple(f.what for f in overridden), tools)
 
     def unfit(self, topology: Topology, host_side: str, kernel_config: tuple[str, ...],
               power_cut: bool = False) -> str | None:
@@ -205,8 +224,8 @@ class TargetLab:
         facts = self.facts
         return {"target": str(self.config.address), "device": self.config.device,
                 "kernel": f"target {self.config.address}", "kernel_release": facts.release,
-                "nvme_driver": (f"{self.driver.source} ({self.driver.hash})" if self.driver
-                                else "stock")}
+                "nvme_driver": (f"{self.driver.source} ({self.driver.hash}, built "
+                                f"{self.driver_built})" if self.driver else "stock")}
 
     def vm(self, topology: Topology, artifacts: Path | None = None,
            name: str = "target") -> Target:

@@ -5,7 +5,9 @@ else), with an emulated NVMe drive under test."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.build import images
+from harness.build.images import GuestImage
 from harness.errors import EXIT_HARNESS
 from harness.machine.lab import Lab, LabConfig
 from harness.machine.topology import Topology
@@ -58,9 +62,14 @@ class LabMachine:
 
 
 @contextlib.contextmanager
-def lab_machine(lab: Lab, home: Path, topology: Topology = OVER_TCP) -> Iterator[LabMachine]:
-    """A VM of ``lab`` on its own, and a user whose ~/.ssh (in ``home``) knows it."""
-    with lab.vm(topology, home / "machine", name="labmachine") as vm:
+def lab_machine(lab: Lab, home: Path, topology: Topology = OVER_TCP,
+                image: GuestImage | None = None) -> Iterator[LabMachine]:
+    """A VM of ``lab`` (booting ``image`` if given) on its own, and a user whose ~/.ssh (in
+    ``home``) knows it."""
+    vm = (lab.vm(topology, home / "machine", name="labmachine") if image is None else
+          VM(image, topology, lab.accel, qemu=lab.qemu, artifacts=home / "machine",
+             name="labmachine"))
+    with vm:
         ssh = home / ".ssh"
         ssh.mkdir(mode=0o700)
         vm.client_key.save(ssh / "id_ed25519")
@@ -240,3 +249,37 @@ def test_a_driver_built_from_sources_runs_on_a_target_and_the_stock_one_comes_ba
     assert "--nvme-src" in err  # the reproduce line loads the same driver again
     assert "not as it was found" not in err, err
     assert machine.settings() == before
+
+
+def test_a_machine_with_its_kernel_headers_builds_the_driver_itself(
+        lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """--nvme-src on a machine with its kernel's headers and make installed (the guest's root
+    made in the kernel's own Debian suite, with its linux-headers package): compiled there,
+    its compiler errors named in the user's files, the broken driver caught, the machine left
+    as found and without the build."""
+    image = dataclasses.replace(
+        lab.image, rootfs=images.rootfs_with_headers(lab.image.kernel, lab.progress))
+    stock = _sources(tmp_path_factory, "debian:6.12")
+    wrong = tmp_path_factory.mktemp("wrong") / "host"
+    shutil.copytree(stock, wrong)
+    with open(wrong / "core.c", "a") as fh:
+        fh.write("\nstatic int broken(void) { return undeclared_thing; }\n")
+    src = patched(stock, tmp_path_factory.mktemp("broken") / "host", "scan-hang.patch")
+    with lab_machine(lab, tmp_path_factory.mktemp("user"),
+                     Topology.build(ssh_relay=False, cpus=2), image) as found:
+        before = found.settings()
+        code, _, err = found.repro("rescan-during-reset", "--seed", "5", "--device", DEVICE,
+                                   "--nvme-src", str(wrong))
+        assert code == EXIT_HARNESS and "Traceback" not in err, err
+        assert f"does not compile on {found.target} for 6.12" in err, err
+        assert f"{wrong}/core.c:" in err and "undeclared_thing" in err, err
+
+        code, out, err = found.repro("rescan-during-reset", "--seed", "5", "--device", DEVICE,
+                                     "--nvme-src", str(src))
+        assert f"building the NVMe driver from {src} on {found.target}, against its" in err, err
+        assert code == 1, out + err
+        assert "FAIL: hang: the target's kernel reported a hung task" in out, out
+        assert "nvme_scan_work" in out
+        assert "not as it was found" not in err, err
+        assert found.settings() == before
+        assert found.vm.guest.run("ls -d /tmp/nvmeh-driver.*").exit_code != 0  # built, gone

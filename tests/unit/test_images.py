@@ -96,3 +96,15 @@ def test_mmdebstrap_command_carries_the_recipe(tmp_path):
     assert cmd[-2:] == ["bookworm", "/dev/null"]
     hook = next(a for a in cmd if a.startswith("--customize-hook="))
     assert str(tmp_path / "root.img") in hook and "'/var/cache/apt/*'" in hook
+
+
+def test_a_root_image_of_another_suite_with_more_packages_has_its_own_key(tmp_path):
+    from harness.build import images
+
+    plain = images.rootfs_key()
+    headers = images.rootfs_key("trixie", ("linux-headers-6.12.1-amd64", "make"))
+    assert headers not in (plain, images.rootfs_key("trixie"))
+    cmd = images.mmdebstrap_command(
+        {"suite": "trixie", "packages": ["fio", "make"]}, tmp_path / "root.img",
+        "deb http://deb.debian.org/debian trixie main\n")
+    assert cmd[-3:-1] == ["trixie", "/dev/null"] and cmd[-1].startswith("deb http")

@@ -3,11 +3,15 @@ and the options that name it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from harness.build import kernels
 from harness.errors import HarnessError
 from harness.recovery import scenarios
 from harness.recovery.runner import skip_reason
+from harness.target import build as target_build
 from harness.target.machine import Facts, TargetConfig, TargetLab
 
 
@@ -56,3 +60,30 @@ def test_its_options_are_checked() -> None:
         TargetConfig.parse("ssh://root@lab7", None, None)
     with pytest.raises(HarnessError, match="--power-cmd is empty"):
         TargetConfig.parse("ssh://root@lab7", "/dev/nvme1n1", None, " ")
+
+
+def test_what_the_machine_offers_for_building_a_driver_is_read() -> None:
+    release = "6.1.0-27-amd64"
+    has = target_build.parse_toolchain(
+        release, "headers=/usr/src/linux-headers-6.1.0-27-amd64\nmake=/usr/bin/make\n"
+                 "identity=0123456789abcdef\n")
+    assert has.lacking() is None and has.identity == "0123456789abcdef"
+    bare = target_build.parse_toolchain(release, "make=\n")
+    assert f"no headers for its kernel {release}" in (bare.lacking() or "")
+    assert target_build.parse_toolchain(release, "headers=/x\nmake=\n").lacking() == "no make"
+
+
+def test_a_driver_without_headers_there_or_a_known_kernel_here_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "Makefile").write_text("obj-m += nvme.o\n")
+    (tmp_path / "pci.c").write_text("")
+    monkeypatch.setattr(kernels, "debian_release", lambda spec: f"{spec[7:]}.0-9-amd64")
+    found = TargetLab(TargetConfig.parse("ssh://root@lab7", "/dev/nvme1n1", None,
+                                         nvme_src=tmp_path))
+    found._facts = Facts("6.1.0-1-custom", 2, "ro", "", "nvme1", "0000:03:00.0", "eui.1", (),
+                         target_build.Toolchain("6.1.0-1-custom"))
+    with pytest.raises(HarnessError) as err:
+        found.driver  # noqa: B018
+    assert "no headers for its kernel 6.1.0-1-custom" in str(err.value)
+    assert "debian:6.1: 6.1.0-9-amd64" in str(err.value)  # what it could have built for
+    assert "install its headers there (Debian: linux-headers-6.1.0-1-custom" in str(err.value)
