@@ -178,8 +178,8 @@ class AerInject(Fault):
     registers and raises its interrupt, so the AER driver recovers every function below the
     port as for a real error. ``correctable`` / ``uncorrectable``: the status bits (e.g.
     0x40 Bad TLP; 0x4000 Completion Timeout, non-fatal; 0x10 Data Link Protocol, fatal).
-    Lifting unloads the module: until then it answers for the port's AER registers, and the
-    AER driver would not see a real error there."""
+    Lifting unloads the module where applying loaded it: until then it answers for the port's
+    AER registers, and the AER driver would not see a real error there."""
 
     side = "guest"
 
@@ -187,6 +187,7 @@ class AerInject(Fault):
                  uncorrectable: int = 0) -> None:
         self.guest, self.port, self.timeout = guest, port, timeout
         self.correctable, self.uncorrectable = correctable, uncorrectable
+        self.loaded = False
 
     def record(self) -> bytes:
         """The module's ``struct aer_error_inj``: bus, device, function, uncorrectable and
@@ -198,11 +199,14 @@ class AerInject(Fault):
 
     def apply(self) -> None:
         escaped = "".join(f"\\x{b:02x}" for b in self.record())
-        self.applied_at, _ = stamped(self.guest, "{ [ -c /dev/aer_inject ] || modprobe aer_inject; "
-                                     f"}} && printf '{escaped}' > /dev/aer_inject", self.timeout)
+        self.applied_at, out = stamped(
+            self.guest, "{ [ -c /dev/aer_inject ] || { modprobe aer_inject && echo loaded; }; "
+            f"}} && printf '{escaped}' > /dev/aer_inject", self.timeout)
+        self.loaded = "loaded" in out.split()
 
     def lift(self) -> None:
-        stamped(self.guest, "rmmod aer_inject", self.timeout)
+        if self.loaded:
+            stamped(self.guest, "rmmod aer_inject", self.timeout)
 
     def describe(self) -> str:
         what = (f"correctable {self.correctable:#x}" if self.correctable

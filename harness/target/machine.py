@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -46,6 +47,14 @@ def _wwid(name: str) -> str:
     the kernel shows no wwid), one line."""
     return f"cat /sys/block/{name}/wwid 2>/dev/null || echo none"
 _NAMESPACE = re.compile(r"nvme\d+n\d+")
+
+
+def boot_parameters(cmdline: str, module: str) -> list[str]:
+    """``module``'s parameters on a kernel command line (``nvme.poll_queues=2`` ->
+    ``poll_queues=2``): modprobe applies them to a module it loads, insmod does not."""
+    name = module_name(module)
+    return [arg.split(".", 1)[1] for arg in cmdline.split()
+            if "." in arg.split("=", 1)[0] and module_name(arg.split(".", 1)[0]) == name]
 
 
 class NotOnTarget(HarnessError):
@@ -229,7 +238,7 @@ class TargetLab:
 
     def vm(self, topology: Topology, artifacts: Path | None = None,
            name: str = "target") -> Target:
-        return Target(self, artifacts or paths.make_scratch(name) / "artifacts", name)
+        return Target(self, artifacts or paths.make_scratch(name) / "artifacts", name, topology)
 
 
 class Target(Lifecycle, HungTasks):
@@ -237,15 +246,18 @@ class Target(Lifecycle, HungTasks):
     kernel log, saves the settings, and on leaving puts them back and says what it could not."""
 
     console_name = "kernel log (last lines read)"
+    has_host_side = False
     kernel_said = "the target's kernel"
 
-    def __init__(self, lab: TargetLab, artifacts: Path, name: str) -> None:
+    def __init__(self, lab: TargetLab, artifacts: Path, name: str,
+                 topology: Topology | None = None) -> None:
         self.lab, self.name = lab, name
         self.config = lab.config
         self.facts = lab.facts
         self.artifacts = artifacts
         self.artifacts.mkdir(parents=True, exist_ok=True)
-        self.topology = Topology()
+        # the shape the scenario asked for, which the machine was found to have (unfit)
+        self.topology = topology or Topology()
         self.tainted = False
         self.boot_notes: list[str] = []
         self.console: Console | None = None
@@ -290,7 +302,9 @@ class Target(Lifecycle, HungTasks):
         for module in built.modules:
             guest.put(module, f"{where}/{module.name}")
         loads = " && ".join([*(f"modprobe {d}" for d in built.depends),
-                             *(f"insmod {where}/{m.name}" for m in built.modules)])
+                             *(" ".join([f"insmod {where}/{m.name}", *map(shlex.quote,
+                                         boot_parameters(self.facts.cmdline, m.name))])
+                               for m in built.modules)])
         ctrl, name = self.facts.controller, self._namespace
         result = guest.run(
             f"modprobe -r {' '.join(settings.DRIVER_MODULES)} && {loads} && "
@@ -373,14 +387,21 @@ class Target(Lifecycle, HungTasks):
                 guest = self._guest = _connect(self.config, self._commands_log)
                 keep = ""  # the follower of the lost session's log goes too
             guest.run(settings.kill_leftovers_script(keep), timeout=60)
-            script = self._settings_script()
+            script, pci = self._settings_script(), self.facts.pci_address
+            said: dict[str, str] = {}  # fix -> its last complaint
             for _ in range(3):  # a reload, rescan or bind brings files back: fixed next pass
                 now = settings.parse(guest.run(script, timeout=60, check=True).stdout)
-                if fix := settings.restore_script(saved, now, self.facts.pci_address):
-                    guest.run(fix, timeout=120)  # an unload waits for the driver's work
-                    time.sleep(0.5)
+                if not (found := settings.changes(saved, now, pci)):
+                    break
+                for _what, fix in found:  # each on its own: one failing stops no other
+                    result = guest.run(fix, timeout=120)  # an unload waits for the driver
+                    if not result.ok:
+                        said[fix] = (result.stderr.strip().splitlines() or
+                                     [f"exit {result.exit_code}"])[-1]
+                time.sleep(0.5)
             now = settings.parse(guest.run(script, timeout=60, check=True).stdout)
-            self.not_restored = settings.differences(saved, now, self.facts.pci_address)
+            self.not_restored = [what + (f" ({said[fix]})" if fix in said else "")
+                                 for what, fix in settings.changes(saved, now, pci)]
         except HarnessError as exc:
             self.not_restored = [f"nothing checked or put back: {exc}"]
         if self.not_restored:

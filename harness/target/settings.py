@@ -28,6 +28,8 @@ RUN_DIR = "/run/nvmeh"  # the loads' working files (harness.guest.fio)
 TRACEFS = "/sys/kernel/tracing"  # mounted by the requeue trace where it was not
 PCI_BITS = 0x6  # Memory Space and Bus Master Enable: what the faults turn off
 DRIVER_MODULES = ("nvme", "nvme_core")  # swapped for a --nvme-src build, by srcversion
+FAULT_MODULES = ("aer_inject",)  # loaded by faults: unloaded after, where they were not loaded
+CPUS = "/sys/devices/system/cpu"  # CPUs the faults take offline
 
 
 @dataclass
@@ -40,12 +42,16 @@ class Snapshot:
     run_dir: bool = False  # RUN_DIR existed
     tracefs: bool = False  # TRACEFS was mounted
     modules: dict[str, str] = field(default_factory=dict)  # loaded module -> its srcversion
+    offline: frozenset[int] = frozenset()  # CPUs offline
+    fault_modules: frozenset[str] = frozenset()  # of FAULT_MODULES, those loaded
 
 
 def read_script(ns: str, ctrl: str, pci: str) -> str:
     """Prints one line per setting: ``F<TAB>path<TAB>value``, ``C<TAB>command``,
     ``D<TAB>driver``, ``R<TAB>1`` when RUN_DIR exists, ``T<TAB>1`` when TRACEFS is mounted,
-    ``M<TAB>module<TAB>srcversion`` for each of DRIVER_MODULES loaded as a module."""
+    ``M<TAB>module<TAB>srcversion`` for each of DRIVER_MODULES loaded as a module,
+    ``O<TAB>cpu list`` of the CPUs offline, ``L<TAB>module`` for each of FAULT_MODULES
+    loaded."""
     globs = " ".join(g.format(ns=ns, ctrl=ctrl) for g in WATCHED)
     dev = shlex.quote(f"/sys/bus/pci/devices/{pci}")
     return (f"for f in {globs}; do [ -f \"$f\" ] && [ -w \"$f\" ] || continue; "
@@ -57,7 +63,10 @@ def read_script(ns: str, ctrl: str, pci: str) -> str:
             f"[ -d {RUN_DIR} ] && printf 'R\\t1\\n'; "
             f"[ -d {TRACEFS}/events ] && printf 'T\\t1\\n'; "
             f"for m in {' '.join(DRIVER_MODULES)}; do [ -e /sys/module/$m/srcversion ] && "
-            "printf 'M\\t%s\\t%s\\n' $m \"$(cat /sys/module/$m/srcversion)\"; done; true")
+            "printf 'M\\t%s\\t%s\\n' $m \"$(cat /sys/module/$m/srcversion)\"; done; "
+            f"printf 'O\\t%s\\n' \"$(cat {CPUS}/offline 2>/dev/null)\"; "
+            f"for m in {' '.join(FAULT_MODULES)}; do [ -d /sys/module/$m ] && "
+            "printf 'L\\t%s\\n' $m; done; true")
 
 
 def kill_leftovers_script(keep: str = "") -> str:
@@ -96,24 +105,46 @@ def parse(text: str) -> Snapshot:
         elif kind == "M":
             name, _, version = rest.partition("\t")
             snap.modules[name] = version.strip()
+        elif kind == "O":
+            snap.offline = cpu_list(rest)
+        elif kind == "L":
+            snap.fault_modules |= {rest.strip()}
         elif line.strip():
             raise HarnessError(f"unexpected line reading the target's settings: {line!r}")
     return snap
 
 
+def cpu_list(text: str) -> frozenset[int]:
+    """The CPUs of a kernel CPU list ("1-3,6"; "" for none)."""
+    cpus: set[int] = set()
+    for part in filter(None, text.strip().split(",")):
+        first, _, last = part.partition("-")
+        try:
+            cpus.update(range(int(first), int(last or first) + 1))
+        except ValueError:
+            raise HarnessError(f"unreadable CPU list: {text!r}") from None
+    return frozenset(cpus)
+
+
 def changes(before: Snapshot, now: Snapshot, pci: str) -> list[tuple[str, str]]:
     """What is not as it was found, each as (what, the command that puts it back), in the
-    order to put them back: the function first (a rescan or a bind brings the driver's files
-    back), then its command bits, then files."""
+    order to put them back: the driver's modules, CPUs, the function (a rescan or a bind
+    brings the driver's files back), its command bits, files, the rest."""
     found: list[tuple[str, str]] = []
     if before.modules and now.modules != before.modules:
         # the stock modules back (a --nvme-src build was loaded): they probe the controller
         # again, so the function's state is looked at after
         found.append((f"NVMe modules {_versions(now.modules)}, were {_versions(before.modules)}",
-                      f"modprobe -r {' '.join(DRIVER_MODULES)}; modprobe nvme && "
+                      f"{{ modprobe -r {' '.join(DRIVER_MODULES)} || ! [ -d /sys/module/nvme ]; "
+                      "} && modprobe nvme && "
                       "for i in $(seq 100); do [ -e /sys/bus/pci/devices/"
                       f"{pci}/driver ] && break; sleep 0.1; done"))
-        return found  # the rest is looked at again once the driver has probed
+        # The rest is fixed after it (a reload makes the parameter files anew) and looked at
+        # again in the next pass; if the driver cannot be unloaded, the rest is put back still.
+    if went := sorted(now.offline - before.offline):
+        found.append((f"CPU {', '.join(map(str, went))} offline, "
+                      f"{'was' if len(went) == 1 else 'were'} online",
+                      "; ".join(f"echo 1 > {CPUS}/cpu{c}/online" for c in went)))
     if before.command is not None and now.command is None:
         found.append(("the NVMe controller's PCI function is gone",
                       "echo 1 > /sys/bus/pci/rescan"))
@@ -134,17 +165,13 @@ def changes(before: Snapshot, now: Snapshot, pci: str) -> list[tuple[str, str]]:
         found.append((f"{RUN_DIR} left behind", f"rm -rf {RUN_DIR}"))
     if not before.tracefs and now.tracefs:
         found.append((f"tracefs left mounted on {TRACEFS}", f"umount {TRACEFS}"))
+    for module in sorted(now.fault_modules - before.fault_modules):
+        found.append((f"module {module} left loaded", f"rmmod {module}"))
     return found
 
 
 def _versions(modules: dict[str, str]) -> str:
     return ", ".join(f"{m} {v}" for m, v in sorted(modules.items())) or "none loaded"
-
-
-def restore_script(before: Snapshot, now: Snapshot, pci: str) -> str:
-    """The commands that put back what differs (empty: nothing does), each on its own: one
-    that fails must not keep the others from running."""
-    return "; ".join(f"{{ {fix}; }} 2>/dev/null" for _, fix in changes(before, now, pci))
 
 
 def differences(before: Snapshot, now: Snapshot, pci: str = "") -> list[str]:

@@ -11,6 +11,11 @@ import pytest
 from harness.errors import HarnessError
 from harness.target import settings
 
+
+def restore_script(before: settings.Snapshot, now: settings.Snapshot, pci: str) -> str:
+    """The fixes as the machine runs them, in their order, one after the other."""
+    return "; ".join(f"{{ {fix}; }} 2>/dev/null" for _, fix in settings.changes(before, now, pci))
+
 PCI = "0000:00:04.0"
 BEFORE = ("F\t/proc/sys/kernel/hung_task_timeout_secs\t120\n"
           "F\t/proc/sys/kernel/printk\t4 4 1 7\n"
@@ -31,7 +36,7 @@ def test_a_line_of_another_shape_is_refused() -> None:
 
 def test_nothing_is_written_when_nothing_changed() -> None:
     snap = settings.parse(BEFORE)
-    assert settings.restore_script(snap, settings.parse(BEFORE), PCI) == ""
+    assert restore_script(snap, settings.parse(BEFORE), PCI) == ""
     assert settings.differences(snap, settings.parse(BEFORE)) == []
 
 
@@ -39,7 +44,7 @@ def test_changed_files_bits_and_the_run_dir_are_put_back() -> None:
     before = settings.parse(BEFORE)
     now = settings.parse(BEFORE.replace("\t120\n", "\t10\n").replace("4 4 1 7", "7 4 1 7")
                          .replace("C\t0406", "C\t0402") + "R\t1\nT\t1\n")
-    script = settings.restore_script(before, now, PCI)
+    script = restore_script(before, now, PCI)
     assert "printf '%s' 120 > /proc/sys/kernel/hung_task_timeout_secs" in script
     assert "printf '%s' '4 4 1 7' > /proc/sys/kernel/printk" in script
     assert f"setpci -s {PCI} COMMAND=6:6" in script  # as found: both bits on, others untouched
@@ -50,10 +55,10 @@ def test_changed_files_bits_and_the_run_dir_are_put_back() -> None:
 
 def test_a_removed_function_is_rescanned_and_an_unbound_one_bound_first() -> None:
     before = settings.parse(BEFORE)
-    gone = settings.restore_script(before, settings.parse("F\t/proc/sys/kernel/printk\t4 4 1 7\n"),
+    gone = restore_script(before, settings.parse("F\t/proc/sys/kernel/printk\t4 4 1 7\n"),
                                    PCI)
     assert gone.startswith("{ echo 1 > /sys/bus/pci/rescan; }")
-    unbound = settings.restore_script(before, settings.parse(BEFORE.replace("D\tnvme\n", "")),
+    unbound = restore_script(before, settings.parse(BEFORE.replace("D\tnvme\n", "")),
                                       PCI)
     assert unbound.startswith(f"{{ echo {PCI} > /sys/bus/pci/drivers/nvme/bind; }}")
     assert settings.differences(before, settings.parse(BEFORE.replace("D\tnvme\n", ""))) == \
@@ -71,7 +76,7 @@ def test_the_scripts_run_in_bash_against_a_fake_sysfs(tmp_path: Path) -> None:
     snap = settings.parse(out.stdout)
     assert snap.files == {f"{tmp_path}/proc/sys/kernel/printk": "4 4 1 7"}
     (kernel / "printk").write_text("7\t4\t1\t7\n")
-    fix = settings.restore_script(snap, settings.parse(subprocess.run(
+    fix = restore_script(snap, settings.parse(subprocess.run(
         ["bash", "-c", script], capture_output=True, text=True, check=True).stdout), PCI)
     subprocess.run(["bash", "-c", fix], check=True)
     assert (kernel / "printk").read_text() == "4 4 1 7"
@@ -104,8 +109,32 @@ def test_a_driver_built_from_sources_gives_way_to_the_stock_one_first() -> None:
     stock = BEFORE + "M\tnvme\tAAA\nM\tnvme_core\tBBB\n"
     built = BEFORE.replace("\t120\n", "\t10\n") + "M\tnvme\tCCC\nM\tnvme_core\tDDD\n"
     fixes = settings.changes(settings.parse(stock), settings.parse(built), PCI)
-    assert len(fixes) == 1  # the rest is looked at once the stock driver has probed
+    assert len(fixes) == 2  # the stock driver first; the files after it has probed
     what, fix = fixes[0]
+    assert "hung_task_timeout_secs" in fixes[1][1]
     assert what == "NVMe modules nvme CCC, nvme_core DDD, were nvme AAA, nvme_core BBB"
-    assert fix.startswith("modprobe -r nvme nvme_core; modprobe nvme && ")
+    assert fix.startswith("{ modprobe -r nvme nvme_core || ! [ -d /sys/module/nvme ]; } && "
+                          "modprobe nvme && ")
     assert settings.changes(settings.parse(stock), settings.parse(stock), PCI) == []
+
+
+def test_cpus_taken_offline_come_back_first_and_a_fault_module_is_unloaded() -> None:
+    before = settings.parse(BEFORE + "O\t3\n")  # CPU 3 was offline before: it stays so
+    now = settings.parse(BEFORE + "O\t1-3,5\nL\taer_inject\n")
+    script = restore_script(before, now, PCI)
+    assert script.startswith("{ echo 1 > /sys/devices/system/cpu/cpu1/online; "
+                             "echo 1 > /sys/devices/system/cpu/cpu2/online; "
+                             "echo 1 > /sys/devices/system/cpu/cpu5/online; }")
+    assert "cpu3" not in script and script.endswith("{ rmmod aer_inject; } 2>/dev/null")
+    assert settings.differences(before, now) == ["CPU 1, 2, 5 offline, were online",
+                                                 "module aer_inject left loaded"]
+    # loaded by the user before the run: left loaded
+    assert restore_script(settings.parse(BEFORE + "L\taer_inject\n"), now, PCI) \
+        .count("rmmod") == 0
+
+
+def test_a_cpu_list_is_read_as_the_kernel_writes_it() -> None:
+    assert settings.cpu_list("") == frozenset()
+    assert settings.cpu_list("0-2,7\n") == {0, 1, 2, 7}
+    with pytest.raises(HarnessError, match="unreadable CPU list"):
+        settings.cpu_list("one")
