@@ -64,17 +64,30 @@ class Controller:
                              timeout=30, check=True)
         return out.stdout.strip()
 
-    def queue_of_cpu(self, disk: str, cpu: int) -> str | None:
-        """The interrupt name (``nvme0q2``) of the I/O queue that serves ``cpu`` alone for
-        ``disk``'s default requests (blk-mq maps hardware context N to queue N+1), or None
-        where no queue is that CPU's own."""
+    def own_queues(self, disk: str) -> dict[int, str]:
+        """CPU -> the interrupt name (``nvme0q2``) of the I/O queue that serves that CPU
+        alone for ``disk``'s default requests (blk-mq maps hardware context N to queue N+1);
+        CPUs that share their queue are left out."""
         out = self.guest.run(f"grep -H . /sys/block/{disk}/mq/*/cpu_list", timeout=30,
                              check=True).stdout
+        contexts = []
         for line in out.splitlines():
             path, _, cpus = line.partition(":")
-            if cpus.strip() == str(cpu):
-                return f"{self.name}q{int(path.split('/')[-2]) + 1}"
-        return None
+            contexts.append((int(path.split("/")[-2]), cpus.strip()))
+        owned: dict[int, str] = {}
+        for hctx, cpus in sorted(contexts):  # the default type's contexts come first
+            if cpus.isdigit():
+                owned.setdefault(int(cpus), f"{self.name}q{hctx + 1}")
+        return owned
+
+    def queue_types(self, disk: str) -> tuple[int, int, int] | None:
+        """How many of ``disk``'s hardware queues are default, read and poll ones, as blk-mq's
+        debugfs says; None where debugfs is not there."""
+        res = self.guest.run(f"cat /sys/kernel/debug/block/{disk}/hctx*/type", timeout=30)
+        if not res.ok or not res.stdout.strip():
+            return None
+        types = res.stdout.split()
+        return types.count("default"), types.count("read"), types.count("poll")
 
     def in_flight(self, disk: str, queue: str) -> int:
         """Requests ``disk`` has in flight on ``queue`` (e.g. ``nvme0q2``), as blk-mq's

@@ -24,6 +24,7 @@ class System(Protocol):
     tainted: bool  # left in a state not worth reusing
     artifacts: Path
     boot_notes: list[str]  # how its start went, where it is worth saying
+    has_host_side: bool  # QMP and the backing files: a scenario may use them where there
 
     @property
     def guest(self) -> Guest: ...

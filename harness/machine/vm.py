@@ -89,6 +89,7 @@ class VM(Lifecycle, HungTasks):
     instead, :class:`BaseVM` is the guest a snapshot is made of.
     """
 
+    has_host_side = True
     boot_mode = "cold"
     console_name = "console"
 

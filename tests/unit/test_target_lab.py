@@ -12,7 +12,7 @@ from harness.errors import HarnessError
 from harness.recovery import scenarios
 from harness.recovery.runner import skip_reason
 from harness.target import build as target_build
-from harness.target.machine import Facts, TargetConfig, TargetLab
+from harness.target.machine import Facts, TargetConfig, TargetLab, boot_parameters
 
 
 def lab(power_cmd: str | None = None, cpus: int = 2,
@@ -33,6 +33,15 @@ def test_the_guest_side_scenarios_run_on_a_machine_that_has_what_they_need() -> 
         assert reason(name, lab()) is None, name
 
 
+def test_the_other_recovery_paths_run_there_with_their_faults_made_in_the_kernel() -> None:
+    """CPU hotplug without the backend slowed, AER errors from aer_inject, the queue count
+    changed through the driver's parameters (on one namespace)."""
+    booted = lab(cpus=4, cmdline="ro nvme.write_queues=2 nvme.poll_queues=2")
+    for name in ("cpu-offline-under-load", "cpu-offline-under-load-4cpu", "aer-under-load",
+                 "queue-count-under-load"):
+        assert reason(name, booted) is None, name
+
+
 @pytest.mark.parametrize("name", ["stall-timeout", "hot-remove", "vm-pause", "media-error",
                                   "critical-warning", "suspend-under-load"])
 def test_a_host_side_scenario_is_skipped_with_what_it_needs(name: str) -> None:
@@ -47,6 +56,8 @@ def test_a_power_cut_needs_a_power_command() -> None:
 def test_a_shape_the_machine_lacks_is_said() -> None:
     assert "a target gives one" in (reason("reset-under-load-2ctrl", lab()) or "")
     assert "a target gives one" in (reason("reset-under-load-2ns", lab()) or "")
+    assert "nvme.write_queues=2 nvme.poll_queues=2" in (reason("queue-count-under-load", lab())
+                                                        or "")
     assert "needs 2 CPUs; the target has 1" in (reason("reset-under-load-2cpu", lab(cpus=1))
                                                 or "")
     assert "nvme_core.io_timeout=5" in (reason("bus-master-off", lab()) or "")
@@ -87,3 +98,10 @@ def test_a_driver_without_headers_there_or_a_known_kernel_here_is_refused(
     assert "no headers for its kernel 6.1.0-1-custom" in str(err.value)
     assert "debian:6.1: 6.1.0-9-amd64" in str(err.value)  # what it could have built for
     assert "install its headers there (Debian: linux-headers-6.1.0-1-custom" in str(err.value)
+
+
+def test_a_built_driver_gets_the_parameters_the_machine_booted_with() -> None:
+    cmdline = ("BOOT_IMAGE=/vmlinuz ro nvme.poll_queues=2 nvme-core.io_timeout=5 "
+               "nvme_core.admin_timeout=5 nvme_tcp.x=1 quiet")
+    assert boot_parameters(cmdline, "nvme.ko") == ["poll_queues=2"]
+    assert boot_parameters(cmdline, "nvme-core.ko") == ["io_timeout=5", "admin_timeout=5"]

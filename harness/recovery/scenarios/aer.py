@@ -3,11 +3,12 @@ driver's error handlers (``error_detected``, then ``resume``; for a fatal error 
 link comes between them, and ``slot_reset`` restarts the controller).
 
 The errors come from the root port: QEMU's NVMe function has no AER capability, and the AER
-driver recovers every function below the port that reported. Uncorrectable errors are
-injected from the host (QEMU's ``pcie_aer_inject_error``); correctable ones in the guest by
-the kernel's ``aer_inject`` module (QEMU 7.2 delivers no correctable error), which also works
-on a physical machine. The OS must own AER: QEMU's q35 firmware grants it (ACPI _OSC), and
-with no HEST table there is no firmware-first handling.
+driver recovers every function below the port that reported. In a VM uncorrectable errors
+are injected from the host (QEMU's ``pcie_aer_inject_error``); correctable ones in the guest
+by the kernel's ``aer_inject`` module (QEMU 7.2 delivers no correctable error). On a real
+machine ``aer_inject`` makes up both, at the port above the controller. The OS must own
+AER: QEMU's q35 firmware grants it (ACPI _OSC), and with no HEST table there is no
+firmware-first handling.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from harness.recovery.registry import scenario
 
 BAD_TLP = 0x40  # a correctable error status bit (Bad TLP)
 NONFATAL = "COMP_TIME"  # QEMU's name for Completion Timeout, a non-fatal error
+COMP_TIME = 0x4000  # its uncorrectable error status bit, for aer_inject
 # Not "fatal" (e.g. QEMU's DLP, Data Link Protocol Error) yet: on QEMU 7.2 and 10.0 the
 # kernel's recovery of a fatal error resets the link, then finds the root port never reports
 # Data Link Layer Link Active again ("Data Link Layer Link Active not set in 100 msec",
@@ -39,6 +41,8 @@ RECOVERED, NOT_RECOVERED = "AER: device recovery successful", "AER: device recov
 def _fault(ctx: Context, ctrl: Controller, port: str, severity: str) -> Fault:
     if severity == "correctable":
         return AerInject(ctx.guest, port, ctx.live_bound, correctable=BAD_TLP)
+    if not ctx.vm.has_host_side:
+        return AerInject(ctx.guest, port, ctx.live_bound, uncorrectable=COMP_TIME)
     return AerError(ctx.vm.qmp, f"rp{ctrl.name.removeprefix('nvme')}", NONFATAL)
 
 
@@ -69,14 +73,14 @@ def _recovery_outcome(ctx: Context, mark: float) -> list[str]:
           "PCIe errors reported by the controller's root port under the verifying load, three "
           "to five in a seeded order, each severity at least once: a correctable one (guest "
           "aer_inject) changes nothing; an uncorrectable non-fatal one (QEMU "
-          "pcie_aer_inject_error) runs the driver's error_detected and resume. Each must be "
+          "pcie_aer_inject_error; aer_inject on a real machine) runs the driver's "
+          "error_detected and resume. Each must be "
           "counted by the port (else nothing was tested), the AER driver must report "
           "recovery, the controller be live and writes complete again, no I/O error, every "
           "completed write intact "
           "(fatal errors: not on QEMU 7.2 or 10.0, whose root port never reports its link "
           "active again after the reset)",
-          ci=False,
-          host_side="QMP: pcie_aer_inject_error")
+          ci=False)
 def aer_under_load(ctx: Context) -> None:
     ctrl = ctx.controller()
     port = PciFunction(ctx.guest, ctrl.port_address)
