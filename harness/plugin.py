@@ -126,7 +126,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     except HarnessError as exc:
         return [f"nvmeh: {exc}"]
     if (target := config.getoption("target")) is not None:
-        return [f"nvmeh: target {target}, device {config.getoption('device')}"]
+        device = config.getoption("device")
+        return [f"nvmeh: target {target}" + (f", device {device}" if device else "")]
     src = config.getoption("nvme_src")
     driver = f", NVMe driver from {src}" if src else ""
     return [f"nvmeh: kernel {config.getoption('kernel')}{driver}, accelerator {chosen}"]

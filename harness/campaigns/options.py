@@ -115,10 +115,11 @@ TOPOLOGY = Option(
     "ones attachable from the guest")
 
 TARGET = Option(
-    "--target", metavar="ssh://USER@HOST[:PORT]",
+    "--target", metavar="ssh://USER@HOST[:PORT]|FILE.toml",
     help="run on this real machine instead of a VM, logged into with your SSH keys or agent, "
     "its host key checked against your known_hosts; scenarios that need QEMU's side are "
-    "skipped, what the run changes there is put back")
+    "skipped, what the run changes there is put back. FILE.toml: target, device, "
+    "power-cmd, destroy-data-on as keys (options given here win)")
 DEVICE = Option("--device", metavar="/dev/nvmeXnY",
                 help="with --target: the NVMe namespace the scenarios write to (its data is "
                 "lost; a device that holds any is refused)")

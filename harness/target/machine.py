@@ -23,7 +23,7 @@ from typing import NoReturn
 from harness import paths
 from harness.build import driver, kernels
 from harness.build.kernels import module_name
-from harness.errors import GuestPanic, GuestUnreachable, HarnessError
+from harness.errors import BadInput, GuestPanic, GuestUnreachable, HarnessError
 from harness.guest.ssh import Background, Guest, SSHTarget
 from harness.machine.console import Console
 from harness.machine.qemu import NamespaceNames
@@ -34,7 +34,7 @@ from harness.progress import Progress
 from harness.reading.kmsg import Oops
 from harness.target import address as address_mod
 from harness.target import build as target_build
-from harness.target import safety, settings
+from harness.target import safety, settings, targetfile
 from harness.target.address import Address
 
 _KMSG_MARK = "nvmeh: kernel log followed from here"
@@ -77,15 +77,27 @@ class TargetConfig:
     def parse(cls, target: str, device: str | None, destroy_data_on: str | None,
               power_cmd: str | None = None, boot_timeout: float = 600.0,
               nvme_src: Path | None = None) -> TargetConfig:
+        source = ""  # the target file the address came from
+        if targetfile.is_target_file(target):
+            source = target
+            found = targetfile.read(Path(target))
+            target = found["target"]
+            device = device or found.get("device")
+            destroy_data_on = destroy_data_on or found.get("destroy-data-on")
+            power_cmd = found.get("power-cmd") if power_cmd is None else power_cmd
         if not device:
             raise HarnessError("--target needs --device /dev/nvmeXnY: the namespace the "
-                               "scenarios may write to")
+                               "scenarios may write to" + (f" (or device = ... in {source})"
+                                                           if source else ""))
         if power_cmd is not None and not power_cmd.strip():
             raise HarnessError("--power-cmd is empty")
         if nvme_src is not None:
             driver.check_source(nvme_src.expanduser().resolve())
-        return cls(address_mod.parse(target), address_mod.parse_device(device),
-                   destroy_data_on, power_cmd, boot_timeout, nvme_src)
+        try:
+            return cls(address_mod.parse(target), address_mod.parse_device(device),
+                       destroy_data_on, power_cmd, boot_timeout, nvme_src)
+        except BadInput as exc:
+            raise BadInput(f"{source}: {exc}" if source else str(exc)) from None
 
 
 @dataclass(frozen=True)

@@ -203,6 +203,7 @@ TARGETS = [
      "--power-cmd is empty"),
     (["--target", "ssh://root@lab7", "--device", "/dev/nvme1n1", "--nvme-src", "/tmp"],
      "--nvme-src /tmp: not a driver source directory"),
+    (["--target", "/nonexistent/lab7.toml"], "--target /nonexistent/lab7.toml: cannot read it"),
 ]
 
 
