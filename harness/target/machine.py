@@ -262,14 +262,14 @@ class Target(Lifecycle, HungTasks):
     kernel_said = "the target's kernel"
 
     def __init__(self, lab: TargetLab, artifacts: Path, name: str,
-                 topology: Topology | None = None) -> None:
+                 topology: Topology) -> None:
         self.lab, self.name = lab, name
         self.config = lab.config
         self.facts = lab.facts
         self.artifacts = artifacts
         self.artifacts.mkdir(parents=True, exist_ok=True)
         # the shape the scenario asked for, which the machine was found to have (unfit)
-        self.topology = topology or Topology()
+        self.topology = topology
         self.tainted = False
         self.boot_notes: list[str] = []
         self.console: Console | None = None

@@ -172,8 +172,3 @@ def changes(before: Snapshot, now: Snapshot, pci: str) -> list[tuple[str, str]]:
 
 def _versions(modules: dict[str, str]) -> str:
     return ", ".join(f"{m} {v}" for m, v in sorted(modules.items())) or "none loaded"
-
-
-def differences(before: Snapshot, now: Snapshot, pci: str = "") -> list[str]:
-    """What is not as it was found, one line each."""
-    return [what for what, _ in changes(before, now, pci)]
