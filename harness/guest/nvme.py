@@ -123,6 +123,12 @@ class Controller:
         ctrls = controllers or f"$(cat {self.sysfs}/cntlid)"
         return f"nvme detach-ns /dev/{self.name} --namespace-id={nsid} --controllers={ctrls}"
 
+    def block_device(self, nsid: int) -> str | None:
+        """The block device (``/dev/nvme0n1``) through which this controller's namespace
+        ``nsid`` is used, or None (see :func:`controller_device_script`)."""
+        out = self.guest.run(controller_device_script(self.name, nsid), timeout=30).stdout
+        return f"/dev/{out.split()[0]}" if out.split() else None
+
     def attached_nsids(self) -> list[int]:
         """The namespaces the controller says are attached to it (Identify, active list)."""
         out = self.guest.run(f"nvme list-ns /dev/{self.name}", timeout=30, check=True).stdout
@@ -215,6 +221,23 @@ def ns_device_script(nsid: int, prefix: str = "nvme*") -> str:
     ``nsid`` on the controllers or subsystems matching ``prefix`` (path devices excluded)."""
     return (f"for d in /sys/block/{prefix}n*; do case ${{d##*/}} in *c*) continue;; esac; "
             f'[ "$(cat $d/nsid 2>/dev/null)" = {nsid} ] && echo ${{d##*/}}; done; true')
+
+
+def controller_device_script(ctrl: str, nsid: int) -> str:
+    """A shell snippet printing the block device name (``nvme0n1``) through which controller
+    ``ctrl``'s namespace ``nsid`` is used: its own disk, or its subsystem's multipath head's.
+    Never another controller's namespace of the same ID: a machine has other drives."""
+    return (f"{{ for d in {SYS_NVME}/{ctrl}/nvme*n*; do case ${{d##*/}} in *c*) ;; "
+            "*) echo $d;; esac; done; for s in /sys/class/nvme-subsystem/*; do "
+            f"[ -e $s/{ctrl} ] && for d in $s/nvme*n*; do echo $d; done; done; }} | "
+            f'while read -r d; do [ "$(cat $d/nsid 2>/dev/null)" = {nsid} ] && '
+            "echo ${d##*/}; done; true")
+
+
+def namespace_id(guest: Guest, device: str) -> int:
+    """The namespace ID of block device ``device`` (``/dev/nvme0n1``)."""
+    name = device.removeprefix("/dev/")
+    return int(guest.run(f"cat /sys/block/{name}/nsid", timeout=30, check=True).stdout)
 
 
 def block_device_of(guest: Guest, nsid: int, prefix: str = "nvme*") -> str | None:

@@ -31,7 +31,7 @@ from harness.errors import (
     QemuError,
     VMDied,
 )
-from harness.guest.nvme import ns_device_script
+from harness.guest.nvme import block_device_of, ns_device_script
 from harness.guest.ssh import Guest, SSHTarget
 from harness.machine import bootcrash
 from harness.machine import snapshot as snapshot_mod
@@ -412,14 +412,24 @@ class VM(Lifecycle, HungTasks):
         return [f"nvme{i}" for i in range(len(self.topology.controllers))]
 
     def block_devices(self) -> list[str]:
-        """The namespaces' block devices (``/dev/nvme0n1``), outside a subsystem (whose
-        names only the guest knows: see :func:`harness.guest.nvme.block_device_of`)."""
-        return [f"/dev/{dev}" for i in range(len(self.topology.controllers))
-                for dev in self.topology.block_devices(i)]
+        """The block devices (``/dev/nvme0n1``) of the namespaces attached at start; a
+        subsystem's are looked up in the guest (see :func:`harness.guest.nvme.block_device_of`)."""
+        topo = self.topology
+        if not topo.subsystem:
+            return [f"/dev/{dev}" for i in range(len(topo.controllers))
+                    for dev in topo.block_devices(i)]
+        found = [(nsid, block_device_of(self.guest, nsid)) for nsid in topo.attached_nsids()]
+        if missing := [nsid for nsid, dev in found if dev is None]:
+            raise HarnessError(f"the guest shows no block device for namespace(s) {missing} "
+                               "of the subsystem")
+        return [dev for _, dev in found if dev is not None]
 
     def watched_namespace(self, controller: str) -> str:
         """The namespace whose writes tell that ``controller``'s I/O resumed ("": its first)."""
         return ""
+
+    def check_namespace(self, device: str) -> None:
+        """A namespace back after a detach is one of the VM's own: nothing to check."""
 
     def silence_note(self) -> str:
         """What shows that a guest that stopped answering is the system's hang, not the

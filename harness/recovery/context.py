@@ -28,7 +28,6 @@ from harness.guest.nvme import (
     NotRecovered,
     RequeueTrace,
     ResetRefused,
-    block_device_of,
 )
 from harness.guest.ssh import Guest
 from harness.machine.hostcpu import CpuSampler
@@ -224,16 +223,7 @@ class Context:
         self.event("hang_detection", f"hung tasks reported after {seconds}s")
 
     def namespaces(self) -> list[str]:
-        """Block devices of the topology's namespaces attached at start, as the guest names
-        them."""
-        topo = self.vm.topology
-        if topo.subsystem:
-            found = [(nsid, block_device_of(self.guest, nsid)) for nsid in topo.attached_nsids()]
-            missing = [nsid for nsid, dev in found if dev is None]
-            if missing:
-                raise HarnessError(f"the guest shows no block device for namespace(s) "
-                                   f"{missing} of the subsystem")
-            return [dev for _, dev in found if dev is not None]
+        """Block devices of the namespaces attached at start, as the guest names them."""
         return self.vm.block_devices()
 
     def controllers(self) -> list[Controller]:

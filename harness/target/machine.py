@@ -40,6 +40,7 @@ from harness.target.address import Address
 _KMSG_MARK = "nvmeh: kernel log followed from here"
 _BOOT_ID = "cat /proc/sys/kernel/random/boot_id"
 POWER_CMD_TIMEOUT_S = 300
+OACS_NS_MANAGEMENT = 1 << 3  # Namespace Management and Attachment commands supported
 
 
 def _wwid(name: str) -> str:
@@ -47,6 +48,12 @@ def _wwid(name: str) -> str:
     the kernel shows no wwid), one line."""
     return f"cat /sys/block/{name}/wwid 2>/dev/null || echo none"
 _NAMESPACE = re.compile(r"nvme\d+n\d+")
+
+
+def _oacs(id_ctrl: str) -> int | None:
+    """The OACS field of ``nvme id-ctrl``'s output (``oacs      : 0x12a``), or None."""
+    found = re.search(r"^oacs\s*:\s*(0x[0-9a-fA-F]+|\d+)\s*$", id_ctrl, re.MULTILINE)
+    return int(found.group(1), 0) if found else None
 
 
 def boot_parameters(cmdline: str, module: str) -> list[str]:
@@ -113,6 +120,8 @@ class Facts:
     wwid: str  # the namespace's own identity: its name may go to another after a reboot
     overridden: tuple[str, ...]  # safety findings --destroy-data-on allowed
     toolchain: target_build.Toolchain | None = None  # read with --nvme-src: can it build?
+    nsid: int = 0  # the namespace's ID
+    oacs: int | None = None  # the controller's Optional Admin Command Support (None: unread)
 
 
 def _connect(config: TargetConfig, log: object = None) -> Guest:
@@ -202,6 +211,9 @@ class TargetLab:
                                    "not an NVMe controller of its own (a multipath namespace "
                                    "is not supported)")
             config = guest.run(f"cat /boot/config-{release} 2>/dev/null", timeout=30).stdout
+            nsid = int(guest.run(f"cat /sys/block/{name}/nsid", timeout=30,
+                                 check=True).stdout)
+            oacs = _oacs(guest.run(f"nvme id-ctrl /dev/{controller}", timeout=30).stdout)
             tools = None
             if cfg.nvme_src is not None:
                 if used := safety.nvme_in_use(probe):
@@ -217,7 +229,7 @@ class TargetLab:
             print(f"nvmeh: --destroy-data-on {cfg.device}: overwriting despite {finding.what}",
                   file=sys.stderr)
         return Facts(release, int(cpus), cmdline, config, controller, pci, wwid,
-                     tuple(f.what for f in overridden), tools)
+                     tuple(f.what for f in overridden), tools, nsid, oacs)
 
     def unfit(self, topology: Topology, host_side: str, kernel_config: tuple[str, ...],
               power_cut: bool = False) -> str | None:
@@ -227,9 +239,13 @@ class TargetLab:
             return f"needs the machine's host side ({host_side}), which a target does not have"
         if power_cut and self.config.power_cmd is None:
             return "cuts the power: give --power-cmd, a command that power-cycles the target"
-        if topology.subsystem or len(topology.controllers) > 1 or \
-                len(topology.controllers[0].namespaces) > 1:
+        if len(topology.controllers) > 1 or len(topology.controllers[0].namespaces) > 1:
             return f"needs {topology} (several controllers or namespaces); a target gives one"
+        if topology.subsystem and not (facts.oacs or 0) & OACS_NS_MANAGEMENT:
+            return (f"detaches and attaches {self.config.device}'s namespace: {facts.controller}"
+                    + (" does not manage namespaces (OACS "
+                       f"{facts.oacs:#x}, bit 3 clear)" if facts.oacs is not None else
+                       "'s OACS could not be read (nvme id-ctrl)"))
         if topology.cpus > facts.cpus:
             return f"needs {topology.cpus} CPUs; the target has {facts.cpus} online"
         given = facts.cmdline.split()
@@ -289,7 +305,7 @@ class Target(Lifecycle, HungTasks):
 
     def _settings_script(self) -> str:
         return settings.read_script(self._namespace, self.facts.controller,
-                                    self.facts.pci_address)
+                                    self.facts.pci_address, self.facts.nsid)
 
     def start(self) -> None:
         guest = _connect(self.config, self._commands_log)
@@ -335,13 +351,21 @@ class Target(Lifecycle, HungTasks):
                                f"{built.source}: srcversion {loaded}, built {wanted}")
         self._check_identity(guest)
 
-    def _check_identity(self, guest: Guest) -> None:
-        """The device's name still belongs to the namespace checked at the start."""
-        wwid = guest.run(_wwid(self._namespace), timeout=30, check=True).stdout.strip()
+    def _check_identity(self, guest: Guest, device: str = "") -> None:
+        """The device's name (or ``device``, its name after a detach and attach) belongs to
+        the namespace checked at the start."""
+        device = device or self.config.device
+        wwid = guest.run(_wwid(device.removeprefix("/dev/")), timeout=30,
+                         check=True).stdout.strip()
         if wwid != self.facts.wwid:
-            raise HarnessError(f"{self.config.device} on {self.config.address} is now another "
+            raise HarnessError(f"{device} on {self.config.address} is now another "
                                f"namespace (wwid {wwid or 'none'}, was {self.facts.wwid}): "
                                "refusing to write to it")
+
+    def check_namespace(self, device: str) -> None:
+        """``device``, the namespace back after a detach and attach, is still the one the
+        run was given."""
+        self._check_identity(self.guest, device)
 
     def _begin_life(self, guest: Guest, from_boot: bool = False) -> None:
         """Take the session of a boot of the machine: its device checked to be the same

@@ -1,7 +1,8 @@
 """What a run may change on a real machine, read before it starts and put back after it,
 whatever happened: kernel tunables (hung-task detector, printk level), the requeue
 tracepoint, the NVMe drivers' parameters, fault injection, the PCI function's command bits and
-its driver binding. What could not be put back is said, never passed over.
+its driver binding, the namespace's attachment to its controller. What could not be put back
+is said, never passed over.
 
 Pure logic over what the machine printed; :class:`harness.target.machine.Target` runs the
 scripts."""
@@ -12,6 +13,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from harness.errors import HarnessError
+from harness.guest.nvme import controller_device_script
 
 # Files a run may write ({ns}: the namespace's name, {ctrl}: its controller's). Only writable
 # regular files are read; only those found changed are written back.
@@ -32,6 +34,15 @@ FAULT_MODULES = ("aer_inject",)  # loaded by faults: unloaded after, where they 
 CPUS = "/sys/devices/system/cpu"  # CPUs the faults take offline
 
 
+@dataclass(frozen=True)
+class Attachment:
+    """Whether the controller has the namespace attached (a scenario detaches it)."""
+
+    ctrl: str  # nvmeX
+    nsid: int
+    attached: bool
+
+
 @dataclass
 class Snapshot:
     """The settings as read: file -> value, and the PCI function's state."""
@@ -44,14 +55,16 @@ class Snapshot:
     modules: dict[str, str] = field(default_factory=dict)  # loaded module -> its srcversion
     offline: frozenset[int] = frozenset()  # CPUs offline
     fault_modules: frozenset[str] = frozenset()  # of FAULT_MODULES, those loaded
+    attachment: Attachment | None = None  # None: nvme-cli could not tell (or not asked)
 
 
-def read_script(ns: str, ctrl: str, pci: str) -> str:
+def read_script(ns: str, ctrl: str, pci: str, nsid: int = 0) -> str:
     """Prints one line per setting: ``F<TAB>path<TAB>value``, ``C<TAB>command``,
     ``D<TAB>driver``, ``R<TAB>1`` when RUN_DIR exists, ``T<TAB>1`` when TRACEFS is mounted,
     ``M<TAB>module<TAB>srcversion`` for each of DRIVER_MODULES loaded as a module,
     ``O<TAB>cpu list`` of the CPUs offline, ``L<TAB>module`` for each of FAULT_MODULES
-    loaded."""
+    loaded, ``A<TAB>ctrl<TAB>nsid<TAB>0|1`` whether ``ctrl`` has namespace ``nsid``
+    attached (when ``nsid`` is given and nvme-cli can tell)."""
     globs = " ".join(g.format(ns=ns, ctrl=ctrl) for g in WATCHED)
     dev = shlex.quote(f"/sys/bus/pci/devices/{pci}")
     return (f"for f in {globs}; do [ -f \"$f\" ] && [ -w \"$f\" ] || continue; "
@@ -66,7 +79,11 @@ def read_script(ns: str, ctrl: str, pci: str) -> str:
             "printf 'M\\t%s\\t%s\\n' $m \"$(cat /sys/module/$m/srcversion)\"; done; "
             f"printf 'O\\t%s\\n' \"$(cat {CPUS}/offline 2>/dev/null)\"; "
             f"for m in {' '.join(FAULT_MODULES)}; do [ -d /sys/module/$m ] && "
-            "printf 'L\\t%s\\n' $m; done; true")
+            "printf 'L\\t%s\\n' $m; done; "
+            + (f"if l=$(nvme list-ns /dev/{ctrl} 2>/dev/null); then a=0; for n in $l; do "
+               f"case $n in *:*) [ $((${{n#*:}})) = {nsid} ] && a=1;; esac; done; "
+               f"printf 'A\\t{ctrl}\\t{nsid}\\t%s\\n' $a; fi; " if nsid else "")
+            + "true")
 
 
 def kill_leftovers_script(keep: str = "") -> str:
@@ -109,6 +126,9 @@ def parse(text: str) -> Snapshot:
             snap.offline = cpu_list(rest)
         elif kind == "L":
             snap.fault_modules |= {rest.strip()}
+        elif kind == "A":
+            ctrl, nsid, attached = rest.strip().split("\t")
+            snap.attachment = Attachment(ctrl, int(nsid), attached == "1")
         elif line.strip():
             raise HarnessError(f"unexpected line reading the target's settings: {line!r}")
     return snap
@@ -157,6 +177,14 @@ def changes(before: Snapshot, now: Snapshot, pci: str) -> list[tuple[str, str]]:
             (before.command ^ now.command) & PCI_BITS:
         found.append((f"PCI command register {now.command:#06x}, was {before.command:#06x}",
                       f"setpci -s {pci} COMMAND={before.command & PCI_BITS:x}:{PCI_BITS:x}"))
+    was, att = before.attachment, now.attachment
+    if was is not None and att is not None and was.attached and not att.attached:
+        ctrl, nsid = was.ctrl, was.nsid
+        found.append((f"namespace {nsid} detached from {ctrl}, was attached",
+                      f"nvme attach-ns /dev/{ctrl} --namespace-id={nsid} --controllers="
+                      f"$(cat /sys/class/nvme/{ctrl}/cntlid) && for i in $(seq 100); do "
+                      f"[ -n \"$({controller_device_script(ctrl, nsid)})\" ] && break; "
+                      "sleep 0.1; done"))
     for path, value in before.files.items():
         if now.files.get(path) != value:
             found.append((f"{path} is {now.files.get(path, '(gone)')!r}, was {value!r}",

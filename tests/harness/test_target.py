@@ -54,7 +54,7 @@ class LabMachine:
         self.vm.guest.run(f"until {command}; do sleep 0.2; done", timeout=timeout, check=True)
 
     def settings(self) -> settings.Snapshot:
-        script = settings.read_script("nvme0n1", "nvme0", self.pci_address())
+        script = settings.read_script("nvme0n1", "nvme0", self.pci_address(), nsid=1)
         return settings.parse(self.vm.guest.run(script, check=True).stdout)
 
     def pci_address(self) -> str:
@@ -204,9 +204,12 @@ def test_power_loss_runs_on_a_target_with_a_power_command(
 # does above (the whole list: docs/design.md, lab machines).
 # (bus-master-off: the same command bits put back as mmio-off, left out for time)
 THROUGH_A_TARGET = ["mmio-off", "pci-remove-rescan", "flr-under-load",
-                    "cpu-offline-under-load", "aer-under-load", "queue-count-under-load"]
+                    "cpu-offline-under-load", "aer-under-load", "queue-count-under-load",
+                    "ns-churn-under-load"]
+# nvme_core.multipath=N: the drive's controller is in a subsystem (QEMU attaches and detaches
+# namespaces only there), whose namespace Linux would otherwise show through a multipath node
 BOOT_ARGS = ("nvme_core.io_timeout=5", "nvme_core.admin_timeout=5", "nvme.write_queues=2",
-             "nvme.poll_queues=2")
+             "nvme.poll_queues=2", "nvme_core.multipath=N")
 
 
 @pytest.fixture(scope="module")
@@ -214,10 +217,11 @@ def booted_for_them(lab: Lab, tmp_path_factory: pytest.TempPathFactory) \
         -> Iterator[LabMachine]:
     """A machine of two CPUs booted with what those scenarios need on the kernel's command
     line (a target's arguments are not set at run time): short I/O timeouts for the
-    silent-device ones, write and poll queues for the queue count's changes."""
+    silent-device ones, write and poll queues for the queue count's changes; its drive
+    manages namespaces."""
     with lab_machine(lab, tmp_path_factory.mktemp("user"),
-                     Topology.build(ssh_relay=False, cpus=2, kernel_args=" ".join(BOOT_ARGS))) \
-            as found:
+                     Topology.build(ssh_relay=False, cpus=2, subsystem=True,
+                                    kernel_args=" ".join(BOOT_ARGS))) as found:
         yield found
 
 
@@ -229,6 +233,24 @@ def test_a_guest_side_scenario_passes_through_a_target(booted_for_them: LabMachi
     code, out, err = machine.repro(scenario, "--seed", "6", "--device", DEVICE)
     assert code == 0 and "PASS" in out, out + err
     assert machine.settings() == before
+
+
+def test_a_namespace_left_detached_is_attached_again(booted_for_them: LabMachine) -> None:
+    machine = booted_for_them
+    before = machine.settings()
+    assert before.attachment == settings.Attachment("nvme0", 1, True)
+    run = machine.start_repro("rescan-during-reset", "--seed", "4", "--device", DEVICE)
+    try:  # the scenario has begun; the namespace is detached as ns-churn-under-load does
+        machine.wait_for("[ $(cat /proc/sys/kernel/hung_task_timeout_secs) = 10 ]")
+        machine.vm.guest.run("nvme detach-ns /dev/nvme0 --namespace-id=1 "
+                             "--controllers=$(cat /sys/class/nvme/nvme0/cntlid)", check=True)
+    finally:
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=120)
+    assert run.returncode == 130 and "interrupted" in err, err
+    assert "not as it was found" not in err, err
+    assert machine.settings() == before
+    assert machine.vm.guest.run(f"test -b {DEVICE}").ok
 
 
 def test_an_error_handler_that_stops_the_queues_is_caught_with_errors_from_aer_inject(

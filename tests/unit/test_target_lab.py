@@ -3,6 +3,7 @@ and the options that name it."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from harness.errors import HarnessError
 from harness.recovery import scenarios
 from harness.recovery.runner import skip_reason
 from harness.target import build as target_build
-from harness.target.machine import Facts, TargetConfig, TargetLab, boot_parameters
+from harness.target.machine import Facts, TargetConfig, TargetLab, _oacs, boot_parameters
 
 
 def lab(power_cmd: str | None = None, cpus: int = 2,
@@ -64,6 +65,24 @@ def test_a_shape_the_machine_lacks_is_said() -> None:
     booted = lab(cmdline="ro nvme_core.io_timeout=5 nvme_core.admin_timeout=5")
     assert reason("bus-master-off", booted) is None
     assert "CONFIG_FAULT_INJECTION_DEBUG_FS" in (reason("fi-status", lab()) or "")
+
+
+def test_namespace_churn_needs_a_controller_that_manages_namespaces() -> None:
+    manages, does_not = lab(), lab()
+    manages._facts = dataclasses.replace(manages.facts, oacs=0x5e)
+    does_not._facts = dataclasses.replace(does_not.facts, oacs=0x17)
+    assert reason("ns-churn-under-load", manages) is None
+    assert reason("ns-churn-under-load", does_not) == (
+        "detaches and attaches /dev/nvme1n1's namespace: nvme1 does not manage namespaces "
+        "(OACS 0x17, bit 3 clear)")
+    assert "OACS could not be read" in (reason("ns-churn-under-load", lab()) or "")
+    # two controllers of one subsystem: a single-port drive has one
+    assert "a target gives one" in (reason("ns-churn-during-reset", manages) or "")
+
+
+def test_the_controllers_oacs_is_read_from_nvme_cli() -> None:
+    assert _oacs("vid       : 0x1b36\noacs      : 0x12a\nacl       : 3\n") == 0x12a
+    assert _oacs("vid       : 0x1b36\n") is None
 
 
 def test_its_options_are_checked() -> None:

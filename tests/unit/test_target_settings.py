@@ -143,3 +143,41 @@ def test_a_cpu_list_is_read_as_the_kernel_writes_it() -> None:
     assert settings.cpu_list("0-2,7\n") == {0, 1, 2, 7}
     with pytest.raises(HarnessError, match="unreadable CPU list"):
         settings.cpu_list("one")
+
+
+def test_a_detached_namespace_is_attached_again_to_its_own_controller() -> None:
+    attached, detached = "A\tnvme1\t3\t1\n", "A\tnvme1\t3\t0\n"
+    before, now = settings.parse(BEFORE + attached), settings.parse("C\t0000\nD\t\n" + detached)
+    found = settings.changes(before, now, PCI)
+    whats = [what for what, _ in found]
+    # after the function is bound again: its controller must be there to attach to
+    assert whats.index("namespace 3 detached from nvme1, was attached") > \
+        whats.index("PCI function bound to no driver, was nvme")
+    fix = dict(found)["namespace 3 detached from nvme1, was attached"]
+    assert fix.startswith("nvme attach-ns /dev/nvme1 --namespace-id=3 "
+                          "--controllers=$(cat /sys/class/nvme/nvme1/cntlid) && ")
+    # detached when found, or not known (the controller could not say): left alone
+    assert differences(settings.parse(BEFORE + detached), settings.parse(BEFORE + detached)) \
+        == []
+    assert differences(before, settings.parse(BEFORE)) == []
+
+
+def test_the_attachment_is_read_from_nvme_cli(tmp_path: Path) -> None:
+    """nvme list-ns prints the active namespace IDs in hex; a controller that does not answer
+    leaves the attachment unknown rather than "detached"."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    nvme = bin_dir / "nvme"
+
+    def attachment(listed: str, exit_code: int = 0) -> settings.Attachment | None:
+        nvme.write_text(f"#!/bin/sh\nprintf '{listed}'\nexit {exit_code}\n")
+        nvme.chmod(0o755)
+        script = settings.read_script("nvme1n1", "nvme1", "0000:ff:1f.7", nsid=11)
+        out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True,
+                             env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
+        return settings.parse(out.stdout).attachment
+
+    assert attachment("[   0]:0x1\\n[   1]:0xb\\n") == settings.Attachment("nvme1", 11, True)
+    assert attachment("[   0]:0x1\\n") == settings.Attachment("nvme1", 11, False)
+    assert attachment("") == settings.Attachment("nvme1", 11, False)
+    assert attachment("", exit_code=1) is None

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.faults.guest import CommandLoop, GuestCommand
-from harness.guest.nvme import Controller, block_device_of
+from harness.guest.nvme import Controller, namespace_id
 from harness.machine.topology import Topology
 from harness.reading.verdict import FailureKind
 from harness.recovery.context import Context
@@ -22,14 +22,15 @@ from harness.recovery.registry import Soak, scenario
 
 HUNG_TASK_S = 10  # the guest reports a task blocked this long
 COMMAND_KILL_S = 20  # an nvme-cli command still running after this long has hung
-CHURNED = 2  # the namespace that comes and goes
+CHURNED = 2  # SHARED's namespace that comes and goes
 MIN_RESETS, MAX_RESETS = 4, 30  # per loop of namespace commands
 NO_HANG = f"no command or task hangs (hung-task detector at {HUNG_TASK_S} s)"
 # Two controllers in one subsystem: the load's namespace has two paths (native multipath),
 # the churned one starts detached and is attached to both.
 SHARED = Topology.build(controllers=2, subsystem=True, namespaces=["512M", "256M:detached"])
-# The load runs on the churned namespace itself.
-CHURN_UNDER_LOAD = Topology.build(subsystem=True, namespaces=["256M", "512M"])
+# The load runs on the churned namespace itself, the controller's only one (a target's
+# --device, on a controller that manages namespaces).
+CHURN_UNDER_LOAD = Topology.build(subsystem=True, namespaces=["512M"])
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def _settled(ctx: Context, ctrl: Controller, nsid: int) -> str | None:
     attached = nsid in ctrl.attached_nsids()
     device = None
     for _ in range(40):
-        device = block_device_of(ctx.guest, nsid)
+        device = ctrl.block_device(nsid)
         if (device is not None) == attached:
             ctx.event("settled", f"namespace {nsid} " + (f"attached as {device}" if device
                                                           else "detached"))
@@ -166,10 +167,11 @@ def rescan_during_reset(ctx: Context) -> None:
 def ns_churn_under_load(ctx: Context) -> None:
     ctx.detect_hangs(HUNG_TASK_S)
     ctrl = ctx.controller()
+    nsid = namespace_id(ctx.guest, ctx.namespace())
     for rnd in range(ctx.rng.randint(1, 3)):
-        device = block_device_of(ctx.guest, CHURNED)
+        device = ctrl.block_device(nsid)
         if device is None:
-            ctx.fail(FailureKind.NOT_RECOVERED, f"namespace {CHURNED} has no block device")
+            ctx.fail(FailureKind.NOT_RECOVERED, f"namespace {nsid} has no block device")
         # other data every round: a write lost in a later round cannot read back as the
         # same block an earlier round left there
         before = ctx.start_load(ctx.rng.uniform(3.0, 5.0), device, size="128M",
@@ -180,16 +182,17 @@ def ns_churn_under_load(ctx: Context) -> None:
         ctx.loads.opaque.add(before.name)  # its device goes away; a salvage must not read it
         ctx.sleep(ctx.rng.uniform(0.5, 2.0))
         ctx.vm.tainted = True
-        with ctx.inject(GuestCommand(ctx.guest, ctrl.detach_command(CHURNED),
-                                     f"detach namespace {CHURNED} under load", COMMAND_KILL_S,
-                                     undo=ctrl.attach_command(CHURNED))):
+        with ctx.inject(GuestCommand(ctx.guest, ctrl.detach_command(nsid),
+                                     f"detach namespace {nsid} under load", COMMAND_KILL_S,
+                                     undo=ctrl.attach_command(nsid))):
             ctx.finish_load(under, transparent=False)  # must end on its own, with errors
             ctx.sleep(ctx.rng.uniform(0.2, 1.5))
-        back = _settled(ctx, ctrl, CHURNED)
+        back = _settled(ctx, ctrl, nsid)
         assert back is not None  # attached: _settled saw its device
+        ctx.vm.check_namespace(back)  # still the namespace the run was given
         before.moved_to(back)
         ctx.loads.opaque.discard(before.name)
-        ctx.recovered(f"namespace {CHURNED} back as {back}")
+        ctx.recovered(f"namespace {nsid} back as {back}")
         ctx.finish_load(before)
         under.moved_to(back)
         ctx.verify_through_fault(under)
