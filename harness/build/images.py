@@ -146,13 +146,18 @@ def build_rootfs(progress: Progress, suite: str | None = None,
     return dest
 
 
-def rootfs_with_headers(kernel: KernelImage, progress: Progress) -> Path:
-    """The guest's root image made in ``kernel``'s own Debian suite with its headers and
-    make: a machine that can build a driver for itself, as a lab machine with its headers
-    installed can (what the tests of ``--target --nvme-src`` boot)."""
+LAB_STORAGE_TOOLS = ("fdisk", "e2fsprogs", "lvm2", "mdadm")  # what puts data on its disks
+
+
+def lab_machine_rootfs(kernel: KernelImage, progress: Progress) -> Path:
+    """The guest's root image made in ``kernel``'s own Debian suite with its headers, make
+    and the storage tools a lab machine has: a machine that can build a driver for itself and
+    whose disks may hold partitions, LVM or RAID (what the tests of ``--target`` boot to
+    check its builds and refusals)."""
     if kernel.suite is None:
         raise BadInput(f"{kernel.spec} is not a Debian kernel: no headers package to install")
-    return build_rootfs(progress, kernel.suite, (f"linux-headers-{kernel.release}", "make"))
+    return build_rootfs(progress, kernel.suite,
+                        (f"linux-headers-{kernel.release}", "make", *LAB_STORAGE_TOOLS))
 
 
 # --- initramfs -------------------------------------------------------------------------------

@@ -278,35 +278,91 @@ def test_an_error_handler_that_stops_the_queues_is_caught_with_errors_from_aer_i
     assert dataclasses.replace(after, modules=before.modules) == before  # the rest put back
 
 
+@pytest.fixture(scope="module")
+def equipped(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabMachine]:
+    """A machine as labs have them: its root made in the kernel's own Debian suite, with the
+    kernel's headers and make, and fdisk, LVM and mdadm."""
+    image = dataclasses.replace(
+        lab.image, rootfs=images.lab_machine_rootfs(lab.image.kernel, lab.progress))
+    with lab_machine(lab, tmp_path_factory.mktemp("user"),
+                     Topology.build(ssh_relay=False, cpus=2), image) as found:
+        yield found
+
+
+NO_UDEV = "--config 'activation { udev_sync = 0 udev_rules = 0 }'"  # the machine runs no udev
+
+
+def test_every_kind_of_data_on_the_device_is_refused(equipped: LabMachine) -> None:
+    """Partitions, a file system, LVM and RAID, made by their own tools: refused until
+    --destroy-data-on names the device; mounted, refused even then."""
+    machine, guest = equipped, equipped.vm.guest
+
+    def refused(*whats: str, always: bool = False) -> None:
+        args = ("--device", DEVICE, *(["--destroy-data-on", DEVICE] if always else []))
+        code, _, err = machine.repro("reset-under-load", "--seed", "1", *args)
+        assert code == EXIT_HARNESS and f"refusing {DEVICE} on {machine.target}: " in err, err
+        assert all(what in err for what in whats), err
+        assert ("pass --destroy-data-on" in err) is not always, err
+
+    try:
+        guest.run(f"printf 'label: dos\\n,64M\\n' | sfdisk -q {DEVICE}", check=True)
+        refused("a dos partition table", "partition nvme0n1p1")
+        code, _, err = machine.repro("stall-timeout", "--seed", "1", "--device", DEVICE,
+                                     "--destroy-data-on", DEVICE)  # let through: skipped there
+        assert code == EXIT_HARNESS and "skipped: " in err, err
+        assert "overwriting despite a dos partition table" in err, err
+        guest.run(f"wipefs -qa {DEVICE} && blockdev --rereadpt {DEVICE}", check=True)
+
+        guest.run(f"mkfs.ext4 -q -F {DEVICE}", check=True)
+        refused("an ext4 file system signature")
+        guest.run(f"mount {DEVICE} /mnt", check=True)
+        refused("mounted at /mnt (nvme0n1)", always=True)
+        guest.run(f"umount /mnt && wipefs -qa {DEVICE}", check=True)
+
+        guest.run(f"pvcreate -qq {DEVICE} && vgcreate -qq nvmeh {DEVICE} && "
+                  f"lvcreate -qq -y -L 16M -n lv nvmeh {NO_UDEV}", check=True)
+        refused("an LVM2_member signature", "lvm holder nvmeh-lv")
+        guest.run("mkfs.ext4 -q /dev/mapper/nvmeh-lv && mount /dev/mapper/nvmeh-lv /mnt",
+                  check=True)
+        refused("mounted at /mnt (nvmeh-lv)", always=True)
+        guest.run(f"umount /mnt && vgremove -qq -ff nvmeh {NO_UDEV} && pvremove -qq {DEVICE}",
+                  check=True)
+
+        guest.run(f"mdadm --create /dev/md0 --run --quiet --level=1 --raid-devices=2 {DEVICE} "
+                  "missing", check=True)
+        refused("a linux_raid_member signature", "raid1 holder md0")
+        guest.run(f"mdadm --stop /dev/md0 && mdadm --zero-superblock {DEVICE}", check=True)
+    finally:
+        guest.run(f"umount /mnt; mdadm --stop /dev/md0; vgremove -qq -ff nvmeh {NO_UDEV}; "
+                  f"wipefs -qa {DEVICE}", timeout=60)
+
+
 def test_a_machine_with_its_kernel_headers_builds_the_driver_itself(
-        lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> None:
+        equipped: LabMachine, tmp_path_factory: pytest.TempPathFactory) -> None:
     """--nvme-src on a machine with its kernel's headers and make installed (the guest's root
     made in the kernel's own Debian suite, with its linux-headers package): compiled there,
     its compiler errors named in the user's files, the broken driver caught, the machine left
     as found and without the build."""
-    image = dataclasses.replace(
-        lab.image, rootfs=images.rootfs_with_headers(lab.image.kernel, lab.progress))
+    found = equipped
     stock = _sources(tmp_path_factory, "debian:6.12")
     wrong = tmp_path_factory.mktemp("wrong") / "host"
     shutil.copytree(stock, wrong)
     with open(wrong / "core.c", "a") as fh:
         fh.write("\nstatic int broken(void) { return undeclared_thing; }\n")
     src = patched(stock, tmp_path_factory.mktemp("broken") / "host", "scan-hang.patch")
-    with lab_machine(lab, tmp_path_factory.mktemp("user"),
-                     Topology.build(ssh_relay=False, cpus=2), image) as found:
-        before = found.settings()
-        code, _, err = found.repro("rescan-during-reset", "--seed", "5", "--device", DEVICE,
-                                   "--nvme-src", str(wrong))
-        assert code == EXIT_HARNESS and "Traceback" not in err, err
-        assert f"does not compile on {found.target} for 6.12" in err, err
-        assert f"{wrong}/core.c:" in err and "undeclared_thing" in err, err
+    before = found.settings()
+    code, _, err = found.repro("rescan-during-reset", "--seed", "5", "--device", DEVICE,
+                               "--nvme-src", str(wrong))
+    assert code == EXIT_HARNESS and "Traceback" not in err, err
+    assert f"does not compile on {found.target} for 6.12" in err, err
+    assert f"{wrong}/core.c:" in err and "undeclared_thing" in err, err
 
-        code, out, err = found.repro("rescan-during-reset", "--seed", "5", "--device", DEVICE,
-                                     "--nvme-src", str(src))
-        assert f"building the NVMe driver from {src} on {found.target}, against its" in err, err
-        assert code == 1, out + err
-        assert "FAIL: hang: the target's kernel reported a hung task" in out, out
-        assert "nvme_scan_work" in out
-        assert "not as it was found" not in err, err
-        assert found.settings() == before
-        assert found.vm.guest.run("ls -d /tmp/nvmeh-driver.*").exit_code != 0  # built, gone
+    code, out, err = found.repro("rescan-during-reset", "--seed", "5", "--device", DEVICE,
+                                 "--nvme-src", str(src))
+    assert f"building the NVMe driver from {src} on {found.target}, against its" in err, err
+    assert code == 1, out + err
+    assert "FAIL: hang: the target's kernel reported a hung task" in out, out
+    assert "nvme_scan_work" in out
+    assert "not as it was found" not in err, err
+    assert found.settings() == before
+    assert found.vm.guest.run("ls -d /tmp/nvmeh-driver.*").exit_code != 0  # built, gone
