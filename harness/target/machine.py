@@ -206,10 +206,14 @@ class TargetLab:
                 raise HarnessError(f"could not tell {cfg.device}'s controller on {cfg.address}:"
                                    f" {out}")
             release, cpus, cmdline, controller, pci, wwid = out
+            if controller.startswith("nvme-subsys"):
+                raise HarnessError(f"{cfg.device} on {cfg.address} is a multipath node of "
+                                   f"{controller}, whose drive reports several controllers: "
+                                   "the scenarios need a controller's own namespace (boot the "
+                                   "machine with nvme_core.multipath=N)")
             if not _NAMESPACE.fullmatch(name) or not re.fullmatch(r"nvme\d+", controller):
                 raise HarnessError(f"{cfg.device} on {cfg.address} hangs off {controller!r}, "
-                                   "not an NVMe controller of its own (a multipath namespace "
-                                   "is not supported)")
+                                   "not an NVMe controller of its own")
             config = guest.run(f"cat /boot/config-{release} 2>/dev/null", timeout=30).stdout
             nsid = int(guest.run(f"cat /sys/block/{name}/nsid", timeout=30,
                                  check=True).stdout)

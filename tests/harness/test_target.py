@@ -141,6 +141,18 @@ def test_a_swap_signature_is_refused_and_swap_in_use_always(machine: LabMachine)
         guest.run(f"swapoff {DEVICE}; wipefs -a {DEVICE}", timeout=60)
 
 
+def test_a_multipath_node_is_refused_with_what_to_do(
+        lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # a subsystem of several controllers (CMIC): Linux shows its namespace through a node of
+    # the subsystem's, over a path per controller
+    with lab_machine(lab, tmp_path_factory.mktemp("user"),
+                     Topology.build(ssh_relay=False, subsystem=True)) as found:
+        code, _, err = found.repro("reset-under-load", "--seed", "1", "--device", DEVICE)
+    assert code == EXIT_HARNESS and "Traceback" not in err, err
+    assert f"{DEVICE} on {found.target} is a multipath node of nvme-subsys0" in err, err
+    assert "nvme_core.multipath=N" in err, err
+
+
 def test_an_interrupted_run_leaves_the_machine_as_found(machine: LabMachine) -> None:
     before = machine.settings()
     run = machine.start_repro("rescan-during-reset", "--seed", "4", "--device", DEVICE)
