@@ -131,9 +131,8 @@ class Controller:
 
     def attached_nsids(self) -> list[int]:
         """The namespaces the controller says are attached to it (Identify, active list)."""
-        out = self.guest.run(f"nvme list-ns /dev/{self.name}", timeout=30, check=True).stdout
-        return sorted(int(line.split(":")[-1], 0) for line in out.splitlines()
-                      if ":" in line and line.split(":")[-1].strip())
+        return parse_list_ns(self.guest.run(f"nvme list-ns /dev/{self.name}", timeout=30,
+                                            check=True).stdout)
 
     def reset(self) -> None:
         """``echo 1 > reset_controller``: returns when the driver has finished the reset."""
@@ -216,17 +215,25 @@ class RequeueTrace:
         return parse_requeues(self.guest.call("_trace_read_requeues", *args, timeout=10).stdout)
 
 
-def ns_device_script(nsid: int, prefix: str = "nvme*") -> str:
+def parse_list_ns(text: str) -> list[int]:
+    """The namespace IDs ``nvme list-ns`` printed (``[   0]:0x1`` each), in order; its lines
+    or their words alike."""
+    return sorted(int(word.rsplit(":", 1)[1], 0) for word in text.split()
+                  if re.fullmatch(r"\d*\]?:(0x[0-9a-fA-F]+|\d+)", word))
+
+
+def ns_device_script(nsid: int) -> str:
     """A guest shell snippet printing the block device names (``nvme0n2``) of namespace
-    ``nsid`` on the controllers or subsystems matching ``prefix`` (path devices excluded)."""
-    return (f"for d in /sys/block/{prefix}n*; do case ${{d##*/}} in *c*) continue;; esac; "
+    ``nsid`` on any controller or subsystem (path devices excluded)."""
+    return ("for d in /sys/block/nvme*n*; do case ${d##*/} in *c*) continue;; esac; "
             f'[ "$(cat $d/nsid 2>/dev/null)" = {nsid} ] && echo ${{d##*/}}; done; true')
 
 
 def controller_device_script(ctrl: str, nsid: int) -> str:
     """A shell snippet printing the block device name (``nvme0n1``) through which controller
-    ``ctrl``'s namespace ``nsid`` is used: its own disk, or its subsystem's multipath head's.
-    Never another controller's namespace of the same ID: a machine has other drives."""
+    ``ctrl``'s namespace ``nsid`` is used: its own disk, or its subsystem's multipath head's
+    (which may be there through another controller of the subsystem alone). Never another
+    drive's namespace of the same ID: a machine has other drives."""
     return (f"{{ for d in {SYS_NVME}/{ctrl}/nvme*n*; do case ${{d##*/}} in *c*) ;; "
             "*) echo $d;; esac; done; for s in /sys/class/nvme-subsystem/*; do "
             f"[ -e $s/{ctrl} ] && for d in $s/nvme*n*; do echo $d; done; done; }} | "
@@ -240,14 +247,15 @@ def namespace_id(guest: Guest, device: str) -> int:
     return int(guest.run(f"cat /sys/block/{name}/nsid", timeout=30, check=True).stdout)
 
 
-def block_device_of(guest: Guest, nsid: int, prefix: str = "nvme*") -> str | None:
-    """The block device (``/dev/nvme0n2``) the guest shows for namespace ``nsid``, or None.
+def block_device_of(guest: Guest, nsid: int) -> str | None:
+    """The block device (``/dev/nvme0n2``) a VM's guest shows for namespace ``nsid`` of its
+    subsystem, or None.
 
     Looked up by the namespace's ID: Linux numbers a subsystem's disks after whichever of its
     controllers identified itself first, and its namespaces in the order it finds them, so
-    the name is known only in the guest, and may change after a detach and attach. With
-    several controllers outside a subsystem, ``prefix`` (``nvme1``) says whose."""
-    out = guest.run(ns_device_script(nsid, prefix), timeout=30).stdout.split()
+    the name is known only in the guest, and may change after a detach and attach. (On a
+    machine with other drives, :meth:`Controller.block_device`.)"""
+    out = guest.run(ns_device_script(nsid), timeout=30).stdout.split()
     return f"/dev/{out[0]}" if out else None
 
 

@@ -24,6 +24,7 @@ from harness import paths
 from harness.build import driver, kernels
 from harness.build.kernels import module_name
 from harness.errors import BadInput, GuestPanic, GuestUnreachable, HarnessError
+from harness.guest.nvme import namespace_id
 from harness.guest.ssh import Background, Guest, SSHTarget
 from harness.machine.console import Console
 from harness.machine.qemu import NamespaceNames
@@ -215,8 +216,7 @@ class TargetLab:
                 raise HarnessError(f"{cfg.device} on {cfg.address} hangs off {controller!r}, "
                                    "not an NVMe controller of its own")
             config = guest.run(f"cat /boot/config-{release} 2>/dev/null", timeout=30).stdout
-            nsid = int(guest.run(f"cat /sys/block/{name}/nsid", timeout=30,
-                                 check=True).stdout)
+            nsid = namespace_id(guest, cfg.device)
             oacs = _oacs(guest.run(f"nvme id-ctrl /dev/{controller}", timeout=30).stdout)
             tools = None
             if cfg.nvme_src is not None:
@@ -316,6 +316,11 @@ class Target(Lifecycle, HungTasks):
         self._begin_life(guest)
         self._saved = settings.parse(guest.run(self._settings_script(), timeout=30,
                                                check=True).stdout)
+        attachment = self._saved.attachment
+        if self.topology.subsystem and (attachment is None or not attachment.attached):
+            raise HarnessError(f"{self.config.device}'s namespace is not seen attached to "
+                               f"{self.facts.controller} (nvme list-ns): a detach could not be "
+                               "undone")
         if self.lab.driver is not None:
             self._load_driver(self.lab.driver)
         state = guest.run(f"cat /sys/class/nvme/{self.facts.controller}/state",
@@ -368,8 +373,13 @@ class Target(Lifecycle, HungTasks):
 
     def check_namespace(self, device: str) -> None:
         """``device``, the namespace back after a detach and attach, is still the one the
-        run was given."""
+        run was given, under its name (the settings, the next iteration and the user know it
+        by that)."""
         self._check_identity(self.guest, device)
+        if device != self.config.device:
+            raise HarnessError(f"the namespace of {self.config.device} on {self.config.address} "
+                               f"came back as {device} after a detach and attach: the run "
+                               "stops, as what follows knows it by its old name")
 
     def _begin_life(self, guest: Guest, from_boot: bool = False) -> None:
         """Take the session of a boot of the machine: its device checked to be the same

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from harness.errors import BadInput, HarnessError
 
-SECTIONS = ("lsblk", "wipefs", "swaps", "controllers", "root")
+SECTIONS = ("lsblk", "wipefs", "swaps", "controllers", "root", "wwids")
 _NAMESPACE = re.compile(r"nvme[0-9]+n[0-9]+", re.ASCII)
 _CONTROLLER = re.compile(r"nvme[0-9]+", re.ASCII)
 # wipefs types that are partition tables, not contents (PMBR: GPT's protective MBR).
@@ -51,6 +51,12 @@ for b in /sys/block/nvme*; do
   echo "${{b##*/}} $c"
 done
 echo '--- root'; findmnt -n -o SOURCE / || true
+echo '--- wwids'
+for b in /sys/block/nvme*n*; do
+  case ${{b##*/}} in *c*) continue ;; esac
+  [ -r "$b/wwid" ] && echo "${{b##*/}} $(cat "$b/wwid")"
+done
+true
 """
 
 
@@ -80,6 +86,9 @@ class Probe:
     swaps: tuple[str, ...]  # /proc/swaps' file names
     controllers: dict[str, tuple[str, ...]]  # /sys/block nvme name -> its controllers
     root: str | None  # findmnt's SOURCE of /, a btrfs subvolume's [/path] cut off
+    # /sys/block nvme name -> its namespace's wwid: one namespace has a block device per
+    # controller that reaches it when Linux's multipath is off (a dual-port drive)
+    wwids: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -125,7 +134,8 @@ def parse_probe(text: str) -> Probe:
             name, *ctrls = line.split()
             controllers[name] = tuple(ctrls)
     root = next((line.strip() for line in sections["root"] if line.strip()), None)
-    return Probe(devices, signatures, swaps, controllers, root and root.split("[")[0])
+    wwids = dict(line.split(maxsplit=1) for line in sections["wwids"] if len(line.split()) > 1)
+    return Probe(devices, signatures, swaps, controllers, root and root.split("[")[0], wwids)
 
 
 def _node(d: dict[str, object]) -> Node:
@@ -159,7 +169,11 @@ def findings(device: str, probe: Probe) -> list[Finding]:
     if node.type != "disk" or not _NAMESPACE.fullmatch(node.name):
         found.append(Finding(f"not an NVMe namespace (lsblk: {node.name}, type {node.type})",
                              overridable=False))
-    subtree = node.walk()
+    # what is on the namespace through another controller's block device is on it too
+    wwid = probe.wwids.get(node.name)
+    paths = [node, *(top for top in probe.devices
+                     if top.name != node.name and wwid and probe.wwids.get(top.name) == wwid)]
+    subtree = [n for path in paths for n in path.walk()]
     swapping = False
     for n in subtree:
         for mount in n.mountpoints:
@@ -177,7 +191,9 @@ def findings(device: str, probe: Probe) -> list[Finding]:
     for n in subtree:
         if n.fstype:
             found.append(Finding(_signature(n.fstype), overridable=True))
-    for n in subtree[1:]:
+    for n in subtree:
+        if n in paths:
+            continue
         kind = "partition" if n.type == "part" else f"{n.type} holder"
         found.append(Finding(f"{kind} {n.name}", overridable=True))
     found += _root_neighbours(node.name, probe)

@@ -13,7 +13,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from harness.errors import HarnessError
-from harness.guest.nvme import controller_device_script
+from harness.guest.nvme import controller_device_script, parse_list_ns
 
 # Files a run may write ({ns}: the namespace's name, {ctrl}: its controller's). Only writable
 # regular files are read; only those found changed are written back.
@@ -63,8 +63,9 @@ def read_script(ns: str, ctrl: str, pci: str, nsid: int = 0) -> str:
     ``D<TAB>driver``, ``R<TAB>1`` when RUN_DIR exists, ``T<TAB>1`` when TRACEFS is mounted,
     ``M<TAB>module<TAB>srcversion`` for each of DRIVER_MODULES loaded as a module,
     ``O<TAB>cpu list`` of the CPUs offline, ``L<TAB>module`` for each of FAULT_MODULES
-    loaded, ``A<TAB>ctrl<TAB>nsid<TAB>0|1`` whether ``ctrl`` has namespace ``nsid``
-    attached (when ``nsid`` is given and nvme-cli can tell)."""
+    loaded, ``A<TAB>ctrl<TAB>nsid<TAB>words`` with the namespaces ``nvme list-ns`` says
+    ``ctrl`` has attached (when ``nsid`` is given, ``ctrl`` is still the controller at
+    ``pci`` and nvme-cli can tell)."""
     globs = " ".join(g.format(ns=ns, ctrl=ctrl) for g in WATCHED)
     dev = shlex.quote(f"/sys/bus/pci/devices/{pci}")
     return (f"for f in {globs}; do [ -f \"$f\" ] && [ -w \"$f\" ] || continue; "
@@ -80,10 +81,15 @@ def read_script(ns: str, ctrl: str, pci: str, nsid: int = 0) -> str:
             f"printf 'O\\t%s\\n' \"$(cat {CPUS}/offline 2>/dev/null)\"; "
             f"for m in {' '.join(FAULT_MODULES)}; do [ -d /sys/module/$m ] && "
             "printf 'L\\t%s\\n' $m; done; "
-            + (f"if l=$(nvme list-ns /dev/{ctrl} 2>/dev/null); then a=0; for n in $l; do "
-               f"case $n in *:*) [ $((${{n#*:}})) = {nsid} ] && a=1;; esac; done; "
-               f"printf 'A\\t{ctrl}\\t{nsid}\\t%s\\n' $a; fi; " if nsid else "")
+            + (f"if {_is_at(ctrl, pci)} && l=$(nvme list-ns /dev/{ctrl} 2>/dev/null); then "
+               f"printf 'A\\t{ctrl}\\t{nsid}\\t%s\\n' \"$(echo $l)\"; fi; " if nsid else "")
             + "true")
+
+
+def _is_at(ctrl: str, pci: str) -> str:
+    """A test: controller ``ctrl`` is still the one at PCI address ``pci`` (a reload or
+    rescan may give its name to another drive's)."""
+    return f"[ \"$(cat /sys/class/nvme/{ctrl}/address 2>/dev/null)\" = {shlex.quote(pci)} ]"
 
 
 def kill_leftovers_script(keep: str = "") -> str:
@@ -127,8 +133,11 @@ def parse(text: str) -> Snapshot:
         elif kind == "L":
             snap.fault_modules |= {rest.strip()}
         elif kind == "A":
-            ctrl, nsid, attached = rest.strip().split("\t")
-            snap.attachment = Attachment(ctrl, int(nsid), attached == "1")
+            fields = rest.split("\t", 2)
+            if len(fields) != 3 or not fields[1].isdigit():
+                raise HarnessError(f"unreadable namespace attachment: {rest!r}")
+            ctrl, nsid, listed = fields[0], int(fields[1]), fields[2]
+            snap.attachment = Attachment(ctrl, nsid, nsid in parse_list_ns(listed))
         elif line.strip():
             raise HarnessError(f"unexpected line reading the target's settings: {line!r}")
     return snap
@@ -149,7 +158,8 @@ def cpu_list(text: str) -> frozenset[int]:
 def changes(before: Snapshot, now: Snapshot, pci: str) -> list[tuple[str, str]]:
     """What is not as it was found, each as (what, the command that puts it back), in the
     order to put them back: the driver's modules, CPUs, the function (a rescan or a bind
-    brings the driver's files back), its command bits, files, the rest."""
+    brings the driver's files back), its command bits, the namespace's attachment, files, the
+    rest."""
     found: list[tuple[str, str]] = []
     if before.modules and now.modules != before.modules:
         # the stock modules back (a --nvme-src build was loaded): they probe the controller
@@ -178,11 +188,20 @@ def changes(before: Snapshot, now: Snapshot, pci: str) -> list[tuple[str, str]]:
         found.append((f"PCI command register {now.command:#06x}, was {before.command:#06x}",
                       f"setpci -s {pci} COMMAND={before.command & PCI_BITS:x}:{PCI_BITS:x}"))
     was, att = before.attachment, now.attachment
-    if was is not None and att is not None and was.attached and not att.attached:
+    if was is not None and was.attached and (att is None or not att.attached):
         ctrl, nsid = was.ctrl, was.nsid
-        found.append((f"namespace {nsid} detached from {ctrl}, was attached",
+        sysfs = f"/sys/class/nvme/{ctrl}"
+        # never another drive's controller under the name; attached once the controller is
+        # live again (a reload or reset may be under way), its block device back after
+        found.append((f"namespace {nsid} detached from {ctrl}, was attached" if att else
+                      f"whether namespace {nsid} is attached to {ctrl} could not be read "
+                      "(nvme list-ns), was attached",
+                      f"{{ {_is_at(ctrl, pci)} || {{ echo '{ctrl} is not the controller at "
+                      f"{pci} any more' >&2; false; }}; }} && for i in $(seq 100); do "
+                      f"[ \"$(cat {sysfs}/state)\" = live ] && break; sleep 0.1; done && "
                       f"nvme attach-ns /dev/{ctrl} --namespace-id={nsid} --controllers="
-                      f"$(cat /sys/class/nvme/{ctrl}/cntlid) && for i in $(seq 100); do "
+                      f"$(cat {sysfs}/cntlid) && nvme ns-rescan /dev/{ctrl} && "
+                      "for i in $(seq 100); do "
                       f"[ -n \"$({controller_device_script(ctrl, nsid)})\" ] && break; "
                       "sleep 0.1; done"))
     for path, value in before.files.items():

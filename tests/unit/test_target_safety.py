@@ -201,6 +201,21 @@ def test_a_multipath_head_shares_every_controller_it_has() -> None:
         "(/dev/nvme0n1p2 on nvme0n1)"]
 
 
+def test_what_is_on_the_namespace_through_another_controller_counts() -> None:
+    # A dual-port drive with Linux's multipath off: the namespace is nvme1n1 and nvme2n1 (one
+    # wwid); its file system is mounted through the other.
+    probe = _probe("two-paths")
+    assert _refusal("/dev/nvme2n1", probe, "/dev/nvme2n1") == (
+        "refusing /dev/nvme2n1 on ssh://root@lab1: mounted at /mnt/data (nvme1n1p1)")
+    unmounted = _probe("two-paths", ('"mountpoint": "/mnt/data"', '"mountpoint": null'))
+    assert [f.what for f in findings("/dev/nvme2n1", unmounted)] == [
+        "a gpt partition table", "an ext4 file system signature", "partition nvme2n1p1",
+        "partition nvme1n1p1"]
+    # another namespace's wwid: none of its business
+    other = _probe("two-paths", ("nvme2n1 eui.6479a74a3020018c", "nvme2n1 eui.00000000000001"))
+    assert "nvme1n1p1" not in _refusal("/dev/nvme2n1", other)
+
+
 def test_a_missing_device_is_refused_even_with_the_flag() -> None:
     probe = _probe("real-missing")
     assert probe.signatures == ()  # wipefs failed on it: its section is empty
@@ -284,3 +299,16 @@ def test_the_probe_reads_controllers_off_sysfs(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=30, check=True).stdout
     assert sorted(out.splitlines()[1:]) == [
         "nvme0n1 nvme0", "nvme0n2 nvme0", "nvme1c1n1 nvme1", "nvme1n1 nvme1 nvme2"]
+
+
+def test_the_probe_reads_each_namespace_s_wwid_but_a_path_s(tmp_path: Path) -> None:
+    block = tmp_path / "block"
+    for name, wwid in (("nvme1n1", "eui.01"), ("nvme2n1", "eui.01"), ("nvme3c3n1", "eui.02")):
+        (block / name).mkdir(parents=True)
+        (block / name / "wwid").write_text(wwid + "\n")
+    (block / "nvme4n1").mkdir()  # no wwid file (an old kernel)
+    script = probe_command("/dev/nvme1n1")
+    part = script[script.index("echo '--- wwids'"):]
+    out = subprocess.run(["sh", "-c", part.replace("/sys/block", str(block))],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    assert out.splitlines() == ["--- wwids", "nvme1n1 eui.01", "nvme2n1 eui.01"]

@@ -146,7 +146,7 @@ def test_a_cpu_list_is_read_as_the_kernel_writes_it() -> None:
 
 
 def test_a_detached_namespace_is_attached_again_to_its_own_controller() -> None:
-    attached, detached = "A\tnvme1\t3\t1\n", "A\tnvme1\t3\t0\n"
+    attached, detached = "A\tnvme1\t3\t[ 0]:0x1 [ 1]:0x3\n", "A\tnvme1\t3\t[ 0]:0x1\n"
     before, now = settings.parse(BEFORE + attached), settings.parse("C\t0000\nD\t\n" + detached)
     found = settings.changes(before, now, PCI)
     whats = [what for what, _ in found]
@@ -154,30 +154,45 @@ def test_a_detached_namespace_is_attached_again_to_its_own_controller() -> None:
     assert whats.index("namespace 3 detached from nvme1, was attached") > \
         whats.index("PCI function bound to no driver, was nvme")
     fix = dict(found)["namespace 3 detached from nvme1, was attached"]
-    assert fix.startswith("nvme attach-ns /dev/nvme1 --namespace-id=3 "
-                          "--controllers=$(cat /sys/class/nvme/nvme1/cntlid) && ")
-    # detached when found, or not known (the controller could not say): left alone
+    # to the controller still at the function's address, once it is live again
+    assert fix.startswith('{ [ "$(cat /sys/class/nvme/nvme1/address 2>/dev/null)" = '
+                          f"{PCI} ] || ")
+    assert "nvme attach-ns /dev/nvme1 --namespace-id=3 " \
+           "--controllers=$(cat /sys/class/nvme/nvme1/cntlid) && nvme ns-rescan /dev/nvme1" in fix
+    for shell in ("bash", "sh"):
+        subprocess.run([shell, "-n", "-c", fix], check=True)
+    # detached when found: left alone
     assert differences(settings.parse(BEFORE + detached), settings.parse(BEFORE + detached)) \
         == []
-    assert differences(before, settings.parse(BEFORE)) == []
+    # attached when found and not known now (the controller cannot say): said, and tried
+    assert differences(before, settings.parse(BEFORE)) == [
+        "whether namespace 3 is attached to nvme1 could not be read (nvme list-ns), was attached"]
 
 
-def test_the_attachment_is_read_from_nvme_cli(tmp_path: Path) -> None:
-    """nvme list-ns prints the active namespace IDs in hex; a controller that does not answer
-    leaves the attachment unknown rather than "detached"."""
+@pytest.mark.parametrize("shell", ["bash", "sh"])
+def test_the_attachment_is_read_from_nvme_cli(tmp_path: Path, shell: str) -> None:
+    """nvme list-ns prints the active namespace IDs in hex; a controller that does not answer,
+    or a name that went to another drive's controller, leaves the attachment unknown rather
+    than "detached"."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     nvme = bin_dir / "nvme"
+    ctrl = tmp_path / "sys/class/nvme/nvme1"
+    ctrl.mkdir(parents=True)
 
-    def attachment(listed: str, exit_code: int = 0) -> settings.Attachment | None:
+    def attachment(listed: str, exit_code: int = 0,
+                   at: str = PCI) -> settings.Attachment | None:
         nvme.write_text(f"#!/bin/sh\nprintf '{listed}'\nexit {exit_code}\n")
         nvme.chmod(0o755)
-        script = settings.read_script("nvme1n1", "nvme1", "0000:ff:1f.7", nsid=11)
-        out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True,
+        (ctrl / "address").write_text(at + "\n")
+        script = settings.read_script("nvme1n1", "nvme1", PCI, nsid=11).replace(
+            " /sys/", f" {tmp_path}/sys/")
+        out = subprocess.run([shell, "-c", script], capture_output=True, text=True, check=True,
                              env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
         return settings.parse(out.stdout).attachment
 
     assert attachment("[   0]:0x1\\n[   1]:0xb\\n") == settings.Attachment("nvme1", 11, True)
     assert attachment("[   0]:0x1\\n") == settings.Attachment("nvme1", 11, False)
     assert attachment("") == settings.Attachment("nvme1", 11, False)
-    assert attachment("", exit_code=1) is None
+    assert attachment("NVMe status: INVALID_FIELD:\\n", exit_code=1) is None
+    assert attachment("[   0]:0xb\\n", at="0000:05:00.0") is None
