@@ -219,7 +219,7 @@ def parse_list_ns(text: str) -> list[int]:
     """The namespace IDs ``nvme list-ns`` printed (``[   0]:0x1`` each), in order; its lines
     or their words alike."""
     return sorted(int(word.rsplit(":", 1)[1], 0) for word in text.split()
-                  if re.fullmatch(r"\d*\]?:(0x[0-9a-fA-F]+|\d+)", word))
+                  if re.fullmatch(r"\[?\d*\]?:(0x[0-9a-fA-F]+|\d+)", word))
 
 
 def ns_device_script(nsid: int) -> str:

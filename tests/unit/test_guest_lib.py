@@ -36,6 +36,8 @@ from harness.guest.nvme import (
     PciFunction,
     RequeueTrace,
     ResetRefused,
+    controller_device_script,
+    parse_list_ns,
     parse_samples,
 )
 from harness.guest.ssh import (
@@ -625,3 +627,31 @@ def test_a_guest_without_a_keyboard_to_wake_it_is_refused(guest: LocalGuest, pow
     res = guest.call("_suspend_start", timeout=10)
     assert res.exit_code == 1 and "no PS/2 keyboard to wake the guest" in res.stderr
     assert (power / "power/state").read_text() == "freeze mem disk\n"
+
+
+def test_list_ns_is_read_in_its_lines_or_words() -> None:
+    assert parse_list_ns("[   0]:0x1\n[   1]:0x3\n") == [1, 3]
+    assert parse_list_ns("[   0]:0x1 [1000]:0x3e9") == [1, 1001]
+    assert parse_list_ns("NVMe status: INVALID_FIELD: The command was invalid") == []
+
+
+def test_a_namespace_is_found_through_its_own_controller_only(tmp_path: Path) -> None:
+    """Its controller's own disk, or its subsystem's node; never the same ID on another
+    drive."""
+    nvme, subsys = tmp_path / "class/nvme", tmp_path / "class/nvme-subsystem/nvme-subsys2"
+    for disk, nsid in ((nvme / "nvme0/nvme0n1", 1), (nvme / "nvme1/nvme1n1", 1),
+                       (nvme / "nvme1/nvme1n2", 2), (nvme / "nvme2/nvme2c2n1", 1),
+                       (subsys / "nvme2n1", 1)):
+        disk.mkdir(parents=True)
+        (disk / "nsid").write_text(f"{nsid}\n")
+    (subsys / "nvme2").symlink_to(nvme / "nvme2")
+
+    def found(ctrl: str, nsid: int) -> str:
+        script = controller_device_script(ctrl, nsid).replace("/sys/class", f"{tmp_path}/class")
+        return subprocess.run(["sh", "-c", script], capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    assert found("nvme1", 1) == "nvme1n1"
+    assert found("nvme1", 2) == "nvme1n2"
+    assert found("nvme0", 2) == ""
+    assert found("nvme2", 1) == "nvme2n1"  # the node, not the path
