@@ -366,6 +366,10 @@ class Target(Lifecycle, HungTasks):
         device = device or self.config.device
         wwid = guest.run(_wwid(device.removeprefix("/dev/")), timeout=30,
                          check=True).stdout.strip()
+        if not guest.run(f"test -b {shlex.quote(device)}", timeout=30).ok:
+            raise HarnessError(f"{device} on {self.config.address} is not a block device (a "
+                               "file left in /dev where the namespace was?): refusing to write "
+                               "to it")
         if wwid != self.facts.wwid:
             raise HarnessError(f"{device} on {self.config.address} is now another "
                                f"namespace (wwid {wwid or 'none'}, was {self.facts.wwid}): "

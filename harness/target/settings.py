@@ -191,19 +191,21 @@ def changes(before: Snapshot, now: Snapshot, pci: str) -> list[tuple[str, str]]:
     if was is not None and was.attached and (att is None or not att.attached):
         ctrl, nsid = was.ctrl, was.nsid
         sysfs = f"/sys/class/nvme/{ctrl}"
-        # never another drive's controller under the name; attached once the controller is
-        # live again (a reload or reset may be under way), its block device back after
+        device = f"[ -n \"$({controller_device_script(ctrl, nsid)})\" ]"
+        # Never another drive's controller under the name. Attached once the controller is
+        # live again (a reload or reset may be under way) and the kernel has dropped the
+        # namespace's old block device (its scan after the detach runs late), so that the
+        # device looked for after is the new one.
         found.append((f"namespace {nsid} detached from {ctrl}, was attached" if att else
                       f"whether namespace {nsid} is attached to {ctrl} could not be read "
                       "(nvme list-ns), was attached",
                       f"{{ {_is_at(ctrl, pci)} || {{ echo '{ctrl} is not the controller at "
                       f"{pci} any more' >&2; false; }}; }} && for i in $(seq 100); do "
                       f"[ \"$(cat {sysfs}/state)\" = live ] && break; sleep 0.1; done && "
+                      f"for i in $(seq 100); do {device} || break; sleep 0.1; done && "
                       f"nvme attach-ns /dev/{ctrl} --namespace-id={nsid} --controllers="
                       f"$(cat {sysfs}/cntlid) && nvme ns-rescan /dev/{ctrl} && "
-                      "for i in $(seq 100); do "
-                      f"[ -n \"$({controller_device_script(ctrl, nsid)})\" ] && break; "
-                      "sleep 0.1; done"))
+                      f"for i in $(seq 100); do {device} && break; sleep 0.1; done"))
     for path, value in before.files.items():
         if now.files.get(path) != value:
             found.append((f"{path} is {now.files.get(path, '(gone)')!r}, was {value!r}",

@@ -186,6 +186,7 @@ def ns_churn_under_load(ctx: Context) -> None:
                                      f"detach namespace {nsid} under load", COMMAND_KILL_S,
                                      undo=ctrl.attach_command(nsid))):
             ctx.finish_load(under, transparent=False)  # must end on its own, with errors
+            _settled(ctx, ctrl, nsid)  # gone: the device found after the attach is a new one
             ctx.sleep(ctx.rng.uniform(0.2, 1.5))
         back = _settled(ctx, ctrl, nsid)
         assert back is not None  # attached: _settled saw its device
