@@ -116,12 +116,10 @@ class Controller:
     def attach_command(self, nsid: int, controllers: str = "") -> str:
         """The nvme-cli command attaching namespace ``nsid`` to ``controllers`` (comma-separated
         controller IDs; default: this controller's own)."""
-        ctrls = controllers or f"$(cat {self.sysfs}/cntlid)"
-        return f"nvme attach-ns /dev/{self.name} --namespace-id={nsid} --controllers={ctrls}"
+        return attachment_command("attach", self.name, nsid, controllers)
 
     def detach_command(self, nsid: int, controllers: str = "") -> str:
-        ctrls = controllers or f"$(cat {self.sysfs}/cntlid)"
-        return f"nvme detach-ns /dev/{self.name} --namespace-id={nsid} --controllers={ctrls}"
+        return attachment_command("detach", self.name, nsid, controllers)
 
     def block_device(self, nsid: int) -> str | None:
         """The block device (``/dev/nvme0n1``) through which this controller's namespace
@@ -213,6 +211,13 @@ class RequeueTrace:
         the tracepoint off again (a physical machine is left as it was found)."""
         args = ["stop"] if stop else []
         return parse_requeues(self.guest.call("_trace_read_requeues", *args, timeout=10).stdout)
+
+
+def attachment_command(verb: str, ctrl: str, nsid: int, controllers: str = "") -> str:
+    """``nvme attach-ns`` or ``detach-ns`` (``verb``) through controller ``ctrl`` of namespace
+    ``nsid`` to or from ``controllers`` (comma-separated IDs; default: ``ctrl``'s own)."""
+    ctrls = controllers or f"$(cat {SYS_NVME}/{ctrl}/cntlid)"
+    return f"nvme {verb}-ns /dev/{ctrl} --namespace-id={nsid} --controllers={ctrls}"
 
 
 def parse_list_ns(text: str) -> list[int]:

@@ -13,7 +13,12 @@ import shlex
 from dataclasses import dataclass, field
 
 from harness.errors import HarnessError
-from harness.guest.nvme import controller_device_script, parse_list_ns
+from harness.guest.nvme import (
+    SYS_NVME,
+    attachment_command,
+    controller_device_script,
+    parse_list_ns,
+)
 
 # Files a run may write ({ns}: the namespace's name, {ctrl}: its controller's). Only writable
 # regular files are read; only those found changed are written back.
@@ -89,7 +94,7 @@ def read_script(ns: str, ctrl: str, pci: str, nsid: int = 0) -> str:
 def _is_at(ctrl: str, pci: str) -> str:
     """A test: controller ``ctrl`` is still the one at PCI address ``pci`` (a reload or
     rescan may give its name to another drive's)."""
-    return f"[ \"$(cat /sys/class/nvme/{ctrl}/address 2>/dev/null)\" = {shlex.quote(pci)} ]"
+    return f"[ \"$(cat {SYS_NVME}/{ctrl}/address 2>/dev/null)\" = {shlex.quote(pci)} ]"
 
 
 def kill_leftovers_script(keep: str = "") -> str:
@@ -190,7 +195,6 @@ def changes(before: Snapshot, now: Snapshot, pci: str) -> list[tuple[str, str]]:
     was, att = before.attachment, now.attachment
     if was is not None and was.attached and (att is None or not att.attached):
         ctrl, nsid = was.ctrl, was.nsid
-        sysfs = f"/sys/class/nvme/{ctrl}"
         device = f"[ -n \"$({controller_device_script(ctrl, nsid)})\" ]"
         # Never another drive's controller under the name. Attached once the controller is
         # live again (a reload or reset may be under way) and the kernel has dropped the
@@ -201,10 +205,10 @@ def changes(before: Snapshot, now: Snapshot, pci: str) -> list[tuple[str, str]]:
                       "(nvme list-ns), was attached",
                       f"{{ {_is_at(ctrl, pci)} || {{ echo '{ctrl} is not the controller at "
                       f"{pci} any more' >&2; false; }}; }} && for i in $(seq 100); do "
-                      f"[ \"$(cat {sysfs}/state)\" = live ] && break; sleep 0.1; done && "
-                      f"for i in $(seq 100); do {device} || break; sleep 0.1; done && "
-                      f"nvme attach-ns /dev/{ctrl} --namespace-id={nsid} --controllers="
-                      f"$(cat {sysfs}/cntlid) && nvme ns-rescan /dev/{ctrl} && "
+                      f"[ \"$(cat {SYS_NVME}/{ctrl}/state)\" = live ] && break; sleep 0.1; "
+                      f"done && for i in $(seq 100); do {device} || break; sleep 0.1; done && "
+                      f"{attachment_command('attach', ctrl, nsid)} && "
+                      f"nvme ns-rescan /dev/{ctrl} && "
                       f"for i in $(seq 100); do {device} && break; sleep 0.1; done"))
     for path, value in before.files.items():
         if now.files.get(path) != value:
