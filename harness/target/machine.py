@@ -364,9 +364,12 @@ class Target(Lifecycle, HungTasks):
         """The device's name (or ``device``, its name after a detach and attach) belongs to
         the namespace checked at the start."""
         device = device or self.config.device
-        wwid = guest.run(_wwid(device.removeprefix("/dev/")), timeout=30,
-                         check=True).stdout.strip()
-        if not guest.run(f"test -b {shlex.quote(device)}", timeout=30).ok:
+        # one round trip at every login: whether it is a block device, then its wwid
+        kind, _, wwid = guest.run(
+            f"{{ test -b {shlex.quote(device)} && echo block || echo other; }}; "
+            f"{_wwid(device.removeprefix('/dev/'))}", timeout=30,
+            check=True).stdout.strip().partition("\n")
+        if kind != "block":
             raise HarnessError(f"{device} on {self.config.address} is not a block device (a "
                                "file left in /dev where the namespace was?): refusing to write "
                                "to it")
