@@ -41,7 +41,21 @@ class LabMachine:
 
     def repro(self, *args: str) -> tuple[int, str, str]:
         proc = harness("repro", *args, "--target", self.target, env=self.env, timeout=900)
-        return proc.returncode, proc.stdout, proc.stderr
+        return proc.returncode, proc.stdout, proc.stderr + self.fate()
+
+    def fate(self) -> str:
+        """What became of the machine itself, as its QEMU and serial console tell (nothing
+        while it runs and has not panicked): a failing test says why the machine went."""
+        vm, console = self.vm, self.vm.console
+        panic = console is not None and console.panic is not None
+        if vm.alive and not panic:
+            return ""
+        state = "running" if vm.alive else f"exited {vm.proc.returncode if vm.proc else None}"
+        stderr = vm.artifacts / "qemu-stderr.log"
+        said = stderr.read_text(errors="replace")[-2000:] if stderr.exists() else ""
+        tail = console.tail(40) if console is not None else "(no console)"
+        return (f"\n--- the lab machine's QEMU: {state}; its stderr ---\n{said}"
+                f"\n--- its serial console ---\n{tail}\n")
 
     def start_repro(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen([sys.executable, "-m", "harness", "repro", *args, "--target",
