@@ -21,7 +21,7 @@ import pytest
 
 from harness.build import images
 from harness.build.images import GuestImage
-from harness.errors import EXIT_HARNESS
+from harness.errors import EXIT_HARNESS, GuestPanic, VMDied
 from harness.machine.lab import Lab
 from harness.machine.topology import Topology
 from harness.machine.vm import VM
@@ -44,18 +44,17 @@ class LabMachine:
         return proc.returncode, proc.stdout, proc.stderr + self.fate()
 
     def fate(self) -> str:
-        """What became of the machine itself, as its QEMU and serial console tell (nothing
-        while it runs and has not panicked): a failing test says why the machine went."""
-        vm, console = self.vm, self.vm.console
-        panic = console is not None and console.panic is not None
-        if vm.alive and not panic:
-            return ""
-        state = "running" if vm.alive else f"exited {vm.proc.returncode if vm.proc else None}"
-        stderr = vm.artifacts / "qemu-stderr.log"
-        said = stderr.read_text(errors="replace")[-2000:] if stderr.exists() else ""
-        tail = console.tail(40) if console is not None else "(no console)"
-        return (f"\n--- the lab machine's QEMU: {state}; its stderr ---\n{said}"
-                f"\n--- its serial console ---\n{tail}\n")
+        """What became of the machine itself, as the VM's own check tells (its panic, or its
+        QEMU's exit, with the console's tail), and QEMU's stderr; nothing while it runs and
+        has not panicked: a failing test says why the machine went."""
+        try:
+            self.vm.check_alive()
+        except (GuestPanic, VMDied) as exc:
+            stderr = self.vm.artifacts / "qemu-stderr.log"
+            said = stderr.read_text(errors="replace")[-2000:] if stderr.exists() else ""
+            return (f"\n--- the lab machine: {exc} ---\n{exc.detail}"
+                    f"\n--- its QEMU's stderr ---\n{said}\n")
+        return ""
 
     def start_repro(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen([sys.executable, "-m", "harness", "repro", *args, "--target",
