@@ -175,8 +175,9 @@ def command_line(spec: LaunchSpec) -> list[str]:
         args += ["-incoming", "defer"]
     if topo.subsystem:
         args += ["-device", "nvme-subsys,id=subsys0,nqn=nvmeh-subsys0"]
+    speed = f",x-speed={topo.link_speed.replace('.', '_')}" if topo.link_speed else ""
     for i, ctrl in enumerate(topo.controllers):
-        args += ["-device", f"pcie-root-port,id=rp{i},chassis={i + 1},slot={i + 1}"]
+        args += ["-device", f"pcie-root-port,id=rp{i},chassis={i + 1},slot={i + 1}{speed}"]
         if not (topo.subsystem and i):  # a subsystem's namespaces: with the first one
             args += _backing_nodes(spec, i)
         if spec.without_controllers:

@@ -77,7 +77,8 @@ def unsupported_reason(topology: Topology) -> str | None:
 def base_topology(topology: Topology) -> Topology:
     """What a snapshot depends on: the controllers are added after the restore."""
     return Topology(tuple(Controller() for _ in topology.controllers), topology.cpus,
-                    topology.memory, topology.kernel_args, ssh_relay=topology.ssh_relay)
+                    topology.memory, topology.kernel_args, ssh_relay=topology.ssh_relay,
+                    link_speed=topology.link_speed)
 
 
 @cache

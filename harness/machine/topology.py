@@ -25,6 +25,7 @@ MAX_CONTROLLERS = 8
 MAX_NAMESPACES = 16
 MAX_IO_QUEUES = 64
 MIN_MEMORY = 256 << 20
+LINK_SPEEDS = ("", "2.5", "5", "8", "16")  # GT/s; "": QEMU's default
 # A namespace's backing file is sparse; ext4 refuses files of 16T and more (EFBIG).
 MAX_NAMESPACE_SIZE = 8 << 40
 
@@ -121,8 +122,16 @@ class Topology:
     # port's byte stream does not survive the guest's suspend (virtio_console drops what it
     # holds and reports the host side closed); TCP's retransmissions do.
     ssh_relay: bool = True
+    # The link speed of each controller's root port in GT/s, "" for QEMU's (16). A port of
+    # 2.5 GT/s has no Data Link Layer Link Active reporting, so after resetting its link the
+    # kernel waits a fixed time, not for a link-active bit that QEMU's port never sets again
+    # after a secondary bus reset (the reset of a fatal PCIe error's recovery).
+    link_speed: str = ""
 
     def __post_init__(self) -> None:
+        if self.link_speed not in LINK_SPEEDS:
+            raise BadInput(f"link_speed must be one of {', '.join(LINK_SPEEDS[1:])} (GT/s), "
+                           f"not {self.link_speed!r}")
         if not 1 <= len(self.controllers) <= MAX_CONTROLLERS:
             raise BadInput(f"controllers must be between 1 and {MAX_CONTROLLERS}")
         detached = any(ns.detached for c in self.controllers for ns in c.namespaces)
@@ -149,6 +158,7 @@ class Topology:
         kernel_args: str | list[str] | tuple[str, ...] = (),
         subsystem: bool | str = False,
         ssh_relay: bool = True,
+        link_speed: str = "",
     ) -> Topology:
         """Build from the marker's keywords; every controller gets the same namespaces.
 
@@ -176,7 +186,7 @@ class Topology:
             subsystem = subsystem.lower() in ("on", "1", "yes", "true")
         ctrl = Controller(ns, io_queues)
         return cls(tuple(ctrl for _ in range(controllers)), cpus, parse_size(memory, "memory"),
-                   tuple(kernel_args), subsystem, ssh_relay)
+                   tuple(kernel_args), subsystem, ssh_relay, str(link_speed).strip())
 
     @classmethod
     def parse(cls, spec: str) -> Topology:
@@ -187,7 +197,7 @@ class Topology:
         """
         kwargs: dict[str, Any] = {}
         ints = {"controllers", "io_queues", "cpus"}
-        keys = ints | {"namespaces", "memory", "kernel_args", "subsystem"}
+        keys = ints | {"namespaces", "memory", "kernel_args", "subsystem", "link_speed"}
         last = ""
         for item in filter(None, (p.strip() for p in spec.split(","))):
             key, sep, value = item.partition("=")
@@ -199,7 +209,8 @@ class Topology:
             if not sep or key not in keys:
                 raise BadInput(
                     f"bad topology item {item!r}: expected KEY=VALUE with KEY one of "
-                    "controllers, namespaces, io_queues, cpus, memory, kernel_args, subsystem"
+                    "controllers, namespaces, io_queues, cpus, memory, kernel_args, subsystem, "
+                    "link_speed"
                 )
             if key in ints or (key == "namespaces" and _INTEGER_RE.fullmatch(value)):
                 kwargs[key] = _integer(value, key)
@@ -215,8 +226,9 @@ class Topology:
         extra = f",args={' '.join(self.kernel_args)}" if self.kernel_args else ""
         subsys = ",subsystem" if self.subsystem else ""
         ssh = "" if self.ssh_relay else ",ssh=tcp"
+        link = f",link={self.link_speed}GT/s" if self.link_speed else ""
         return (f"cpus={self.cpus},mem={format_size(self.memory)},nvme=[{ctrls}]{subsys}{ssh}"
-                f"{extra}")
+                f"{link}{extra}")
 
     def block_devices(self, ctrl: int) -> list[str]:
         """The guest's block devices of controller ``ctrl``'s namespaces (``nvme0n1``, ...).

@@ -31,6 +31,12 @@ def test_each_controller_on_its_own_root_port():
             "physical_block_size=4096") in ns
 
 
+def test_a_link_speed_sets_every_root_ports_speed():
+    devs = _devices(command_line(_spec(Topology.build(controllers=2, link_speed="2.5"))))
+    assert "pcie-root-port,id=rp0,chassis=1,slot=1,x-speed=2_5" in devs
+    assert "pcie-root-port,id=rp1,chassis=2,slot=2,x-speed=2_5" in devs
+
+
 def test_nvme_is_never_the_root_disk_and_root_is_read_only():
     cmd = command_line(_spec(Topology()))
     blockdevs = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-blockdev"]

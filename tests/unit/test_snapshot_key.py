@@ -35,6 +35,7 @@ def test_every_input_changes_the_key():
     assert _key(Topology.build(kernel_args="nvme_core.io_timeout=5")) != base
     assert _key(Topology.build(controllers=2)) != base
     assert _key(Topology.build(ssh_relay=False)) != base  # a VM without the relay port
+    assert _key(Topology.build(link_speed="2.5")) != base  # root ports are in the snapshot
 
 
 def test_what_is_added_after_the_restore_does_not_change_the_key():

@@ -51,6 +51,7 @@ def test_parse_cli_form_equals_marker_form():
     ("controllers", "expected KEY=VALUE"),
     ("namespaces=1G+512M:detached", "a detached namespace needs subsystem=on"),
     ("subsystem=maybe", "subsystem must be on or off"),
+    ("link_speed=3", "link_speed must be one of 2.5, 5, 8, 16 \\(GT/s\\), not '3'"),
     ("namespaces=1G:512:attached", "expected SIZE\\[:BLOCKSIZE\\]\\[:detached\\]"),
 ])
 def test_bad_topologies_name_the_culprit(spec, message):
@@ -86,3 +87,10 @@ def test_a_subsystem_shares_its_namespaces_some_detached():
 def test_the_marker_form_of_a_subsystem_equals_the_cli_form():
     marker = Topology.build(controllers=2, subsystem=True, namespaces=["512M", "256M:detached"])
     assert marker == Topology.parse("controllers=2,subsystem=on,namespaces=512M+256M:detached")
+
+
+def test_a_root_ports_link_speed_is_part_of_the_shape():
+    slow = Topology.parse("link_speed=2.5,cpus=2")
+    assert slow == Topology.build(link_speed="2.5", cpus=2)
+    assert str(slow) == "cpus=2,mem=1G,nvme=[1G:512],link=2.5GT/s"
+    assert str(Topology.build(cpus=2)) == "cpus=2,mem=1G,nvme=[1G:512]"  # QEMU's own speed
