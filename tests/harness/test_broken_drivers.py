@@ -364,6 +364,18 @@ def test_a_driver_that_stops_its_queues_on_a_non_fatal_aer_error_is_caught(
     assert took < 240, f"found only after {took:.0f}s"
 
 
+def test_a_driver_that_does_not_restart_after_a_fatal_aer_error_is_caught(
+        stock_sources_6_12: Path, tmp_path: Path) -> None:
+    # slot_reset restores the config space and answers "recovered" without restarting the
+    # controller error_detected disabled: the AER driver reports success, the controller
+    # stays resetting, and the scenario does not take the AER driver's word for it
+    proc, _ = repro(patched(stock_sources_6_12, tmp_path / "host", "aer-fatal-no-restart.patch"),
+                    600, scenario="aer-under-load", kernel="debian:6.12")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"seed {SEED}: FAIL: controller did not return to live" in proc.stdout, proc.stdout
+    assert "(state: resetting)" in proc.stdout, proc.stdout
+
+
 def test_a_soak_finds_a_stall_that_comes_once_in_25_resets_and_replays_it(
         stock_sources_6_12: Path, tmp_path: Path) -> None:
     # Every 25th reset leaves the queues frozen for 8 s after live, logging nothing: an

@@ -243,9 +243,9 @@ def booted_for_them(lab: Lab, tmp_path_factory: pytest.TempPathFactory) \
     """A machine of two CPUs booted with what those scenarios need on the kernel's command
     line (a target's arguments are not set at run time): short I/O timeouts for the
     silent-device ones, write and poll queues for the queue count's changes; its drive
-    manages namespaces."""
+    manages namespaces, and its link survives the reset of a fatal PCIe error."""
     with lab_machine(lab, tmp_path_factory.mktemp("user"),
-                     Topology.build(ssh_relay=False, cpus=2, subsystem=True,
+                     Topology.build(ssh_relay=False, cpus=2, subsystem=True, link_speed="2.5",
                                     kernel_args=" ".join(BOOT_ARGS))) as found:
         yield found
 

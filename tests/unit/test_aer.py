@@ -52,3 +52,12 @@ def test_qemus_fatal_errors_are_those_its_severity_register_marks() -> None:
     assert AerError(None, "rp0", "DLP").severity == "fatal"  # type: ignore[arg-type]
     assert AerError(None, "rp0", "COMP_TIME").severity == "nonfatal"  # type: ignore[arg-type]
     assert AerError(None, "rp0", "MALF_TLP").describe() == "PCIe AER MALF_TLP (fatal) from rp0"  # type: ignore[arg-type]
+
+
+def test_the_scenarios_errors_are_of_the_severity_it_counts_them_under() -> None:
+    from harness.recovery.scenarios.aer import FATAL, NONFATAL, STATUS_BITS
+    assert AerError(None, "rp0", FATAL).severity == "fatal"  # type: ignore[arg-type]
+    assert AerError(None, "rp0", NONFATAL).severity == "nonfatal"  # type: ignore[arg-type]
+    # aer_inject's bits of the same errors (PCIe Uncorrectable Error Status: bit 4 Data Link
+    # Protocol, fatal by default; bit 14 Completion Timeout, non-fatal)
+    assert STATUS_BITS == {FATAL: 1 << 4, NONFATAL: 1 << 14}
