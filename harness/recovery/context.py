@@ -53,6 +53,9 @@ THROUGHPUT = Criterion(share=0.5, within=5.0)
 RESET_BOUND_S = 3.0
 RESUME_BOUND_S = 5.0
 WRITES_RESUME_S = 20.0  # a load with no completed write this long after a recovery is stuck
+# Stuck writes: how long past its I/O timeout the driver has to report it, and the longest
+# timeout waited for (a target's may be set to hours)
+IO_TIMEOUT_SLACK_S, MAX_IO_TIMEOUT_WAIT_S = 3.0, 60
 CLOCK_LINE = "nvmeh: kernel log clock"  # logged to tell the kernel log's clock
 WARM_UP_S = 2.0  # a load runs this long before any fault: a whole second of baseline IOPS
 
@@ -319,12 +322,30 @@ class Context:
         times out (how soon they resumed is judged afterwards, from the timeline)."""
         for load in loads:
             if not load.writes_resume(within):
+                self.await_io_timeouts()
                 requeued = self.requeued_recently()
                 self.fail(FailureKind.HANG, f"{load.name}: no write completed within "
                           f"{within:g}s of the recovery, the load still running"
                           + kmsg.requeued_note(requeued),
                           kmsg.requeued_evidence(requeued), code="io-stuck",
                           requeued=len(requeued))
+
+    def await_io_timeouts(self) -> None:
+        """Writes are stuck: wait until the driver's I/O timeout has passed since the last
+        recovery (or it reports a timeout earlier), so that its own account of the stuck
+        commands, submitted and never completed, is in the evidence. None if they never
+        reached it (stopped queues) or its timeout is too long to wait for."""
+        try:
+            timeout = int(self.guest.run("cat /sys/module/nvme_core/parameters/io_timeout",
+                                         timeout=10, check=True).stdout)
+            since = self.log.stable_from or 0.0
+            deadline = time.monotonic() + timeout + IO_TIMEOUT_SLACK_S - (
+                self.log.mark() - since)
+            while (timeout <= MAX_IO_TIMEOUT_WAIT_S and time.monotonic() < deadline
+                   and not kmsg.io_timeouts(self.log.read_log(), since)):
+                self.sleep(0.5)
+        except (HarnessError, ValueError):  # the guest may be gone, or hung
+            return
 
     def requeued_recently(self, since_recovery: bool = False) -> list[kmsg.Requeue]:
         """What the reset of the last recovery and any since put back (``since_recovery``:

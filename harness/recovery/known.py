@@ -266,6 +266,21 @@ KNOWN: tuple[KnownFailure, ...] = (
                  "58847f12fe78 alone backported, and with 06c59d427017 too (seeds 1-4); "
                  "6.12 passes seeds 1-4",
         fix_absent=_dbbuf_kept_across_resets),
+    # The same after the link reset of a fatal PCIe error: nothing was in flight to requeue,
+    # but the I/O submitted once the controller is live again is never fetched, and times out.
+    KnownFailure(
+        scenarios=("aer-under-load",),
+        kernels=("debian:5.10",), first="4.12", fixed_in=("5.16",),
+        codes=("io-stuck",),
+        mechanism=Mechanism(kernel_log=r"nvme nvme\d+: I/O \d+ QID [1-9]\d* timeout, aborting"),
+        reference="58847f12fe78 \"nvme-pci: clear shadow doorbell memory on resets\" (v5.16; "
+                  "not in 5.10.y): shadow doorbell memory kept across the link reset of a "
+                  "fatal error makes the driver skip the MMIO doorbell of the I/O it submits "
+                  "afterwards, which the controller never fetches",
+        evidence="known-bugs/linux-5.10-stale-shadow-doorbells/ (fatal AER): every seed with "
+                 "a fatal error fails on debian:5.10 (5.10.262) and on its driver built from "
+                 "source; passes with 58847f12fe78 backported; 6.1 and 6.12 pass the same seeds",
+        fix_absent=_dbbuf_kept_across_resets),
     KnownFailure(
         scenarios=("ns-churn-during-reset",),
         kernels=("debian:6.1",), first="6.1", fixed_in=("6.6.13", "6.7"),

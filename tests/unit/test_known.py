@@ -263,3 +263,25 @@ def test_a_suspend_that_hangs_behind_requeued_requests_is_known_only_on_5_10() -
     assert known.verdict("suspend-under-load", STOCK_5_10, [stuck, timeout]).status \
         is Status.FAIL
     assert known.verdict("cpu-offline-under-load", STOCK_5_10, [stuck]).status is Status.FAIL
+
+
+def test_io_never_fetched_after_a_fatal_aer_error_is_known_only_on_5_10() -> None:
+    # the failure as the runner makes it once the driver's I/O timeout has passed: writes
+    # stuck after the link reset's recovery, the driver aborting what it submitted since
+    evidence = ("kernel log:\n[   44.247931] nvme nvme0: I/O 742 QID 1 timeout, aborting\n"
+                "[   44.248234] nvme nvme0: Abort status: 0x0")
+    stuck = Failure(FailureKind.HANG, "load0: no write completed within 20s of the recovery, "
+                    "the load still running", evidence, code="io-stuck")
+    found = known.verdict("aer-under-load", STOCK_5_10, [stuck])
+    assert found.status is Status.KNOWN and found.bug is not None
+    assert found.bug.commit == "58847f12fe78"
+    # queues stopped, nothing submitted: no timeout, not this bug
+    stopped = replace(stuck, evidence="kernel log:\n[ 9.8] nvme nvme0: restart after slot reset")
+    assert known.verdict("aer-under-load", STOCK_5_10, [stopped]).status is Status.FAIL
+    # an admin command's timeout is not the I/O the doorbells strand
+    admin = replace(stuck, evidence="[ 44.2] nvme nvme0: I/O 12 QID 0 timeout, aborting")
+    assert known.verdict("aer-under-load", STOCK_5_10, [admin]).status is Status.FAIL
+    # 6.1 and 6.12 have the fix; a not-live controller is another failure
+    assert known.verdict("aer-under-load", STOCK_6_12, [stuck]).status is Status.FAIL
+    assert known.verdict("aer-under-load", STOCK_5_10,
+                         [replace(stuck, code="not-live")]).status is Status.FAIL
