@@ -373,7 +373,7 @@ def test_a_driver_that_does_not_restart_after_a_fatal_aer_error_is_caught(
                     600, scenario="aer-under-load", kernel="debian:6.12")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"seed {SEED}: FAIL: controller did not return to live" in proc.stdout, proc.stdout
-    assert "(state: resetting)" in proc.stdout, proc.stdout
+    assert "(last state: resetting)" in proc.stdout, proc.stdout
 
 
 def test_a_soak_finds_a_stall_that_comes_once_in_25_resets_and_replays_it(
