@@ -112,7 +112,7 @@ TOPOLOGY = Option(
     "--topology", default="",
     help="e.g. controllers=2,namespaces=1G+256M:4096,io_queues=2,cpus=2,memory=1G; "
     "subsystem=on: the controllers share one NVM subsystem and its namespaces, SIZE:detached "
-    "ones attachable from the guest")
+    "ones attachable from the guest; link_speed=2.5: the root ports' link in GT/s")
 
 TARGET = Option(
     "--target", metavar="ssh://USER@HOST[:PORT]|FILE.toml",

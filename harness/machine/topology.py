@@ -123,9 +123,9 @@ class Topology:
     # holds and reports the host side closed); TCP's retransmissions do.
     ssh_relay: bool = True
     # The link speed of each controller's root port in GT/s, "" for QEMU's (16). A port of
-    # 2.5 GT/s has no Data Link Layer Link Active reporting, so after resetting its link the
-    # kernel waits a fixed time, not for a link-active bit that QEMU's port never sets again
-    # after a secondary bus reset (the reset of a fatal PCIe error's recovery).
+    # 2.5 GT/s has no Data Link Layer Link Active reporting, so after resetting its link (the
+    # recovery of a fatal PCIe error) the kernel waits a fixed time, not for a link-active
+    # bit that QEMU's faster ports advertise but never set.
     link_speed: str = ""
 
     def __post_init__(self) -> None:

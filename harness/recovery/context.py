@@ -322,20 +322,24 @@ class Context:
         times out (how soon they resumed is judged afterwards, from the timeline)."""
         for load in loads:
             if not load.writes_resume(within):
-                self.await_io_timeouts()
+                held = self.await_io_timeouts()
                 requeued = self.requeued_recently()
                 self.fail(FailureKind.HANG, f"{load.name}: no write completed within "
                           f"{within:g}s of the recovery, the load still running"
                           + kmsg.requeued_note(requeued),
-                          kmsg.requeued_evidence(requeued), code="io-stuck",
+                          kmsg.requeued_evidence(requeued, held), code="io-stuck",
                           requeued=len(requeued))
 
-    def await_io_timeouts(self) -> None:
-        """Writes are stuck: wait until the driver's I/O timeout has passed since the last
-        recovery (or it reports a timeout earlier), so that its own account of the stuck
-        commands, submitted and never completed, is in the evidence. None if they never
-        reached it (stopped queues) or its timeout is too long to wait for."""
+    def await_io_timeouts(self) -> str:
+        """Writes are stuck: how many requests the driver holds (blk-mq's debugfs), and if
+        any, wait until its I/O timeout has passed since the last recovery (or it reports a
+        timeout earlier), so that its own account of them is in the evidence: submitted and
+        never completed. Returns what it found, a line for the evidence."""
         try:
+            held = self.guest.run("[ -d /sys/kernel/debug/block ] && "
+                                  "cat /sys/kernel/debug/block/nvme*/hctx*/busy", timeout=10)
+            if held.ok and not held.stdout.strip():  # stopped queues: nothing can time out
+                return "blk-mq: no request with the driver (every NVMe queue's busy list empty)"
             timeout = int(self.guest.run("cat /sys/module/nvme_core/parameters/io_timeout",
                                          timeout=10, check=True).stdout)
             since = self.log.stable_from or 0.0
@@ -345,7 +349,9 @@ class Context:
                    and not kmsg.io_timeouts(self.log.read_log(), since)):
                 self.sleep(0.5)
         except (HarnessError, ValueError):  # the guest may be gone, or hung
-            return
+            return ""
+        count = len(held.stdout.splitlines()) if held.ok else 0
+        return f"blk-mq: {count} request(s) with the driver, not completed" if count else ""
 
     def requeued_recently(self, since_recovery: bool = False) -> list[kmsg.Requeue]:
         """What the reset of the last recovery and any since put back (``since_recovery``:
