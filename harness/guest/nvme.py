@@ -279,6 +279,20 @@ def controllers(guest: Guest) -> list[Controller]:
     return [Controller(guest, n) for n in sorted(out.stdout.split())]
 
 
+def held_by_driver(guest: Guest) -> int | None:
+    """Requests the driver holds, dispatched and not completed, over every NVMe disk's
+    hardware queues, as blk-mq's debugfs lists them; None where debugfs is not there."""
+    res = guest.run("[ -d /sys/kernel/debug/block ] && "
+                    "cat /sys/kernel/debug/block/nvme*/hctx*/busy", timeout=10)
+    return len(res.stdout.splitlines()) if res.ok else None
+
+
+def io_timeout(guest: Guest) -> int:
+    """The driver's I/O timeout in seconds (``nvme_core.io_timeout``)."""
+    return int(guest.run("cat /sys/module/nvme_core/parameters/io_timeout", timeout=10,
+                         check=True).stdout)
+
+
 IO_RESUMED = "io-resumed"  # StateMonitor's pseudo-state: writes complete again after live
 
 

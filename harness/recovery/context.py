@@ -28,6 +28,8 @@ from harness.guest.nvme import (
     NotRecovered,
     RequeueTrace,
     ResetRefused,
+    held_by_driver,
+    io_timeout,
 )
 from harness.guest.ssh import Guest
 from harness.machine.hostcpu import CpuSampler
@@ -336,22 +338,20 @@ class Context:
         timeout earlier), so that its own account of them is in the evidence: submitted and
         never completed. Returns what it found, a line for the evidence."""
         try:
-            held = self.guest.run("[ -d /sys/kernel/debug/block ] && "
-                                  "cat /sys/kernel/debug/block/nvme*/hctx*/busy", timeout=10)
-            if held.ok and not held.stdout.strip():  # stopped queues: nothing can time out
+            held = held_by_driver(self.guest)
+            if held == 0:  # stopped queues: nothing can time out
                 return "blk-mq: no request with the driver (every NVMe queue's busy list empty)"
-            timeout = int(self.guest.run("cat /sys/module/nvme_core/parameters/io_timeout",
-                                         timeout=10, check=True).stdout)
-            since = self.log.stable_from or 0.0
-            deadline = time.monotonic() + timeout + IO_TIMEOUT_SLACK_S - (
-                self.log.mark() - since)
-            while (timeout <= MAX_IO_TIMEOUT_WAIT_S and time.monotonic() < deadline
-                   and not kmsg.io_timeouts(self.log.read_log(), since)):
-                self.sleep(0.5)
+            timeout = io_timeout(self.guest)
+            if timeout <= MAX_IO_TIMEOUT_WAIT_S:
+                since = self.log.stable_from or 0.0
+                deadline = time.monotonic() + timeout + IO_TIMEOUT_SLACK_S - (
+                    self.log.mark() - since)
+                while (time.monotonic() < deadline
+                       and not kmsg.io_timeouts(self.log.read_log(), since)):
+                    self.sleep(0.5)
         except (HarnessError, ValueError):  # the guest may be gone, or hung
             return ""
-        count = len(held.stdout.splitlines()) if held.ok else 0
-        return f"blk-mq: {count} request(s) with the driver, not completed" if count else ""
+        return f"blk-mq: {held} request(s) with the driver, not completed" if held else ""
 
     def requeued_recently(self, since_recovery: bool = False) -> list[kmsg.Requeue]:
         """What the reset of the last recovery and any since put back (``since_recovery``:

@@ -61,3 +61,12 @@ def test_the_scenarios_errors_are_of_the_severity_it_counts_them_under() -> None
     # aer_inject's bits of the same errors (PCIe Uncorrectable Error Status: bit 4 Data Link
     # Protocol, fatal by default; bit 14 Completion Timeout, non-fatal)
     assert STATUS_BITS == {FATAL: 1 << 4, NONFATAL: 1 << 14}
+
+
+def test_the_requests_the_driver_holds_are_counted_from_blk_mqs_busy_lists() -> None:
+    from harness.guest.nvme import held_by_driver
+    busy = "000000003e9b1f2c {.op=WRITE, .cmd_flags=SYNC, .rq_flags=STARTED, .tag=742}\n" * 2
+    assert held_by_driver(FakeGuest(busy)) == 2  # type: ignore[arg-type]
+    assert held_by_driver(FakeGuest("")) == 0  # type: ignore[arg-type]
+    # no debugfs: not known
+    assert held_by_driver(FakeGuest("", code=1)) is None  # type: ignore[arg-type]
