@@ -287,6 +287,19 @@ def held_by_driver(guest: Guest) -> int | None:
     return len(res.stdout.splitlines()) if res.ok else None
 
 
+# Reads and writes the NVMe disks completed, from /proc/diskstats (fields 4 and 8; no partition)
+NVME_COMPLETIONS = "awk '$3 ~ /^nvme[0-9]+(c[0-9]+)?n[0-9]+$/ {s += $4 + $8} END {print s + 0}'"
+
+
+def nvme_io_stalled(guest: Guest, over: float = 1.0) -> bool:
+    """No NVMe disk completes a read or a write for ``over`` seconds (``/proc/diskstats``):
+    requests the driver holds then are stuck, not a load's requests in flight."""
+    count = f"{NVME_COMPLETIONS} /proc/diskstats"
+    out = guest.run(f"{count}; sleep {over:g}; {count}", timeout=over + 10, check=True).stdout
+    before, after = out.split()
+    return before == after
+
+
 def io_timeout(guest: Guest) -> int:
     """The driver's I/O timeout in seconds (``nvme_core.io_timeout``)."""
     return int(guest.run("cat /sys/module/nvme_core/parameters/io_timeout", timeout=10,

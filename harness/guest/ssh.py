@@ -12,6 +12,7 @@ Guest-side steps longer than a line are shell functions in ``guests/lib/*.sh``
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import secrets
@@ -20,7 +21,7 @@ import shlex
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -224,6 +225,16 @@ class Guest:
         if self.interrupt is not None and self._interrupted is None:
             self._interrupted = self.interrupt()
         return self._interrupted is not None
+
+    @contextlib.contextmanager
+    def uninterrupted(self) -> Iterator[None]:
+        """Commands that run to their end whatever hung task the guest reports meanwhile:
+        what a caller runs once it reports one, to gather its evidence."""
+        saved, self.interrupt = self.interrupt, None
+        try:
+            yield
+        finally:
+            self.interrupt = saved
 
     def take_interrupt(self) -> tuple[str, str] | None:
         """The pending interruption (see ``interrupt``), which the caller now reports."""

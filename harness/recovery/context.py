@@ -30,6 +30,7 @@ from harness.guest.nvme import (
     ResetRefused,
     held_by_driver,
     io_timeout,
+    nvme_io_stalled,
 )
 from harness.guest.ssh import Guest
 from harness.machine.hostcpu import CpuSampler
@@ -332,25 +333,36 @@ class Context:
                           kmsg.requeued_evidence(requeued, held), code="io-stuck",
                           requeued=len(requeued))
 
-    def await_io_timeouts(self) -> str:
+    def await_io_timeouts(self, after_hang: bool = False) -> str:
         """Writes are stuck: how many requests the driver holds (blk-mq's debugfs), and if
         any, wait until its I/O timeout has passed since the last recovery (or it reports a
         timeout earlier), so that its own account of them is in the evidence: submitted and
-        never completed. Returns what it found, a line for the evidence."""
-        try:
-            held = held_by_driver(self.guest)
-            if held == 0:  # stopped queues: nothing can time out
-                return "blk-mq: no request with the driver (every NVMe queue's busy list empty)"
-            timeout = io_timeout(self.guest)
-            if timeout <= MAX_IO_TIMEOUT_WAIT_S:
-                since = self.log.stable_from or 0.0
-                deadline = time.monotonic() + timeout + IO_TIMEOUT_SLACK_S - (
-                    self.log.mark() - since)
-                while (time.monotonic() < deadline
-                       and not kmsg.io_timeouts(self.log.read_log(), since)):
-                    self.sleep(0.5)
-        except (HarnessError, ValueError):  # the guest may be gone, or hung
-            return ""
+        never completed. ``after_hang``: a hung task was reported, and the writes may still
+        complete: wait only if no NVMe disk completes anything meanwhile, and through the
+        further reports the hung-task detector makes. Returns what it found, a line for the
+        evidence."""
+        with self.guest.uninterrupted() if after_hang else contextlib.nullcontext():
+            try:
+                held = held_by_driver(self.guest)
+                if held == 0:  # stopped queues: nothing can time out
+                    return ("blk-mq: no request with the driver (every NVMe queue's busy list "
+                            "empty)")
+                if after_hang and not nvme_io_stalled(self.guest):
+                    return "the NVMe disks still complete I/O"
+                timeout = io_timeout(self.guest)
+                if timeout <= MAX_IO_TIMEOUT_WAIT_S:
+                    since = self.log.stable_from or 0.0
+                    deadline = time.monotonic() + timeout + IO_TIMEOUT_SLACK_S - (
+                        self.log.mark() - since)
+                    while (time.monotonic() < deadline
+                           and not kmsg.io_timeouts(self.log.read_log(), since)):
+                        if after_hang:  # a panic or QEMU's death still ends the wait
+                            time.sleep(0.5)
+                            self.vm.check_alive()
+                        else:
+                            self.sleep(0.5)
+            except (HarnessError, ValueError):  # the guest may be gone, or hung
+                return ""
         return f"blk-mq: {held} request(s) with the driver, not completed" if held else ""
 
     def requeued_recently(self, since_recovery: bool = False) -> list[kmsg.Requeue]:

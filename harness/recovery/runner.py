@@ -105,9 +105,11 @@ def run_iteration(lab: Lab | TargetLab, scn: Scenario, seed: int, artifacts: Pat
                                         code="command-timeout"))
         except GuestHang as exc:  # the message carries the stack: it is the finding itself
             requeued = ctx.requeued_recently()
+            # I/O stuck with the driver: its own account of it (timeouts) into the evidence
+            held = ctx.await_io_timeouts(after_hang=True)
             ctx.failures.append(Failure(
                 FailureKind.HANG, f"{exc}{kmsg.requeued_note(requeued)}\n{exc.detail}",
-                kmsg.requeued_evidence(requeued, exc.detail),
+                kmsg.requeued_evidence(requeued, exc.detail, held, ctx.driver_log()),
                 code="hung-task", requeued=len(requeued)))
         except GuestUnreachable as exc:
             try:

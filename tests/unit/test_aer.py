@@ -4,6 +4,8 @@ port's error counters as the kernel prints them, QEMU's severities."""
 from __future__ import annotations
 
 import struct
+import subprocess
+from pathlib import Path
 
 from harness.faults.guest import AerInject
 from harness.faults.host import AerError
@@ -70,3 +72,16 @@ def test_the_requests_the_driver_holds_are_counted_from_blk_mqs_busy_lists() -> 
     assert held_by_driver(FakeGuest("")) == 0  # type: ignore[arg-type]
     # no debugfs: not known
     assert held_by_driver(FakeGuest("", code=1)) is None  # type: ignore[arg-type]
+
+
+def test_the_nvme_disks_completions_are_counted_from_diskstats(tmp_path: Path) -> None:
+    from harness.guest.nvme import NVME_COMPLETIONS
+    stats = tmp_path / "diskstats"
+    stats.write_text(
+        " 259       0 nvme0n1 120 0 960 10 300 0 2400 50 16 90 60 0 0 0 0 0 0\n"
+        " 259       1 nvme0n1p1 100 0 800 9 200 0 1600 40 0 80 49 0 0 0 0 0 0\n"
+        " 259       2 nvme1n2 7 0 56 1 5 0 40 1 0 2 2 0 0 0 0 0 0\n"
+        " 254       0 vda 9999 0 1 1 9999 0 1 1 0 1 1 0 0 0 0 0 0\n")
+    out = subprocess.run(f"{NVME_COMPLETIONS} {stats}", shell=True, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.split() == [str(120 + 300 + 7 + 5)]  # no partition, no other disk
