@@ -285,3 +285,39 @@ def test_io_never_fetched_after_a_fatal_aer_error_is_known_only_on_5_10() -> Non
     assert known.verdict("aer-under-load", STOCK_6_12, [stuck]).status is Status.FAIL
     assert known.verdict("aer-under-load", STOCK_5_10,
                          [replace(stuck, code="not-live")]).status is Status.FAIL
+
+
+def test_a_cpu_offline_that_hangs_behind_io_never_fetched_is_known_only_on_5_10() -> None:
+    # the failures as the runner makes them once the driver's I/O timeout has passed: the
+    # reset's scan hung in the queue's freeze, the driver timing out what it submitted since
+    evidence = ("Workqueue: nvme-wq nvme_scan_work [nvme_core]\n blk_mq_freeze_queue_wait+0x66\n"
+                "blk-mq: 16 request(s) with the driver, not completed\nkernel log:\n"
+                "[   40.157219] nvme nvme0: I/O 226 QID 1 timeout, aborting")
+    hang = Failure(FailureKind.HANG, "the guest kernel reported a hung task: INFO: task hung "
+                   "in blk_mq_freeze_queue_wait", evidence, code="hung-task")
+    oops = Failure(FailureKind.OOPS, "INFO: task hung in blk_queue_enter", code="hung-task")
+    for scenario in ("cpu-offline-under-load", "cpu-offline-under-load-4cpu"):
+        found = known.verdict(scenario, STOCK_5_10, [hang, oops])
+        assert found.status is Status.KNOWN and found.bug is not None
+        assert found.bug.commit == "58847f12fe78"
+    # a timeout during the reset that waits for the same I/O, which then removes the
+    # controller: the driver's alarms come with it
+    during = replace(hang, evidence="[ 54.49] nvme nvme0: I/O 768 QID 1 timeout, disable "
+                                    "controller")
+    alarms = [Failure(FailureKind.OOPS, "failed to mark controller live state",
+                      code="alarm-not-marked-live"),
+              Failure(FailureKind.OOPS, "Removing after probe failure status: -19",
+                      code="alarm-removed-after-probe-failure")]
+    assert known.verdict("cpu-offline-under-load", STOCK_5_10, [during, oops, *alarms]).status \
+        is Status.KNOWN
+    # nothing timed out (the requests were never the driver's), or only an admin command:
+    # not the mechanism
+    for words in ("blk-mq: no request with the driver", "[ 40.1] nvme nvme0: I/O 3 QID 0 "
+                  "timeout, aborting"):
+        assert known.verdict("cpu-offline-under-load", STOCK_5_10,
+                             [replace(hang, evidence=words), oops]).status is Status.FAIL
+    # 6.1 and 6.12 have the fix; lost data or a controller not live is another failure
+    assert known.verdict("cpu-offline-under-load", STOCK_6_12, [hang]).status is Status.FAIL
+    assert known.verdict("cpu-offline-under-load", STOCK_6_1, [hang]).status is Status.FAIL
+    assert known.verdict("cpu-offline-under-load", STOCK_5_10,
+                         [hang, replace(hang, code="lost-data")]).status is Status.FAIL
