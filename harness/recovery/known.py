@@ -208,7 +208,7 @@ KNOWN: tuple[KnownFailure, ...] = (
         scenarios=("reset-under-load", "reset-under-load-2cpu", "reset-under-load-2ns",
                    "reset-under-load-2ctrl", "reset-storm", "flr-under-load",
                    "admin-during-reset", "poll-queues", "bus-master-off", "mmio-off",
-                   "dead-during-reset"),
+                   "dead-during-reset", "queue-count-under-load"),
         kernels=("debian:5.10",), first="4.12", fixed_in=("5.16",),
         # the reset waits for I/O the device never saw, until its timeout disables the
         # controller in the middle of the reset: the driver cannot mark it live and removes it
@@ -220,7 +220,8 @@ KNOWN: tuple[KnownFailure, ...] = (
                   "the controller",
         evidence="known-bugs/linux-5.10-stale-shadow-doorbells/: fails on debian:5.10 "
                  "(5.10.262), passes on 6.1 and 6.12 and on 5.10 with the fix backported "
-                 "(--nvme-src; mmio-off and dead-during-reset with 06c59d427017 too)",
+                 "(--nvme-src; mmio-off, dead-during-reset and queue-count-under-load with "
+                 "06c59d427017 too)",
         fix_absent=_dbbuf_kept_across_resets),
     # A device gone silent strands commands, so the driver's own reset requeues them.
     KnownFailure(

@@ -200,6 +200,10 @@ def test_the_5_10_shadow_doorbell_bug_explains_what_it_did_on_5_10_only(message:
     # a controller lost without the reset timing out on I/O is something else
     plain = [Failure(FailureKind.NOT_RECOVERED, message, "kernel log:", code=code)]
     assert known.verdict("flr-under-load", STOCK_5_10, plain).status is Status.FAIL
+    # the same where the reset also changed the number of queues
+    assert known.verdict("queue-count-under-load", STOCK_5_10,
+                         [*failure, *alarms]).bug is verdict.bug
+    assert known.verdict("queue-count-under-load", STOCK_5_10, plain).status is Status.FAIL
     assert known.verdict("flr-under-load", STOCK_5_10,
                          [Failure(FailureKind.LOST_DATA, "verify-only pass: EILSEQ")]
                          ).status is Status.FAIL
