@@ -11,7 +11,10 @@ CPU's own code and has no such translations.
 
 A boot is started again only on that evidence: TCG, the first report an int3 trap, and no module
 loaded at all, so the driver under test cannot be part of it. Anything else a boot prints is
-reported as ever.
+reported as ever. Later in a run (seen once, in a jump label of ``__schedule`` while an
+iteration was cleaned up) the evidence is the site itself: the byte the trap came from is no
+int3 now, so the trap was no breakpoint in the kernel's code; the iteration then tested
+nothing (:func:`stale_translation`), whatever its modules.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from harness.reading.oops import Oops
 
 INT3_HEADER = "Oops: int3"
 MODULES_LINE = "Modules linked in:"
+CODE_LINE = "Code:"
+INT3 = "cc"
 
 
 def modules_linked(oops: Oops) -> list[str] | None:
@@ -43,3 +48,28 @@ def restartable(oopses: Sequence[Oops], accel: str) -> str | None:
         return None
     return (f"the boot crashed before any module was loaded ({first.title}): TCG ran a stale "
             "translation of kernel code the kernel had just patched")
+
+
+def trapped_byte(oops: Oops) -> str | None:
+    """The byte an int3 trap came from, as the report's Code: line shows it now (the byte
+    before the one it marks: an int3 leaves RIP past itself), or None if the line lacks it."""
+    for line in oops.lines:
+        if line.startswith(CODE_LINE):
+            code = line[len(CODE_LINE):].split()
+            marked = [i for i, byte in enumerate(code) if byte.startswith("<")]
+            if marked and marked[0] > 0:
+                return code[marked[0] - 1].lower()
+    return None
+
+
+def stale_translation(oops: Oops, accel: str) -> str | None:
+    """Why ``oops`` is QEMU's stale translation, not the kernel's: under TCG, an int3 trap
+    from a byte that is not an int3 (the kernel's patch of it finished); or None."""
+    if accel != "tcg" or not oops.header.startswith(INT3_HEADER):
+        return None
+    byte = trapped_byte(oops)
+    if byte is None or byte == INT3:
+        return None
+    return (f"the guest crashed on an int3 that is no longer in its code ({oops.title}; the "
+            f"byte it trapped on reads {byte} now): TCG ran a stale translation of kernel code "
+            "the kernel had patched, so this iteration tested nothing")

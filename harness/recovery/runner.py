@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from harness.errors import CommandTimeout, GuestHang, GuestPanic, GuestUnreachable, HarnessError
 from harness.guest.nvme import NotRecovered
+from harness.machine import bootcrash
 from harness.machine.hostcpu import CpuSampler
 from harness.machine.lab import Lab
 from harness.machine.system import System
+from harness.machine.vm import VM
 from harness.reading import kmsg
+from harness.reading.oops import Oops
 from harness.reading.verdict import (
     LEAVES_GUEST_USABLE,
     Failure,
@@ -58,6 +61,17 @@ def _stopped_answering(vm: System, exc: GuestUnreachable, when: str) -> Failure:
                    f"{vm.silence_note()}: {exc}",
                    "\n".join(filter(None, [exc.detail, f"{vm.console_name}:\n{console}"])),
                    code="guest-unreachable")
+
+
+def crashed_in_translation(oopses: Sequence[Oops], failures: Sequence[Failure],
+                           accel: str) -> str | None:
+    """Why an iteration tested nothing: its guest's first crash was QEMU's stale translation
+    (:func:`bootcrash.stale_translation`), and nothing failed but what follows a crash (the
+    oopses, the guest gone); None otherwise."""
+    if not oopses or any(f.kind is not FailureKind.OOPS and f.code != "guest-unreachable"
+                         for f in failures):
+        return None
+    return bootcrash.stale_translation(oopses[0], accel)
 
 
 def skip_reason(lab: Lab | TargetLab, scn: Scenario) -> str | None:
@@ -144,7 +158,11 @@ def run_iteration(lab: Lab | TargetLab, scn: Scenario, seed: int, artifacts: Pat
                 ctx.timeline, scn.reset_bound, scn.resume_bound, vm.topology.subsystem)
                 if f not in ctx.failures)  # a soak judges its stalls at checkpoints too
         hangs = "\n".join(f.message for f in ctx.failures if f.kind == FailureKind.HANG)
-        for oops in vm.take_oopses():
+        oopses = vm.take_oopses()
+        if (stale := crashed_in_translation(
+                oopses, ctx.failures, vm.accel.name if isinstance(vm, VM) else "")) is not None:
+            raise HarnessError(stale, "\n".join(oopses[0].lines))
+        for oops in oopses:
             if oops.kind == "hung_task" and oops.title in hangs:
                 continue  # already the iteration's HANG failure
             ctx.failures.append(Failure(FailureKind.OOPS, oops.title, "\n".join(oops.lines),
