@@ -294,7 +294,7 @@ KNOWN: tuple[KnownFailure, ...] = (
                                        r"(aborting|disable controller)"),
         reference=_STALE_DOORBELLS_BUG,
         evidence="known-bugs/linux-5.10-stale-shadow-doorbells/ (CPU offline): seeds 1, 2, "
-                 "4, 5 fail on debian:5.10 (5.10.262), seeds 1 and 11 on its driver built "
+                 "4-6 fail on debian:5.10 (5.10.262), seeds 1 and 11 on its driver built "
                  "from source; with 58847f12fe78 backported seeds 1-6 and 11 pass, and "
                  "cpu-offline-under-load-4cpu seeds 11-13; 6.1 and 6.12 pass",
         fix_absent=_dbbuf_kept_across_resets),
