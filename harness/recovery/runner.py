@@ -14,7 +14,6 @@ from harness.machine import bootcrash
 from harness.machine.hostcpu import CpuSampler
 from harness.machine.lab import Lab
 from harness.machine.system import System
-from harness.machine.vm import VM
 from harness.reading import kmsg
 from harness.reading.oops import Oops
 from harness.reading.verdict import (
@@ -52,6 +51,9 @@ def _clean_up(ctx: Context, artifacts: Path) -> HarnessError | None:
     return error
 
 
+GUEST_UNREACHABLE = "guest-unreachable"  # the code of a guest that stopped answering
+
+
 def _stopped_answering(vm: System, exc: GuestUnreachable, when: str) -> Failure:
     """A guest that stopped answering once the scenario had begun, its QEMU still running
     and no panic on its console: a hang of the system under test (a driver can wedge a
@@ -60,7 +62,7 @@ def _stopped_answering(vm: System, exc: GuestUnreachable, when: str) -> Failure:
     return Failure(FailureKind.HANG, f"the guest stopped answering {when}, "
                    f"{vm.silence_note()}: {exc}",
                    "\n".join(filter(None, [exc.detail, f"{vm.console_name}:\n{console}"])),
-                   code="guest-unreachable")
+                   code=GUEST_UNREACHABLE)
 
 
 def crashed_in_translation(oopses: Sequence[Oops], failures: Sequence[Failure],
@@ -68,7 +70,7 @@ def crashed_in_translation(oopses: Sequence[Oops], failures: Sequence[Failure],
     """Why an iteration tested nothing: its guest's first crash was QEMU's stale translation
     (:func:`bootcrash.stale_translation`), and nothing failed but what follows a crash (the
     oopses, the guest gone); None otherwise."""
-    if not oopses or any(f.kind is not FailureKind.OOPS and f.code != "guest-unreachable"
+    if not oopses or any(f.kind is not FailureKind.OOPS and f.code != GUEST_UNREACHABLE
                          for f in failures):
         return None
     return bootcrash.stale_translation(oopses[0], accel)
@@ -160,7 +162,7 @@ def run_iteration(lab: Lab | TargetLab, scn: Scenario, seed: int, artifacts: Pat
         hangs = "\n".join(f.message for f in ctx.failures if f.kind == FailureKind.HANG)
         oopses = vm.take_oopses()
         if (stale := crashed_in_translation(
-                oopses, ctx.failures, vm.accel.name if isinstance(vm, VM) else "")) is not None:
+                oopses, ctx.failures, lab.accel.name if isinstance(lab, Lab) else "")) is not None:
             raise HarnessError(stale, "\n".join(oopses[0].lines))
         for oops in oopses:
             if oops.kind == "hung_task" and oops.title in hangs:
