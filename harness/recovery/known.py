@@ -190,6 +190,16 @@ def _no_frozen_flag(src: Path) -> bool:
     return "nvme_alloc_ns" in core and "NVME_CTRL_FROZEN" not in core
 
 
+def _poll_queues_without_poll_map(src: Path) -> bool:
+    """No fix: the tag set gets one map where the first reset set up neither read nor poll
+    queues, and every reset takes ``poll_queues`` as it finds it, whatever maps the set has."""
+    text = (src / "pci.c").read_text(errors="replace")
+    setup = _function(text, "nvme_setup_io_queues")
+    one_map = ("return 1;" in _function(text, "nvme_pci_nr_maps")
+               or "nr_maps = 1;" in _function(text, "nvme_pci_alloc_tag_set"))
+    return one_map and "dev->nr_poll_queues = poll_queues;" in setup and "nr_maps" not in setup
+
+
 _STALE_DOORBELLS_BUG = (
     "58847f12fe78 \"nvme-pci: clear shadow doorbell memory on resets\" (v5.16; not in "
     "5.10.y): shadow doorbell memory kept across a reset makes the driver skip the MMIO "
@@ -298,6 +308,25 @@ KNOWN: tuple[KnownFailure, ...] = (
                  "from source; with 58847f12fe78 backported seeds 1-6 and 11 pass, and "
                  "cpu-offline-under-load-4cpu seeds 11-13; 6.1 and 6.12 pass",
         fix_absent=_dbbuf_kept_across_resets),
+    # A poll queue given at runtime to a driver that booted without read or poll queues:
+    # the queue count is unchanged, so blk-mq keeps the CPUs' map, and a CPU's interrupt-
+    # driven I/O goes to what is now a queue without an interrupt, reaped only by its timeout.
+    KnownFailure(
+        scenarios=("poll-queues-added-under-load",),
+        kernels=("debian:6.1", "debian:6.12"), first="6.1", fixed_in=(),
+        codes=("unstable", "io-stalled"),
+        mechanism=Mechanism(kernel_log=r"nvme nvme\d+: I/O (tag )?\d+ (\(\w+\) )?"
+                                       r"QID [1-9]\d* timeout, completion polled"),
+        reference="unreported (found here 2026-12-05): nvme-pci sizes the tag set's maps by "
+                  "the first reset's queue types, and a later reset takes poll_queues as it "
+                  "finds it; with one map and the same number of queues "
+                  "blk_mq_update_nr_hw_queues() returns without remapping, so CPU 1 keeps "
+                  "sending interrupt-driven I/O to queue 2, now a poll queue",
+        evidence="known-bugs/linux-6.1-poll-queue-without-poll-map/: fails on debian:6.1 "
+                 "(6.1.192) and 6.12 (6.12.118), seeds 1-2 each; passes with "
+                 "fix-no-poll-queue-without-map.patch (--nvme-src); 5.10 always gives the "
+                 "tag set a read map, remaps, and passes",
+        fix_absent=_poll_queues_without_poll_map),
     KnownFailure(
         scenarios=("ns-churn-during-reset",),
         kernels=("debian:6.1",), first="6.1", fixed_in=("6.6.13", "6.7"),

@@ -139,22 +139,27 @@ def test_the_fix_checks_read_the_real_sources(release: str, dbbuf_after_unquiesc
     assert known._no_frozen_flag(src) is no_frozen
 
 
-@pytest.mark.parametrize("release", ["5.10", "6.1"])
-def test_the_doorbell_config_fix_backported_is_seen(release: str, tmp_path: Path) -> None:
-    patch = {"5.10": "fix-06c59d427017-backport-5.10.patch",
-             "6.1": "fix-06c59d427017-backport.patch"}[release]
+def patched_excerpts(release: str, record: str, patch: str, tmp_path: Path) -> Path:
+    """The excerpts of ``release`` with ``known-bugs/record/patch`` applied; as they hold
+    whole functions only, each hunk is applied by its lines, not its line numbers."""
     shutil.copytree(SOURCES / release, tmp_path / "src")
     text = (tmp_path / "src" / "pci.c").read_text()
-    # the excerpts hold whole functions only: apply the patch's hunks by their lines
-    for hunk in (ROOT / "known-bugs" / "linux-6.1-doorbell-config-after-requeue" /
-                 patch).read_text().split("\n@@")[1:]:
+    for hunk in (ROOT / "known-bugs" / record / patch).read_text().split("\n@@")[1:]:
         lines = hunk.splitlines()[1:]
         old = "\n".join(ln[1:] for ln in lines if ln[:1] in (" ", "-"))
         new = "\n".join(ln[1:] for ln in lines if ln[:1] in (" ", "+"))
         assert old in text, hunk
         text = text.replace(old, new)
     (tmp_path / "src" / "pci.c").write_text(text)
-    assert not known._dbbuf_set_after_unquiesce(tmp_path / "src")
+    return tmp_path / "src"
+
+
+@pytest.mark.parametrize("release", ["5.10", "6.1"])
+def test_the_doorbell_config_fix_backported_is_seen(release: str, tmp_path: Path) -> None:
+    patch = {"5.10": "fix-06c59d427017-backport-5.10.patch",
+             "6.1": "fix-06c59d427017-backport.patch"}[release]
+    src = patched_excerpts(release, "linux-6.1-doorbell-config-after-requeue", patch, tmp_path)
+    assert not known._dbbuf_set_after_unquiesce(src)
 
 
 def test_every_record_is_fit_to_excuse() -> None:
@@ -325,3 +330,40 @@ def test_a_cpu_offline_that_hangs_behind_io_never_fetched_is_known_only_on_5_10(
     assert known.verdict("cpu-offline-under-load", STOCK_6_1, [hang]).status is Status.FAIL
     assert known.verdict("cpu-offline-under-load", STOCK_5_10,
                          [hang, replace(hang, code="lost-data")]).status is Status.FAIL
+
+
+def test_a_poll_queue_without_a_poll_map_is_known_on_6_1_and_6_12_only() -> None:
+    # as the runner makes them when CPU 1's queue became a poll queue nobody remapped
+    line = "[   15.57] nvme nvme0: I/O tag 256 (5100) QID 2 timeout, completion polled"
+    unstable = Failure(FailureKind.UNSTABLE, "3 kernel log line(s) of timeouts", line,
+                       code="unstable")
+    stalled = Failure(FailureKind.SLOW, "no write completed on nvme0 for 12.3s",
+                      code="io-stalled")
+    for driver in (STOCK_6_1, STOCK_6_12):
+        found = known.verdict("poll-queues-added-under-load", driver, [unstable, stalled])
+        assert found.status is Status.KNOWN and found.bug is not None
+    # 6.1 words it without the tag's generation
+    assert known.verdict("poll-queues-added-under-load", STOCK_6_1, [replace(
+        unstable, evidence="[ 14.78] nvme nvme0: I/O 960 QID 2 timeout, completion polled")]
+    ).status is Status.KNOWN
+    # a timeout the driver had to abort or reset for is another bug, as is one elsewhere
+    for words in ("[ 15.5] nvme nvme0: I/O 256 QID 2 timeout, aborting",
+                  "[ 15.5] nvme nvme0: I/O 3 QID 0 timeout, completion polled"):
+        assert known.verdict("poll-queues-added-under-load", STOCK_6_12,
+                             [replace(unstable, evidence=words)]).status is Status.FAIL
+    assert known.verdict("queue-count-under-load", STOCK_6_12, [unstable]).status \
+        is Status.FAIL
+    assert known.verdict("poll-queues-added-under-load", STOCK_5_10, [unstable]).status \
+        is Status.FAIL
+
+
+@pytest.mark.parametrize(("release", "absent"), [("5.10", False), ("6.1", True),
+                                                   ("6.12", True)])
+def test_the_poll_map_check_reads_the_real_sources(release: str, absent: bool,
+                                                   tmp_path: Path) -> None:
+    assert known._poll_queues_without_poll_map(SOURCES / release) is absent
+    if not absent:
+        return
+    src = patched_excerpts(release, "linux-6.1-poll-queue-without-poll-map",
+                           "fix-no-poll-queue-without-map.patch", tmp_path)
+    assert not known._poll_queues_without_poll_map(src)

@@ -14,6 +14,7 @@ from harness.faults.guest import ModuleParameters
 from harness.machine.topology import Topology
 from harness.recovery.context import Context
 from harness.recovery.registry import scenario
+from harness.recovery.scenarios.timeouts import IO_TIMEOUT, SHORT_IO_TIMEOUT
 
 # The most of each the driver may use: it sizes its queue array once, at probe, for
 # possible CPUs + write_queues + poll_queues, so the boot values are the ceiling.
@@ -73,3 +74,43 @@ def queue_count_under_load(ctx: Context) -> None:
                                f"{ctrl.name} reported {got} default/read/poll queues: the "
                                "queue count did not change as asked, nothing was tested")
     ctx.finish_loads(loads)
+
+
+
+@scenario("poll-queues-added-under-load",
+          "a driver booted without poll queues (2 CPUs, a queue each) given one at runtime "
+          "and reset under an interrupt-driven load (poll_queues=1, or 1, 0, 1), then the "
+          "load runs past the I/O timeout: no CPU's I/O left on a queue without an "
+          "interrupt (no timeout), live each time, nothing lost",
+          Topology.build(cpus=2, kernel_args=SHORT_IO_TIMEOUT))
+def poll_queues_added_under_load(ctx: Context) -> None:
+    ctrl = ctx.controller()
+    disk = ctx.namespace_name()
+    booted = queues_set_up(ctx.log.since(0.0), ctrl.name) or ctrl.queue_types(disk)
+    owned = ctrl.own_queues(disk)
+    # The tag set is sized by the first reset: without read or poll queues it has one map,
+    # and the queue that becomes the poll queue is CPU 1's own until something remaps it.
+    if booted is None or booted[1:] != (0, 0) or len(owned) < 2:
+        raise HarnessError(f"{ctrl.name} booted with {booted} default/read/poll queues, CPUs "
+                           f"with their own queue: {sorted(owned)}; the scenario needs only "
+                           "default queues, one per CPU, and would test nothing")
+    polls = [1, 0, 1][:ctx.rng.choice((1, 3))]
+    gaps = [ctx.rng.uniform(1.0, 2.0) for _ in polls]
+    # what a request stranded by the last reset needs to time out, and the driver to say so
+    after = IO_TIMEOUT + 3.0
+    load = ctx.start_load(sum(gaps) + 3 * len(polls) + after + 6)
+    for poll, gap in zip(polls, gaps, strict=True):
+        ctx.sleep(gap)
+        mark = ctx.log.mark()
+        with ctx.inject(ModuleParameters(ctx.guest, "nvme", ctx.live_bound, poll_queues=poll)):
+            ctx.reset(ctrl)
+        got = queues_set_up(ctx.log.since(mark), ctrl.name)
+        ctx.event("note", f"{ctrl.name}: {got} default/read/poll queues after "
+                  f"poll_queues={poll}")
+        # A driver may decline a poll queue its tag set has no map for; it must set up
+        # its queues again either way, or the reset changed nothing.
+        if got is None or got[2] not in (0, poll):
+            raise HarnessError(f"after poll_queues={poll} and a reset, {ctrl.name} reported "
+                               f"{got} default/read/poll queues: nothing was tested")
+    ctx.sleep(after)
+    ctx.finish_loads([load])
