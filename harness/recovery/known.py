@@ -308,6 +308,20 @@ KNOWN: tuple[KnownFailure, ...] = (
                  "from source; with 58847f12fe78 backported seeds 1-6 and 11 pass, and "
                  "cpu-offline-under-load-4cpu seeds 11-13; 6.1 and 6.12 pass",
         fix_absent=_dbbuf_kept_across_resets),
+    # The same when a poll queue is added at runtime (the short I/O timeout of that scenario
+    # disables the controller within the reset): the driver removes it, failing the load.
+    KnownFailure(
+        scenarios=("poll-queues-added-under-load",),
+        kernels=("debian:5.10",), first="4.12", fixed_in=("5.16",),
+        codes=("io-error", "alarm-not-marked-live", "alarm-removed-after-probe-failure"),
+        mechanism=Mechanism(kernel_log=r"nvme nvme\d+: I/O \d+ QID [1-9]\d* timeout, "
+                                       r"disable controller"),
+        reference=_STALE_DOORBELLS_BUG + ", the reset waits for it until the timeout "
+                  "disables the controller, and the driver removes it",
+        evidence="known-bugs/linux-5.10-stale-shadow-doorbells/ (poll queue added): seeds 1-2 "
+                 "fail on debian:5.10 (5.10.262); pass with 58847f12fe78 backported "
+                 "(--nvme-src), alone or with 06c59d427017",
+        fix_absent=_dbbuf_kept_across_resets),
     # A poll queue given at runtime to a driver that booted without read or poll queues:
     # the queue count is unchanged, so blk-mq keeps the CPUs' map, and a CPU's interrupt-
     # driven I/O goes to what is now a queue without an interrupt, reaped only by its timeout.

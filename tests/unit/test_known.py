@@ -357,6 +357,25 @@ def test_a_poll_queue_without_a_poll_map_is_known_on_6_1_and_6_12_only() -> None
         is Status.FAIL
 
 
+def test_a_poll_queue_added_on_5_10_is_known_as_its_stale_doorbells() -> None:
+    # the load's errors once the driver removed the controller its timeout disabled
+    lines = "[   26.57] nvme nvme0: I/O 320 QID 1 timeout, disable controller\n"
+    failures = [Failure(FailureKind.IO_ERROR, "the load saw: job load: error EIO", "fio: io_u "
+                        "error on file /dev/nvme0n1: Input/output error", code="io-error"),
+                Failure(FailureKind.DRIVER_ALARM, "failed to mark controller live state",
+                        lines, code="alarm-not-marked-live"),
+                Failure(FailureKind.DRIVER_ALARM, "Removing after probe failure status: -19",
+                        lines, code="alarm-removed-after-probe-failure")]
+    found = known.verdict("poll-queues-added-under-load", STOCK_5_10, failures)
+    assert found.status is Status.KNOWN and found.bug is not None
+    assert found.bug.commit == "58847f12fe78"
+    # without the timeout that disabled the controller, I/O errors are not explained
+    assert known.verdict("poll-queues-added-under-load", STOCK_5_10,
+                         [replace(f, evidence="") for f in failures]).status is Status.FAIL
+    assert known.verdict("poll-queues-added-under-load", STOCK_6_12, failures).status \
+        is Status.FAIL
+
+
 @pytest.mark.parametrize(("release", "absent"), [("5.10", False), ("6.1", True),
                                                    ("6.12", True)])
 def test_the_poll_map_check_reads_the_real_sources(release: str, absent: bool,
