@@ -232,6 +232,7 @@ def test_the_6_1_scan_reset_deadlock_reproduced_on_purpose(
 DOORBELL = ROOT / "known-bugs" / "linux-6.1-doorbell-config-after-requeue"
 
 
+@pytest.mark.evidence
 @pytest.mark.parametrize("fixed", [False, True], ids=["widened", "widened+fix"])
 def test_the_6_1_doorbell_config_bug_after_a_sysfs_reset_reproduced_on_purpose(
         stock_sources: Path, tmp_path: Path, fixed: bool) -> None:
