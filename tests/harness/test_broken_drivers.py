@@ -255,6 +255,50 @@ def test_the_6_1_doorbell_config_bug_after_a_sysfs_reset_reproduced_on_purpose(
                 in proc.stderr), proc.stderr
 
 
+POLL_MAP = ROOT / "known-bugs" / "linux-6.1-poll-queue-without-poll-map"
+
+
+@pytest.mark.evidence
+@pytest.mark.parametrize("fixed", [False, True], ids=["stock", "fix"])
+def test_the_6_12_poll_queue_without_a_poll_map_reproduced(
+        stock_sources_6_12: Path, tmp_path: Path, fixed: bool) -> None:
+    # 6.12's own driver takes a poll queue at runtime its tag set has no map for: CPU 1's
+    # I/O waits for the timeout, and the suite names the record; the fix declines the queue
+    patches = [POLL_MAP / "fix-no-poll-queue-without-map.patch"] if fixed else []
+    proc, _ = repro(patched(stock_sources_6_12, tmp_path / "host", *patches), 600,
+                    scenario="poll-queues-added-under-load", kernel="debian:6.12")
+    if fixed:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert f"iteration 1/1 seed {SEED}: PASS" in proc.stdout, proc.stdout
+    else:
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert re.search(r"FAIL: no stable recovery: .* QID 2 timeout, completion polled",
+                         proc.stdout), proc.stdout
+        assert "known kernel bug on debian:6.12 (from 6.1, unfixed)" in proc.stderr, proc.stderr
+
+
+LAYOUT = ROOT / "known-bugs" / "linux-6.12-requeue-across-queue-layout"
+
+
+@pytest.mark.evidence
+@pytest.mark.parametrize("scenario", ["queue-count-under-load", "poll-queues"],
+                         ids=["layout-changed", "layout-kept"])
+def test_requests_requeued_across_a_queue_layout_change_reproduced(
+        stock_sources_6_12: Path, tmp_path: Path, scenario: str) -> None:
+    # Every widened reset requeues requests; only the resets that change the queues' layout
+    # send them to a queue that is gone (I/O error) or became a poll queue (a 30 s wait)
+    proc, _ = repro(patched(stock_sources_6_12, tmp_path / "host",
+                            LAYOUT / "widen-unfetched-at-reset-6.12.patch"), 600,
+                    scenario=scenario, kernel="debian:6.12")
+    if scenario == "poll-queues":
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    else:
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert f"seed {SEED}: FAIL: I/O error where recovery should be transparent" \
+            in proc.stdout, proc.stdout
+        assert "known kernel bug" not in proc.stderr, proc.stderr
+
+
 def test_a_lost_write_is_not_hidden_behind_the_hang_it_leads_to(
         stock_sources: Path, tmp_path: Path) -> None:
     # fio stops at its inline verify error before the device goes silent, so nothing is in

@@ -11,10 +11,11 @@ import re
 
 from harness.errors import HarnessError
 from harness.faults.guest import ModuleParameters
+from harness.guest.nvme import io_timeout
 from harness.machine.topology import Topology
 from harness.recovery.context import Context
 from harness.recovery.registry import scenario
-from harness.recovery.scenarios.timeouts import IO_TIMEOUT, SHORT_IO_TIMEOUT
+from harness.recovery.scenarios.timeouts import SHORT_IO_TIMEOUT
 
 # The most of each the driver may use: it sizes its queue array once, at probe, for
 # possible CPUs + write_queues + poll_queues, so the boot values are the ceiling.
@@ -97,7 +98,8 @@ def poll_queues_added_under_load(ctx: Context) -> None:
     polls = [1, 0, 1][:ctx.rng.choice((1, 3))]
     gaps = [ctx.rng.uniform(1.0, 2.0) for _ in polls]
     # what a request stranded by the last reset needs to time out, and the driver to say so
-    after = IO_TIMEOUT + 3.0
+    # (a machine's own timeout where the boot's short one could not be set)
+    after = io_timeout(ctx.guest) + 3.0
     load = ctx.start_load(sum(gaps) + 3 * len(polls) + after + 6)
     for poll, gap in zip(polls, gaps, strict=True):
         ctx.sleep(gap)
