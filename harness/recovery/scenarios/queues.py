@@ -77,7 +77,6 @@ def queue_count_under_load(ctx: Context) -> None:
     ctx.finish_loads(loads)
 
 
-
 @scenario("poll-queues-added-under-load",
           "a driver booted without poll queues (2 CPUs, a queue each) given one at runtime "
           "and reset under an interrupt-driven load (poll_queues=1, or 1, 0, 1), then the "
