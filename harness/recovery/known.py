@@ -211,6 +211,9 @@ _DOORBELL_CONFIG_BUG = (
     "6.12 has it): a reset that requeues stranded I/O submits it before the controller knows "
     "the shadow doorbells, so it times out again, and every reset after that does the same")
 
+# The driver's I/O timeout disabling the controller: a reset waited for I/O never fetched
+_DISABLED_BY_IO_TIMEOUT = r"nvme nvme\d+: I/O \d+ QID [1-9]\d* timeout, disable controller"
+
 # Every record comes with its evidence in known-bugs/<name>/ (kernel log, the fix tested
 # with --nvme-src, the commands that showed it).
 KNOWN: tuple[KnownFailure, ...] = (
@@ -224,8 +227,7 @@ KNOWN: tuple[KnownFailure, ...] = (
         # controller in the middle of the reset: the driver cannot mark it live and removes it
         codes=("not-live", "resets-refused", "alarm-not-marked-live",
                "alarm-removed-after-probe-failure"),
-        mechanism=Mechanism(kernel_log=r"nvme nvme\d+: I/O \d+ QID [1-9]\d* timeout, "
-                                       r"disable controller"),
+        mechanism=Mechanism(kernel_log=_DISABLED_BY_IO_TIMEOUT),
         reference=_STALE_DOORBELLS_BUG + ", the reset waits 30 s for it, then removes "
                   "the controller",
         evidence="known-bugs/linux-5.10-stale-shadow-doorbells/: fails on debian:5.10 "
@@ -314,8 +316,7 @@ KNOWN: tuple[KnownFailure, ...] = (
         scenarios=("poll-queues-added-under-load",),
         kernels=("debian:5.10",), first="4.12", fixed_in=("5.16",),
         codes=("io-error", "alarm-not-marked-live", "alarm-removed-after-probe-failure"),
-        mechanism=Mechanism(kernel_log=r"nvme nvme\d+: I/O \d+ QID [1-9]\d* timeout, "
-                                       r"disable controller"),
+        mechanism=Mechanism(kernel_log=_DISABLED_BY_IO_TIMEOUT),
         reference=_STALE_DOORBELLS_BUG + ", the reset waits for it until the timeout "
                   "disables the controller, and the driver removes it",
         evidence="known-bugs/linux-5.10-stale-shadow-doorbells/ (poll queue added): seeds 1-2 "

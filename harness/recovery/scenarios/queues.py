@@ -11,7 +11,7 @@ import re
 
 from harness.errors import HarnessError
 from harness.faults.guest import ModuleParameters
-from harness.guest.nvme import io_timeout
+from harness.guest.nvme import Controller, io_timeout
 from harness.machine.topology import Topology
 from harness.recovery.context import Context
 from harness.recovery.registry import scenario
@@ -31,6 +31,18 @@ def queues_set_up(lines: list[str], ctrl: str) -> tuple[int, int, int] | None:
         if (m := QUEUES_LINE.search(line)) is not None and m.group(1) == ctrl:
             found = (int(m.group(2)), int(m.group(3)), int(m.group(4)))
     return found
+
+
+def reset_with(ctx: Context, ctrl: Controller, **params: int) -> tuple[int, int, int] | None:
+    """The driver's ``params`` changed (put back after) and ``ctrl`` reset under whatever
+    runs; returns the (default, read, poll) queues the reset reported setting up."""
+    mark = ctx.log.mark()
+    with ctx.inject(ModuleParameters(ctx.guest, "nvme", ctx.live_bound, **params)):
+        ctx.reset(ctrl)
+    got = queues_set_up(ctx.log.since(mark), ctrl.name)
+    asked = " ".join(f"{name}={value}" for name, value in params.items())
+    ctx.event("note", f"{ctrl.name}: {got} default/read/poll queues after {asked}")
+    return got
 
 
 @scenario("queue-count-under-load",
@@ -62,13 +74,7 @@ def queue_count_under_load(ctx: Context) -> None:
     ctx.warm_up(loads)
     for (write, poll), gap in zip(rounds, gaps, strict=True):
         ctx.sleep(gap)
-        mark = ctx.log.mark()
-        with ctx.inject(ModuleParameters(ctx.guest, "nvme", ctx.live_bound,
-                                         write_queues=write, poll_queues=poll)):
-            ctx.reset(ctrl)
-        got = queues_set_up(ctx.log.since(mark), ctrl.name)
-        ctx.event("note", f"{ctrl.name}: {got} default/read/poll queues after "
-                  f"write_queues={write} poll_queues={poll}")
+        got = reset_with(ctx, ctrl, write_queues=write, poll_queues=poll)
         # The driver's own account: without it, the reset may not have changed anything
         if got is None or got[2] != poll or (got[1] > 0) != (write > 0):
             raise HarnessError(f"after write_queues={write} poll_queues={poll} and a reset, "
@@ -102,12 +108,7 @@ def poll_queues_added_under_load(ctx: Context) -> None:
     load = ctx.start_load(sum(gaps) + 3 * len(polls) + after + 6)
     for poll, gap in zip(polls, gaps, strict=True):
         ctx.sleep(gap)
-        mark = ctx.log.mark()
-        with ctx.inject(ModuleParameters(ctx.guest, "nvme", ctx.live_bound, poll_queues=poll)):
-            ctx.reset(ctrl)
-        got = queues_set_up(ctx.log.since(mark), ctrl.name)
-        ctx.event("note", f"{ctrl.name}: {got} default/read/poll queues after "
-                  f"poll_queues={poll}")
+        got = reset_with(ctx, ctrl, poll_queues=poll)
         # A driver may decline a poll queue its tag set has no map for; it must set up
         # its queues again either way, or the reset changed nothing.
         if got is None or got[2] not in (0, poll):
