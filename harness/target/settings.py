@@ -1,8 +1,9 @@
 """What a run may change on a real machine, read before it starts and put back after it,
 whatever happened: kernel tunables (hung-task detector, printk level), the requeue
 tracepoint, the NVMe drivers' parameters, fault injection, the PCI function's command bits and
-its driver binding, the namespace's attachment to its controller. What could not be put back
-is said, never passed over.
+its driver binding, the namespace's attachment to its controller, the controller's queue
+layout (a reset under changed queue parameters rebuilds it). What could not be put back is
+said, never passed over.
 
 Pure logic over what the machine printed; :class:`harness.target.machine.Target` runs the
 scripts."""
@@ -48,6 +49,20 @@ class Attachment:
     attached: bool
 
 
+@dataclass(frozen=True)
+class Queues:
+    """The controller's queue layout: its namespaces' blk-mq hardware queues, and its
+    queues with an interrupt (``nvme0q1``; a poll queue has none)."""
+
+    ctrl: str  # nvmeX
+    contexts: int
+    with_interrupts: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return (f"{self.contexts} blk-mq hardware queues, interrupts on "
+                f"{' '.join(self.with_interrupts) or 'none'}")
+
+
 @dataclass
 class Snapshot:
     """The settings as read: file -> value, and the PCI function's state."""
@@ -61,6 +76,7 @@ class Snapshot:
     offline: frozenset[int] = frozenset()  # CPUs offline
     fault_modules: frozenset[str] = frozenset()  # of FAULT_MODULES, those loaded
     attachment: Attachment | None = None  # None: nvme-cli could not tell (or not asked)
+    queues: Queues | None = None  # None: the controller or its namespaces are gone
 
 
 def read_script(ns: str, ctrl: str, pci: str, nsid: int = 0) -> str:
@@ -70,7 +86,9 @@ def read_script(ns: str, ctrl: str, pci: str, nsid: int = 0) -> str:
     ``O<TAB>cpu list`` of the CPUs offline, ``L<TAB>module`` for each of FAULT_MODULES
     loaded, ``A<TAB>ctrl<TAB>nsid<TAB>words`` with the namespaces ``nvme list-ns`` says
     ``ctrl`` has attached (when ``nsid`` is given, ``ctrl`` is still the controller at
-    ``pci`` and nvme-cli can tell)."""
+    ``pci`` and nvme-cli can tell), ``Q<TAB>ctrl<TAB>contexts<TAB>queues`` with the
+    hardware queues of ``ctrl``'s namespaces and its queues that have an interrupt (when
+    ``ctrl`` is still the one at ``pci`` and has a namespace)."""
     globs = " ".join(g.format(ns=ns, ctrl=ctrl) for g in WATCHED)
     dev = shlex.quote(f"/sys/bus/pci/devices/{pci}")
     return (f"for f in {globs}; do [ -f \"$f\" ] && [ -w \"$f\" ] || continue; "
@@ -86,6 +104,11 @@ def read_script(ns: str, ctrl: str, pci: str, nsid: int = 0) -> str:
             f"printf 'O\\t%s\\n' \"$(cat {CPUS}/offline 2>/dev/null)\"; "
             f"for m in {' '.join(FAULT_MODULES)}; do [ -d /sys/module/$m ] && "
             "printf 'L\\t%s\\n' $m; done; "
+            # a namespace's hardware queues are the controller's (one tag set for all); under
+            # multipath the block device has none, its path (nvme0c0n1) has them
+            f"if {_is_at(ctrl, pci)} && set -- {SYS_NVME}/{ctrl}/nvme*/mq && [ -d \"$1\" ]; "
+            f"then printf 'Q\\t{ctrl}\\t%s\\t%s\\n' \"$(ls \"$1\" | wc -l)\" "
+            f"\"$(grep -owE '{ctrl}q[0-9]+' /proc/interrupts | sort -V | tr '\\n' ' ')\"; fi; "
             + (f"if {_is_at(ctrl, pci)} && l=$(nvme list-ns /dev/{ctrl} 2>/dev/null); then "
                f"printf 'A\\t{ctrl}\\t{nsid}\\t%s\\n' \"$(echo $l)\"; fi; " if nsid else "")
             + "true")
@@ -143,6 +166,11 @@ def parse(text: str) -> Snapshot:
                 raise HarnessError(f"unreadable namespace attachment: {rest!r}")
             ctrl, nsid, listed = fields[0], int(fields[1]), fields[2]
             snap.attachment = Attachment(ctrl, nsid, nsid in parse_list_ns(listed))
+        elif kind == "Q":
+            fields = rest.split("\t")
+            if len(fields) != 3 or not fields[1].strip().isdigit():
+                raise HarnessError(f"unreadable queue layout: {rest!r}")
+            snap.queues = Queues(fields[0], int(fields[1]), tuple(fields[2].split()))
         elif line.strip():
             raise HarnessError(f"unexpected line reading the target's settings: {line!r}")
     return snap
@@ -164,7 +192,7 @@ def changes(before: Snapshot, now: Snapshot, pci: str) -> list[tuple[str, str]]:
     """What is not as it was found, each as (what, the command that puts it back), in the
     order to put them back: the driver's modules, CPUs, the function (a rescan or a bind
     brings the driver's files back), its command bits, the namespace's attachment, files, the
-    rest."""
+    queue layout (a reset under the parameters put back), the rest."""
     found: list[tuple[str, str]] = []
     if before.modules and now.modules != before.modules:
         # the stock modules back (a --nvme-src build was loaded): they probe the controller
@@ -214,6 +242,15 @@ def changes(before: Snapshot, now: Snapshot, pci: str) -> list[tuple[str, str]]:
         if now.files.get(path) != value:
             found.append((f"{path} is {now.files.get(path, '(gone)')!r}, was {value!r}",
                           f"printf '%s' {shlex.quote(value)} > {shlex.quote(path)}"))
+    # The queues are set up anew by a reload, a rescan or a bind: looked at in the next pass
+    was_q, now_q = before.queues, now.queues
+    if was_q is not None and now_q is not None and was_q != now_q and \
+            now.modules == before.modules and now.driver == before.driver:
+        ctrl = now_q.ctrl
+        found.append((f"{ctrl}'s queues: {now_q}, were {was_q}",
+                      f"{_is_at(ctrl, pci)} && echo 1 > {SYS_NVME}/{ctrl}/reset_controller && "
+                      f"for i in $(seq 300); do [ \"$(cat {SYS_NVME}/{ctrl}/state)\" = live ] && "
+                      "break; sleep 0.1; done"))
     if not before.run_dir and now.run_dir:
         found.append((f"{RUN_DIR} left behind", f"rm -rf {RUN_DIR}"))
     if not before.tracefs and now.tracefs:

@@ -257,6 +257,7 @@ def test_a_guest_side_scenario_passes_through_a_target(booted_for_them: LabMachi
     before = machine.settings()
     code, out, err = machine.repro(scenario, "--seed", "6", "--device", DEVICE)
     assert code == 0 and "PASS" in out, out + err
+    # with the queue layout: queue-count-under-load's seed 6 leaves write_queues=0 set up
     assert machine.settings() == before
 
 

@@ -196,3 +196,53 @@ def test_the_attachment_is_read_from_nvme_cli(tmp_path: Path, shell: str) -> Non
     assert attachment("") == settings.Attachment("nvme1", 11, False)
     assert attachment("NVMe status: INVALID_FIELD:\\n", exit_code=1) is None
     assert attachment("[   0]:0xb\\n", at="0000:05:00.0") is None
+
+
+def test_a_queue_layout_left_changed_is_reset_after_the_parameters_are_back() -> None:
+    layout = "Q\tnvme0\t4\tnvme0q0 nvme0q1 nvme0q2 \n"  # 2 default, 2 poll queues
+    before = settings.parse(BEFORE + layout)
+    assert before.queues == settings.Queues("nvme0", 4, ("nvme0q0", "nvme0q1", "nvme0q2"))
+    # a poll queue more, where an interrupt-driven one was: the same count of contexts
+    now = settings.parse(BEFORE.replace("poll_queues\t0", "poll_queues\t1") +
+                         "Q\tnvme0\t4\tnvme0q0 nvme0q1\n")
+    found = settings.changes(before, now, PCI)
+    assert [what for what, _ in found] == [
+        "/sys/module/nvme/parameters/poll_queues is '1', was '0'",
+        "nvme0's queues: 4 blk-mq hardware queues, interrupts on nvme0q0 nvme0q1, were 4 "
+        "blk-mq hardware queues, interrupts on nvme0q0 nvme0q1 nvme0q2"]
+    reset = found[1][1]
+    assert reset.startswith('[ "$(cat /sys/class/nvme/nvme0/address 2>/dev/null)" = '
+                            f"{PCI} ] && echo 1 > /sys/class/nvme/nvme0/reset_controller && ")
+    assert settings.changes(before, settings.parse(BEFORE + layout), PCI) == []
+    # the controller gone, or its driver reloaded or bound again: its queues are new, and
+    # looked at in the next pass
+    assert differences(before, settings.parse(BEFORE)) == []
+    reloaded = settings.parse(BEFORE + "M\tnvme\tX\nQ\tnvme0\t2\tnvme0q0\n")
+    assert len(settings.changes(settings.parse(BEFORE + "M\tnvme\tY\n" + layout), reloaded,
+                                PCI)) == 1
+    with pytest.raises(HarnessError, match="unreadable queue layout"):
+        settings.parse("Q\tnvme0\tmany\t\n")
+
+
+@pytest.mark.parametrize("multipath", [False, True])
+def test_the_queue_layout_is_read_from_sysfs_and_the_interrupts(tmp_path: Path,
+                                                                multipath: bool) -> None:
+    ctrl = tmp_path / "sys/class/nvme/nvme1"
+    (ctrl / "address").parent.mkdir(parents=True)
+    (ctrl / "address").write_text(PCI + "\n")
+    for hctx in range(3):
+        (ctrl / ("nvme0c1n1" if multipath else "nvme1n1") / "mq" / str(hctx)).mkdir(parents=True)
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/interrupts").write_text(
+        " 24:  0  5  PCI-MSIX-0000:00:04.0   0-edge  nvme1q0\n"
+        " 26:  9  0  PCI-MSIX-0000:00:04.0  10-edge  nvme1q10\n"
+        " 25:  9  0  PCI-MSIX-0000:00:04.0   1-edge  nvme1q1\n"
+        " 27:  1  0  PCI-MSIX-0000:00:05.0   1-edge  nvme11q1\n")
+    script = settings.read_script("nvme1n1", "nvme1", PCI).replace(
+        " /proc/", f" {tmp_path}/proc/").replace(" /sys/", f" {tmp_path}/sys/")
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
+    assert settings.parse(out.stdout).queues == settings.Queues(
+        "nvme1", 3, ("nvme1q0", "nvme1q1", "nvme1q10"))
+    (ctrl / "address").write_text("0000:05:00.0\n")  # the name went to another drive's
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
+    assert settings.parse(out.stdout).queues is None
