@@ -12,6 +12,20 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
+
+# A reset's requeues may be logged before the state monitor (a 10 ms sampler, slower
+# under load) saw the controller leave live
+REQUEUE_BEFORE_LEAVING_S = 0.5
+
+
+REQUEUE_BURST = re.compile(r"(\d+) request\(s\) by a reset\b")  # a "requeued" event's
+
+
+class Stall(NamedTuple):
+    what: str  # "reset": out of live too long; "resume": no write after live for too long
+    message: str
+    requeued: int = 0  # of a reset: the requests requeued while it ran (any namespace)
 
 
 @dataclass(frozen=True)
@@ -113,8 +127,33 @@ class Timeline:
                 began = None
         return spans
 
+    def requeue_bursts(self) -> list[tuple[float, int]]:
+        """(when, how many) of each reset's requeues, where recorded at their time."""
+        return [(ev.at, int(m.group(1))) for ev in self.events if ev.kind == "requeued"
+                and (m := REQUEUE_BURST.match(ev.detail)) is not None]
+
+    def requeued_by_reset_before(self, at: float) -> int:
+        """The requests requeued by the last reset begun before ``at`` (what a failure at
+        ``at`` may have come through): from when a controller last left live before ``at``
+        until one next leaves it (the clocks of the requeues and of ``at`` may disagree by
+        some milliseconds)."""
+        lefts: list[float] = []
+        state: dict[str, str] = {}
+        for ev in self.sorted():
+            if ev.kind == "state":
+                ctrl, _, now = ev.detail.rpartition(" ")
+                if now != "live" and state.get(ctrl, "live") == "live":
+                    lefts.append(ev.at)
+                state[ctrl] = now
+        before = [t for t in lefts if t <= at]
+        if not before:
+            return 0
+        begin = before[-1] - REQUEUE_BEFORE_LEAVING_S
+        end = min((t for t in lefts if t > at), default=math.inf) - REQUEUE_BEFORE_LEAVING_S
+        return sum(n for when, n in self.requeue_bursts() if begin <= when < end)
+
     def stalls(self, reset_bound: float | None, resume_bound: float | None,
-               loads: dict[str, list[tuple[float, float]]]) -> list[tuple[str, str]]:
+               loads: dict[str, list[tuple[float, float]]]) -> list[Stall]:
         """What the state monitor saw stall: a controller out of ``live`` for longer than
         ``reset_bound`` seconds, and a return to ``live`` after which no write completed on
         it for ``resume_bound`` seconds while a load was writing to it (``loads``: controller
@@ -122,9 +161,11 @@ class Timeline:
         ``device_silenced`` event (detail: the controller) ends the wait for a write without
         judging it: a device the scenario has silenced completes none, and the driver needs
         its timeout to notice. Time the whole machine slept (``asleep`` to ``awake``) counts
-        toward neither bound. Each stall is ("reset" or "resume", what it was)."""
-        found: list[tuple[str, str]] = []
+        toward neither bound. A reset's stall counts the requests requeued while it ran
+        (``requeued`` events of one burst each, at its time: ``REQUEUE_BURST``)."""
+        found: list[Stall] = []
         naps = self.asleep_spans()
+        bursts = self.requeue_bursts()
 
         def awake_for(since: float, until: float) -> float:
             return until - since - sum(max(0.0, min(until, b) - max(since, a)) for a, b in naps)
@@ -144,7 +185,7 @@ class Timeline:
             if span is None:
                 return
             last = span[1]
-            found.append(("resume", f"no write completed on {ctrl} for "
+            found.append(Stall("resume", f"no write completed on {ctrl} for "
                           f"{awake_for(since, min(at, last)):.1f}s after it was live again "
                           f"({since - start:.1f}s), while its load was writing: more than "
                           f"{resume_bound:g}s"))
@@ -163,10 +204,15 @@ class Timeline:
                 away = awake_for(gone, ev.at)
                 if reset_bound is not None and away > reset_bound:
                     slept = ev.at - gone - away
-                    found.append(("reset", f"{ctrl} was out of live for {away:.1f}s (from "
-                                  f"{gone - start:.1f}s"
-                                  + (f"; {slept:.1f}s asleep not counted" if slept else "")
-                                  + f"): longer than the {reset_bound:g}s a reset may take"))
+                    requeued = sum(n for at, n in bursts
+                                   if gone - REQUEUE_BEFORE_LEAVING_S <= at <= ev.at)
+                    found.append(Stall(
+                        "reset", f"{ctrl} was out of live for {away:.1f}s (from "
+                        f"{gone - start:.1f}s"
+                        + (f"; {slept:.1f}s asleep not counted" if slept else "")
+                        + f"): longer than the {reset_bound:g}s a reset may take"
+                        + (f"; it requeued {requeued} request(s)" if requeued else ""),
+                        requeued))
                 back[ctrl] = ev.at
             if ev.kind == "state":
                 state[ctrl] = now

@@ -468,12 +468,23 @@ class Context:
 
     def record_requeues(self) -> None:
         """Say in the timeline which resets requeued requests: only those ran the driver's
-        requeue path (a reset that finds nothing in flight does not)."""
+        requeue path (a reset that finds nothing in flight does not). Each burst at its
+        time, where the kernel log's clock can be measured (the stall judge counts what a
+        slow reset requeued), else all in one event."""
         with contextlib.suppress(HarnessError):
             bursts = kmsg.requeue_bursts(self.requeue_trace.read(stop=True))
-            if bursts:
+            if not bursts:
+                return
+            with contextlib.suppress(HarnessError):
+                if self.kernel_clock is None:
+                    self.measure_kernel_clock()
+            if self.kernel_clock is None:
                 self.event("requeued", ", ".join(f"{n} at {at:.1f}s" for at, n in bursts)
                            + " (kernel uptime)")
+                return
+            for at, n in bursts:
+                self.event("requeued", f"{n} request(s) by a reset ({at:.1f}s kernel "
+                           "uptime)", at=at + self.kernel_clock)
 
     def verify(self, load: fio.VerifyLoad) -> None:
         """Every write ``load`` completed must read back intact (the verify-only pass)."""

@@ -26,6 +26,7 @@ from harness.reading.verdict import (
 from harness.recovery.context import Context, ScenarioFailed
 from harness.recovery.registry import Scenario, ScenarioSkipped
 from harness.recovery.stalljudge import stall_failures
+from harness.recovery.verification import with_requeues
 from harness.target.machine import TargetLab
 
 MAX_SEED = 2**32 - 1
@@ -159,6 +160,7 @@ def run_iteration(lab: Lab | TargetLab, scn: Scenario, seed: int, artifacts: Pat
             ctx.failures.extend(f for f in stall_failures(
                 ctx.timeline, scn.reset_bound, scn.resume_bound, vm.topology.subsystem)
                 if f not in ctx.failures)  # a soak judges its stalls at checkpoints too
+        ctx.failures[:] = [with_requeues(f, ctx.timeline) for f in ctx.failures]
         hangs = "\n".join(f.message for f in ctx.failures if f.kind == FailureKind.HANG)
         oopses = vm.take_oopses()
         if (stale := crashed_in_translation(

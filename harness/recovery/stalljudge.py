@@ -15,7 +15,8 @@ def stall_failures(timeline: Timeline, reset_bound: float | None,
     not a controller, and writes go down either path: no controller's resume is judged."""
     if multipath:
         resume_bound = None
-    return [Failure(FailureKind.NOT_RECOVERED, stall, code="slow-reset") if what == "reset"
-            else Failure(FailureKind.SLOW, stall, code="io-stalled")
-            for what, stall in timeline.stalls(reset_bound, resume_bound,
-                                               timeline.writing_spans())]
+    return [Failure(FailureKind.NOT_RECOVERED, stall.message, code="slow-reset",
+                    requeued=stall.requeued) if stall.what == "reset"
+            else Failure(FailureKind.SLOW, stall.message, code="io-stalled")
+            for stall in timeline.stalls(reset_bound, resume_bound,
+                                         timeline.writing_spans())]

@@ -9,7 +9,7 @@ import contextlib
 import errno
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from harness.errors import CommandTimeout
 from harness.guest import fio
@@ -23,6 +23,19 @@ from harness.recovery.loads import Loads
 VERIFY_WATCH_S = 3.0  # how often the kernel log is read while a verify pass runs
 SALVAGE_VERIFY_S = 60.0  # a verify pass after such a failure: an unstable device may stall it
 EVIDENCE_LINES = 50  # of a failure's list of blocks: the first ones tell the pattern
+
+
+def with_requeues(failure: Failure, timeline: Timeline) -> Failure:
+    """An I/O error a load saw, with the requests the reset before its first error had
+    requeued (the timeline's requeues are recorded once the iteration ends)."""
+    if failure.code != "io-error" or failure.requeued:
+        return failure
+    errors = [at for at, line in fio.stamped_lines(failure.evidence) if fio.is_error(line)]
+    requeued = timeline.requeued_by_reset_before(min(errors)) if errors else 0
+    if not requeued:
+        return failure
+    return replace(failure, message=f"{failure.message}; the reset before the first error "
+                                    f"had requeued {requeued} request(s)", requeued=requeued)
 
 
 @dataclass

@@ -7,9 +7,13 @@ requeued what it found in flight, then the requests timed out and the controller
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from harness.reading import kmsg
+from harness.reading.timeline import Timeline
 from harness.reading.verdict import Failure, FailureKind
 from harness.recovery import known
+from harness.recovery.verification import with_requeues
 from harness.report import Status
 
 DMESG = """\
@@ -151,3 +155,34 @@ def test_the_writes_the_bug_stalls_after_live_are_part_of_it() -> None:
     assert known.verdict("reset-under-load", STOCK_6_1, both).status is Status.KNOWN
     assert known.verdict("bus-master-off", STOCK_6_1, both).status is Status.KNOWN
     assert known.verdict("reset-under-load", STOCK_6_1, [stalled]).status is Status.FAIL
+
+
+def test_an_io_error_counts_what_the_reset_before_it_requeued() -> None:
+    t = Timeline()
+    t.add("state", "nvme0 live", 100.0)
+    t.add("requeued", "16 request(s) by a reset (3.0s kernel uptime)", 101.02)
+    t.add("state", "nvme0 resetting", 101.0)
+    t.add("state", "nvme0 live", 101.1)
+    t.add("requeued", "32 request(s) by a reset (5.0s kernel uptime)", 102.98)  # seen late
+    t.add("state", "nvme0 resetting", 103.1)
+    t.add("state", "nvme0 connecting", 103.2)
+    errors = ("103.300000 fio: io_u error on file /dev/nvme0n1: Input/output error: read "
+              "offset=4096, buflen=4096\n103.400000 fio: io_u error on file /dev/nvme0n1: "
+              "Input/output error: write offset=8192, buflen=4096\n")
+    io_error = Failure(FailureKind.IO_ERROR, "the load saw: job load: error EIO", errors,
+                       code="io-error")
+    found = with_requeues(io_error, t)
+    assert found.requeued == 32 and found.message.endswith("had requeued 32 request(s)")
+    # its requeues logged a little after its first error (the clocks differ): still its own
+    t.add("requeued", "8 request(s) by a reset (5.4s kernel uptime)", 103.35)
+    assert with_requeues(io_error, t).requeued == 40
+    # its first error came before that reset: the one before it requeued 16
+    early = io_error.evidence.replace("103.300000", "101.500000")
+    assert with_requeues(replace(io_error, evidence=early), t).requeued == 16
+    # no reset before it, no stamped error, or another kind of failure: as it was
+    assert with_requeues(replace(io_error, evidence=errors.replace("103.", "99.")),
+                         t).requeued == 0
+    assert with_requeues(replace(io_error, evidence="EIO"), t) == replace(io_error,
+                                                                          evidence="EIO")
+    hang = Failure(FailureKind.HANG, "no write", errors, code="io-stuck")
+    assert with_requeues(hang, t) is hang

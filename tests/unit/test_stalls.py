@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.reading.timeline import Event, Timeline
+from harness.reading.timeline import Event, Stall, Timeline
 from harness.reading.verdict import FailureKind
 from harness.recovery.stalljudge import stall_failures
 
@@ -19,6 +19,10 @@ def _recorded(shift: dict[int, float] | None = None) -> Timeline:
     raw = json.loads((DATA / "timeline-reset-under-load-latency.json").read_text())
     return Timeline([Event(raw["start"] + e["t"] + (shift or {}).get(i, 0.0), e["kind"],
                            e["detail"]) for i, e in enumerate(raw["events"])])
+
+
+def said(stalls: list[Stall]) -> list[tuple[str, str]]:
+    return [(stall.what, stall.message) for stall in stalls]
 
 
 def _load_span(t: Timeline) -> dict[str, list[tuple[float, float]]]:
@@ -45,7 +49,7 @@ def test_a_stall_under_an_earlier_load_of_a_soak_is_found() -> None:
     end = max(e.at for e in t.events)
     t.add("load_started", "load9 /dev/nvme0n1", end + 5)
     t.add("load_finished", "load9: no errors", end + 65)
-    assert [what for what, _ in t.stalls(3.0, 5.0, _load_span(t))] == ["resume"]
+    assert [stall.what for stall in t.stalls(3.0, 5.0, _load_span(t))] == ["resume"]
 
 
 def test_the_stock_driver_stalls_nowhere() -> None:
@@ -56,7 +60,7 @@ def test_the_stock_driver_stalls_nowhere() -> None:
 def test_a_reset_that_keeps_the_controller_out_of_live_for_seconds() -> None:
     # the second reset's "connecting" lasts 4 s more: live again at 25.5 s instead of 21.5 s
     t = _recorded({11: 4.0, 12: 4.0, 13: 4.0})
-    stalls = t.stalls(3.0, 5.0, _load_span(t))
+    stalls = said(t.stalls(3.0, 5.0, _load_span(t)))
     assert stalls == [("reset", "nvme0 was out of live for 4.8s (from 20.6s): longer than "
                                 "the 3s a reset may take")]
     assert t.stalls(None, 5.0, _load_span(t)) == []  # a scenario that holds it away
@@ -74,7 +78,7 @@ def test_the_time_the_machine_slept_counts_toward_no_bound() -> None:
     t = _recorded({11: 4.0, 12: 4.0, 13: 4.0})
     t.add("asleep", "suspend to idle", gone + 1.0)
     t.add("awake", "suspend to idle", gone + 2.0)
-    assert t.stalls(3.0, 5.0, _load_span(t)) == [
+    assert said(t.stalls(3.0, 5.0, _load_span(t))) == [
         ("reset", "nvme0 was out of live for 3.8s (from 20.6s; 1.0s asleep not counted): "
                   "longer than the 3s a reset may take")]
     # writes awaited after live: sleep in the wait is not counted either
@@ -89,7 +93,7 @@ def test_writes_that_wait_after_live_while_the_load_runs() -> None:
     # after the second reset no write completes before the next reset, 5.2 s after live
     # (instead of 0.6 s): the wait counts up to that reset
     t = _recorded({13: 8.0})
-    assert t.stalls(3.0, 5.0, _load_span(t)) == [
+    assert said(t.stalls(3.0, 5.0, _load_span(t))) == [
         ("resume", "no write completed on nvme0 for 5.2s after it was live again (21.5s), "
                    "while its load was writing: more than 5s")]
 
@@ -98,7 +102,7 @@ def test_writes_never_resumed_count_until_the_load_ended() -> None:
     t = _recorded()
     t.events = [e for e in t.events if not (e.kind == "io_resumed" and e.at > t.events[0].at
                                              + 29)]
-    assert t.stalls(3.0, 5.0, _load_span(t)) == [
+    assert said(t.stalls(3.0, 5.0, _load_span(t))) == [
         ("resume", "no write completed on nvme0 for 8.8s after it was live again (29.6s), "
                    "while its load was writing: more than 5s")]
 
@@ -129,3 +133,18 @@ def test_stalls_become_failures_and_multipath_judges_no_resume() -> None:
     assert [(f.kind, f.code) for f in stall_failures(t, 3.0, 5.0)] == [
         (FailureKind.SLOW, "io-stalled")]
     assert stall_failures(t, 3.0, 5.0, multipath=True) == []
+
+
+def test_a_slow_reset_counts_what_it_requeued() -> None:
+    # the slow second reset (out of live from 20.6 s) requeued 24 requests just before the
+    # sampler saw it leave live; the first reset's 16, and a summary without times, are not
+    # its own
+    t = _recorded({11: 4.0, 12: 4.0, 13: 4.0})
+    gone = t.events[0].at + 20.6
+    t.add("requeued", "24 request(s) by a reset (20.4s kernel uptime)", gone - 0.2)
+    t.add("requeued", "16 request(s) by a reset (12.0s kernel uptime)", gone - 8.0)
+    t.add("requeued", "32 at 9.8s, 24 at 12.0s (kernel uptime)", gone + 2.0)
+    [stall] = t.stalls(3.0, 5.0, _load_span(t))
+    assert stall.requeued == 24 and stall.message.endswith("; it requeued 24 request(s)")
+    [failure] = stall_failures(t, 3.0, 5.0)
+    assert (failure.code, failure.requeued) == ("slow-reset", 24)
