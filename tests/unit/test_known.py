@@ -139,17 +139,22 @@ def test_the_fix_checks_read_the_real_sources(release: str, dbbuf_after_unquiesc
     assert known._no_frozen_flag(src) is no_frozen
 
 
-def patched_excerpts(release: str, record: str, patch: str, tmp_path: Path) -> Path:
+def patched_excerpts(release: str, record: str, patch: str, tmp_path: Path,
+                     outside: int = 0) -> Path:
     """The excerpts of ``release`` with ``known-bugs/record/patch`` applied; as they hold
-    whole functions only, each hunk is applied by its lines, not its line numbers."""
+    whole functions only, each hunk is applied by its lines, not its line numbers.
+    ``outside``: how many hunks change what the excerpts do not hold (left out)."""
     shutil.copytree(SOURCES / release, tmp_path / "src")
     text = (tmp_path / "src" / "pci.c").read_text()
+    missing = 0
     for hunk in (ROOT / "known-bugs" / record / patch).read_text().split("\n@@")[1:]:
         lines = hunk.splitlines()[1:]
         old = "\n".join(ln[1:] for ln in lines if ln[:1] in (" ", "-"))
         new = "\n".join(ln[1:] for ln in lines if ln[:1] in (" ", "+"))
-        assert old in text, hunk
+        if old not in text:
+            missing += 1
         text = text.replace(old, new)
+    assert missing == outside
     (tmp_path / "src" / "pci.c").write_text(text)
     return tmp_path / "src"
 
@@ -386,3 +391,34 @@ def test_the_poll_map_check_reads_the_real_sources(release: str, absent: bool,
     src = patched_excerpts(release, "linux-6.1-poll-queue-without-poll-map",
                            "fix-no-poll-queue-without-map.patch", tmp_path)
     assert not known._poll_queues_without_poll_map(src)
+
+
+def test_requests_requeued_across_a_queue_layout_change_are_known_on_6_12_only() -> None:
+    # as the runner makes them when a reset's requeued requests went to the new layout
+    failures = [Failure(FailureKind.IO_ERROR, "the load saw: job load: error EIO",
+                        "fio: io_u error on file /dev/nvme0n1: Input/output error",
+                        code="io-error"),
+                Failure(FailureKind.NOT_RECOVERED, "nvme0 was out of live for 30.2s",
+                        code="slow-reset", requeued=24)]
+    found = known.verdict("queue-count-under-load", STOCK_6_12, failures)
+    assert found.status is Status.KNOWN and found.bug is not None
+    assert found.bug.reference.startswith("unreported")
+    # nothing requeued: not this mechanism; on another kernel or scenario: not established
+    assert known.verdict("queue-count-under-load", STOCK_6_12,
+                         [replace(f, requeued=0) for f in failures]).status is Status.FAIL
+    assert known.verdict("queue-count-under-load", STOCK_6_1, failures).status is Status.FAIL
+    assert known.verdict("poll-queues", STOCK_6_12, failures).status is Status.FAIL
+    # a failure of another kind beside it is not explained
+    assert known.verdict("queue-count-under-load", STOCK_6_12, [*failures, Failure(
+        FailureKind.LOST_DATA, "verify failed", code="lost-data")]).status is Status.FAIL
+
+
+@pytest.mark.parametrize("release", ["5.10", "6.1", "6.12"])
+def test_the_layout_check_reads_the_real_sources(release: str, tmp_path: Path) -> None:
+    assert known._requeue_across_layout(SOURCES / release)
+    if release != "6.12":
+        return
+    # (the struct's new member and the helper's place are not in the excerpts)
+    src = patched_excerpts(release, "linux-6.12-requeue-across-queue-layout",
+                           "fix-drain-before-new-queue-counts.patch", tmp_path, outside=2)
+    assert not known._requeue_across_layout(src)

@@ -275,3 +275,52 @@ static unsigned int nvme_pci_nr_maps(struct nvme_dev *dev)
 		return 2;
 	return 1;
 }
+
+static void nvme_dev_disable(struct nvme_dev *dev, bool shutdown)
+{
+	enum nvme_ctrl_state state = nvme_ctrl_state(&dev->ctrl);
+	struct pci_dev *pdev = to_pci_dev(dev->dev);
+	bool dead;
+
+	mutex_lock(&dev->shutdown_lock);
+	dead = nvme_pci_ctrl_is_dead(dev);
+	if (state == NVME_CTRL_LIVE || state == NVME_CTRL_RESETTING) {
+		if (pci_is_enabled(pdev))
+			nvme_start_freeze(&dev->ctrl);
+		/*
+		 * Give the controller a chance to complete all entered requests
+		 * if doing a safe shutdown.
+		 */
+		if (!dead && shutdown)
+			nvme_wait_freeze_timeout(&dev->ctrl, NVME_IO_TIMEOUT);
+	}
+
+	nvme_quiesce_io_queues(&dev->ctrl);
+
+	if (!dead && dev->ctrl.queue_count > 0) {
+		nvme_delete_io_queues(dev);
+		nvme_disable_ctrl(&dev->ctrl, shutdown);
+		nvme_poll_irqdisable(&dev->queues[0]);
+	}
+	nvme_suspend_io_queues(dev);
+	nvme_suspend_queue(dev, 0);
+	pci_free_irq_vectors(pdev);
+	if (pci_is_enabled(pdev))
+		pci_disable_device(pdev);
+	nvme_reap_pending_cqes(dev);
+
+	nvme_cancel_tagset(&dev->ctrl);
+	nvme_cancel_admin_tagset(&dev->ctrl);
+
+	/*
+	 * The driver will not be starting up queues again if shutting down so
+	 * must flush all entered requests to their failed completion to avoid
+	 * deadlocking blk-mq hot-cpu notifier.
+	 */
+	if (shutdown) {
+		nvme_unquiesce_io_queues(&dev->ctrl);
+		if (dev->ctrl.admin_q && !blk_queue_dying(dev->ctrl.admin_q))
+			nvme_unquiesce_admin_queue(&dev->ctrl);
+	}
+	mutex_unlock(&dev->shutdown_lock);
+}
