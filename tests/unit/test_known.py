@@ -253,7 +253,7 @@ def test_a_hang_somewhere_else_is_not_the_scan_reset_deadlock() -> None:
     assert known.verdict("ns-churn-during-reset", STOCK_6_1, failures).status is Status.FAIL
 
 
-def test_a_suspend_that_hangs_behind_requeued_requests_is_known_only_on_5_10() -> None:
+def test_a_suspend_that_hangs_behind_requeued_requests_is_known_on_5_10_and_6_1() -> None:
     # the iteration's failures as the runner makes them: the load stuck (or a hung task)
     # with what the resets around the suspend requeued, and the hung-task oopses after it
     stuck = Failure(FailureKind.HANG, "load0: no write completed within 20s of the recovery, "
@@ -267,9 +267,9 @@ def test_a_suspend_that_hangs_behind_requeued_requests_is_known_only_on_5_10() -
     # no requeue before it: not the mechanism
     assert known.verdict("suspend-under-load", STOCK_5_10,
                          [replace(stuck, requeued=0), oops]).status is Status.FAIL
-    # 6.1's failure of this kind is not confirmed (known-bugs/unconfirmed-6.1-suspend-
-    # requeue/); 6.12 has the fix: findings both
-    assert known.verdict("suspend-under-load", STOCK_6_1, [stuck, oops]).status is Status.FAIL
+    # 6.1 has the other shadow doorbell bug (06c59d427017); 6.12 has both fixes: a finding
+    assert known.verdict("suspend-under-load", STOCK_6_1, [stuck, oops]).bug.commit == \
+        "06c59d427017"
     later = known.verdict("suspend-under-load", STOCK_6_12, [stuck, oops])
     assert later.status is Status.FAIL and later.resembles is not None
     # nor does the record reach past these failures or this scenario
@@ -422,3 +422,15 @@ def test_the_layout_check_reads_the_real_sources(release: str, tmp_path: Path) -
     src = patched_excerpts(release, "linux-6.12-requeue-across-queue-layout",
                            "fix-drain-before-new-queue-counts.patch", tmp_path, outside=2)
     assert not known._requeue_across_layout(src)
+
+
+def test_a_suspend_whose_reset_requeued_is_known_on_6_1_as_the_doorbell_config_bug() -> None:
+    hung = Failure(FailureKind.HANG, "the guest kernel reported a hung task",
+                   "INFO: task fio:204 blocked\n __bio_queue_enter+0x1d/0x40", code="hung-task",
+                   requeued=16)
+    found = known.verdict("suspend-under-load", STOCK_6_1, [hung])
+    assert found.status is Status.KNOWN and found.bug is not None
+    assert found.bug.commit == "06c59d427017"
+    assert known.verdict("suspend-under-load", STOCK_6_1, [replace(hung, requeued=0)]).status \
+        is Status.FAIL
+    assert known.verdict("suspend-under-load", STOCK_6_12, [hung]).status is Status.FAIL
