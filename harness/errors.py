@@ -24,6 +24,11 @@ class HarnessError(Exception):
         self.detail = detail  # extra lines (e.g. a console tail) shown below the message
 
 
+class EmulatorCrash(HarnessError):
+    """QEMU itself crashed the guest (under TCG, a stale translation of kernel code the
+    kernel had patched): the iteration tested nothing, and may be run again."""
+
+
 class BadInput(HarnessError):
     """A path, option or topology given by the user is wrong."""
 

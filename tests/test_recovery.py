@@ -10,6 +10,7 @@ what broke (lost data, I/O error, no recovery, hang, oops) and where its artifac
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from harness.campaigns.repro import lab_reproduce_command
 from harness.machine.lab import Lab
 from harness.recovery import known, scenarios, soak
-from harness.recovery.runner import run_iteration, skip_reason
+from harness.recovery.runner import run_iteration, run_tested_iteration, skip_reason
 from harness.recovery.soak import SoakPlan
 from harness.report import Status
 from harness.target.machine import TargetLab
@@ -52,8 +53,10 @@ def test_scenario(scenario_name: str, lab: Lab | TargetLab, artifacts: Path, see
     plan = SoakPlan(seconds) if seconds is not None else None
     if plan is not None and scn.soak is None:
         pytest.skip(f"{scenario_name} has no soak")
-    result = run_iteration(lab, scn, seed, artifacts,
-                           procedure=soak.procedure(scn, plan) if plan else None)
+    # a soak's plan has counted its faults: not run again
+    result = (run_iteration(lab, scn, seed, artifacts, procedure=soak.procedure(scn, plan))
+              if plan else run_tested_iteration(lab, scn, seed, artifacts,
+                                                said=lambda line: print(line, file=sys.stderr)))
     verdict = known.verdict(scenario_name, known.driver_of(lab), result.failures)
     if verdict.bug is not None:
         pytest.xfail(verdict.bug.describe())

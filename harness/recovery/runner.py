@@ -8,7 +8,14 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from harness.errors import CommandTimeout, GuestHang, GuestPanic, GuestUnreachable, HarnessError
+from harness.errors import (
+    CommandTimeout,
+    EmulatorCrash,
+    GuestHang,
+    GuestPanic,
+    GuestUnreachable,
+    HarnessError,
+)
 from harness.guest.nvme import NotRecovered
 from harness.machine import bootcrash
 from harness.machine.hostcpu import CpuSampler
@@ -75,6 +82,18 @@ def crashed_in_translation(oopses: Sequence[Oops], failures: Sequence[Failure],
                          for f in failures):
         return None
     return bootcrash.stale_translation(oopses[0], accel)
+
+
+def run_tested_iteration(lab: Lab | TargetLab, scn: Scenario, seed: int, artifacts: Path,
+                         procedure: Callable[[Context], None] | None = None,
+                         said: Callable[[str], None] = print) -> IterationResult:
+    """:func:`run_iteration`, run once more with the same seed where QEMU crashed the guest
+    (it tested nothing, and says nothing of the driver); a second crash is raised."""
+    try:
+        return run_iteration(lab, scn, seed, artifacts, procedure=procedure)
+    except EmulatorCrash as exc:
+        said(f"nvmeh: {scn.name} seed {seed} tested nothing ({exc}); running it again")
+    return run_iteration(lab, scn, seed, artifacts, procedure=procedure)
 
 
 def skip_reason(lab: Lab | TargetLab, scn: Scenario) -> str | None:
@@ -165,7 +184,7 @@ def run_iteration(lab: Lab | TargetLab, scn: Scenario, seed: int, artifacts: Pat
         oopses = vm.take_oopses()
         if (stale := crashed_in_translation(
                 oopses, ctx.failures, lab.accel.name if isinstance(lab, Lab) else "")) is not None:
-            raise HarnessError(stale, "\n".join(oopses[0].lines))
+            raise EmulatorCrash(stale, "\n".join(oopses[0].lines))
         for oops in oopses:
             if oops.kind == "hung_task" and oops.title in hangs:
                 continue  # already the iteration's HANG failure
