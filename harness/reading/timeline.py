@@ -22,6 +22,11 @@ REQUEUE_BEFORE_LEAVING_S = 0.5
 REQUEUE_BURST = re.compile(r"(\d+) request\(s\) by a reset\b")  # a "requeued" event's
 
 
+def requeue_burst(count: int, uptime: float) -> str:
+    """The detail of a ``requeued`` event for one burst, as :data:`REQUEUE_BURST` reads it."""
+    return f"{count} request(s) by a reset ({uptime:.1f}s kernel uptime)"
+
+
 class Stall(NamedTuple):
     what: str  # "reset": out of live too long; "resume": no write after live for too long
     message: str

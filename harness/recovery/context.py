@@ -38,7 +38,7 @@ from harness.machine.system import System
 from harness.machine.vm import VM
 from harness.reading import kmsg
 from harness.reading.throughput import Criterion, GuestBusy
-from harness.reading.timeline import Timeline
+from harness.reading.timeline import Timeline, requeue_burst
 from harness.reading.verdict import Failure, FailureKind
 from harness.recovery.failures import ScenarioFailed, stop
 from harness.recovery.loads import Loads
@@ -483,8 +483,7 @@ class Context:
                            + " (kernel uptime)")
                 return
             for at, n in bursts:
-                self.event("requeued", f"{n} request(s) by a reset ({at:.1f}s kernel "
-                           "uptime)", at=at + self.kernel_clock)
+                self.event("requeued", requeue_burst(n, at), at=at + self.kernel_clock)
 
     def verify(self, load: fio.VerifyLoad) -> None:
         """Every write ``load`` completed must read back intact (the verify-only pass)."""

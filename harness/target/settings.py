@@ -120,6 +120,12 @@ def _is_at(ctrl: str, pci: str) -> str:
     return f"[ \"$(cat {SYS_NVME}/{ctrl}/address 2>/dev/null)\" = {shlex.quote(pci)} ]"
 
 
+def _until_live(ctrl: str, tenths: int) -> str:
+    """Waits until ``ctrl`` is live, for ``tenths`` tenths of a second at most."""
+    return (f"for i in $(seq {tenths}); do [ \"$(cat {SYS_NVME}/{ctrl}/state)\" = live ] && "
+            "break; sleep 0.1; done")
+
+
 def kill_leftovers_script(keep: str = "") -> str:
     """Kill what the harness left running in the background (loads, samplers, what they
     started), but the command tagged ``keep``; builtins only. A background command's shell
@@ -232,9 +238,8 @@ def changes(before: Snapshot, now: Snapshot, pci: str) -> list[tuple[str, str]]:
                       f"whether namespace {nsid} is attached to {ctrl} could not be read "
                       "(nvme list-ns), was attached",
                       f"{{ {_is_at(ctrl, pci)} || {{ echo '{ctrl} is not the controller at "
-                      f"{pci} any more' >&2; false; }}; }} && for i in $(seq 100); do "
-                      f"[ \"$(cat {SYS_NVME}/{ctrl}/state)\" = live ] && break; sleep 0.1; "
-                      f"done && for i in $(seq 100); do {device} || break; sleep 0.1; done && "
+                      f"{pci} any more' >&2; false; }}; }} && {_until_live(ctrl, 100)} && "
+                      f"for i in $(seq 100); do {device} || break; sleep 0.1; done && "
                       f"{attachment_command('attach', ctrl, nsid)} && "
                       f"nvme ns-rescan /dev/{ctrl} && "
                       f"for i in $(seq 100); do {device} && break; sleep 0.1; done"))
@@ -249,8 +254,7 @@ def changes(before: Snapshot, now: Snapshot, pci: str) -> list[tuple[str, str]]:
         ctrl = now_q.ctrl
         found.append((f"{ctrl}'s queues: {now_q}, were {was_q}",
                       f"{_is_at(ctrl, pci)} && echo 1 > {SYS_NVME}/{ctrl}/reset_controller && "
-                      f"for i in $(seq 300); do [ \"$(cat {SYS_NVME}/{ctrl}/state)\" = live ] && "
-                      "break; sleep 0.1; done"))
+                      + _until_live(ctrl, 300)))
     if not before.run_dir and now.run_dir:
         found.append((f"{RUN_DIR} left behind", f"rm -rf {RUN_DIR}"))
     if not before.tracefs and now.tracefs:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.reading.timeline import Event, Stall, Timeline
+from harness.reading.timeline import Event, Stall, Timeline, requeue_burst
 from harness.reading.verdict import FailureKind
 from harness.recovery.stalljudge import stall_failures
 
@@ -148,3 +148,9 @@ def test_a_slow_reset_counts_what_it_requeued() -> None:
     assert stall.requeued == 24 and stall.message.endswith("; it requeued 24 request(s)")
     [failure] = stall_failures(t, 3.0, 5.0)
     assert (failure.code, failure.requeued) == ("slow-reset", 24)
+
+
+def test_a_burst_is_written_as_it_is_read() -> None:
+    t = Timeline()
+    t.add("requeued", requeue_burst(24, 20.4), 5.0)
+    assert t.requeue_bursts() == [(5.0, 24)]
