@@ -46,6 +46,9 @@ class Failure:
     evidence: str = ""
     code: str = ""  # a stable reason code; the kind's name where no finer one is given
     requeued: int = 0  # requests the reset before the failure requeued (block_rq_requeue)
+    # requests the driver held, dispatched and never completed, when a hang was found
+    # (blk-mq's debugfs busy lists); None where not measured
+    held: int | None = None
 
     def __post_init__(self) -> None:
         if not self.code:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 from harness.errors import CommandTimeout, GuestHang, HarnessError
 from harness.faults import Fault, FaultRefused, FaultStuck
@@ -33,6 +33,7 @@ from harness.guest.nvme import (
     nvme_io_stalled,
 )
 from harness.guest.ssh import Guest
+from harness.guest.tasks import BlockedTasks, blocked_tasks
 from harness.machine.hostcpu import CpuSampler
 from harness.machine.system import System
 from harness.machine.vm import VM
@@ -59,7 +60,20 @@ WRITES_RESUME_S = 20.0  # a load with no completed write this long after a recov
 # Stuck writes: how long past its I/O timeout the driver has to report it, and the longest
 # timeout waited for (a target's may be set to hours)
 IO_TIMEOUT_SLACK_S, MAX_IO_TIMEOUT_WAIT_S = 3.0, 60
+
+
+class Held(NamedTuple):
+    """Requests the driver held, dispatched and not completed, when a hang was found
+    (blk-mq's debugfs; None: not known), and the evidence's line about them."""
+
+    requests: int | None
+    line: str
+
+
 CLOCK_LINE = "nvmeh: kernel log clock"  # logged to tell the kernel log's clock
+# Kernel log lines that name the driver but are not its own (ERE): a stack frame or a task's
+# heading in a hung-task report or SysRq dump, and the harness's own marks
+NOT_THE_DRIVERS = r"\+0x[0-9a-f]+/0x[0-9a-f]+|\] (Workqueue|task):|\] nvmeh: "
 WARM_UP_S = 2.0  # a load runs this long before any fault: a whole second of baseline IOPS
 
 __all__ = ["Context", "ScenarioFailed"]
@@ -193,16 +207,19 @@ class Context:
         return self.namespace().removeprefix("/dev/")
 
     def fail(self, kind: FailureKind, message: str, evidence: str = "", code: str = "",
-             requeued: int = 0) -> NoReturn:
+             requeued: int = 0, held: int | None = None) -> NoReturn:
         if kind in (FailureKind.NOT_RECOVERED, FailureKind.HANG):
             evidence = "\n".join(filter(None, (evidence.strip(), self.driver_log())))
-        stop(self.failures, Failure(kind, message, evidence, code, requeued))
+        stop(self.failures, Failure(kind, message, evidence, code, requeued, held))
 
     def driver_log(self, lines: int = 15) -> str:
-        """The NVMe driver's latest kernel log lines: what it said while it failed to recover."""
+        """The NVMe driver's latest kernel log lines: what it said while it failed to recover
+        (not the stack frames of hung-task reports and blocked-task dumps, which are
+        evidence of their own)."""
         try:
             out = self.guest.run(f"dmesg | grep -E 'nvme|blk_update_request|I/O error' | "
-                                 f"tail -n {lines}", timeout=10).stdout
+                                 f"grep -v -E '{NOT_THE_DRIVERS}' | tail -n {lines}",
+                                 timeout=10).stdout
         except HarnessError:
             console = self.vm.console
             out = console.tail(lines) if console else ""
@@ -325,30 +342,30 @@ class Context:
         times out (how soon they resumed is judged afterwards, from the timeline)."""
         for load in loads:
             if not load.writes_resume(within):
+                waiting = self.blocked_tasks()
                 held = self.await_io_timeouts()
                 requeued = self.requeued_recently()
-                self.fail(FailureKind.HANG, f"{load.name}: no write completed within "
-                          f"{within:g}s of the recovery, the load still running"
-                          + kmsg.requeued_note(requeued),
-                          kmsg.requeued_evidence(requeued, held), code="io-stuck",
-                          requeued=len(requeued))
+                stuck = (f"{load.name}: no write completed within {within:g}s of the "
+                         f"recovery, the load still running{kmsg.requeued_note(requeued)}")
+                self.fail(FailureKind.HANG, "\n".join(filter(None, [stuck, waiting.summary])),
+                          kmsg.requeued_evidence(requeued, held.line, waiting.dump),
+                          code="io-stuck", requeued=len(requeued), held=held.requests)
 
-    def await_io_timeouts(self, after_hang: bool = False) -> str:
+    def await_io_timeouts(self, after_hang: bool = False) -> Held:
         """Writes are stuck: how many requests the driver holds (blk-mq's debugfs), and if
         any, wait until its I/O timeout has passed since the last recovery (or it reports a
         timeout earlier), so that its own account of them is in the evidence: submitted and
         never completed. ``after_hang``: a hung task was reported, and the writes may still
         complete: wait only if no NVMe disk completes anything meanwhile, and through the
-        further reports the hung-task detector makes. Returns what it found, a line for the
-        evidence."""
+        further reports the hung-task detector makes. Returns what it found."""
         with self.guest.uninterrupted() if after_hang else contextlib.nullcontext():
             try:
                 held = held_by_driver(self.guest)
                 if held == 0:  # stopped queues: nothing can time out
-                    return ("blk-mq: no request with the driver (every NVMe queue's busy list "
-                            "empty)")
+                    return Held(0, "blk-mq: no request with the driver (every NVMe queue's "
+                                "busy list empty)")
                 if after_hang and not nvme_io_stalled(self.guest):
-                    return "the NVMe disks still complete I/O"
+                    return Held(held, "the NVMe disks still complete I/O")
                 timeout = io_timeout(self.guest)
                 if timeout <= MAX_IO_TIMEOUT_WAIT_S:
                     since = self.log.stable_from or 0.0
@@ -362,8 +379,19 @@ class Context:
                         else:
                             self.sleep(0.5)
             except (HarnessError, ValueError):  # the guest may be gone, or hung
-                return ""
-        return f"blk-mq: {held} request(s) with the driver, not completed" if held else ""
+                return Held(None, "")
+        return Held(held, f"blk-mq: {held} request(s) with the driver, not completed"
+                    if held else "")
+
+    def blocked_tasks(self) -> BlockedTasks:
+        """Who in the guest waits, and where (SysRq ``w``), for the evidence of a hang: the
+        hung-task detector misses a worker that sleeps in a loop, often the one everything
+        waits for. None if the guest cannot tell."""
+        with self.guest.uninterrupted():
+            try:
+                return blocked_tasks(self.guest)
+            except HarnessError:  # the guest may be gone, or hung
+                return BlockedTasks([], "")
 
     def requeued_recently(self, since_recovery: bool = False) -> list[kmsg.Requeue]:
         """What the reset of the last recovery and any since put back (``since_recovery``:
@@ -379,8 +407,11 @@ class Context:
         """A controller that did not come back, and what the reset had requeued: a reset
         that waits for requeued requests it lost never goes live."""
         requeued = self.requeued_recently(since_recovery=True)
-        self.fail(FailureKind.NOT_RECOVERED, str(exc) + kmsg.requeued_note(requeued),
-                  kmsg.requeued_evidence(requeued, exc.detail),
+        waiting = self.blocked_tasks()
+        self.fail(FailureKind.NOT_RECOVERED,
+                  "\n".join(filter(None, [str(exc) + kmsg.requeued_note(requeued),
+                                          waiting.summary])),
+                  kmsg.requeued_evidence(requeued, exc.detail, waiting.dump),
                   code="not-live", requeued=len(requeued))
 
     def driver_reacts(self, ctrl: Controller, within: float, since: float) -> None:

@@ -137,16 +137,21 @@ def run_iteration(lab: Lab | TargetLab, scn: Scenario, seed: int, artifacts: Pat
             with contextlib.suppress(ScenarioFailed):
                 ctx.not_recovered(exc)
         except CommandTimeout as exc:
-            ctx.failures.append(Failure(FailureKind.HANG, str(exc), exc.detail,
-                                        code="command-timeout"))
+            waiting = ctx.blocked_tasks()
+            ctx.failures.append(Failure(
+                FailureKind.HANG, "\n".join(filter(None, [str(exc), waiting.summary])),
+                "\n".join(filter(None, [exc.detail, waiting.dump])), code="command-timeout"))
         except GuestHang as exc:  # the message carries the stack: it is the finding itself
             requeued = ctx.requeued_recently()
+            waiting = ctx.blocked_tasks()  # before any timeout handling moves them on
             # I/O stuck with the driver: its own account of it (timeouts) into the evidence
             held = ctx.await_io_timeouts(after_hang=True)
             ctx.failures.append(Failure(
-                FailureKind.HANG, f"{exc}{kmsg.requeued_note(requeued)}\n{exc.detail}",
-                kmsg.requeued_evidence(requeued, exc.detail, held, ctx.driver_log()),
-                code="hung-task", requeued=len(requeued)))
+                FailureKind.HANG, "\n".join(filter(None, [
+                    f"{exc}{kmsg.requeued_note(requeued)}", exc.detail, waiting.summary])),
+                kmsg.requeued_evidence(requeued, exc.detail, waiting.dump, held.line,
+                                       ctx.driver_log()),
+                code="hung-task", requeued=len(requeued), held=held.requests))
         except GuestUnreachable as exc:
             try:
                 vm.explain_lost_connection()  # QEMU's death is the harness's to report
