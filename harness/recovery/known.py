@@ -72,6 +72,9 @@ class Mechanism:
 
     requeued: bool = False  # the reset before the failure requeued requests (the trace)
     kernel_log: str | None = None  # a regular expression over the failure's evidence
+    # no request was with the driver when the hang was found (blk-mq's busy lists): the
+    # queues themselves are stuck, nothing is stranded at the device
+    nothing_held: bool = False
 
     def __post_init__(self) -> None:
         if not self.requeued and self.kernel_log is None:
@@ -79,12 +82,14 @@ class Mechanism:
 
     def shown_by(self, failure: Failure) -> bool:
         return ((not self.requeued or failure.requeued > 0)
+                and (not self.nothing_held or failure.held == 0)
                 and (self.kernel_log is None
                      or re.search(self.kernel_log, failure.evidence) is not None))
 
     def describe(self) -> str:
         return " and ".join(filter(None, [
             "the reset before it requeued requests" if self.requeued else "",
+            "no request was with the driver" if self.nothing_held else "",
             f"the kernel log shows /{self.kernel_log}/" if self.kernel_log else ""]))
 
 
@@ -388,19 +393,22 @@ KNOWN: tuple[KnownFailure, ...] = (
         fix_absent=_requeue_across_layout),
     KnownFailure(
         scenarios=("ns-churn-during-reset",),
-        kernels=("debian:6.1",), first="6.1", fixed_in=("6.6.13", "6.7"),
+        kernels=("debian:5.10", "debian:6.1"), first="5.10", fixed_in=("6.6.13", "6.7"),
         codes=("hung-task",),
+        # Where the reset waits, and nothing stranded with the driver: 5.10 and 6.1 also
+        # strand requeued I/O behind their doorbell bugs, which makes a reset wait there too
         mechanism=Mechanism(kernel_log=r"nvme_wait_freeze\+\S+ \[nvme_core\]\s+"
-                                       r"nvme_reset_work"),
+                                       r"nvme_reset_work", nothing_held=True),
         reference="839a40d1e730 \"nvme: fix deadlock between reset and scan\" (v6.7, "
-                  "6.6.13; not in 6.1.y): a namespace the scan adds after the reset froze "
-                  "the queues is never frozen, and the reset waits for it to freeze forever",
+                  "6.6.13; not in 5.10.y or 6.1.y): a namespace the scan adds after the reset "
+                  "froze the queues is never frozen, and the reset waits for it to freeze "
+                  "forever",
         evidence="known-bugs/linux-6.1-scan-reset-deadlock/: hangs on debian:6.1 (6.1.192) "
                  "with seed 20261121, every time when a reset is started inside a widened "
                  "scan (directed-repro.sh); passes on 6.12 and on 6.1 with the fix backported "
-                 "(--nvme-src). 5.10 lacks the fix too, but hangs there are not yet told apart "
-                 "from its stale shadow doorbells (known-bugs/unconfirmed-5.10-namespace-"
-                 "scenarios/)",
+                 "(--nvme-src). On 5.10.262 with its doorbell bugs fixed (so nothing is "
+                 "stranded), the same: the directed reproduction hangs and passes with the "
+                 "fix, and the scenario's hangs have nothing with the driver",
         fix_absent=_no_frozen_flag),
 )
 

@@ -40,6 +40,11 @@ def stock_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def stock_sources_5_10(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _sources(tmp_path_factory, "debian:5.10")
+
+
+@pytest.fixture(scope="module")
 def stock_sources_6_12(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _sources(tmp_path_factory, "debian:6.12")
 
@@ -214,21 +219,17 @@ def test_a_driver_that_does_not_compile_shows_the_compiler_output(
 
 
 DEADLOCK = ROOT / "known-bugs" / "linux-6.1-scan-reset-deadlock"
+DOORBELL = ROOT / "known-bugs" / "linux-6.1-doorbell-config-after-requeue"
 
 
-@pytest.mark.parametrize("fixed", [False, True], ids=["widened", "widened+fix"])
-def test_the_6_1_scan_reset_deadlock_reproduced_on_purpose(
-        stock_sources: Path, tmp_path: Path, fixed: bool) -> None:
-    # The known bug ns-churn-during-reset found, with its window widened (sleeps only) and a
-    # reset started inside a scan: the stock 6.1 logic deadlocks every time, the fix never.
-    patches = [DEADLOCK / "widen-window.patch"]
-    if fixed:
-        patches.append(DEADLOCK / "fix-839a40d1e730-backport.patch")
-    src = patched(stock_sources, tmp_path / "host", *patches)
-    proc = harness("run", "--kernel", "debian:6.1", "--nvme-src", str(src),
+def _directed_deadlock(src: Path, kernel: str) -> subprocess.CompletedProcess[str]:
+    return harness("run", "--kernel", kernel, "--nvme-src", str(src),
                    "--topology", "controllers=2,subsystem=on,namespaces=512M+256M:detached",
                    "--timeout", "120", "--", "bash", "-c",
                    (DEADLOCK / "directed-repro.sh").read_text(), timeout=600)
+
+
+def _deadlocked_or_not(proc: subprocess.CompletedProcess[str], fixed: bool) -> None:
     if fixed:
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "jobs still running: 0" in proc.stdout, proc.stdout
@@ -242,7 +243,31 @@ def test_the_6_1_scan_reset_deadlock_reproduced_on_purpose(
                          proc.stderr), proc.stderr
 
 
-DOORBELL = ROOT / "known-bugs" / "linux-6.1-doorbell-config-after-requeue"
+@pytest.mark.parametrize("fixed", [False, True], ids=["widened", "widened+fix"])
+def test_the_6_1_scan_reset_deadlock_reproduced_on_purpose(
+        stock_sources: Path, tmp_path: Path, fixed: bool) -> None:
+    # The known bug ns-churn-during-reset found, with its window widened (sleeps only) and a
+    # reset started inside a scan: the stock 6.1 logic deadlocks every time, the fix never.
+    patches = [DEADLOCK / "widen-window.patch"]
+    if fixed:
+        patches.append(DEADLOCK / "fix-839a40d1e730-backport.patch")
+    _deadlocked_or_not(_directed_deadlock(patched(stock_sources, tmp_path / "host", *patches),
+                                          "debian:6.1"), fixed)
+
+
+@pytest.mark.evidence
+@pytest.mark.parametrize("fixed", [False, True], ids=["widened", "widened+fix"])
+def test_the_scan_reset_deadlock_reproduced_on_5_10_without_its_doorbell_bugs(
+        stock_sources_5_10: Path, tmp_path: Path, fixed: bool) -> None:
+    # 5.10 strands requeued I/O behind two doorbell bugs, which hangs a reset the same way:
+    # with both fixed, the widened race still deadlocks, and the scan/reset fix still cures it
+    patches = [ROOT / "known-bugs" / "linux-5.10-stale-shadow-doorbells" /
+               "fix-58847f12-backport.patch", DOORBELL / "fix-06c59d427017-backport-5.10.patch",
+               DEADLOCK / "widen-window-5.10.patch"]
+    if fixed:
+        patches.append(DEADLOCK / "fix-839a40d1e730-backport-5.10.patch")
+    _deadlocked_or_not(_directed_deadlock(
+        patched(stock_sources_5_10, tmp_path / "host", *patches), "debian:5.10"), fixed)
 
 
 @pytest.mark.evidence
