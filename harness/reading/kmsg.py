@@ -264,7 +264,7 @@ class AlarmReport:
 
 
 ALARM_LEAD_LINES = 12
-DRIVER_LINE = re.compile(r"\bnvme\S*:|I/O error, dev nvme")
+DRIVER_LINE = re.compile(r"\bnvme(?!h:)\S*:|I/O error, dev nvme")  # not nvmeh's marks
 
 
 def find_alarms(text: str, accepted: Iterable[str] = ()) -> list[AlarmReport]:

@@ -323,12 +323,14 @@ KNOWN: tuple[KnownFailure, ...] = (
                  "a fatal error fails on debian:5.10 (5.10.262) and on its driver built from "
                  "source; passes with 58847f12fe78 backported; 6.1 and 6.12 pass the same seeds",
         fix_absent=_dbbuf_kept_across_resets),
-    # The same when a CPU goes offline while a sysfs reset runs: what the load submits after
-    # the reset is never fetched, and the CPU's hotplug, the reset's scan and the load wait
-    # for it until the I/O timeout; where the next reset waits for it too, the timeout
-    # disables the controller, which the driver cannot mark live and removes.
+    # The same when a CPU goes offline while a sysfs reset runs, or rescans run beside the
+    # resets: what the load submits after a reset is never fetched, and the CPU's hotplug,
+    # the reset's scan and the load wait for it until the I/O timeout; where the next reset
+    # waits for it too, the timeout disables the controller, which the driver cannot mark
+    # live and removes.
     KnownFailure(
-        scenarios=("cpu-offline-under-load", "cpu-offline-under-load-4cpu"),
+        scenarios=("cpu-offline-under-load", "cpu-offline-under-load-4cpu",
+                   "rescan-during-reset"),
         kernels=("debian:5.10",), first="4.12", fixed_in=("5.16",),
         codes=("hung-task", "alarm-not-marked-live", "alarm-removed-after-probe-failure"),
         mechanism=Mechanism(kernel_log=r"nvme nvme\d+: I/O \d+ QID [1-9]\d* timeout, "
@@ -337,7 +339,10 @@ KNOWN: tuple[KnownFailure, ...] = (
         evidence="known-bugs/linux-5.10-stale-shadow-doorbells/ (CPU offline): seeds 1, 2, "
                  "4-6 fail on debian:5.10 (5.10.262), seeds 1 and 11 on its driver built "
                  "from source; with 58847f12fe78 backported seeds 1-6 and 11 pass, and "
-                 "cpu-offline-under-load-4cpu seeds 11-13; 6.1 and 6.12 pass",
+                 "cpu-offline-under-load-4cpu seeds 11-13; 6.1 and 6.12 pass. "
+                 "rescan-during-reset: seeds 1 and 20261121 fail on debian:5.10, seed 1 "
+                 "with 06c59d427017 alone backported too; with 58847f12fe78 alone seeds 1-6 "
+                 "and 20261121 pass",
         fix_absent=_dbbuf_kept_across_resets),
     # The same when a poll queue is added at runtime (the short I/O timeout of that scenario
     # disables the controller within the reset): the driver removes it, failing the load.

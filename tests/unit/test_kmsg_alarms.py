@@ -144,3 +144,11 @@ def test_the_silent_device_scenarios_accept_a_give_up_and_no_other_does() -> Non
     assert {n for n, codes in declared.items() if codes} == {
         "mmio-off", "dead-during-reset", "fi-admin-during-reset"}
     assert all(codes <= set(CONTROLLER_GIVEN_UP) for codes in declared.values())
+
+
+def test_the_lines_before_an_alarm_are_the_drivers_not_the_harnesss_marks() -> None:
+    text = ("[   32.18] nvmeh: blocked tasks\n[   32.19] nvmeh: kernel log clock\n"
+            "[   40.11] nvme nvme0: I/O 2 QID 1 timeout, disable controller\n"
+            "[   40.14] nvme nvme0: failed to mark controller live state\n")
+    (alarm,) = find_alarms(text)
+    assert alarm.before == ("[   40.11] nvme nvme0: I/O 2 QID 1 timeout, disable controller",)

@@ -347,7 +347,9 @@ def test_a_cpu_offline_that_hangs_behind_io_never_fetched_is_known_only_on_5_10(
     hang = Failure(FailureKind.HANG, "the guest kernel reported a hung task: INFO: task hung "
                    "in blk_mq_freeze_queue_wait", evidence, code="hung-task")
     oops = Failure(FailureKind.OOPS, "INFO: task hung in blk_queue_enter", code="hung-task")
-    for scenario in ("cpu-offline-under-load", "cpu-offline-under-load-4cpu"):
+    # rescan-during-reset's hangs (a reset waiting for the freeze) are the same bug
+    for scenario in ("cpu-offline-under-load", "cpu-offline-under-load-4cpu",
+                     "rescan-during-reset"):
         found = known.verdict(scenario, STOCK_5_10, [hang, oops])
         assert found.status is Status.KNOWN and found.bug is not None
         assert found.bug.commit == "58847f12fe78"
