@@ -1,6 +1,8 @@
-"""The guest kernel's blocked tasks, dumped on demand (SysRq ``w``) and read back from its log.
+"""The guest kernel's blocked tasks, dumped on demand (SysRq) and read back from its log.
 
-The dump changes nothing: it only prints, so it is as safe on a lab machine as in a VM.
+A dump changes nothing: it only prints. In a VM it is SysRq ``t``, every task and the
+workqueues' work (a worker between two of its sleeps is running, not blocked); on a lab
+machine ``w``, the blocked tasks only, so that its thousands of tasks do not flush its log.
 """
 
 from __future__ import annotations
@@ -10,31 +12,31 @@ from typing import NamedTuple
 
 from harness.guest.ssh import Guest
 from harness.reading import blocked
-from harness.reading.oops import strip_prefix
-
-MAX_DUMP_LINES = 400  # fio's jobs blocked in I/O can fill pages; the summary names them all
 
 
 class BlockedTasks(NamedTuple):
-    """Every task of the guest in an uninterruptible sleep, and the dump they were read from
-    (cut at :data:`MAX_DUMP_LINES`, without the log's time stamps)."""
+    """What the dump showed, and its lines that show it (without the log's time stamps)."""
 
-    tasks: list[blocked.BlockedTask]
-    dump: str
+    dump: blocked.Dump
 
     @property
     def summary(self) -> str:
-        return blocked.summary(self.tasks)
+        return blocked.summary(self.dump)
+
+    @property
+    def text(self) -> str:
+        return self.dump.text if self.dump.tasks else ""
 
 
-def blocked_tasks(guest: Guest) -> BlockedTasks:
-    """The guest's blocked tasks, none where its kernel has no SysRq."""
+NONE = BlockedTasks(blocked.Dump((), ()))
+
+
+def blocked_tasks(guest: Guest, every_task: bool) -> BlockedTasks:
+    """The guest's blocked tasks (``every_task``: from a dump of every task), none where its
+    kernel has no SysRq."""
     mark = shlex.quote(blocked.MARK)
-    res = guest.run(f"echo {mark} > /dev/kmsg && echo w > /proc/sysrq-trigger && "
+    key = "t" if every_task else "w"
+    res = guest.run(f"echo {mark} > /dev/kmsg && echo {key} > /proc/sysrq-trigger && "
                     f"dmesg | awk -v m={mark} 'index($0, m) {{out = \"\"}} "
                     "{out = out $0 \"\\n\"} END {printf \"%s\", out}'", timeout=30)
-    if not res.ok:
-        return BlockedTasks([], "")
-    tasks = blocked.parse(res.stdout)
-    lines = [strip_prefix(line) for line in res.stdout.splitlines()[:MAX_DUMP_LINES]]
-    return BlockedTasks(tasks, "\n".join(lines) if tasks else "")
+    return BlockedTasks(blocked.parse(res.stdout)) if res.ok else NONE

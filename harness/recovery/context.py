@@ -33,7 +33,7 @@ from harness.guest.nvme import (
     nvme_io_stalled,
 )
 from harness.guest.ssh import Guest
-from harness.guest.tasks import BlockedTasks, blocked_tasks
+from harness.guest.tasks import NONE, BlockedTasks, blocked_tasks
 from harness.machine.hostcpu import CpuSampler
 from harness.machine.system import System
 from harness.machine.vm import VM
@@ -348,7 +348,7 @@ class Context:
                 stuck = (f"{load.name}: no write completed within {within:g}s of the "
                          f"recovery, the load still running{kmsg.requeued_note(requeued)}")
                 self.fail(FailureKind.HANG, "\n".join(filter(None, [stuck, waiting.summary])),
-                          kmsg.requeued_evidence(requeued, held.line, waiting.dump),
+                          kmsg.requeued_evidence(requeued, held.line, waiting.text),
                           code="io-stuck", requeued=len(requeued), held=held.requests)
 
     def await_io_timeouts(self, after_hang: bool = False) -> Held:
@@ -384,14 +384,14 @@ class Context:
                     if held else "")
 
     def blocked_tasks(self) -> BlockedTasks:
-        """Who in the guest waits, and where (SysRq ``w``), for the evidence of a hang: the
-        hung-task detector misses a worker that sleeps in a loop, often the one everything
-        waits for. None if the guest cannot tell."""
+        """Who in the guest waits, and where (SysRq), for the evidence of a hang: the hung-task
+        detector misses a worker that sleeps in a loop, often the one everything waits for.
+        None if the guest cannot tell."""
         with self.guest.uninterrupted():
             try:
-                return blocked_tasks(self.guest)
+                return blocked_tasks(self.guest, every_task=isinstance(self.vm, VM))
             except HarnessError:  # the guest may be gone, or hung
-                return BlockedTasks([], "")
+                return NONE
 
     def requeued_recently(self, since_recovery: bool = False) -> list[kmsg.Requeue]:
         """What the reset of the last recovery and any since put back (``since_recovery``:
@@ -411,7 +411,7 @@ class Context:
         self.fail(FailureKind.NOT_RECOVERED,
                   "\n".join(filter(None, [str(exc) + kmsg.requeued_note(requeued),
                                           waiting.summary])),
-                  kmsg.requeued_evidence(requeued, exc.detail, waiting.dump),
+                  kmsg.requeued_evidence(requeued, exc.detail, waiting.text),
                   code="not-live", requeued=len(requeued))
 
     def driver_reacts(self, ctrl: Controller, within: float, since: float) -> None:

@@ -140,7 +140,7 @@ def run_iteration(lab: Lab | TargetLab, scn: Scenario, seed: int, artifacts: Pat
             waiting = ctx.blocked_tasks()
             ctx.failures.append(Failure(
                 FailureKind.HANG, "\n".join(filter(None, [str(exc), waiting.summary])),
-                "\n".join(filter(None, [exc.detail, waiting.dump])), code="command-timeout"))
+                "\n".join(filter(None, [exc.detail, waiting.text])), code="command-timeout"))
         except GuestHang as exc:  # the message carries the stack: it is the finding itself
             requeued = ctx.requeued_recently()
             waiting = ctx.blocked_tasks()  # before any timeout handling moves them on
@@ -149,7 +149,7 @@ def run_iteration(lab: Lab | TargetLab, scn: Scenario, seed: int, artifacts: Pat
             ctx.failures.append(Failure(
                 FailureKind.HANG, "\n".join(filter(None, [
                     f"{exc}{kmsg.requeued_note(requeued)}", exc.detail, waiting.summary])),
-                kmsg.requeued_evidence(requeued, exc.detail, waiting.dump, held.line,
+                kmsg.requeued_evidence(requeued, exc.detail, waiting.text, held.line,
                                        ctx.driver_log()),
                 code="hung-task", requeued=len(requeued), held=held.requests))
         except GuestUnreachable as exc:
