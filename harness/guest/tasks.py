@@ -8,30 +8,12 @@ machine ``w``, the blocked tasks only, so that its thousands of tasks do not flu
 from __future__ import annotations
 
 import shlex
-from typing import NamedTuple
 
 from harness.guest.ssh import Guest
 from harness.reading import blocked
 
 
-class BlockedTasks(NamedTuple):
-    """What the dump showed, and its lines that show it (without the log's time stamps)."""
-
-    dump: blocked.Dump
-
-    @property
-    def summary(self) -> str:
-        return blocked.summary(self.dump)
-
-    @property
-    def text(self) -> str:
-        return self.dump.text if self.dump.tasks else ""
-
-
-NONE = BlockedTasks(blocked.Dump((), ()))
-
-
-def blocked_tasks(guest: Guest, every_task: bool) -> BlockedTasks:
+def blocked_tasks(guest: Guest, every_task: bool) -> blocked.Dump:
     """The guest's blocked tasks (``every_task``: from a dump of every task), none where its
     kernel has no SysRq."""
     mark = shlex.quote(blocked.MARK)
@@ -39,4 +21,4 @@ def blocked_tasks(guest: Guest, every_task: bool) -> BlockedTasks:
     res = guest.run(f"echo {mark} > /dev/kmsg && echo {key} > /proc/sysrq-trigger && "
                     f"dmesg | awk -v m={mark} 'index($0, m) {{out = \"\"}} "
                     "{out = out $0 \"\\n\"} END {printf \"%s\", out}'", timeout=30)
-    return BlockedTasks(blocked.parse(res.stdout)) if res.ok else NONE
+    return blocked.parse(res.stdout) if res.ok else blocked.Dump()

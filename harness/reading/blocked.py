@@ -32,7 +32,7 @@ _QUEUE_WORK_RE: Final = re.compile(r"^\s+(?:in-flight|pending|delayed):")
 _SLEEPING_RE: Final = re.compile(
     r"_*schedule\w*|schedule_\w+|io_schedule\w*|(?:do_|__)?wait_for_common\w*"
     r"|finish_task_switch\w*|context_switch|__switch_to\w*")
-OURS: Final = re.compile(r"nvme|blk|block|kblockd")  # the workqueues a hang here runs on
+OURS: Final = re.compile(r"nvme|blk|block")  # the workqueues a hang here runs on
 
 
 @dataclass(frozen=True)
@@ -60,17 +60,34 @@ class BlockedTask:
         return f"{self.name} (pid {self.pid}{work}{running}) waits in {self.waits_in()}"
 
 
+MOST_LISTED = 12
+
+
 @dataclass(frozen=True)
 class Dump:
     """What a dump shows of a hang: the tasks blocked (or, in a full dump, running a work
     item of ours), and our workqueues' work in flight and pending."""
 
-    tasks: tuple[BlockedTask, ...]
-    queues: tuple[str, ...]  # "workqueue nvme-reset-wq: in-flight: 101:nvme_reset_work [nvme]"
+    tasks: tuple[BlockedTask, ...] = ()
+    queues: tuple[str, ...] = ()  # "workqueue nvme-reset-wq: in-flight: 101:nvme_reset_work"
+
+    @property
+    def summary(self) -> str:
+        """One line per task (at most :data:`MOST_LISTED`) and per busy workqueue of ours,
+        under a heading; empty without any task."""
+        if not self.tasks:
+            return ""
+        more = len(self.tasks) - MOST_LISTED
+        return "\n".join(["blocked tasks (SysRq):",
+                          *(f"  {t.line}" for t in self.tasks[:MOST_LISTED]),
+                          *([f"  and {more} more"] if more > 0 else []),
+                          *(f"  {q}" for q in self.queues)])
 
     @property
     def text(self) -> str:
-        """The dump's lines that show them, for the evidence."""
+        """The dump's lines that show them, for the evidence; empty without any task."""
+        if not self.tasks:
+            return ""
         return "\n".join([*(ln for t in self.tasks for ln in t.lines), *self.queues])
 
 
@@ -81,7 +98,7 @@ def parse(text: str) -> Dump:
     lines = [strip_prefix(line) for line in text.splitlines()]
     starts = [i for i, line in enumerate(lines) if _HEADER_RE.match(line.lstrip())]
     if not starts:
-        return Dump((), ())
+        return Dump()
     chunks: list[list[str]] = []  # one per task: its task: line and what follows it
     queues: list[str] = []
     queue = ""
@@ -115,17 +132,3 @@ def _task(chunk: Sequence[str]) -> BlockedTask:
     return BlockedTask(head["name"], int(head["pid"]), head["state"], work, tuple(frames),
                        tuple(chunk))
 
-
-MOST_LISTED = 12
-
-
-def summary(dump: Dump) -> str:
-    """One line per task (at most :data:`MOST_LISTED`) and per busy workqueue of ours, under
-    a heading; empty without any task."""
-    if not dump.tasks:
-        return ""
-    more = len(dump.tasks) - MOST_LISTED
-    return "\n".join(["blocked tasks (SysRq):",
-                      *(f"  {t.line}" for t in dump.tasks[:MOST_LISTED]),
-                      *([f"  and {more} more"] if more > 0 else []),
-                      *(f"  {q}" for q in dump.queues)])

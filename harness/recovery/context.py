@@ -33,11 +33,11 @@ from harness.guest.nvme import (
     nvme_io_stalled,
 )
 from harness.guest.ssh import Guest
-from harness.guest.tasks import NONE, BlockedTasks, blocked_tasks
+from harness.guest.tasks import blocked_tasks
 from harness.machine.hostcpu import CpuSampler
 from harness.machine.system import System
 from harness.machine.vm import VM
-from harness.reading import kmsg
+from harness.reading import blocked, kmsg
 from harness.reading.throughput import Criterion, GuestBusy
 from harness.reading.timeline import Timeline, requeue_burst
 from harness.reading.verdict import Failure, FailureKind
@@ -383,7 +383,7 @@ class Context:
         return Held(held, f"blk-mq: {held} request(s) with the driver, not completed"
                     if held else "")
 
-    def blocked_tasks(self) -> BlockedTasks:
+    def blocked_tasks(self) -> blocked.Dump:
         """Who in the guest waits, and where (SysRq), for the evidence of a hang: the hung-task
         detector misses a worker that sleeps in a loop, often the one everything waits for.
         None if the guest cannot tell."""
@@ -391,7 +391,7 @@ class Context:
             try:
                 return blocked_tasks(self.guest, every_task=isinstance(self.vm, VM))
             except HarnessError:  # the guest may be gone, or hung
-                return NONE
+                return blocked.Dump()
 
     def requeued_recently(self, since_recovery: bool = False) -> list[kmsg.Requeue]:
         """What the reset of the last recovery and any since put back (``since_recovery``:

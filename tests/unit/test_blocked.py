@@ -43,12 +43,12 @@ def test_only_the_last_dump_counts_and_no_dump_is_no_task() -> None:
         ("kworker/0:1", 9, "D", "", ("__schedule",))]
     assert tasks[0].waits_in() == "?"  # only the scheduler: where is unknown, not invented
     assert blocked.parse(text.replace("Show Blocked State", "Show Memory")).tasks == ()
-    assert blocked.summary(blocked.Dump((), ())) == ""
+    assert blocked.Dump().summary == ""
 
 
 def test_the_summary_lists_a_dozen_and_counts_the_rest() -> None:
     task = blocked.parse((DATA / "6.1-reset-sleeps-quietly.txt").read_text()).tasks[1]
-    lines = blocked.summary(blocked.Dump((task,) * 15, ())).splitlines()
+    lines = blocked.Dump((task,) * 15).summary.splitlines()
     assert lines[0] == "blocked tasks (SysRq):"
     assert len(lines) == 1 + blocked.MOST_LISTED + 1 and lines[-1] == "  and 3 more"
 
@@ -57,7 +57,7 @@ def test_every_task_finds_the_worker_between_two_sleeps_and_the_busy_workqueues(
     # 5.10, a reset that never ends (known-bugs/unconfirmed-5.10-namespace-scenarios/): its
     # worker sleeps 5 ms at a time, so SysRq t caught it running; w would have left it out
     dump = blocked.parse((DATA / "5.10-sysrq-t-reset-in-wait-completed.txt").read_text())
-    assert blocked.summary(dump).splitlines() == [
+    assert dump.summary.splitlines() == [
         "blocked tasks (SysRq):",
         "  kworker/u2:2 (pid 101, nvme-reset-wq nvme_reset_work, running) waits in msleep < "
         "blk_mq_tagset_wait_completed_request < nvme_dev_disable",
